@@ -1,0 +1,262 @@
+//! What a component is, read from its imports and exports (DESIGN.md §1):
+//! its role in a chain, its entry, its next hop, its side calls and the
+//! rest it leaves to the host.
+
+use crate::error::PluginProblem;
+use crate::record::ChainRecord;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use wac_types::{ItemKind, Package, Types};
+
+/// A component's role in a chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// Exports a handler and imports a next hop.
+    Middleware,
+    /// Exports a handler and has no next hop: it can only stand last.
+    Service,
+    /// Exports no `wasi:http/handler@0.3.x`.
+    Other,
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Role::Middleware => "middleware",
+            Role::Service => "service",
+            Role::Other => "other",
+        })
+    }
+}
+
+/// How a middleware names its next hop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HopForm {
+    /// `wasi:http/handler` (world `wasi:http/middleware`).
+    Handler,
+    /// An `origin` interface of handler shape (the seed proposal's form).
+    Origin,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NextHop {
+    pub import: String,
+    pub form: HopForm,
+}
+
+/// The result of [`inspect`].
+#[derive(Debug, Clone, Serialize)]
+pub struct Inspection {
+    pub role: Role,
+    /// The `wasi:http/handler@0.3.x` export.
+    pub entry: Option<String>,
+    pub next_hop: Option<NextHop>,
+    /// `wasi:http/client` (and 0.2 `outgoing-handler`) imports.
+    pub side_calls: Vec<String>,
+    /// Every other import, left for the host.
+    pub host_imports: Vec<String>,
+    /// Exports other than the entry (componentize-py's `init`, …).
+    pub other_exports: Vec<String>,
+    /// WASI packages used, with their versions.
+    pub wasi: BTreeMap<String, BTreeSet<String>>,
+    /// For a composite made by pwchain: the chain it was made from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chain: Option<ChainRecord>,
+}
+
+/// An interface name `ns:pkg/iface@version`, taken apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InterfaceName<'a> {
+    /// `ns:pkg`
+    pub package: &'a str,
+    pub interface: &'a str,
+    pub version: Option<semver::Version>,
+}
+
+impl<'a> InterfaceName<'a> {
+    pub fn parse(name: &'a str) -> Option<InterfaceName<'a>> {
+        let (path, version) = match name.split_once('@') {
+            Some((path, version)) => (path, Some(semver::Version::parse(version).ok()?)),
+            None => (name, None),
+        };
+        let (package, interface) = path.split_once('/')?;
+        package.contains(':').then_some(InterfaceName {
+            package,
+            interface,
+            version,
+        })
+    }
+
+    fn is(&self, package: &str, interface: &str) -> bool {
+        self.package == package && self.interface == interface
+    }
+
+    /// A `0.3.x` release (not a prerelease).
+    fn is_p3_release(&self) -> bool {
+        self.version
+            .as_ref()
+            .is_some_and(|v| v.major == 0 && v.minor == 3 && v.pre.is_empty())
+    }
+
+    fn is_prerelease(&self) -> bool {
+        self.version.as_ref().is_some_and(|v| !v.pre.is_empty())
+    }
+}
+
+/// Checks that `bytes` are a valid component, then classifies it.
+/// `path` only names the file in errors.
+pub fn inspect(bytes: &[u8], path: &Path) -> Result<Inspection, PluginProblem> {
+    check_component(bytes, path)?;
+    let mut types = Types::new();
+    let package = Package::from_bytes("pwchain:inspected", None, bytes.to_vec(), &mut types)
+        .map_err(|e| PluginProblem::Invalid {
+            path: path.to_path_buf(),
+            reason: format!("{e:#}"),
+        })?;
+    let world = &types[package.ty()];
+    let mut inspection = Inspection {
+        role: Role::Other,
+        entry: None,
+        next_hop: None,
+        side_calls: Vec::new(),
+        host_imports: Vec::new(),
+        other_exports: Vec::new(),
+        wasi: BTreeMap::new(),
+        chain: crate::record::read(bytes),
+    };
+
+    for name in world.imports.keys().chain(world.exports.keys()) {
+        if let Some(parsed) = InterfaceName::parse(name)
+            && let Some(("wasi", _)) = parsed.package.split_once(':')
+            && let Some(version) = &parsed.version
+        {
+            inspection
+                .wasi
+                .entry(parsed.package.to_string())
+                .or_default()
+                .insert(version.to_string());
+        }
+    }
+
+    for name in world.exports.keys() {
+        match InterfaceName::parse(name) {
+            Some(n) if n.is("wasi:http", "handler") && n.is_p3_release() && inspection.entry.is_none() => {
+                inspection.entry = Some(name.clone())
+            }
+            _ => inspection.other_exports.push(name.clone()),
+        }
+    }
+
+    for (name, kind) in &world.imports {
+        let parsed = InterfaceName::parse(name);
+        let next_hop_form = parsed.as_ref().and_then(|n| {
+            if n.is("wasi:http", "handler") && n.is_p3_release() {
+                Some(HopForm::Handler)
+            } else if n.interface == "origin" && has_handler_shape(&types, *kind) {
+                Some(HopForm::Origin)
+            } else {
+                None
+            }
+        });
+        match (next_hop_form, &parsed) {
+            (Some(form), _) if inspection.next_hop.is_none() => {
+                inspection.next_hop = Some(NextHop {
+                    import: name.clone(),
+                    form,
+                })
+            }
+            (_, Some(n))
+                if (n.is("wasi:http", "client") && n.is_p3_release())
+                    || n.is("wasi:http", "outgoing-handler") =>
+            {
+                inspection.side_calls.push(name.clone())
+            }
+            _ => inspection.host_imports.push(name.clone()),
+        }
+    }
+
+    inspection.role = match (&inspection.entry, &inspection.next_hop) {
+        (Some(_), Some(_)) => Role::Middleware,
+        (Some(_), None) => Role::Service,
+        (None, _) => Role::Other,
+    };
+    Ok(inspection)
+}
+
+impl Inspection {
+    /// Why this component cannot be a chain stage at all, if it cannot.
+    pub fn unusable(&self) -> Option<PluginProblem> {
+        let all = || self.host_imports.iter().chain(&self.side_calls).chain(&self.other_exports);
+        if let Some(name) = all().find(|n| {
+            InterfaceName::parse(n).is_some_and(|n| n.package == "wasi:http" && n.is_prerelease())
+        }) {
+            return Some(PluginProblem::Prerelease { name: name.clone() });
+        }
+        if self.entry.is_some() {
+            return None;
+        }
+        if let Some(export) = self.other_exports.iter().find(|n| {
+            InterfaceName::parse(n).is_some_and(|n| n.is("wasi:http", "incoming-handler"))
+        }) {
+            return Some(PluginProblem::WasiHttp02 {
+                export: export.clone(),
+            });
+        }
+        Some(PluginProblem::NoEntry {
+            exports: self.other_exports.clone(),
+        })
+    }
+}
+
+/// An instance exporting exactly one function, `handle`, of one parameter
+/// and a result: `wasi:http/handler`'s shape.
+fn has_handler_shape(types: &Types, kind: ItemKind) -> bool {
+    let ItemKind::Instance(id) = kind else {
+        return false;
+    };
+    let exports = &types[id].exports;
+    let funcs: Vec<_> = exports
+        .iter()
+        .filter(|(_, k)| matches!(k, ItemKind::Func(_)))
+        .collect();
+    match funcs.as_slice() {
+        [(name, ItemKind::Func(f))] => {
+            let f = &types[*f];
+            name.as_str() == "handle" && f.params.len() == 1 && f.result.is_some()
+        }
+        _ => false,
+    }
+}
+
+/// Tells apart "not wasm", "a core module" and "a broken component".
+fn check_component(bytes: &[u8], path: &Path) -> Result<(), PluginProblem> {
+    if !bytes.starts_with(b"\0asm") {
+        let found = match bytes.len() {
+            0 => "the file is empty".to_string(),
+            _ if bytes.iter().take(64).all(|b| b.is_ascii()) => format!(
+                "it starts with text: {:?}",
+                String::from_utf8_lossy(&bytes[..bytes.len().min(24)])
+            ),
+            _ => format!("it starts with bytes {:02x?}", &bytes[..bytes.len().min(8)]),
+        };
+        return Err(PluginProblem::NotWasm {
+            path: path.to_path_buf(),
+            found,
+        });
+    }
+    if wasmparser::Parser::is_core_wasm(bytes) {
+        return Err(PluginProblem::CoreModule {
+            path: path.to_path_buf(),
+        });
+    }
+    wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all())
+        .validate_all(bytes)
+        .map(|_| ())
+        .map_err(|e| PluginProblem::Invalid {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })
+}

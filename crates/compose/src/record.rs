@@ -1,0 +1,60 @@
+//! The record of a chain that pwchain stores in every composite it writes
+//! (custom section `pwchain:chain`, JSON), so `inspect` can tell what went
+//! into a deployed component.
+
+use serde::{Deserialize, Serialize};
+
+/// Custom section holding the record.
+pub const SECTION: &str = "pwchain:chain";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainRecord {
+    /// Version of pwchain that composed it.
+    pub pwchain: String,
+    pub name: String,
+    /// Stages in request order.
+    pub plugins: Vec<StageRecord>,
+    /// What answers after the last plugin: `forward`, `host`, or the service
+    /// (also listed last in `plugins`), or `none` when the last plugin is a
+    /// service.
+    pub origin: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageRecord {
+    pub name: String,
+    /// Where it came from, as the manifest said.
+    pub source: String,
+    /// `sha256:<hex>` of the component's bytes.
+    pub digest: String,
+    pub role: String,
+}
+
+/// Appends the record to `component` as a top-level custom section.
+pub fn append(component: &mut Vec<u8>, record: &ChainRecord) {
+    use wasm_encoder::Encode;
+    let data = serde_json::to_vec(record).expect("a record always serialises");
+    wasm_encoder::CustomSection {
+        name: SECTION.into(),
+        data: data.into(),
+    }
+    .encode(component);
+}
+
+/// The record of a pwchain composite, if `component` carries one at its top
+/// level (records of nested components are ignored).
+pub fn read(component: &[u8]) -> Option<ChainRecord> {
+    let mut depth = 0usize;
+    for payload in wasmparser::Parser::new(0).parse_all(component) {
+        match payload.ok()? {
+            wasmparser::Payload::ModuleSection { .. }
+            | wasmparser::Payload::ComponentSection { .. } => depth += 1,
+            wasmparser::Payload::End(_) => depth = depth.saturating_sub(1),
+            wasmparser::Payload::CustomSection(c) if depth == 0 && c.name() == SECTION => {
+                return serde_json::from_slice(c.data()).ok();
+            }
+            _ => {}
+        }
+    }
+    None
+}

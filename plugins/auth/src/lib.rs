@@ -1,0 +1,30 @@
+//! Middleware: answers 401 itself unless the request carries
+//! `authorization: Bearer <token>` with the expected token; only then is the
+//! next hop called.
+
+use pwchain_guest::exports::wasi::http::handler::Guest;
+use pwchain_guest::wasi::http::handler;
+use pwchain_guest::{ErrorCode, Request, Response, header, text_response};
+
+/// The token this example accepts. Per-plugin configuration arrives with
+/// `wasi:config`; until then the demo token is fixed.
+const TOKEN: &str = "let-me-in";
+
+struct Auth;
+
+impl Guest for Auth {
+    async fn handle(request: Request) -> Result<Response, ErrorCode> {
+        let headers = request.get_headers().copy_all();
+        let presented = header(&headers, "authorization").and_then(|v| v.strip_prefix("Bearer "));
+        if presented == Some(TOKEN) {
+            return handler::handle(request).await;
+        }
+        text_response(
+            401,
+            &[("www-authenticate".into(), b"Bearer realm=\"pwchain\"".to_vec())],
+            "unauthorized: send `authorization: Bearer <token>`\n",
+        )
+    }
+}
+
+pwchain_guest::export!(Auth);

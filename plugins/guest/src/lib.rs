@@ -1,0 +1,169 @@
+//! What every pwchain example plugin shares: bindings to `wasi:http` 0.3 and
+//! to pwchain's `origin` interface, and the few helpers that p3 makes
+//! necessary (fetched headers are immutable, so changing them means
+//! rebuilding the request or response around the same body stream).
+//!
+//! A plugin implements [`exports::wasi::http::handler::Guest`] and calls
+//! [`export!`]. Only the imports a plugin really calls end up in its
+//! component, so one set of bindings serves middlewares, services and
+//! `origin`-world plugins alike.
+
+wit_bindgen::generate!({
+    inline: "
+        package pwchain:guest;
+        world plugin {
+            include wasi:http/middleware@0.3.2;
+            import pwchain:proxy/origin@0.1.0;
+        }
+    ",
+    path: "../../wit",
+    world: "pwchain:guest/plugin",
+    pub_export_macro: true,
+    default_bindings_module: "pwchain_guest",
+    generate_all,
+});
+
+pub use wasi::http::types::{ErrorCode, Fields, Method, Request, Response, Scheme};
+pub use wit_bindgen::{FutureReader, StreamReader, StreamResult, StreamWriter, spawn_local as spawn};
+
+/// Header names and values as `fields.copy-all` returns them.
+pub type HeaderList = Vec<(String, Vec<u8>)>;
+
+/// A body's trailers, as `consume-body` returns them.
+pub type Trailers = FutureReader<Result<Option<Fields>, ErrorCode>>;
+
+/// A `res` future for `consume-body` that reports success once dropped.
+fn body_done() -> FutureReader<Result<(), ErrorCode>> {
+    wit_future::new(|| Ok(())).1
+}
+
+/// Trailers that resolve to "none".
+pub fn no_trailers() -> Trailers {
+    wit_future::new(|| Ok(None)).1
+}
+
+fn fields(headers: &[(String, Vec<u8>)]) -> Result<Fields, ErrorCode> {
+    Fields::from_list(headers)
+        .map_err(|e| ErrorCode::InternalError(Some(format!("invalid header list: {e:?}"))))
+}
+
+/// Rebuilds `request` with its headers changed by `edit`; method, target,
+/// options and the body stream are carried over untouched.
+pub fn map_request_headers(
+    request: Request,
+    edit: impl FnOnce(&mut HeaderList),
+) -> Result<Request, ErrorCode> {
+    let method = request.get_method();
+    let scheme = request.get_scheme();
+    let path = request.get_path_with_query();
+    let authority = request.get_authority();
+    let options = request.get_options().map(|o| o.clone());
+    let mut headers = request.get_headers().copy_all();
+    edit(&mut headers);
+    let (body, trailers) = Request::consume_body(request, body_done());
+    let (rebuilt, _) = Request::new(fields(&headers)?, Some(body), trailers, options);
+    let invalid = |what: &str| ErrorCode::InternalError(Some(format!("cannot carry over {what}")));
+    rebuilt.set_method(&method).map_err(|()| invalid("method"))?;
+    rebuilt.set_scheme(scheme.as_ref()).map_err(|()| invalid("scheme"))?;
+    rebuilt.set_path_with_query(path.as_deref()).map_err(|()| invalid("path"))?;
+    rebuilt.set_authority(authority.as_deref()).map_err(|()| invalid("authority"))?;
+    Ok(rebuilt)
+}
+
+/// Rebuilds `response` with its headers changed by `edit_headers` and, if
+/// given, every body chunk passed through `edit_body` as it streams by.
+pub fn map_response(
+    response: Response,
+    edit_headers: impl FnOnce(&mut HeaderList),
+    edit_body: Option<fn(&mut Vec<u8>)>,
+) -> Result<Response, ErrorCode> {
+    let status = response.get_status_code();
+    let mut headers = response.get_headers().copy_all();
+    edit_headers(&mut headers);
+    let (mut body, trailers) = Response::consume_body(response, body_done());
+    if let Some(edit) = edit_body {
+        let (tx, rx) = wit_stream::new();
+        spawn(pipe(body, tx, edit));
+        body = rx;
+    }
+    let (rebuilt, _) = Response::new(fields(&headers)?, Some(body), trailers);
+    rebuilt
+        .set_status_code(status)
+        .map_err(|()| ErrorCode::InternalError(Some(format!("bad status {status}"))))?;
+    Ok(rebuilt)
+}
+
+/// Copies `from` into `to` chunk by chunk, letting `edit` change each chunk;
+/// stops when either side is gone. Nothing is buffered beyond one chunk.
+pub async fn pipe(mut from: StreamReader<u8>, mut to: StreamWriter<u8>, edit: fn(&mut Vec<u8>)) {
+    const CHUNK: usize = 16 * 1024;
+    let mut chunk = Vec::with_capacity(CHUNK);
+    loop {
+        let (status, read) = from.read(chunk).await;
+        chunk = read;
+        if !chunk.is_empty() {
+            edit(&mut chunk);
+            if !to.write_all(std::mem::take(&mut chunk)).await.is_empty() {
+                return;
+            }
+            chunk.reserve(CHUNK);
+        }
+        if !matches!(status, StreamResult::Complete(_)) {
+            return;
+        }
+    }
+}
+
+/// A body stream that yields `prefix` and then, if given, all of `rest`.
+pub fn body_stream(prefix: Vec<u8>, rest: Option<StreamReader<u8>>) -> StreamReader<u8> {
+    let (mut tx, rx) = wit_stream::new();
+    spawn(async move {
+        if !tx.write_all(prefix).await.is_empty() {
+            return;
+        }
+        if let Some(rest) = rest {
+            pipe(rest, tx, |_| {}).await;
+        }
+    });
+    rx
+}
+
+/// A complete response with a small text body.
+pub fn text_response(
+    status: u16,
+    headers: &[(String, Vec<u8>)],
+    body: impl Into<String>,
+) -> Result<Response, ErrorCode> {
+    let mut all = vec![("content-type".to_string(), b"text/plain; charset=utf-8".to_vec())];
+    all.extend_from_slice(headers);
+    let body = body_stream(body.into().into_bytes(), None);
+    let (response, _) = Response::new(fields(&all)?, Some(body), no_trailers());
+    response
+        .set_status_code(status)
+        .map_err(|()| ErrorCode::InternalError(Some(format!("bad status {status}"))))?;
+    Ok(response)
+}
+
+/// A request method as it appears on the wire.
+pub fn method_name(method: &Method) -> &str {
+    match method {
+        Method::Get => "GET",
+        Method::Head => "HEAD",
+        Method::Post => "POST",
+        Method::Put => "PUT",
+        Method::Delete => "DELETE",
+        Method::Connect => "CONNECT",
+        Method::Options => "OPTIONS",
+        Method::Trace => "TRACE",
+        Method::Patch => "PATCH",
+        Method::Other(other) => other,
+    }
+}
+
+/// The first value of header `name` in `headers`, as text.
+pub fn header<'a>(headers: &'a [(String, Vec<u8>)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .and_then(|(_, v)| std::str::from_utf8(v).ok())
+}

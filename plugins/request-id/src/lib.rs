@@ -1,0 +1,34 @@
+//! Middleware in the seed proposal's form: it targets the `pwchain:proxy/proxy`
+//! world and calls its next hop through the `origin` import. It gives each
+//! request an `x-request-id` (keeping one the client sent) and echoes it on
+//! the response.
+
+use pwchain_guest::exports::wasi::http::handler::Guest;
+use pwchain_guest::pwchain::proxy::origin;
+use pwchain_guest::wasi::random::random::get_random_u64;
+use pwchain_guest::{ErrorCode, Request, Response, header, map_request_headers, map_response};
+
+struct RequestId;
+
+impl Guest for RequestId {
+    async fn handle(request: Request) -> Result<Response, ErrorCode> {
+        let mut id = String::new();
+        let request = map_request_headers(request, |headers| {
+            match header(headers, "x-request-id") {
+                Some(existing) => id = existing.to_string(),
+                None => {
+                    id = format!("{:016x}", get_random_u64());
+                    headers.push(("x-request-id".into(), id.clone().into_bytes()));
+                }
+            }
+        })?;
+        let response = origin::handle(request).await?;
+        map_response(
+            response,
+            |headers| headers.push(("x-request-id".into(), id.into_bytes())),
+            None,
+        )
+    }
+}
+
+pwchain_guest::export!(RequestId);

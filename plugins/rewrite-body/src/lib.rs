@@ -1,0 +1,21 @@
+//! Middleware: upper-cases the response body as it streams back, one chunk
+//! at a time, never holding the whole body.
+
+use pwchain_guest::exports::wasi::http::handler::Guest;
+use pwchain_guest::wasi::http::handler;
+use pwchain_guest::{ErrorCode, Request, Response, map_response};
+
+struct RewriteBody;
+
+impl Guest for RewriteBody {
+    async fn handle(request: Request) -> Result<Response, ErrorCode> {
+        let response = handler::handle(request).await?;
+        map_response(
+            response,
+            |headers| headers.push(("x-body-rewritten".into(), b"uppercase".to_vec())),
+            Some(|chunk| chunk.make_ascii_uppercase()),
+        )
+    }
+}
+
+pwchain_guest::export!(RewriteBody);
