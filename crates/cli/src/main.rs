@@ -1,1 +1,242 @@
-fn main() {}
+//! `pwchain`: the command-line front end. Each command parses its flags,
+//! calls the library (`pwchain-compose`) or the host (`pwchain-host`), and
+//! prints the result; no logic of its own lives here.
+
+mod args;
+mod render;
+
+use args::{Cli, Command, ComposeArgs, InspectArgs, ServeArgs, ValidateArgs};
+use clap::Parser;
+use miette::{IntoDiagnostic, Report, WrapErr, miette};
+use pwchain_compose::{Composite, Manifest, compose_manifest, output::write_atomically, resolve, wac};
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log_filter(&cli))),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    match run(cli) {
+        Ok(code) => code,
+        Err(report) => {
+            eprintln!("{report:?}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn default_log_filter(cli: &Cli) -> &'static str {
+    match cli.command {
+        Command::Serve(_) => "pwchain=info,pwchain_host=info",
+        _ => "warn",
+    }
+}
+
+fn run(cli: Cli) -> miette::Result<ExitCode> {
+    match cli.command {
+        Command::Compose(args) => compose(args),
+        Command::Inspect(args) => inspect(args),
+        Command::Validate(args) => validate(args),
+        Command::Serve(args) => serve(args),
+    }
+}
+
+fn is_wac(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "wac")
+}
+
+fn compose(args: ComposeArgs) -> miette::Result<ExitCode> {
+    let started = Instant::now();
+    if args.output.as_deref() == Some(Path::new("-")) && std::io::stdout().is_terminal() {
+        return Err(miette!(
+            help = "redirect standard output to a file or a pipe, or use `-o FILE`",
+            "refusing to write a binary component to a terminal"
+        ));
+    }
+    let (bytes, name, inputs, record) = if is_wac(&args.chain) {
+        if args.emit_wac {
+            return Err(miette!("`--emit-wac` takes a TOML chain; this one is WAC already"));
+        }
+        let deps: BTreeMap<String, PathBuf> = args.deps.into_iter().collect();
+        let bytes = wac::compose_wac(&args.chain, &deps, args.deps_dir.as_deref())?;
+        let name = stem(&args.chain);
+        (bytes, name, None, None)
+    } else {
+        let manifest = Manifest::load(&args.chain)?;
+        if args.emit_wac {
+            return emit_wac(&manifest, args.output.as_deref());
+        }
+        let Composite {
+            bytes,
+            record,
+            input_bytes,
+        } = compose_manifest(&manifest)?;
+        (bytes, manifest.name.clone(), Some(input_bytes), Some(record))
+    };
+    let output = args
+        .output
+        .unwrap_or_else(|| PathBuf::from(format!("{name}.wasm")));
+    if output == Path::new("-") {
+        let mut stdout = std::io::stdout().lock();
+        stdout
+            .write_all(&bytes)
+            .and_then(|()| stdout.flush())
+            .into_diagnostic()
+            .wrap_err("cannot write to standard output")?;
+    } else {
+        write_atomically(&output, &bytes)?;
+    }
+    let summary = render::ComposeSummary {
+        output: output.display().to_string(),
+        bytes: bytes.len(),
+        input_bytes: inputs,
+        millis: started.elapsed().as_secs_f64() * 1e3,
+        chain: record,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary).into_diagnostic()?);
+    } else if output != Path::new("-") {
+        eprintln!("{summary}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn emit_wac(manifest: &Manifest, output: Option<&Path>) -> miette::Result<ExitCode> {
+    let chain = resolve::load(manifest)?;
+    let deps: BTreeMap<String, PathBuf> = manifest
+        .plugins
+        .iter()
+        .chain(match &manifest.origin {
+            Some(pwchain_compose::Origin::Service(spec)) => Some(spec),
+            _ => None,
+        })
+        .filter_map(|spec| match &spec.source {
+            pwchain_compose::Source::Path { path, .. } => {
+                Some((format!("chain:{}", spec.name), manifest.dir().join(path)))
+            }
+            _ => None,
+        })
+        .collect();
+    let text = chain.to_wac(&deps)?;
+    match output {
+        None => print!("{text}"),
+        Some(path) if path == Path::new("-") => print!("{text}"),
+        Some(path) => write_atomically(path, text.as_bytes())?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn stem(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "chain".into())
+}
+
+fn inspect(args: InspectArgs) -> miette::Result<ExitCode> {
+    let bytes = std::fs::read(&args.file)
+        .into_diagnostic()
+        .wrap_err_with(|| format!("cannot read `{}`", args.file.display()))?;
+    let info = pwchain_compose::inspect(&bytes, &args.file).map_err(|problem| {
+        Report::new(pwchain_compose::Error::Plugin {
+            plugin: stem(&args.file),
+            problem,
+        })
+    })?;
+    let report = render::InspectReport {
+        file: args.file.display().to_string(),
+        bytes: bytes.len(),
+        digest: resolve::digest(&bytes),
+        info,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report).into_diagnostic()?);
+    } else {
+        print!("{report}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A composite from a `.wasm` file, or composed in memory from a chain.
+fn load_composite(path: &Path) -> miette::Result<Vec<u8>> {
+    if path.extension().is_some_and(|e| e == "toml") {
+        Ok(compose_manifest(&Manifest::load(path)?)?.bytes)
+    } else if is_wac(path) {
+        Ok(wac::compose_wac(path, &BTreeMap::new(), None)?)
+    } else {
+        std::fs::read(path)
+            .into_diagnostic()
+            .wrap_err_with(|| format!("cannot read `{}`", path.display()))
+    }
+}
+
+fn validate(args: ValidateArgs) -> miette::Result<ExitCode> {
+    let bytes = load_composite(&args.file)?;
+    let validation = pwchain_host::validate(&bytes)
+        .map_err(|e| miette!("`{}` does not compile with wasmtime {}: {e:#}", args.file.display(), pwchain_host::WASMTIME_VERSION))?;
+    let runs = validation.runs_in.is_some();
+    let report = render::ValidateReport {
+        file: args.file.display().to_string(),
+        wasmtime: pwchain_host::WASMTIME_VERSION,
+        validation,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report).into_diagnostic()?);
+    } else {
+        print!("{report}");
+    }
+    Ok(if runs { ExitCode::SUCCESS } else { ExitCode::from(3) })
+}
+
+fn serve(args: ServeArgs) -> miette::Result<ExitCode> {
+    let bytes = load_composite(&args.chain)?;
+    let options = pwchain_host::ServeOptions {
+        env: args.env,
+        max_instance_reuse: args.max_instance_reuse,
+        max_instance_concurrency: args.max_instance_concurrency,
+        request_timeout: std::time::Duration::from_secs(args.request_timeout),
+        ..Default::default()
+    };
+    let server = pwchain_host::Server::new(&bytes, options)
+        .map_err(|e| miette!(help = "`pwchain validate` says what the component needs", "cannot serve `{}`: {e:#}", args.chain.display()))?;
+    let runtime = tokio::runtime::Runtime::new().into_diagnostic()?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(args.addr)
+            .await
+            .into_diagnostic()
+            .wrap_err_with(|| format!("cannot listen on {}", args.addr))?;
+        let addr = listener.local_addr().into_diagnostic()?;
+        eprintln!("pwchain: serving `{}` on http://{addr}/", args.chain.display());
+        server
+            .run(listener, shutdown_signal())
+            .await
+            .map_err(|e| miette!("{e:#}"))
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

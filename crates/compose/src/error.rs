@@ -166,8 +166,8 @@ pub enum PluginProblem {
     #[error("the origin must be a service, but it imports the next hop `{import}`")]
     OriginNotService { import: String },
 
-    #[error("registry sources (`{source}`) are not supported by this build yet")]
-    Unsupported { source: String },
+    #[error("registry sources (`{reference}`) are not supported by this build yet")]
+    Unsupported { reference: String },
 }
 
 impl PluginProblem {

@@ -1,0 +1,50 @@
+//! pwchain's library: turn a chain manifest into one composed component.
+//!
+//! ```text
+//! manifest ──▶ resolve ──▶ inspect ──▶ compose (wac-graph) ──▶ output
+//! (chain.toml)  (read,      (roles)     (link next hops,        (atomic
+//!               digest)                  encode, validate)       write)
+//! ```
+//!
+//! No wasmtime here: running and validating against a host is `pwchain-host`.
+
+pub mod builtins;
+pub mod compose;
+pub mod error;
+pub mod inspect;
+pub mod manifest;
+pub mod output;
+pub mod record;
+pub mod resolve;
+pub mod wac;
+
+pub use compose::{Chain, Composite, Stage, Terminal};
+pub use error::{Error, PluginProblem};
+pub use inspect::{Inspection, Role, inspect};
+pub use manifest::{Manifest, Origin, Source};
+pub use record::ChainRecord;
+
+/// Loads every plugin `manifest` names and composes the chain. Errors about
+/// a plugin point at its entry in the manifest.
+pub fn compose_manifest(manifest: &Manifest) -> Result<Composite, Error> {
+    resolve::load(manifest)?
+        .compose()
+        .map_err(|e| locate(manifest, e))
+}
+
+/// Ties an error that names a plugin to that plugin's manifest entry.
+fn locate(manifest: &Manifest, error: Error) -> Error {
+    let name = match &error {
+        Error::Plugin { plugin, .. } => plugin,
+        Error::Link { from, .. } => from,
+        _ => return error,
+    };
+    let spec = manifest.plugins.iter().find(|p| p.name == *name).or(match &manifest.origin {
+        Some(Origin::Service(spec)) if spec.name == *name => Some(spec),
+        _ => None,
+    });
+    match spec {
+        Some(spec) => error.at(&manifest.file, spec.span.clone()),
+        None => error,
+    }
+}

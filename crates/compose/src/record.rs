@@ -32,13 +32,13 @@ pub struct StageRecord {
 
 /// Appends the record to `component` as a top-level custom section.
 pub fn append(component: &mut Vec<u8>, record: &ChainRecord) {
-    use wasm_encoder::Encode;
+    use wasm_encoder::ComponentSection;
     let data = serde_json::to_vec(record).expect("a record always serialises");
     wasm_encoder::CustomSection {
         name: SECTION.into(),
         data: data.into(),
     }
-    .encode(component);
+    .append_to_component(component);
 }
 
 /// The record of a pwchain composite, if `component` carries one at its top

@@ -1,0 +1,26 @@
+//! pwchain's wasmtime side: check a composite against what `wasmtime serve`
+//! provides, and serve it over HTTP.
+//!
+//! The import sets are the ones `wasmtime serve` (48) links, so a composite
+//! that validates here runs there, and one that runs in `pwchain serve` runs
+//! in `wasmtime serve -Scli`.
+
+pub mod linker;
+pub mod serve;
+mod state;
+pub mod validate;
+
+pub use linker::ImportSet;
+pub use serve::{ServeOptions, Server};
+pub use validate::{Validation, validate};
+
+/// The wasmtime this host embeds.
+pub const WASMTIME_VERSION: &str = "48.0.8";
+
+/// An engine configured for p3 `wasi:http` services.
+pub fn engine() -> anyhow::Result<wasmtime::Engine> {
+    let mut config = wasmtime::Config::new();
+    config.wasm_component_model(true);
+    config.wasm_component_model_async(true);
+    Ok(wasmtime::Engine::new(&config)?)
+}

@@ -1,9 +1,11 @@
 //! Middleware: tags the request on its way in and the response on its way
 //! out, so a reader can see both directions pass through the chain.
 
-use pwchain_guest::exports::wasi::http::handler::Guest;
-use pwchain_guest::wasi::http::handler;
+use exports::wasi::http::handler::Guest;
+use wasi::http::handler;
 use pwchain_guest::{ErrorCode, Request, Response, map_request_headers, map_response};
+
+pwchain_guest::bindings!("wasi:http/middleware@0.3.2");
 
 struct AddHeader;
 
@@ -21,4 +23,4 @@ impl Guest for AddHeader {
     }
 }
 
-pwchain_guest::export!(AddHeader);
+export!(AddHeader);

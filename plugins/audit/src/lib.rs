@@ -3,11 +3,14 @@
 //! environment variable (an `http://host:port/path` URL) through
 //! `wasi:http/client`. A failed side call is logged, never fatal.
 
-use pwchain_guest::exports::wasi::http::handler::Guest;
-use pwchain_guest::wasi::http::{client, handler};
+use exports::wasi::http::handler::Guest;
+use pwchain_guest::wasi::http::client;
+use wasi::http::handler;
 use pwchain_guest::{
     ErrorCode, Fields, Method, Request, Response, Scheme, body_stream, method_name, no_trailers,
 };
+
+pwchain_guest::bindings!("wasi:http/middleware@0.3.2");
 
 struct Audit;
 
@@ -45,4 +48,4 @@ async fn post(url: &str, line: String) -> Result<u16, ErrorCode> {
     Ok(response.get_status_code())
 }
 
-pwchain_guest::export!(Audit);
+export!(Audit);

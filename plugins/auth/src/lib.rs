@@ -2,13 +2,15 @@
 //! `authorization: Bearer <token>` with the expected token; only then is the
 //! next hop called.
 
-use pwchain_guest::exports::wasi::http::handler::Guest;
-use pwchain_guest::wasi::http::handler;
+use exports::wasi::http::handler::Guest;
+use wasi::http::handler;
 use pwchain_guest::{ErrorCode, Request, Response, header, text_response};
 
 /// The token this example accepts. Per-plugin configuration arrives with
 /// `wasi:config`; until then the demo token is fixed.
 const TOKEN: &str = "let-me-in";
+
+pwchain_guest::bindings!("wasi:http/middleware@0.3.2");
 
 struct Auth;
 
@@ -27,4 +29,4 @@ impl Guest for Auth {
     }
 }
 
-pwchain_guest::export!(Auth);
+export!(Auth);

@@ -2,10 +2,12 @@
 //! method and path, the headers in order, a blank line, then the request
 //! body streamed back as it arrives.
 
-use pwchain_guest::exports::wasi::http::handler::Guest;
+use exports::wasi::http::handler::Guest;
 use pwchain_guest::{
     ErrorCode, Fields, Request, Response, body_stream, method_name, no_trailers,
 };
+
+pwchain_guest::bindings!("wasi:http/service@0.3.2");
 
 struct Echo;
 
@@ -35,4 +37,4 @@ impl Guest for Echo {
     }
 }
 
-pwchain_guest::export!(Echo);
+export!(Echo);

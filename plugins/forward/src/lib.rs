@@ -9,9 +9,11 @@
 //! Built from this source and embedded in the `pwchain` binary; a test checks
 //! that the committed `crates/compose/builtins/forward.wasm` matches it.
 
-use pwchain_guest::exports::wasi::http::handler::Guest;
+use exports::wasi::http::handler::Guest;
 use pwchain_guest::wasi::http::client;
 use pwchain_guest::{ErrorCode, Request, Response, Scheme, header};
+
+pwchain_guest::bindings!("wasi:http/service@0.3.2");
 
 struct Forward;
 
@@ -33,4 +35,4 @@ impl Guest for Forward {
     }
 }
 
-pwchain_guest::export!(Forward);
+export!(Forward);

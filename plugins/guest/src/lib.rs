@@ -1,27 +1,62 @@
-//! What every pwchain example plugin shares: bindings to `wasi:http` 0.3 and
-//! to pwchain's `origin` interface, and the few helpers that p3 makes
-//! necessary (fetched headers are immutable, so changing them means
-//! rebuilding the request or response around the same body stream).
+//! What every pwchain example plugin shares: bindings to the imports of the
+//! `wasi:http` 0.3 worlds, and the few helpers that p3 makes necessary
+//! (fetched headers are immutable, so changing them means rebuilding the
+//! request or response around the same body stream).
 //!
-//! A plugin implements [`exports::wasi::http::handler::Guest`] and calls
-//! [`export!`]. Only the imports a plugin really calls end up in its
-//! component, so one set of bindings serves middlewares, services and
-//! `origin`-world plugins alike.
+//! A plugin states its own world with [`bindings!`] (so its component
+//! imports exactly what that world allows), implements the generated
+//! `Guest` trait and calls the generated `export!`.
 
 wit_bindgen::generate!({
     inline: "
         package pwchain:guest;
-        world plugin {
-            include wasi:http/middleware@0.3.2;
-            import pwchain:proxy/origin@0.1.0;
+        world imports {
+            import wasi:http/types@0.3.2;
+            import wasi:http/client@0.3.2;
+            import wasi:cli/types@0.3.2;
+            import wasi:cli/stdout@0.3.2;
+            import wasi:cli/stderr@0.3.2;
+            import wasi:cli/stdin@0.3.2;
+            import wasi:clocks/types@0.3.2;
+            import wasi:clocks/monotonic-clock@0.3.2;
+            import wasi:clocks/system-clock@0.3.2;
+            import wasi:random/random@0.3.2;
+            import wasi:random/insecure@0.3.2;
+            import wasi:random/insecure-seed@0.3.2;
         }
     ",
     path: "../../wit",
-    world: "pwchain:guest/plugin",
-    pub_export_macro: true,
-    default_bindings_module: "pwchain_guest",
+    world: "pwchain:guest/imports",
     generate_all,
 });
+
+/// Generates a plugin's bindings for `$world` (`"wasi:http/middleware@0.3.2"`,
+/// `"wasi:http/service@0.3.2"` or `"pwchain:proxy/proxy@0.1.0"`), sharing
+/// this crate's types so its helpers apply.
+#[macro_export]
+macro_rules! bindings {
+    ($world:literal) => {
+        wit_bindgen::generate!({
+            path: "../../wit",
+            world: $world,
+            with: {
+                "wasi:http/types@0.3.2": pwchain_guest::wasi::http::types,
+                "wasi:http/client@0.3.2": pwchain_guest::wasi::http::client,
+                "wasi:cli/types@0.3.2": pwchain_guest::wasi::cli::types,
+                "wasi:cli/stdout@0.3.2": pwchain_guest::wasi::cli::stdout,
+                "wasi:cli/stderr@0.3.2": pwchain_guest::wasi::cli::stderr,
+                "wasi:cli/stdin@0.3.2": pwchain_guest::wasi::cli::stdin,
+                "wasi:clocks/types@0.3.2": pwchain_guest::wasi::clocks::types,
+                "wasi:clocks/monotonic-clock@0.3.2": pwchain_guest::wasi::clocks::monotonic_clock,
+                "wasi:clocks/system-clock@0.3.2": pwchain_guest::wasi::clocks::system_clock,
+                "wasi:random/random@0.3.2": pwchain_guest::wasi::random::random,
+                "wasi:random/insecure@0.3.2": pwchain_guest::wasi::random::insecure,
+                "wasi:random/insecure-seed@0.3.2": pwchain_guest::wasi::random::insecure_seed,
+            },
+            generate_all,
+        });
+    };
+}
 
 pub use wasi::http::types::{ErrorCode, Fields, Method, Request, Response, Scheme};
 pub use wit_bindgen::{FutureReader, StreamReader, StreamResult, StreamWriter, spawn_local as spawn};

@@ -3,10 +3,12 @@
 //! request an `x-request-id` (keeping one the client sent) and echoes it on
 //! the response.
 
-use pwchain_guest::exports::wasi::http::handler::Guest;
-use pwchain_guest::pwchain::proxy::origin;
+use exports::wasi::http::handler::Guest;
+use pwchain::proxy::origin;
 use pwchain_guest::wasi::random::random::get_random_u64;
 use pwchain_guest::{ErrorCode, Request, Response, header, map_request_headers, map_response};
+
+pwchain_guest::bindings!("pwchain:proxy/proxy@0.1.0");
 
 struct RequestId;
 
@@ -31,4 +33,4 @@ impl Guest for RequestId {
     }
 }
 
-pwchain_guest::export!(RequestId);
+export!(RequestId);

@@ -1,9 +1,11 @@
 //! Middleware: upper-cases the response body as it streams back, one chunk
 //! at a time, never holding the whole body.
 
-use pwchain_guest::exports::wasi::http::handler::Guest;
-use pwchain_guest::wasi::http::handler;
+use exports::wasi::http::handler::Guest;
+use wasi::http::handler;
 use pwchain_guest::{ErrorCode, Request, Response, map_response};
+
+pwchain_guest::bindings!("wasi:http/middleware@0.3.2");
 
 struct RewriteBody;
 
@@ -18,4 +20,4 @@ impl Guest for RewriteBody {
     }
 }
 
-pwchain_guest::export!(RewriteBody);
+export!(RewriteBody);

@@ -1,0 +1,145 @@
+//! The command line, as clap sees it.
+
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Link HTTP middleware plugins (WebAssembly components) into one composed
+/// proxy component, inspect and validate components, and serve a chain.
+///
+/// A chain is a `chain.toml` (ordered `[[plugin]]` tables and an `[origin]`)
+/// or a WAC document. Each plugin's next hop (`wasi:http/handler`, or an
+/// `origin` interface) is linked to the next plugin's `handler` export; side
+/// calls (`wasi:http/client`) and other imports are left for the host.
+///
+/// Exit codes: 0 success; 1 an error (bad input, a plugin that does not fit,
+/// I/O); 2 wrong usage; 3 (`validate`) a valid component that `wasmtime
+/// serve` cannot run as it is.
+///
+/// Logging follows `RUST_LOG` (e.g. `RUST_LOG=pwchain=debug`).
+#[derive(Debug, Parser)]
+#[command(name = "pwchain", version, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Compose(ComposeArgs),
+    Inspect(InspectArgs),
+    Validate(ValidateArgs),
+    Serve(ServeArgs),
+}
+
+/// Compose a chain into one component.
+///
+/// Reads a `chain.toml` (or, if the file ends in `.wac`, a WAC document),
+/// checks that every plugin fits where it stands, links the chain with
+/// wac-graph, validates the result and writes it atomically: a failed
+/// compose leaves no file and does not touch an existing one.
+#[derive(Debug, Args)]
+pub struct ComposeArgs {
+    /// The chain: `chain.toml` or `chain.wac`.
+    pub chain: PathBuf,
+
+    /// Where to write the composite; `-` for standard output (refused when
+    /// it is a terminal). Default: `<chain name>.wasm` in the current
+    /// directory.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Print the WAC equivalent of a TOML chain instead of composing it.
+    /// `wac compose` accepts it, with the `--dep` flags its first comment
+    /// lists.
+    #[arg(long)]
+    pub emit_wac: bool,
+
+    /// For a WAC chain: where package NAME comes from (repeatable), e.g.
+    /// `--dep chain:auth=plugins/auth.wasm`.
+    #[arg(long = "dep", value_name = "NAME=PATH", value_parser = parse_dep)]
+    pub deps: Vec<(String, PathBuf)>,
+
+    /// For a WAC chain: a directory holding packages as `NS/NAME.wasm`.
+    #[arg(long = "deps", value_name = "DIR")]
+    pub deps_dir: Option<PathBuf>,
+
+    /// Print a JSON summary (output path, sizes, timing, chain record).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Show what a component is: its role in a chain, entry, next hop, side
+/// calls, host imports, WASI versions, and for a composite its chain.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// A component (`.wasm`).
+    pub file: PathBuf,
+
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Compile a composite with wasmtime 48 and say what a host must provide.
+///
+/// Checks the component against the import sets of `wasmtime serve` and
+/// `wasmtime serve -Scli` and names the smallest that runs it. Exits 3 when
+/// the component is valid but neither runs it (e.g. an unterminated chain).
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// A composite `.wasm`, or a `chain.toml` (composed in memory first).
+    pub file: PathBuf,
+
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Serve a chain over HTTP/1.1.
+///
+/// Instances are reused across requests and serve several concurrently, as
+/// in `wasmtime serve`. Stop with Ctrl-C (or SIGTERM): open connections are
+/// finished first.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// A composite `.wasm`, or a `chain.toml` (composed in memory first).
+    pub chain: PathBuf,
+
+    /// Address to listen on (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+
+    /// An environment variable for the plugins (repeatable).
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
+    pub env: Vec<(String, String)>,
+
+    /// Requests one instance serves before it is replaced.
+    #[arg(long, default_value_t = 128)]
+    pub max_instance_reuse: usize,
+
+    /// Requests one instance serves at the same time.
+    #[arg(long, default_value_t = 16)]
+    pub max_instance_concurrency: usize,
+
+    /// Seconds a request may take before it fails.
+    #[arg(long, default_value_t = 60)]
+    pub request_timeout: u64,
+}
+
+fn parse_dep(s: &str) -> Result<(String, PathBuf), String> {
+    let (name, path) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=PATH, found `{s}`"))?;
+    if !name.contains(':') {
+        return Err(format!("`{name}` is not a package name (`namespace:name`)"));
+    }
+    Ok((name.to_string(), PathBuf::from(path)))
+}
+
+fn parse_env(s: &str) -> Result<(String, String), String> {
+    let (key, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected KEY=VALUE, found `{s}`"))?;
+    Ok((key.to_string(), value.to_string()))
+}

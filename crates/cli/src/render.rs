@@ -1,0 +1,136 @@
+//! How results look: `Display` for people, `Serialize` for `--json`.
+
+use pwchain_compose::{ChainRecord, Inspection};
+use pwchain_host::Validation;
+use serde::Serialize;
+use std::fmt;
+
+#[derive(Serialize)]
+pub struct ComposeSummary {
+    pub output: String,
+    pub bytes: usize,
+    /// Total size of the input components (TOML chains only).
+    pub input_bytes: Option<usize>,
+    pub millis: f64,
+    pub chain: Option<ChainRecord>,
+}
+
+impl fmt::Display for ComposeSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.chain {
+            Some(chain) => write!(f, "composed `{}` ({}) ", chain.name, stages(chain))?,
+            None => write!(f, "composed ")?,
+        }
+        write!(f, "into {}: {}", self.output, kib(self.bytes))?;
+        if let Some(inputs) = self.input_bytes.filter(|i| *i > 0) {
+            write!(f, ", {:.3}x the inputs", self.bytes as f64 / inputs as f64)?;
+        }
+        write!(f, ", in {:.0} ms", self.millis)
+    }
+}
+
+fn kib(bytes: usize) -> String {
+    format!("{:.1} KiB", bytes as f64 / 1024.0)
+}
+
+fn stages(chain: &ChainRecord) -> String {
+    let mut names: Vec<&str> = chain.plugins.iter().map(|p| p.name.as_str()).collect();
+    if chain.origin == "forward" || chain.origin == "host" {
+        names.push(&chain.origin);
+    }
+    names.join(" → ")
+}
+
+#[derive(Serialize)]
+pub struct InspectReport {
+    pub file: String,
+    pub bytes: usize,
+    pub digest: String,
+    #[serde(flatten)]
+    pub info: Inspection,
+}
+
+fn list(items: &[String]) -> String {
+    if items.is_empty() {
+        "—".into()
+    } else {
+        items.join("\n             ")
+    }
+}
+
+impl fmt::Display for InspectReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let info = &self.info;
+        writeln!(f, "{}: {} component, {}", self.file, info.role, kib(self.bytes))?;
+        writeln!(f, "  digest     {}", self.digest)?;
+        writeln!(f, "  entry      {}", info.entry.as_deref().unwrap_or("—"))?;
+        match &info.next_hop {
+            Some(hop) => writeln!(f, "  next hop   {} ({:?} form)", hop.import, hop.form)?,
+            None => writeln!(f, "  next hop   — (a service: it can only stand last)")?,
+        }
+        writeln!(f, "  side calls {}", list(&info.side_calls))?;
+        writeln!(f, "  host       {}", list(&info.host_imports))?;
+        if !info.other_exports.is_empty() {
+            writeln!(f, "  exports    {}", list(&info.other_exports))?;
+        }
+        let wasi: Vec<String> = info
+            .wasi
+            .iter()
+            .map(|(package, versions)| {
+                format!("{package} {}", versions.iter().cloned().collect::<Vec<_>>().join(", "))
+            })
+            .collect();
+        writeln!(f, "  wasi       {}", list(&wasi))?;
+        if let Some(chain) = &info.chain {
+            writeln!(
+                f,
+                "  chain      `{}` composed by pwchain {}: {}",
+                chain.name,
+                chain.pwchain,
+                stages(chain)
+            )?;
+            for stage in &chain.plugins {
+                writeln!(
+                    f,
+                    "             {:<14} {:<10} {} {}",
+                    stage.name, stage.role, stage.digest, stage.source
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Serialize)]
+pub struct ValidateReport {
+    pub file: String,
+    pub wasmtime: &'static str,
+    #[serde(flatten)]
+    pub validation: Validation,
+}
+
+impl fmt::Display for ValidateReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let v = &self.validation;
+        writeln!(f, "{}: compiles with wasmtime {}", self.file, self.wasmtime)?;
+        if v.service {
+            writeln!(f, "  exports wasi:http/handler@0.3.x: a wasi:http 0.3 service")?;
+        } else {
+            writeln!(f, "  exports no wasi:http/handler@0.3.x: not a wasi:http 0.3 service")?;
+        }
+        if let Some(hop) = &v.unterminated {
+            writeln!(
+                f,
+                "  imports `{hop}`: the chain is not terminated; `wasmtime serve` does not provide a next hop, so it needs a host that does (or compose it with `[origin] forward = true` or a service)"
+            )?;
+        }
+        match &v.runs_in {
+            Some(host) => writeln!(f, "  runs in    `{host}`")?,
+            None => writeln!(f, "  runs in    neither `wasmtime serve` nor `wasmtime serve -Scli`")?,
+        }
+        for refusal in &v.refusals {
+            writeln!(f, "  `{}` refuses it: {}", refusal.host, refusal.reason)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,10 @@
+//! Components that ship inside pwchain, so composing needs no wasm
+//! toolchain. Each is built from `plugins/<name>` and committed; the test
+//! suite rebuilds them and fails if a committed copy is stale.
+
+/// The `forward` terminator (`plugins/forward`): sends the request on to its
+/// authority through the host's `wasi:http/client`.
+pub const FORWARD: &[u8] = include_bytes!("../builtins/forward.wasm");
+
+/// Name of the forward terminator's package in graphs and WAC documents.
+pub const FORWARD_PACKAGE: &str = "pwchain:forward";

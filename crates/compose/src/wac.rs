@@ -1,0 +1,155 @@
+//! The WAC way in and out: `--emit-wac` writes a chain as a WAC document
+//! that `wac compose` accepts, and [`compose_wac`] composes a WAC document
+//! whose packages come from `--dep` flags, a deps directory, or pwchain's
+//! built-ins.
+
+use crate::builtins;
+use crate::compose::{Chain, package_name};
+use crate::error::{Error, SourceFile};
+use indexmap::IndexMap;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use wac_graph::EncodeOptions;
+use wac_graph::types::BorrowedPackageKey;
+
+/// WAC's keywords; a name that is one gets the `%` escape.
+const KEYWORDS: &[&str] = &[
+    "import", "with", "type", "tuple", "list", "option", "result", "borrow", "resource",
+    "variant", "record", "flags", "enum", "func", "static", "constructor", "u8", "s8", "u16",
+    "s16", "u32", "s32", "u64", "s64", "f32", "f64", "char", "bool", "string", "interface",
+    "world", "export", "new", "let", "use", "include", "as", "package", "targets",
+];
+
+fn id(name: &str) -> String {
+    if KEYWORDS.contains(&name) {
+        format!("%{name}")
+    } else {
+        name.to_string()
+    }
+}
+
+impl Chain {
+    /// The chain as a WAC document. `deps` maps each package it names to
+    /// the file it was read from (a comment at the top gives the matching
+    /// `wac compose --dep` flags).
+    pub fn to_wac(&self, deps: &BTreeMap<String, PathBuf>) -> Result<String, Error> {
+        let stages = self.stages()?;
+        let mut wac = String::new();
+        let _ = writeln!(wac, "// Chain `{}`, written by pwchain {}.", self.name, env!("CARGO_PKG_VERSION"));
+        let flags: Vec<String> = deps
+            .iter()
+            .map(|(name, path)| format!("--dep {name}={}", path.display()))
+            .collect();
+        let _ = writeln!(wac, "// wac compose {} CHAIN.wac -o chain.wasm", flags.join(" "));
+        if matches!(self.terminal, crate::compose::Terminal::Forward) {
+            let _ = writeln!(
+                wac,
+                "// `{}` is built into pwchain (`pwchain compose` resolves it itself).",
+                builtins::FORWARD_PACKAGE
+            );
+        }
+        let _ = writeln!(wac, "package pwchain:{};\n", self.name);
+        for (i, stage) in stages.iter().enumerate().rev() {
+            let next = stages.get(i + 1);
+            let arg = match (&stage.info.next_hop, next.and_then(|n| n.info.entry.as_ref().map(|e| (n, e)))) {
+                (Some(hop), Some((next, entry))) => {
+                    format!("\"{}\": {}[\"{entry}\"], ", hop.import, id(&next.name))
+                }
+                _ => String::new(),
+            };
+            let _ = writeln!(
+                wac,
+                "let {} = new {} {{ {arg}... }};",
+                id(&stage.name),
+                package_name(stage)
+            );
+        }
+        let first = &stages[0];
+        let entry = first.info.entry.as_deref().unwrap_or("wasi:http/handler@0.3.2");
+        let _ = writeln!(wac, "\nexport {}[\"{entry}\"];", id(&first.name));
+        Ok(wac)
+    }
+}
+
+/// Composes the WAC document at `path`. A package `ns:name` is looked up in
+/// `deps` first, then as `DIR/ns/name.wasm` in `deps_dir`, then among the
+/// built-ins.
+pub fn compose_wac(
+    path: &Path,
+    deps: &BTreeMap<String, PathBuf>,
+    deps_dir: Option<&Path>,
+) -> Result<Vec<u8>, Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let file = SourceFile::new(path, text);
+    let located = |e: &dyn miette::Diagnostic, fallback: String| {
+        let span = e
+            .labels()
+            .and_then(|mut labels| labels.next())
+            .map(|l| l.offset()..l.offset() + l.len())
+            .unwrap_or(0..0);
+        file.error(span, fallback, e.help().map(|h| h.to_string()))
+    };
+    let document = wac_parser::Document::parse(&file.text)
+        .map_err(|e| located(&e, format!("invalid WAC: {e}")))?;
+
+    let mut loaded: Vec<(String, Vec<u8>)> = Vec::new();
+    loop {
+        let packages: IndexMap<BorrowedPackageKey, Vec<u8>> = loaded
+            .iter()
+            .map(|(name, bytes)| (BorrowedPackageKey::from_name_and_version(name, None), bytes.clone()))
+            .collect();
+        let missing = match document.resolve(packages) {
+            Ok(resolution) => {
+                return resolution
+                    .encode(EncodeOptions {
+                        define_components: true,
+                        validate: true,
+                        processor: None,
+                    })
+                    .map_err(|e| Error::Encode(format!("{e}")));
+            }
+            Err(wac_parser::resolution::Error::UnknownPackage { name, span })
+                if !loaded.iter().any(|(n, _)| *n == name) =>
+            {
+                (name, span)
+            }
+            Err(e) => return Err(located(&e, format!("{e}"))),
+        };
+        let (name, span) = missing;
+        let bytes = find_package(&name, deps, deps_dir).map_err(|message| {
+            file.error(
+                span.offset()..span.offset() + span.len(),
+                message,
+                Some(format!("pass `--dep {name}=PATH`, or put it at DEPS/{}.wasm and pass `--deps DEPS`", name.replace(':', "/"))),
+            )
+        })?;
+        loaded.push((name, bytes));
+    }
+}
+
+fn find_package(
+    name: &str,
+    deps: &BTreeMap<String, PathBuf>,
+    deps_dir: Option<&Path>,
+) -> Result<Vec<u8>, String> {
+    let read = |path: &Path| {
+        std::fs::read(path).map_err(|e| format!("package `{name}`: cannot read `{}`: {e}", path.display()))
+    };
+    if let Some(path) = deps.get(name) {
+        return read(path);
+    }
+    if let Some(dir) = deps_dir {
+        let path = dir.join(format!("{}.wasm", name.replace(':', "/")));
+        if path.exists() {
+            return read(&path);
+        }
+    }
+    if name == builtins::FORWARD_PACKAGE {
+        return Ok(builtins::FORWARD.to_vec());
+    }
+    Err(format!("unknown package `{name}`"))
+}

@@ -1,0 +1,48 @@
+//! What a store holds for one instance of a composite.
+
+use wasmtime::StoreLimits;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView, default_hooks};
+
+pub struct Host {
+    pub table: ResourceTable,
+    pub wasi: WasiCtx,
+    pub http: WasiHttpCtx,
+    pub limits: StoreLimits,
+}
+
+impl Host {
+    pub fn new(wasi: WasiCtx) -> Host {
+        Host {
+            table: ResourceTable::new(),
+            wasi,
+            http: WasiHttpCtx::new(),
+            limits: StoreLimits::default(),
+        }
+    }
+}
+
+impl WasiView for Host {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for Host {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: default_hooks(),
+        }
+    }
+}
+
+/// The `view` function `ProxyHandler` wants.
+pub fn http_view(host: &mut Host) -> WasiHttpCtxView<'_> {
+    host.http()
+}

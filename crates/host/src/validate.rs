@@ -1,0 +1,73 @@
+//! `pwchain validate`: compile a composite with wasmtime and say exactly
+//! what a host must provide to run it.
+
+use crate::linker::{ImportSet, linker};
+use serde::Serialize;
+use wasmtime::component::Component;
+use wasmtime_wasi_http::p3::bindings::ServicePre;
+
+/// What wasmtime makes of a component.
+#[derive(Debug, Clone, Serialize)]
+pub struct Validation {
+    /// Every import of the component.
+    pub imports: Vec<String>,
+    /// Whether it exports `wasi:http/handler@0.3.x` as a p3 service.
+    pub service: bool,
+    /// The next-hop import a host would have to provide, if the chain is
+    /// not terminated.
+    pub unterminated: Option<String>,
+    /// The smallest `wasmtime serve` setup that links it, if any.
+    pub runs_in: Option<String>,
+    /// Why each setup refused it.
+    pub refusals: Vec<Refusal>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Refusal {
+    pub host: String,
+    pub reason: String,
+}
+
+/// Compiles `bytes` and links them against each of `wasmtime serve`'s
+/// import sets. An error means wasmtime could not compile it at all.
+pub fn validate(bytes: &[u8]) -> anyhow::Result<Validation> {
+    let engine = crate::engine()?;
+    let component = Component::new(&engine, bytes)?;
+    let ty = component.component_type();
+    let imports: Vec<String> = ty.imports(&engine).map(|(name, _)| name.to_string()).collect();
+    let unterminated = imports
+        .iter()
+        .find(|name| {
+            name.starts_with("wasi:http/handler@") || name.split('@').next().is_some_and(|n| n.ends_with("/origin"))
+        })
+        .cloned();
+
+    let service = ty
+        .exports(&engine)
+        .any(|(name, _)| name.starts_with("wasi:http/handler@0.3."));
+    let mut runs_in = None;
+    let mut refusals = Vec::new();
+    for set in [ImportSet::Serve, ImportSet::ServeCli] {
+        let linked = linker(&engine, set)?
+            .instantiate_pre(&component)
+            .map_err(|e| format!("{e:#}"))
+            .and_then(|pre| ServicePre::new(pre).map(|_| ()).map_err(|e| format!("{e:#}")));
+        match linked {
+            Ok(()) => {
+                runs_in = Some(set.flag().to_string());
+                break;
+            }
+            Err(reason) => refusals.push(Refusal {
+                host: set.flag().to_string(),
+                reason,
+            }),
+        }
+    }
+    Ok(Validation {
+        imports,
+        service,
+        unterminated,
+        runs_in,
+        refusals,
+    })
+}
