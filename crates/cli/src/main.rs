@@ -8,7 +8,9 @@ mod render;
 use args::{Cli, Command, ComposeArgs, InspectArgs, ServeArgs, ValidateArgs};
 use clap::Parser;
 use miette::{IntoDiagnostic, Report, WrapErr, miette};
-use pwchain_compose::{Composite, Manifest, compose_manifest, output::write_atomically, resolve, wac};
+use pwchain_compose::{
+    Composite, Manifest, compose_manifest, output::write_atomically, resolve, wac,
+};
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -17,6 +19,12 @@ use std::time::Instant;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Wrapped messages are for people; logs and pipes get whole lines.
+    if !std::io::stderr().is_terminal() {
+        let _ = miette::set_hook(Box::new(|_| {
+            Box::new(miette::MietteHandlerOpts::new().width(1000).build())
+        }));
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -64,7 +72,9 @@ fn compose(args: ComposeArgs) -> miette::Result<ExitCode> {
     }
     let (bytes, name, inputs, record) = if is_wac(&args.chain) {
         if args.emit_wac {
-            return Err(miette!("`--emit-wac` takes a TOML chain; this one is WAC already"));
+            return Err(miette!(
+                "`--emit-wac` takes a TOML chain; this one is WAC already"
+            ));
         }
         let deps: BTreeMap<String, PathBuf> = args.deps.into_iter().collect();
         let bytes = wac::compose_wac(&args.chain, &deps, args.deps_dir.as_deref())?;
@@ -80,7 +90,12 @@ fn compose(args: ComposeArgs) -> miette::Result<ExitCode> {
             record,
             input_bytes,
         } = compose_manifest(&manifest)?;
-        (bytes, manifest.name.clone(), Some(input_bytes), Some(record))
+        (
+            bytes,
+            manifest.name.clone(),
+            Some(input_bytes),
+            Some(record),
+        )
     };
     let output = args
         .output
@@ -103,7 +118,10 @@ fn compose(args: ComposeArgs) -> miette::Result<ExitCode> {
         chain: record,
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary).into_diagnostic()?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&summary).into_diagnostic()?
+        );
     } else if output != Path::new("-") {
         eprintln!("{summary}");
     }
@@ -158,7 +176,10 @@ fn inspect(args: InspectArgs) -> miette::Result<ExitCode> {
         info,
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report).into_diagnostic()?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).into_diagnostic()?
+        );
     } else {
         print!("{report}");
     }
@@ -180,8 +201,13 @@ fn load_composite(path: &Path) -> miette::Result<Vec<u8>> {
 
 fn validate(args: ValidateArgs) -> miette::Result<ExitCode> {
     let bytes = load_composite(&args.file)?;
-    let validation = pwchain_host::validate(&bytes)
-        .map_err(|e| miette!("`{}` does not compile with wasmtime {}: {e:#}", args.file.display(), pwchain_host::WASMTIME_VERSION))?;
+    let validation = pwchain_host::validate(&bytes).map_err(|e| {
+        miette!(
+            "`{}` does not compile with wasmtime {}: {e:#}",
+            args.file.display(),
+            pwchain_host::WASMTIME_VERSION
+        )
+    })?;
     let runs = validation.runs_in.is_some();
     let report = render::ValidateReport {
         file: args.file.display().to_string(),
@@ -189,11 +215,18 @@ fn validate(args: ValidateArgs) -> miette::Result<ExitCode> {
         validation,
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report).into_diagnostic()?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).into_diagnostic()?
+        );
     } else {
         print!("{report}");
     }
-    Ok(if runs { ExitCode::SUCCESS } else { ExitCode::from(3) })
+    Ok(if runs {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
+    })
 }
 
 fn serve(args: ServeArgs) -> miette::Result<ExitCode> {
@@ -205,8 +238,13 @@ fn serve(args: ServeArgs) -> miette::Result<ExitCode> {
         request_timeout: std::time::Duration::from_secs(args.request_timeout),
         ..Default::default()
     };
-    let server = pwchain_host::Server::new(&bytes, options)
-        .map_err(|e| miette!(help = "`pwchain validate` says what the component needs", "cannot serve `{}`: {e:#}", args.chain.display()))?;
+    let server = pwchain_host::Server::new(&bytes, options).map_err(|e| {
+        miette!(
+            help = "`pwchain validate` says what the component needs",
+            "cannot serve `{}`: {e:#}",
+            args.chain.display()
+        )
+    })?;
     let runtime = tokio::runtime::Runtime::new().into_diagnostic()?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.addr)
@@ -214,7 +252,10 @@ fn serve(args: ServeArgs) -> miette::Result<ExitCode> {
             .into_diagnostic()
             .wrap_err_with(|| format!("cannot listen on {}", args.addr))?;
         let addr = listener.local_addr().into_diagnostic()?;
-        eprintln!("pwchain: serving `{}` on http://{addr}/", args.chain.display());
+        eprintln!(
+            "pwchain: serving `{}` on http://{addr}/",
+            args.chain.display()
+        );
         server
             .run(listener, shutdown_signal())
             .await
@@ -228,10 +269,11 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(_) => return std::future::pending().await,
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => return std::future::pending().await,
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

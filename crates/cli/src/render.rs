@@ -61,7 +61,13 @@ fn list(items: &[String]) -> String {
 impl fmt::Display for InspectReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let info = &self.info;
-        writeln!(f, "{}: {} component, {}", self.file, info.role, kib(self.bytes))?;
+        writeln!(
+            f,
+            "{}: {} component, {}",
+            self.file,
+            info.role,
+            kib(self.bytes)
+        )?;
         writeln!(f, "  digest     {}", self.digest)?;
         writeln!(f, "  entry      {}", info.entry.as_deref().unwrap_or("—"))?;
         match &info.next_hop {
@@ -77,7 +83,10 @@ impl fmt::Display for InspectReport {
             .wasi
             .iter()
             .map(|(package, versions)| {
-                format!("{package} {}", versions.iter().cloned().collect::<Vec<_>>().join(", "))
+                format!(
+                    "{package} {}",
+                    versions.iter().cloned().collect::<Vec<_>>().join(", ")
+                )
             })
             .collect();
         writeln!(f, "  wasi       {}", list(&wasi))?;
@@ -114,9 +123,15 @@ impl fmt::Display for ValidateReport {
         let v = &self.validation;
         writeln!(f, "{}: compiles with wasmtime {}", self.file, self.wasmtime)?;
         if v.service {
-            writeln!(f, "  exports wasi:http/handler@0.3.x: a wasi:http 0.3 service")?;
+            writeln!(
+                f,
+                "  exports wasi:http/handler@0.3.x: a wasi:http 0.3 service"
+            )?;
         } else {
-            writeln!(f, "  exports no wasi:http/handler@0.3.x: not a wasi:http 0.3 service")?;
+            writeln!(
+                f,
+                "  exports no wasi:http/handler@0.3.x: not a wasi:http 0.3 service"
+            )?;
         }
         if let Some(hop) = &v.unterminated {
             writeln!(
@@ -126,7 +141,10 @@ impl fmt::Display for ValidateReport {
         }
         match &v.runs_in {
             Some(host) => writeln!(f, "  runs in    `{host}`")?,
-            None => writeln!(f, "  runs in    neither `wasmtime serve` nor `wasmtime serve -Scli`")?,
+            None => writeln!(
+                f,
+                "  runs in    neither `wasmtime serve` nor `wasmtime serve -Scli`"
+            )?,
         }
         for refusal in &v.refusals {
             writeln!(f, "  `{}` refuses it: {}", refusal.host, refusal.reason)?;

@@ -31,7 +31,7 @@ pub enum Terminal {
     /// Nothing: the last plugin is a service.
     None,
     /// A service component.
-    Service(Stage),
+    Service(Box<Stage>),
     /// The built-in forwarding terminator.
     Forward,
     /// The host provides the next hop.
@@ -123,7 +123,7 @@ impl Chain {
     pub fn stages(&self) -> Result<Vec<Stage>, Error> {
         let mut stages = self.plugins.clone();
         match &self.terminal {
-            Terminal::Service(service) => stages.push(service.clone()),
+            Terminal::Service(service) => stages.push(service.as_ref().clone()),
             Terminal::Forward => stages.push(forward_stage()?),
             Terminal::None | Terminal::Host => {}
         }

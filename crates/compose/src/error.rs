@@ -25,7 +25,10 @@ impl SourceFile {
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
         let before = &self.text[..offset.min(self.text.len())];
         let line = before.matches('\n').count() + 1;
-        let column = before.rfind('\n').map_or(before.len(), |nl| before.len() - nl - 1) + 1;
+        let column = before
+            .rfind('\n')
+            .map_or(before.len(), |nl| before.len() - nl - 1)
+            + 1;
         (line, column)
     }
 
@@ -80,8 +83,12 @@ pub enum Error {
         problem: PluginProblem,
     },
 
-    #[error("cannot link plugin `{from}` to `{to}`: its import `{import}` does not accept `{to}`'s export `{export}`: {reason}")]
-    #[diagnostic(help("the two plugins were built against WASI versions that cannot be reconciled; rebuild them against the same wasi:http 0.3 release"))]
+    #[error(
+        "cannot link plugin `{from}` to `{to}`: its import `{import}` does not accept `{to}`'s export `{export}`: {reason}"
+    )]
+    #[diagnostic(help(
+        "the two plugins were built against WASI versions that cannot be reconciled; rebuild them against the same wasi:http 0.3 release"
+    ))]
     Link {
         from: String,
         to: String,
@@ -154,13 +161,19 @@ pub enum PluginProblem {
     #[error("it uses the prerelease `{name}`, which wasi:http 0.3 hosts do not link")]
     Prerelease { name: String },
 
-    #[error("it is a service (no next-hop import) but stands before `{next}`; a service can only stand last")]
+    #[error(
+        "it is a service (no next-hop import) but stands before `{next}`; a service can only stand last"
+    )]
     ServiceNotLast { next: String },
 
-    #[error("it is a service (no next-hop import), so nothing can stand after it, but the manifest has an `[origin]`")]
+    #[error(
+        "it is a service (no next-hop import), so nothing can stand after it, but the manifest has an `[origin]`"
+    )]
     ServiceBeforeOrigin,
 
-    #[error("it is a middleware (it imports `{import}`) and stands last, but the manifest has no `[origin]`")]
+    #[error(
+        "it is a middleware (it imports `{import}`) and stands last, but the manifest has no `[origin]`"
+    )]
     MiddlewareLast { import: String },
 
     #[error("the origin must be a service, but it imports the next hop `{import}`")]

@@ -143,7 +143,11 @@ pub fn inspect(bytes: &[u8], path: &Path) -> Result<Inspection, PluginProblem> {
 
     for name in world.exports.keys() {
         match InterfaceName::parse(name) {
-            Some(n) if n.is("wasi:http", "handler") && n.is_p3_release() && inspection.entry.is_none() => {
+            Some(n)
+                if n.is("wasi:http", "handler")
+                    && n.is_p3_release()
+                    && inspection.entry.is_none() =>
+            {
                 inspection.entry = Some(name.clone())
             }
             _ => inspection.other_exports.push(name.clone()),
@@ -189,7 +193,12 @@ pub fn inspect(bytes: &[u8], path: &Path) -> Result<Inspection, PluginProblem> {
 impl Inspection {
     /// Why this component cannot be a chain stage at all, if it cannot.
     pub fn unusable(&self) -> Option<PluginProblem> {
-        let all = || self.host_imports.iter().chain(&self.side_calls).chain(&self.other_exports);
+        let all = || {
+            self.host_imports
+                .iter()
+                .chain(&self.side_calls)
+                .chain(&self.other_exports)
+        };
         if let Some(name) = all().find(|n| {
             InterfaceName::parse(n).is_some_and(|n| n.package == "wasi:http" && n.is_prerelease())
         }) {

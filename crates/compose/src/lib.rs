@@ -39,10 +39,14 @@ fn locate(manifest: &Manifest, error: Error) -> Error {
         Error::Link { from, .. } => from,
         _ => return error,
     };
-    let spec = manifest.plugins.iter().find(|p| p.name == *name).or(match &manifest.origin {
-        Some(Origin::Service(spec)) if spec.name == *name => Some(spec),
-        _ => None,
-    });
+    let spec = manifest
+        .plugins
+        .iter()
+        .find(|p| p.name == *name)
+        .or(match &manifest.origin {
+            Some(Origin::Service(spec)) if spec.name == *name => Some(spec),
+            _ => None,
+        });
     match spec {
         Some(spec) => error.at(&manifest.file, spec.span.clone()),
         None => error,

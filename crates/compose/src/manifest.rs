@@ -42,7 +42,10 @@ pub enum Source {
     /// A file, relative to the manifest's directory.
     Path { path: PathBuf, span: Range<usize> },
     /// An OCI reference, `oci://host/ns/name:tag`.
-    Oci { reference: String, span: Range<usize> },
+    Oci {
+        reference: String,
+        span: Range<usize>,
+    },
     /// A registry package name with a version requirement, `ns:name@^1.2`.
     Package { spec: String, span: Range<usize> },
 }
@@ -129,9 +132,8 @@ impl Manifest {
     /// plugin paths.
     pub fn parse(path: &Path, text: String) -> Result<Manifest, Error> {
         let file = Arc::new(SourceFile::new(path, text));
-        let raw: RawManifest = toml::from_str(&file.text).map_err(|e| {
-            file.error(e.span().unwrap_or(0..0), e.message().to_string(), None)
-        })?;
+        let raw: RawManifest = toml::from_str(&file.text)
+            .map_err(|e| file.error(e.span().unwrap_or(0..0), e.message().to_string(), None))?;
 
         let name = match raw.chain.and_then(|c| c.name) {
             Some(name) => {
@@ -197,9 +199,7 @@ impl Manifest {
 /// must be WIT identifiers.
 fn check_name(file: &SourceFile, name: &Spanned<String>, what: &str) -> Result<(), Error> {
     let valid = name.get_ref().split('-').all(|part| {
-        part.chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_lowercase())
+        part.chars().next().is_some_and(|c| c.is_ascii_lowercase())
             && part
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())

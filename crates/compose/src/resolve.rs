@@ -26,7 +26,7 @@ pub fn load(manifest: &Manifest) -> Result<Chain, Error> {
         None => Terminal::None,
         Some(Origin::Forward) => Terminal::Forward,
         Some(Origin::Host) => Terminal::Host,
-        Some(Origin::Service(spec)) => Terminal::Service(load_stage(manifest, spec)?),
+        Some(Origin::Service(spec)) => Terminal::Service(Box::new(load_stage(manifest, spec)?)),
     };
     Ok(Chain {
         name: manifest.name.clone(),

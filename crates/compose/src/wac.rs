@@ -15,10 +15,45 @@ use wac_graph::types::BorrowedPackageKey;
 
 /// WAC's keywords; a name that is one gets the `%` escape.
 const KEYWORDS: &[&str] = &[
-    "import", "with", "type", "tuple", "list", "option", "result", "borrow", "resource",
-    "variant", "record", "flags", "enum", "func", "static", "constructor", "u8", "s8", "u16",
-    "s16", "u32", "s32", "u64", "s64", "f32", "f64", "char", "bool", "string", "interface",
-    "world", "export", "new", "let", "use", "include", "as", "package", "targets",
+    "import",
+    "with",
+    "type",
+    "tuple",
+    "list",
+    "option",
+    "result",
+    "borrow",
+    "resource",
+    "variant",
+    "record",
+    "flags",
+    "enum",
+    "func",
+    "static",
+    "constructor",
+    "u8",
+    "s8",
+    "u16",
+    "s16",
+    "u32",
+    "s32",
+    "u64",
+    "s64",
+    "f32",
+    "f64",
+    "char",
+    "bool",
+    "string",
+    "interface",
+    "world",
+    "export",
+    "new",
+    "let",
+    "use",
+    "include",
+    "as",
+    "package",
+    "targets",
 ];
 
 fn id(name: &str) -> String {
@@ -36,12 +71,21 @@ impl Chain {
     pub fn to_wac(&self, deps: &BTreeMap<String, PathBuf>) -> Result<String, Error> {
         let stages = self.stages()?;
         let mut wac = String::new();
-        let _ = writeln!(wac, "// Chain `{}`, written by pwchain {}.", self.name, env!("CARGO_PKG_VERSION"));
+        let _ = writeln!(
+            wac,
+            "// Chain `{}`, written by pwchain {}.",
+            self.name,
+            env!("CARGO_PKG_VERSION")
+        );
         let flags: Vec<String> = deps
             .iter()
             .map(|(name, path)| format!("--dep {name}={}", path.display()))
             .collect();
-        let _ = writeln!(wac, "// wac compose {} CHAIN.wac -o chain.wasm", flags.join(" "));
+        let _ = writeln!(
+            wac,
+            "// wac compose {} CHAIN.wac -o chain.wasm",
+            flags.join(" ")
+        );
         if matches!(self.terminal, crate::compose::Terminal::Forward) {
             let _ = writeln!(
                 wac,
@@ -52,7 +96,10 @@ impl Chain {
         let _ = writeln!(wac, "package pwchain:{};\n", self.name);
         for (i, stage) in stages.iter().enumerate().rev() {
             let next = stages.get(i + 1);
-            let arg = match (&stage.info.next_hop, next.and_then(|n| n.info.entry.as_ref().map(|e| (n, e)))) {
+            let arg = match (
+                &stage.info.next_hop,
+                next.and_then(|n| n.info.entry.as_ref().map(|e| (n, e))),
+            ) {
                 (Some(hop), Some((next, entry))) => {
                     format!("\"{}\": {}[\"{entry}\"], ", hop.import, id(&next.name))
                 }
@@ -66,7 +113,11 @@ impl Chain {
             );
         }
         let first = &stages[0];
-        let entry = first.info.entry.as_deref().unwrap_or("wasi:http/handler@0.3.2");
+        let entry = first
+            .info
+            .entry
+            .as_deref()
+            .unwrap_or("wasi:http/handler@0.3.2");
         let _ = writeln!(wac, "\nexport {}[\"{entry}\"];", id(&first.name));
         Ok(wac)
     }
@@ -100,7 +151,12 @@ pub fn compose_wac(
     loop {
         let packages: IndexMap<BorrowedPackageKey, Vec<u8>> = loaded
             .iter()
-            .map(|(name, bytes)| (BorrowedPackageKey::from_name_and_version(name, None), bytes.clone()))
+            .map(|(name, bytes)| {
+                (
+                    BorrowedPackageKey::from_name_and_version(name, None),
+                    bytes.clone(),
+                )
+            })
             .collect();
         let missing = match document.resolve(packages) {
             Ok(resolution) => {
@@ -124,7 +180,10 @@ pub fn compose_wac(
             file.error(
                 span.offset()..span.offset() + span.len(),
                 message,
-                Some(format!("pass `--dep {name}=PATH`, or put it at DEPS/{}.wasm and pass `--deps DEPS`", name.replace(':', "/"))),
+                Some(format!(
+                    "pass `--dep {name}=PATH`, or put it at DEPS/{}.wasm and pass `--deps DEPS`",
+                    name.replace(':', "/")
+                )),
             )
         })?;
         loaded.push((name, bytes));
@@ -137,7 +196,8 @@ fn find_package(
     deps_dir: Option<&Path>,
 ) -> Result<Vec<u8>, String> {
     let read = |path: &Path| {
-        std::fs::read(path).map_err(|e| format!("package `{name}`: cannot read `{}`: {e}", path.display()))
+        std::fs::read(path)
+            .map_err(|e| format!("package `{name}`: cannot read `{}`: {e}", path.display()))
     };
     if let Some(path) = deps.get(name) {
         return read(path);

@@ -119,13 +119,20 @@ impl Server {
                 }
             });
         }
-        tracing::info!("shutting down: waiting for {} open connection(s)", connections.len());
+        tracing::info!(
+            "shutting down: waiting for {} open connection(s)",
+            connections.len()
+        );
         while connections.join_next().await.is_some() {}
         Ok(())
     }
 
     /// Runs one request through the chain.
-    pub async fn handle(&self, request: hyper::Request<Incoming>, peer: SocketAddr) -> hyper::Response<Body> {
+    pub async fn handle(
+        &self,
+        request: hyper::Request<Incoming>,
+        peer: SocketAddr,
+    ) -> hyper::Response<Body> {
         let started = Instant::now();
         let method = request.method().clone();
         let path = request.uri().path().to_string();
@@ -184,7 +191,8 @@ fn text(status: u16, body: &'static str) -> hyper::Response<Body> {
             .map_err(|never| match never {})
             .boxed_unsync(),
     );
-    *response.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    *response.status_mut() =
+        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
     response
 }
 

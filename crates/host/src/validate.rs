@@ -34,11 +34,18 @@ pub fn validate(bytes: &[u8]) -> anyhow::Result<Validation> {
     let engine = crate::engine()?;
     let component = Component::new(&engine, bytes)?;
     let ty = component.component_type();
-    let imports: Vec<String> = ty.imports(&engine).map(|(name, _)| name.to_string()).collect();
+    let imports: Vec<String> = ty
+        .imports(&engine)
+        .map(|(name, _)| name.to_string())
+        .collect();
     let unterminated = imports
         .iter()
         .find(|name| {
-            name.starts_with("wasi:http/handler@") || name.split('@').next().is_some_and(|n| n.ends_with("/origin"))
+            name.starts_with("wasi:http/handler@")
+                || name
+                    .split('@')
+                    .next()
+                    .is_some_and(|n| n.ends_with("/origin"))
         })
         .cloned();
 
@@ -51,7 +58,11 @@ pub fn validate(bytes: &[u8]) -> anyhow::Result<Validation> {
         let linked = linker(&engine, set)?
             .instantiate_pre(&component)
             .map_err(|e| format!("{e:#}"))
-            .and_then(|pre| ServicePre::new(pre).map(|_| ()).map_err(|e| format!("{e:#}")));
+            .and_then(|pre| {
+                ServicePre::new(pre)
+                    .map(|_| ())
+                    .map_err(|e| format!("{e:#}"))
+            });
         match linked {
             Ok(()) => {
                 runs_in = Some(set.flag().to_string());

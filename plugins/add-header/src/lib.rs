@@ -2,8 +2,8 @@
 //! out, so a reader can see both directions pass through the chain.
 
 use exports::wasi::http::handler::Guest;
-use wasi::http::handler;
 use pwchain_guest::{ErrorCode, Request, Response, map_request_headers, map_response};
+use wasi::http::handler;
 
 pwchain_guest::bindings!("wasi:http/middleware@0.3.2");
 

@@ -5,10 +5,10 @@
 
 use exports::wasi::http::handler::Guest;
 use pwchain_guest::wasi::http::client;
-use wasi::http::handler;
 use pwchain_guest::{
     ErrorCode, Fields, Method, Request, Response, Scheme, body_stream, method_name, no_trailers,
 };
+use wasi::http::handler;
 
 pwchain_guest::bindings!("wasi:http/middleware@0.3.2");
 
@@ -41,9 +41,15 @@ async fn post(url: &str, line: String) -> Result<u16, ErrorCode> {
     let body = body_stream(line.into_bytes(), None);
     let (request, _) = Request::new(headers, Some(body), no_trailers(), None);
     request.set_method(&Method::Post).map_err(|()| invalid())?;
-    request.set_scheme(Some(&Scheme::Http)).map_err(|()| invalid())?;
-    request.set_authority(Some(authority)).map_err(|()| invalid())?;
-    request.set_path_with_query(Some(path)).map_err(|()| invalid())?;
+    request
+        .set_scheme(Some(&Scheme::Http))
+        .map_err(|()| invalid())?;
+    request
+        .set_authority(Some(authority))
+        .map_err(|()| invalid())?;
+    request
+        .set_path_with_query(Some(path))
+        .map_err(|()| invalid())?;
     let response = client::send(request).await?;
     Ok(response.get_status_code())
 }

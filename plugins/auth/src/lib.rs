@@ -3,8 +3,8 @@
 //! next hop called.
 
 use exports::wasi::http::handler::Guest;
-use wasi::http::handler;
 use pwchain_guest::{ErrorCode, Request, Response, header, text_response};
+use wasi::http::handler;
 
 /// The token this example accepts. Per-plugin configuration arrives with
 /// `wasi:config`; until then the demo token is fixed.
@@ -23,7 +23,10 @@ impl Guest for Auth {
         }
         text_response(
             401,
-            &[("www-authenticate".into(), b"Bearer realm=\"pwchain\"".to_vec())],
+            &[(
+                "www-authenticate".into(),
+                b"Bearer realm=\"pwchain\"".to_vec(),
+            )],
             "unauthorized: send `authorization: Bearer <token>`\n",
         )
     }

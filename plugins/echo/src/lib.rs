@@ -3,9 +3,7 @@
 //! body streamed back as it arrives.
 
 use exports::wasi::http::handler::Guest;
-use pwchain_guest::{
-    ErrorCode, Fields, Request, Response, body_stream, method_name, no_trailers,
-};
+use pwchain_guest::{ErrorCode, Fields, Request, Response, body_stream, method_name, no_trailers};
 
 pwchain_guest::bindings!("wasi:http/service@0.3.2");
 
@@ -23,11 +21,9 @@ impl Guest for Echo {
         }
         head.push('\n');
         let (body, _) = Request::consume_body(request, pwchain_guest::wit_future::new(|| Ok(())).1);
-        let headers = Fields::from_list(&[(
-            "content-type".into(),
-            b"text/plain; charset=utf-8".to_vec(),
-        )])
-        .map_err(|e| ErrorCode::InternalError(Some(format!("{e:?}"))))?;
+        let headers =
+            Fields::from_list(&[("content-type".into(), b"text/plain; charset=utf-8".to_vec())])
+                .map_err(|e| ErrorCode::InternalError(Some(format!("{e:?}"))))?;
         let (response, _) = Response::new(
             headers,
             Some(body_stream(head.into_bytes(), Some(body))),

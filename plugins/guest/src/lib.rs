@@ -59,7 +59,9 @@ macro_rules! bindings {
 }
 
 pub use wasi::http::types::{ErrorCode, Fields, Method, Request, Response, Scheme};
-pub use wit_bindgen::{FutureReader, StreamReader, StreamResult, StreamWriter, spawn_local as spawn};
+pub use wit_bindgen::{
+    FutureReader, StreamReader, StreamResult, StreamWriter, spawn_local as spawn,
+};
 
 /// Header names and values as `fields.copy-all` returns them.
 pub type HeaderList = Vec<(String, Vec<u8>)>;
@@ -98,10 +100,18 @@ pub fn map_request_headers(
     let (body, trailers) = Request::consume_body(request, body_done());
     let (rebuilt, _) = Request::new(fields(&headers)?, Some(body), trailers, options);
     let invalid = |what: &str| ErrorCode::InternalError(Some(format!("cannot carry over {what}")));
-    rebuilt.set_method(&method).map_err(|()| invalid("method"))?;
-    rebuilt.set_scheme(scheme.as_ref()).map_err(|()| invalid("scheme"))?;
-    rebuilt.set_path_with_query(path.as_deref()).map_err(|()| invalid("path"))?;
-    rebuilt.set_authority(authority.as_deref()).map_err(|()| invalid("authority"))?;
+    rebuilt
+        .set_method(&method)
+        .map_err(|()| invalid("method"))?;
+    rebuilt
+        .set_scheme(scheme.as_ref())
+        .map_err(|()| invalid("scheme"))?;
+    rebuilt
+        .set_path_with_query(path.as_deref())
+        .map_err(|()| invalid("path"))?;
+    rebuilt
+        .set_authority(authority.as_deref())
+        .map_err(|()| invalid("authority"))?;
     Ok(rebuilt)
 }
 
@@ -169,7 +179,10 @@ pub fn text_response(
     headers: &[(String, Vec<u8>)],
     body: impl Into<String>,
 ) -> Result<Response, ErrorCode> {
-    let mut all = vec![("content-type".to_string(), b"text/plain; charset=utf-8".to_vec())];
+    let mut all = vec![(
+        "content-type".to_string(),
+        b"text/plain; charset=utf-8".to_vec(),
+    )];
     all.extend_from_slice(headers);
     let body = body_stream(body.into().into_bytes(), None);
     let (response, _) = Response::new(fields(&all)?, Some(body), no_trailers());

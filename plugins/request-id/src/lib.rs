@@ -15,15 +15,14 @@ struct RequestId;
 impl Guest for RequestId {
     async fn handle(request: Request) -> Result<Response, ErrorCode> {
         let mut id = String::new();
-        let request = map_request_headers(request, |headers| {
-            match header(headers, "x-request-id") {
+        let request =
+            map_request_headers(request, |headers| match header(headers, "x-request-id") {
                 Some(existing) => id = existing.to_string(),
                 None => {
                     id = format!("{:016x}", get_random_u64());
                     headers.push(("x-request-id".into(), id.clone().into_bytes()));
                 }
-            }
-        })?;
+            })?;
         let response = origin::handle(request).await?;
         map_response(
             response,

@@ -2,8 +2,8 @@
 //! at a time, never holding the whole body.
 
 use exports::wasi::http::handler::Guest;
-use wasi::http::handler;
 use pwchain_guest::{ErrorCode, Request, Response, map_response};
+use wasi::http::handler;
 
 pwchain_guest::bindings!("wasi:http/middleware@0.3.2");
 

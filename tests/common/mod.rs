@@ -1,0 +1,321 @@
+//! What the end-to-end tests share: the example plugins (built once per test
+//! binary), the `pwchain` binary, a served chain, and tiny loopback HTTP
+//! peers (client, collector, upstream) written on std so that nothing
+//! between the test and the chain is mocked.
+
+#![allow(dead_code)] // each test binary uses its own part of this module
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub fn repo() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+}
+
+/// `plugins/dist`, after building the example plugins once for this run.
+pub fn plugins() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let status = Command::new("bash")
+            .arg(repo().join("plugins/build.sh"))
+            .env("CARGO_BUILD_QUIET", "1")
+            .status()
+            .expect("run plugins/build.sh");
+        assert!(status.success(), "plugins/build.sh failed");
+        repo().join("plugins/dist")
+    })
+}
+
+pub fn plugin(name: &str) -> PathBuf {
+    plugins().join(format!("{name}.wasm"))
+}
+
+pub fn pwchain() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_pwchain"))
+}
+
+/// Runs `pwchain ARGS` and returns its output.
+pub fn run(args: &[&str]) -> Output {
+    pwchain().args(args).output().expect("run pwchain")
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A chain manifest in a fresh directory; plugin paths in `toml` may use
+/// `{plugins}` for the built example plugins.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub fn new() -> Workspace {
+        Workspace {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn write(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, contents).expect("write file");
+        path
+    }
+
+    pub fn manifest(&self, toml: &str) -> PathBuf {
+        let text = toml.replace("{plugins}", &plugins().display().to_string());
+        self.write("chain.toml", text)
+    }
+
+    /// Composes `chain.toml` into `chain.wasm`, asserting success.
+    pub fn compose(&self, toml: &str) -> PathBuf {
+        let manifest = self.manifest(toml);
+        let output = self.path("chain.wasm");
+        let result = run(&[
+            "compose",
+            manifest.to_str().unwrap(),
+            "-o",
+            output.to_str().unwrap(),
+        ]);
+        assert!(
+            result.status.success(),
+            "compose failed: {}",
+            stderr(&result)
+        );
+        output
+    }
+
+    /// Names of the files in the directory.
+    pub fn files(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+/// `pwchain serve` on a free loopback port; killed when dropped.
+pub struct Served {
+    child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Served {
+    pub fn start(chain: &Path, env: &[(&str, String)]) -> Served {
+        let mut command = pwchain();
+        command
+            .args(["serve", chain.to_str().unwrap(), "--addr", "127.0.0.1:0"])
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null());
+        for (key, value) in env {
+            command.arg("--env").arg(format!("{key}={value}"));
+        }
+        let mut child = command.spawn().expect("spawn pwchain serve");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let addr = loop {
+            let line = lines
+                .next()
+                .expect("pwchain serve exited before listening")
+                .unwrap();
+            if let Some(rest) = line.split("on http://").nth(1) {
+                break rest.trim_end_matches('/').parse().expect("address");
+            }
+        };
+        // Keep draining the log so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Served { child, addr }
+    }
+
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Response {
+        request(self.addr, method, path, headers, body)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// One HTTP/1.1 request over a fresh loopback connection.
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    if !headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("host"))
+    {
+        head.push_str(&format!("host: {addr}\r\n"));
+    }
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut reader = BufReader::new(stream);
+    let (status_line, headers) = read_head(&mut reader);
+    let status = status_line.split(' ').nth(1).unwrap().parse().unwrap();
+    let body = read_body(&mut reader, &headers, true);
+    Response {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn read_head(reader: &mut impl BufRead) -> (String, Vec<(String, String)>) {
+    let mut first = String::new();
+    reader.read_line(&mut first).expect("status line");
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        let (k, v) = line.split_once(':').unwrap();
+        headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+    }
+    (first.trim_end().to_string(), headers)
+}
+
+fn read_body(reader: &mut impl BufRead, headers: &[(String, String)], to_eof: bool) -> Vec<u8> {
+    let get = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let mut body = Vec::new();
+    if get("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+        loop {
+            let mut size = String::new();
+            reader.read_line(&mut size).unwrap();
+            let size = usize::from_str_radix(size.trim().split(';').next().unwrap(), 16).unwrap();
+            let mut chunk = vec![0; size + 2];
+            reader.read_exact(&mut chunk).unwrap();
+            if size == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..size]);
+        }
+    } else if let Some(len) = get("content-length") {
+        body.resize(len.parse().unwrap(), 0);
+        reader.read_exact(&mut body).unwrap();
+    } else if to_eof {
+        reader.read_to_end(&mut body).unwrap();
+    }
+    body
+}
+
+/// A request a [`Peer`] received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub request_line: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A loopback HTTP server that records each request and answers 200 with
+/// `reply` as the body: the audit collector, or an upstream.
+pub struct Peer {
+    pub addr: SocketAddr,
+    pub received: mpsc::Receiver<Received>,
+}
+
+impl Peer {
+    pub fn start(reply: &'static str) -> Peer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, received) = mpsc::channel();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                let tx = tx.clone();
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let (request_line, headers) = read_head(&mut reader);
+                    let body = read_body(&mut reader, &headers, false);
+                    let mut stream = stream;
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nx-upstream: yes\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{reply}",
+                        reply.len()
+                    );
+                    let _ = tx.send(Received {
+                        request_line,
+                        headers,
+                        body,
+                    });
+                });
+            }
+        });
+        Peer { addr, received }
+    }
+
+    /// The next request received, waiting a few seconds at most.
+    pub fn next(&self) -> Option<Received> {
+        self.received.recv_timeout(Duration::from_secs(10)).ok()
+    }
+}

@@ -1,0 +1,229 @@
+//! Composed chains of real plugins, served by pwchain's wasmtime host and
+//! driven over real HTTP on loopback.
+
+mod common;
+
+use common::{Peer, Served, Workspace, plugin, repo, run, stderr};
+
+const DEMO: &str = r#"
+[chain]
+name = "demo"
+
+[[plugin]]
+name = "auth"
+path = "{plugins}/auth.wasm"
+
+[[plugin]]
+name = "add-header"
+path = "{plugins}/add-header.wasm"
+
+[[plugin]]
+name = "rewrite-body"
+path = "{plugins}/rewrite-body.wasm"
+
+[[plugin]]
+name = "audit"
+path = "{plugins}/audit.wasm"
+
+[origin]
+path = "{plugins}/echo.wasm"
+"#;
+
+const AUTHORIZED: (&str, &str) = ("authorization", "Bearer let-me-in");
+
+#[test]
+fn demo_chain_answers_through_every_plugin() {
+    let ws = Workspace::new();
+    let composite = ws.compose(DEMO);
+    let collector = Peer::start("logged");
+    let served = Served::start(
+        &composite,
+        &[(
+            "AUDIT_COLLECTOR",
+            format!("http://{}/audit", collector.addr),
+        )],
+    );
+
+    // auth answers itself: nothing behind it runs, so nothing is audited.
+    let denied = served.request("GET", "/private", &[], b"");
+    assert_eq!(denied.status, 401, "{denied:?}");
+    assert!(denied.text().contains("unauthorized"), "{}", denied.text());
+    assert_eq!(
+        denied.header("www-authenticate"),
+        Some("Bearer realm=\"pwchain\"")
+    );
+    assert_eq!(
+        denied.header("x-served-by"),
+        None,
+        "add-header must not have run"
+    );
+
+    let answer = served.request("POST", "/hello?x=1", &[AUTHORIZED], b"quiet body");
+    assert_eq!(answer.status, 200, "{answer:?}");
+    // Response side: add-header and rewrite-body both touched the response.
+    assert_eq!(answer.header("x-served-by"), Some("pwchain add-header"));
+    assert_eq!(answer.header("x-body-rewritten"), Some("uppercase"));
+    // Request side: echo saw the header add-header added, and the body, all
+    // upper-cased on the way back by rewrite-body.
+    let text = answer.text();
+    assert!(text.starts_with("POST /HELLO?X=1\n"), "{text}");
+    assert!(text.contains("X-CHAIN-HOP: ADD-HEADER\n"), "{text}");
+    assert!(text.ends_with("\n\nQUIET BODY"), "{text}");
+    assert_eq!(text, text.to_uppercase());
+
+    // audit's side call reached the collector, not the chain's next hop.
+    let audited = collector.next().expect("the collector got the audit line");
+    assert_eq!(audited.request_line, "POST /audit HTTP/1.1");
+    assert_eq!(String::from_utf8_lossy(&audited.body), "POST /hello?x=1\n");
+    assert!(
+        collector.received.try_recv().is_err(),
+        "one line per request"
+    );
+}
+
+#[test]
+fn response_body_is_rewritten_as_a_stream() {
+    let ws = Workspace::new();
+    let composite = ws.compose(
+        r#"
+[[plugin]]
+name = "rewrite-body"
+path = "{plugins}/rewrite-body.wasm"
+
+[origin]
+path = "{plugins}/echo.wasm"
+"#,
+    );
+    let served = Served::start(&composite, &[]);
+    // Far more than one stream chunk (16 KiB) in each direction.
+    let body: Vec<u8> = (0..1_000_000u32)
+        .map(|i| b"abcdefghij"[(i % 10) as usize])
+        .collect();
+    let answer = served.request("PUT", "/big", &[], &body);
+    assert_eq!(answer.status, 200);
+    let expected_tail = body.to_ascii_uppercase();
+    assert!(answer.body.starts_with(b"PUT /BIG\n"));
+    assert!(
+        answer.body.ends_with(&expected_tail),
+        "body changed in transit"
+    );
+}
+
+#[test]
+fn origin_world_plugin_calls_its_next_hop_through_origin() {
+    let ws = Workspace::new();
+    let composite = ws.compose(
+        r#"
+[[plugin]]
+name = "request-id"
+path = "{plugins}/request-id.wasm"
+
+[origin]
+path = "{plugins}/echo.wasm"
+"#,
+    );
+    let served = Served::start(&composite, &[]);
+    let answer = served.request("GET", "/", &[("x-request-id", "abc123")], b"");
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.header("x-request-id"), Some("abc123"));
+    assert!(
+        answer.text().contains("x-request-id: abc123\n"),
+        "{}",
+        answer.text()
+    );
+
+    let fresh = served.request("GET", "/", &[], b"");
+    let id = fresh.header("x-request-id").expect("an id was made up");
+    assert_eq!(id.len(), 16);
+    assert!(fresh.text().contains(&format!("x-request-id: {id}\n")));
+}
+
+#[test]
+fn forward_origin_sends_requests_to_a_real_upstream() {
+    let ws = Workspace::new();
+    let composite = ws.compose(
+        &std::fs::read_to_string(repo().join("chains/forward.toml"))
+            .unwrap()
+            .replace("../plugins/dist", "{plugins}"),
+    );
+    let upstream = Peer::start("hello from upstream");
+    let served = Served::start(&composite, &[]);
+    let authority = upstream.addr.to_string();
+
+    let answer = served.request("POST", "/api/v1?q=2", &[("host", &authority)], b"payload");
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(answer.text(), "hello from upstream");
+    assert_eq!(answer.header("x-upstream"), Some("yes"));
+    assert_eq!(answer.header("x-served-by"), Some("pwchain add-header"));
+    let id = answer
+        .header("x-request-id")
+        .expect("request-id tagged the response");
+
+    let seen = upstream.next().expect("the upstream got the request");
+    assert_eq!(seen.request_line, "POST /api/v1?q=2 HTTP/1.1");
+    assert_eq!(seen.header("x-chain-hop"), Some("add-header"));
+    assert_eq!(seen.header("x-request-id"), Some(id));
+    assert_eq!(seen.header("host"), Some(authority.as_str()));
+    assert_eq!(seen.body, b"payload");
+}
+
+#[test]
+fn composites_link_with_the_wasmtime_serve_import_set() {
+    let ws = Workspace::new();
+    for (toml, expected) in [
+        (DEMO.to_string(), "runs in    `wasmtime serve -Scli`"),
+        (
+            std::fs::read_to_string(repo().join("chains/forward.toml"))
+                .unwrap()
+                .replace("../plugins/dist", "{plugins}"),
+            "runs in    `wasmtime serve -Scli`",
+        ),
+    ] {
+        let composite = ws.compose(&toml);
+        let output = run(&["validate", composite.to_str().unwrap()]);
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{text}{}", stderr(&output));
+        assert!(text.contains("a wasi:http 0.3 service"), "{text}");
+        assert!(text.contains(expected), "{text}");
+        // Rust's wasm32-wasip2 std imports wasi:cli 0.2, which plain
+        // `wasmtime serve` does not provide: validate says so.
+        assert!(text.contains("`wasmtime serve` refuses it"), "{text}");
+    }
+}
+
+#[test]
+fn unterminated_chain_is_valid_but_needs_a_host() {
+    let ws = Workspace::new();
+    let composite = ws.compose(
+        r#"
+[[plugin]]
+name = "add-header"
+path = "{plugins}/add-header.wasm"
+
+[origin]
+host = true
+"#,
+    );
+    let output = run(&["validate", composite.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains("imports `wasi:http/handler@0.3.2`: the chain is not terminated"),
+        "{text}"
+    );
+
+    let json = run(&["validate", "--json", composite.to_str().unwrap()]);
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(report["unterminated"], "wasi:http/handler@0.3.2");
+    assert_eq!(report["runs_in"], serde_json::Value::Null);
+}
+
+#[test]
+fn built_in_forward_matches_its_source() {
+    let committed = std::fs::read(repo().join("crates/compose/builtins/forward.wasm")).unwrap();
+    let rebuilt = std::fs::read(plugin("forward")).unwrap();
+    assert!(
+        committed == rebuilt,
+        "crates/compose/builtins/forward.wasm is stale: run plugins/build.sh and copy plugins/dist/forward.wasm there"
+    );
+}
