@@ -227,3 +227,29 @@ fn built_in_forward_matches_its_source() {
         "crates/compose/builtins/forward.wasm is stale: run plugins/build.sh and copy plugins/dist/forward.wasm there"
     );
 }
+
+#[test]
+fn forward_failures_get_gateway_statuses() {
+    let ws = Workspace::new();
+    let composite = ws.compose("[[plugin]]\nname = \"tag\"\npath = \"{plugins}/add-header.wasm\"\n\n[origin]\nforward = true\n");
+    let served = Served::start(&composite, &[]);
+
+    // Nothing listens there any more.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let down = served.request("GET", "/", &[("host", &closed)], b"");
+    assert_eq!(down.status, 502, "{}", down.text());
+
+    // A request addressed to the server itself comes back marked and stops.
+    let own = served.addr.to_string();
+    let looped = served.request("GET", "/", &[("host", &own)], b"");
+    assert_eq!(looped.status, 508, "{}", looped.text());
+
+    // The server is still fine.
+    let upstream = Peer::start("still here");
+    let ok = served.request("GET", "/", &[("host", &upstream.addr.to_string())], b"");
+    assert_eq!(ok.text(), "still here");
+}

@@ -140,8 +140,9 @@ impl Server {
         let response = match self.handler.handle((), request).await {
             Ok(response) => response,
             Err(e) => {
-                tracing::error!("{method} {path}: the chain failed: {e:#}");
-                text(500, "500 Internal Server Error: the chain failed\n")
+                let (status, body) = failure_status(&e);
+                tracing::error!("{method} {path}: {status}: {e:#}");
+                text(status, body)
             }
         };
         tracing::info!(
@@ -151,6 +152,46 @@ impl Server {
             started.elapsed().as_secs_f64() * 1e3
         );
         response
+    }
+}
+
+/// The status for a request the chain did not answer: an `error-code` the
+/// chain returned says whose fault it was; a trap is the chain's.
+fn failure_status(error: &wasmtime::Error) -> (u16, &'static str) {
+    use wasmtime_wasi_http::p3::bindings::http::types::ErrorCode as E;
+    match error.downcast_ref::<E>() {
+        Some(E::HttpRequestUriInvalid | E::HttpRequestMethodInvalid) => (
+            400,
+            "400 Bad Request: the chain cannot send this request on\n",
+        ),
+        Some(E::HttpRequestDenied) => (403, "403 Forbidden: the chain denied this request\n"),
+        Some(E::LoopDetected) => (508, "508 Loop Detected: the chain forwarded to itself\n"),
+        Some(
+            E::ConnectionTimeout
+            | E::ConnectionReadTimeout
+            | E::ConnectionWriteTimeout
+            | E::HttpResponseTimeout
+            | E::DnsTimeout,
+        ) => (
+            504,
+            "504 Gateway Timeout: the upstream did not answer in time\n",
+        ),
+        Some(
+            E::DnsError(_)
+            | E::DestinationNotFound
+            | E::DestinationUnavailable
+            | E::DestinationIpProhibited
+            | E::DestinationIpUnroutable
+            | E::ConnectionRefused
+            | E::ConnectionTerminated
+            | E::ConnectionLimitReached
+            | E::TlsProtocolError
+            | E::TlsCertificateError
+            | E::TlsAlertReceived(_)
+            | E::HttpResponseIncomplete
+            | E::HttpProtocolError,
+        ) => (502, "502 Bad Gateway: the upstream could not be reached\n"),
+        _ => (500, "500 Internal Server Error: the chain failed\n"),
     }
 }
 
