@@ -269,3 +269,42 @@ fn check_component(bytes: &[u8], path: &Path) -> Result<(), PluginProblem> {
             reason: e.to_string(),
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interface_names() {
+        let n = InterfaceName::parse("wasi:http/handler@0.3.2").unwrap();
+        assert_eq!((n.package, n.interface), ("wasi:http", "handler"));
+        assert!(n.is_p3_release() && !n.is_prerelease());
+        let rc = InterfaceName::parse("wasi:http/handler@0.3.0-rc-2025-09-16").unwrap();
+        assert!(!rc.is_p3_release() && rc.is_prerelease());
+        assert!(
+            !InterfaceName::parse("wasi:http/handler@0.2.6")
+                .unwrap()
+                .is_p3_release()
+        );
+        assert_eq!(InterfaceName::parse("local:x/y").unwrap().version, None);
+        assert!(InterfaceName::parse("init").is_none());
+        assert!(InterfaceName::parse("wasi:http/handler@x").is_none());
+    }
+
+    #[test]
+    fn not_a_component() {
+        let path = Path::new("p.wasm");
+        assert!(matches!(
+            inspect(b"", path),
+            Err(PluginProblem::NotWasm { .. })
+        ));
+        assert!(matches!(
+            inspect(b"\0asm\x01\0\0\0", path),
+            Err(PluginProblem::CoreModule { .. })
+        ));
+        assert!(matches!(
+            inspect(b"\0asm\x0d\0\x01\0\x01", path),
+            Err(PluginProblem::Invalid { .. })
+        ));
+    }
+}

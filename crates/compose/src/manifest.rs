@@ -110,6 +110,7 @@ struct RawPlugin {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawOrigin {
+    name: Option<Spanned<String>>,
     forward: Option<Spanned<bool>>,
     host: Option<Spanned<bool>>,
     upstream: Option<Spanned<String>>,
@@ -178,6 +179,15 @@ impl Manifest {
         }
 
         let origin = raw.origin.map(|o| parse_origin(&file, o)).transpose()?;
+        if let Some(Origin::Service(service)) = &origin
+            && plugins.iter().any(|p| p.name == service.name)
+        {
+            return Err(file.error(
+                service.span.clone(),
+                format!("the origin's name `{}` is also a plugin's", service.name),
+                Some("give the origin its own `name`".into()),
+            ));
+        }
         Ok(Manifest {
             name,
             plugins,
@@ -299,7 +309,13 @@ fn parse_origin(file: &SourceFile, origin: Spanned<RawOrigin>) -> Result<Origin,
         Some("forward") => Ok(Origin::Forward),
         Some("host") => Ok(Origin::Host),
         Some(_) => Ok(Origin::Service(PluginSpec {
-            name: "origin".into(),
+            name: match raw.name {
+                Some(name) => {
+                    check_name(file, &name, "origin")?;
+                    name.into_inner()
+                }
+                None => "origin".into(),
+            },
             source: one_source(file, &span, raw.path, raw.source, raw.package)?,
             span,
         })),
@@ -308,5 +324,70 @@ fn parse_origin(file: &SourceFile, origin: Spanned<RawOrigin>) -> Result<Origin,
             "`[origin]` says nothing".into(),
             Some("set `forward = true`, `host = true`, or `path = \"service.wasm\"`".into()),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Manifest, Error> {
+        Manifest::parse(Path::new("dir/chain.toml"), text.to_string())
+    }
+
+    fn message(text: &str) -> String {
+        match parse(text) {
+            Err(Error::Located(e)) => format!("{}:{}: {}", e.line, e.column, e.message),
+            other => panic!("expected a located error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn full_manifest() {
+        let m = parse(
+            "[chain]\nname = \"edge\"\n[[plugin]]\nname = \"a\"\npath = \"a.wasm\"\n[[plugin]]\nname = \"b\"\nsource = \"oci://r/b:1\"\n[origin]\nforward = true\n",
+        )
+        .unwrap();
+        assert_eq!(m.name, "edge");
+        assert_eq!(m.dir(), Path::new("dir"));
+        assert_eq!(m.plugins[0].source.to_string(), "a.wasm");
+        assert!(
+            matches!(&m.plugins[1].source, Source::Oci { reference, .. } if reference == "oci://r/b:1")
+        );
+        assert!(matches!(m.origin, Some(Origin::Forward)));
+    }
+
+    #[test]
+    fn name_defaults_to_the_file_stem() {
+        let m = parse("[[plugin]]\nname = \"a\"\npath = \"a.wasm\"\n").unwrap();
+        assert_eq!(m.name, "chain");
+        assert!(m.origin.is_none());
+    }
+
+    #[test]
+    fn errors_carry_line_and_column() {
+        assert_eq!(message(""), "1:1: the chain has no plugins");
+        assert_eq!(
+            message("[[plugin]]\nname = \"a\"\npath = \"a\"\npackage = \"x:y@1\"\n"),
+            "4:11: a plugin takes only one of `path`, `source` and `package`"
+        );
+        assert_eq!(
+            message("[[plugin]]\nname = \"a-\"\npath = \"a\"\n"),
+            "2:8: invalid plugin name `a-`"
+        );
+        assert_eq!(
+            message("[[plugin]]\nname = \"a\"\npath = \"a\"\n[origin]\nupstream = \"http://x\"\n"),
+            "5:12: `upstream` is not supported yet"
+        );
+        assert_eq!(
+            message(
+                "[[plugin]]\nname = \"a\"\npath = \"a\"\n[origin]\nname = \"a\"\npath = \"b\"\n"
+            ),
+            "4:1: the origin's name `a` is also a plugin's"
+        );
+        assert_eq!(
+            message("[[plugin]]\nname = \"a\"\npath = \"a\"\n[origin]\n"),
+            "4:1: `[origin]` says nothing"
+        );
     }
 }

@@ -58,3 +58,31 @@ pub fn read(component: &[u8]) -> Option<ChainRecord> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_through_a_component() {
+        // The smallest component: header only.
+        let mut component = b"\0asm\x0d\0\x01\0".to_vec();
+        assert_eq!(read(&component), None);
+        let record = ChainRecord {
+            pwchain: "0.1.0".into(),
+            name: "edge".into(),
+            plugins: vec![StageRecord {
+                name: "auth".into(),
+                source: "auth.wasm".into(),
+                digest: "sha256:00".into(),
+                role: "middleware".into(),
+            }],
+            origin: "forward".into(),
+        };
+        append(&mut component, &record);
+        wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all())
+            .validate_all(&component)
+            .unwrap();
+        assert_eq!(read(&component), Some(record));
+    }
+}
