@@ -9,8 +9,8 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 pub fn repo() -> &'static Path {
@@ -107,20 +107,30 @@ impl Workspace {
 
 /// `pwchain serve` on a free loopback port; killed when dropped.
 pub struct Served {
-    child: Child,
+    pub child: Child,
     pub addr: SocketAddr,
+    /// Everything it has written to stderr so far.
+    pub log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Served {
     pub fn start(chain: &Path, env: &[(&str, String)]) -> Served {
+        let env: Vec<String> = env
+            .iter()
+            .flat_map(|(k, v)| ["--env".to_string(), format!("{k}={v}")])
+            .collect();
+        let env: Vec<&str> = env.iter().map(String::as_str).collect();
+        Served::with_args(chain, &env)
+    }
+
+    /// `pwchain serve CHAIN --addr 127.0.0.1:0 ARGS…`
+    pub fn with_args(chain: &Path, args: &[&str]) -> Served {
         let mut command = pwchain();
         command
             .args(["serve", chain.to_str().unwrap(), "--addr", "127.0.0.1:0"])
+            .args(args)
             .stderr(Stdio::piped())
             .stdout(Stdio::null());
-        for (key, value) in env {
-            command.arg("--env").arg(format!("{key}={value}"));
-        }
         let mut child = command.spawn().expect("spawn pwchain serve");
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
         let addr = loop {
@@ -133,8 +143,25 @@ impl Served {
             }
         };
         // Keep draining the log so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Served { child, addr }
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Served { child, addr, log }
+    }
+
+    /// Waits (a few seconds at most) for a log line containing `needle`.
+    pub fn log_line(&self, needle: &str) -> Option<String> {
+        for _ in 0..100 {
+            if let Some(line) = self.log.lock().unwrap().iter().find(|l| l.contains(needle)) {
+                return Some(line.clone());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
     }
 
     pub fn request(
@@ -277,8 +304,19 @@ impl Received {
     }
 }
 
-/// A loopback HTTP server that records each request and answers 200 with
-/// `reply` as the body: the audit collector, or an upstream.
+/// How a [`Peer`] answers.
+#[derive(Clone, Copy)]
+pub enum Reply {
+    /// 200 with this body.
+    Text(&'static str),
+    /// 200 with the request's own body.
+    Echo,
+    /// Like `Text`, after a pause.
+    Slow(Duration, &'static str),
+}
+
+/// A loopback HTTP server that records each request and answers 200: the
+/// audit collector, or an upstream.
 pub struct Peer {
     pub addr: SocketAddr,
     pub received: mpsc::Receiver<Received>,
@@ -286,6 +324,10 @@ pub struct Peer {
 
 impl Peer {
     pub fn start(reply: &'static str) -> Peer {
+        Peer::replying(Reply::Text(reply))
+    }
+
+    pub fn replying(reply: Reply) -> Peer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, received) = mpsc::channel();
@@ -297,12 +339,21 @@ impl Peer {
                     let mut reader = BufReader::new(stream.try_clone().unwrap());
                     let (request_line, headers) = read_head(&mut reader);
                     let body = read_body(&mut reader, &headers, false);
+                    let answer = match reply {
+                        Reply::Text(text) => text.as_bytes().to_vec(),
+                        Reply::Echo => body.clone(),
+                        Reply::Slow(pause, text) => {
+                            std::thread::sleep(pause);
+                            text.as_bytes().to_vec()
+                        }
+                    };
                     let mut stream = stream;
                     let _ = write!(
                         stream,
-                        "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nx-upstream: yes\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{reply}",
-                        reply.len()
+                        "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nx-upstream: yes\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                        answer.len()
                     );
+                    let _ = stream.write_all(&answer);
                     let _ = tx.send(Received {
                         request_line,
                         headers,

@@ -20,8 +20,19 @@ use std::path::PathBuf;
 #[derive(Debug, Parser)]
 #[command(name = "pwchain", version, max_term_width = 100)]
 pub struct Cli {
+    /// Log format on standard error.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -99,8 +110,14 @@ pub struct ValidateArgs {
 /// Serve a chain over HTTP/1.1.
 ///
 /// Instances are reused across requests and serve several concurrently, as
-/// in `wasmtime serve`. Stop with Ctrl-C (or SIGTERM): open connections are
-/// finished first.
+/// in `wasmtime serve`. A chain left unterminated (`[origin] host = true`)
+/// gets its next hop from `--upstream`, as a reverse proxy; side calls
+/// (`wasi:http/client`) go where each plugin sends them, never to the
+/// upstream. A plugin that traps or runs past `--request-timeout` fails
+/// only its request (500 / 504); the next request gets a fresh instance.
+/// One access-log line per request (target `pwchain::access`); guest output
+/// is prefixed with the chain's name. Stop with Ctrl-C or SIGTERM:
+/// in-flight requests are finished first.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// A composite `.wasm`, or a `chain.toml` (composed in memory first).
@@ -109,6 +126,13 @@ pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free one).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub addr: SocketAddr,
+
+    /// Where the chain's next hop goes, if the chain leaves it to the host:
+    /// `http://host:port[/base-path]`. The path is prefixed with the base
+    /// path, the authority replaced; `x-forwarded-for`, `-host` and
+    /// `-proto` record the original request.
+    #[arg(long, value_name = "URL")]
+    pub upstream: Option<pwchain_host::Upstream>,
 
     /// An environment variable for the plugins (repeatable).
     #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
@@ -122,9 +146,14 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 16)]
     pub max_instance_concurrency: usize,
 
-    /// Seconds a request may take before it fails.
+    /// Seconds a request may take before it fails with 504.
     #[arg(long, default_value_t = 60)]
     pub request_timeout: u64,
+
+    /// MiB one linear memory of an instance may grow to; past it the
+    /// instance traps (500) and is replaced.
+    #[arg(long, default_value_t = 256)]
+    pub max_memory: usize,
 }
 
 fn parse_dep(s: &str) -> Result<(String, PathBuf), String> {

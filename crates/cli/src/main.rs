@@ -5,7 +5,7 @@
 mod args;
 mod render;
 
-use args::{Cli, Command, ComposeArgs, InspectArgs, ServeArgs, ValidateArgs};
+use args::{Cli, Command, ComposeArgs, InspectArgs, LogFormat, ServeArgs, ValidateArgs};
 use clap::Parser;
 use miette::{IntoDiagnostic, Report, WrapErr, miette};
 use pwchain_compose::{
@@ -25,14 +25,15 @@ fn main() -> ExitCode {
             Box::new(miette::MietteHandlerOpts::new().width(1000).build())
         }));
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log_filter(&cli))),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log_filter(&cli)));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Json => logs.json().init(),
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
     match run(cli) {
         Ok(code) => code,
         Err(report) => {
@@ -232,6 +233,9 @@ fn validate(args: ValidateArgs) -> miette::Result<ExitCode> {
 fn serve(args: ServeArgs) -> miette::Result<ExitCode> {
     let bytes = load_composite(&args.chain)?;
     let options = pwchain_host::ServeOptions {
+        name: stem(&args.chain),
+        upstream: args.upstream,
+        max_memory: args.max_memory << 20,
         env: args.env,
         max_instance_reuse: args.max_instance_reuse,
         max_instance_concurrency: args.max_instance_concurrency,

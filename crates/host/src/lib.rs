@@ -5,13 +5,16 @@
 //! that validates here runs there, and one that runs in `pwchain serve` runs
 //! in `wasmtime serve -Scli`.
 
+mod guest_log;
 pub mod linker;
 pub mod serve;
 mod state;
+pub mod upstream;
 pub mod validate;
 
 pub use linker::ImportSet;
 pub use serve::{ServeOptions, Server};
+pub use upstream::Upstream;
 pub use validate::{Validation, validate};
 
 /// The wasmtime this host embeds.
@@ -19,8 +22,12 @@ pub const WASMTIME_VERSION: &str = "48.0.8";
 
 /// An engine configured for p3 `wasi:http` services.
 pub fn engine() -> anyhow::Result<wasmtime::Engine> {
+    Ok(wasmtime::Engine::new(&config())?)
+}
+
+fn config() -> wasmtime::Config {
     let mut config = wasmtime::Config::new();
     config.wasm_component_model(true);
     config.wasm_component_model_async(true);
-    Ok(wasmtime::Engine::new(&config)?)
+    config
 }

@@ -1,9 +1,12 @@
 //! `pwchain serve`: a wasi:http host for composed chains. Instances are
 //! reused across requests and serve several at once (p3 allows it), through
-//! wasmtime-wasi-http's `ProxyHandler`, as `wasmtime serve` does.
+//! wasmtime-wasi-http's `ProxyHandler`, as `wasmtime serve` does; a trap or
+//! a timeout costs the instance, never the server.
 
+use crate::guest_log::GuestLog;
 use crate::linker::{ImportSet, linker};
 use crate::state::{Host, http_view};
+use crate::upstream::{self, Upstream};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
 use hyper::body::Incoming;
@@ -11,22 +14,28 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::time::Sleep;
 use wasmtime::component::{Component, GuestTaskId};
-use wasmtime::{Engine, Store, StoreContextMut};
+use wasmtime::{Engine, Store, StoreContextMut, StoreLimitsBuilder};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi_http::handler::{
-    HandlerState, Instance, Proxy, ProxyHandler, ShouldAccept, WorkerExpiration, WorkerState,
-    WorkerStatus,
+    ExpirationError, HandlerState, Instance, Proxy, ProxyHandler, ShouldAccept, TrapOrPanicError,
+    WorkerExpiration, WorkerState, WorkerStatus,
 };
 use wasmtime_wasi_http::p3::bindings::ServicePre;
 
 /// How the server runs instances.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
+    /// Prefixes the guests' output and names the chain in logs.
+    pub name: String,
+    /// Where the next hop goes when the chain leaves it to the host.
+    pub upstream: Option<Upstream>,
     /// Environment variables every instance sees.
     pub env: Vec<(String, String)>,
     /// Requests one instance serves before it is replaced.
@@ -37,22 +46,31 @@ pub struct ServeOptions {
     pub idle_timeout: Duration,
     /// How long a request may take to produce a response.
     pub request_timeout: Duration,
+    /// Bytes one linear memory of an instance may grow to.
+    pub max_memory: usize,
 }
 
 impl Default for ServeOptions {
     fn default() -> Self {
-        // wasmtime serve's p3 defaults.
+        // wasmtime serve's p3 defaults, where it has them.
         ServeOptions {
+            name: "chain".into(),
+            upstream: None,
             env: Vec::new(),
             max_instance_reuse: 128,
             max_instance_concurrency: 16,
             idle_timeout: Duration::from_secs(1),
             request_timeout: Duration::from_secs(60),
+            max_memory: 256 << 20,
         }
     }
 }
 
 type Body = UnsyncBoxBody<Bytes, wasmtime_wasi_http::Error>;
+
+/// How often the epoch ticks: a guest that never yields is preempted (and,
+/// past the request timeout, cut off) at this granularity.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// A compiled composite, ready to answer requests.
 #[derive(Clone)]
@@ -64,34 +82,55 @@ struct Chain {
     engine: Engine,
     pre: ServicePre<Host>,
     options: ServeOptions,
+    _ticker: EpochTicker,
 }
 
 impl Server {
     /// Compiles `component` and links it with the `wasmtime serve -Scli`
-    /// import set.
+    /// import set, plus the next hop when `options.upstream` is set.
     pub fn new(component: &[u8], options: ServeOptions) -> anyhow::Result<Server> {
-        let engine = crate::engine()?;
+        let engine = serving_engine()?;
         let component = Component::new(&engine, component)?;
-        let pre = linker(&engine, ImportSet::ServeCli)?.instantiate_pre(&component)?;
-        let pre = ServicePre::new(pre)?;
+        let mut linker = linker(&engine, ImportSet::ServeCli)?;
+        let next_hop = component
+            .component_type()
+            .imports(&engine)
+            .map(|(name, _)| name.to_string())
+            .find(|name| name.starts_with("wasi:http/handler@0.3."));
+        match (&next_hop, &options.upstream) {
+            (Some(_), Some(upstream)) => {
+                upstream::add_to_linker(&mut linker, Arc::new(upstream.clone()))?
+            }
+            (Some(import), None) => anyhow::bail!(
+                "the chain is not terminated: it imports `{import}` for its next hop; pass `--upstream URL` to send that hop to a server"
+            ),
+            (None, Some(upstream)) => tracing::warn!(
+                "the chain is terminated (it has no next-hop import), so `--upstream {upstream}` is not used"
+            ),
+            (None, None) => {}
+        }
+        let pre = ServicePre::new(linker.instantiate_pre(&component)?)?;
+        let ticker = EpochTicker::start(engine.clone());
         Ok(Server {
             handler: ProxyHandler::new(Chain {
                 engine,
                 pre,
                 options,
+                _ticker: ticker,
             }),
         })
     }
 
     /// Serves HTTP/1.1 on `listener` until `shutdown` resolves, then stops
-    /// accepting and waits for open connections to finish.
+    /// accepting, lets in-flight requests finish (closing idle keep-alive
+    /// connections) and returns.
     pub async fn run(
         &self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> anyhow::Result<()> {
         let mut shutdown = std::pin::pin!(shutdown);
-        let mut connections = tokio::task::JoinSet::new();
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         loop {
             let (stream, peer) = tokio::select! {
                 () = &mut shutdown => break,
@@ -105,25 +144,22 @@ impl Server {
             };
             let _ = stream.set_nodelay(true);
             let server = self.clone();
-            connections.spawn(async move {
-                let service = hyper::service::service_fn(move |request| {
-                    let server = server.clone();
-                    async move { Ok::<_, Infallible>(server.handle(request, peer).await) }
-                });
-                if let Err(e) = hyper::server::conn::http1::Builder::new()
-                    .keep_alive(true)
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                    .await
-                {
+            let service = hyper::service::service_fn(move |request| {
+                let server = server.clone();
+                async move { Ok::<_, Infallible>(server.handle(request, peer).await) }
+            });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            let connection = graceful.watch(connection);
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
                     tracing::debug!("connection from {peer}: {e}");
                 }
             });
         }
-        tracing::info!(
-            "shutting down: waiting for {} open connection(s)",
-            connections.len()
-        );
-        while connections.join_next().await.is_some() {}
+        tracing::info!("shutting down: finishing in-flight requests");
+        graceful.shutdown().await;
         Ok(())
     }
 
@@ -136,7 +172,10 @@ impl Server {
         let started = Instant::now();
         let method = request.method().clone();
         let path = request.uri().path().to_string();
-        let request = with_authority(request.map(|body| body.map_err(Into::into).boxed_unsync()));
+        let request = as_reverse_proxy(
+            request.map(|body| body.map_err(Into::into).boxed_unsync()),
+            peer,
+        );
         let response = match self.handler.handle((), request).await {
             Ok(response) => response,
             Err(e) => {
@@ -145,20 +184,36 @@ impl Server {
                 text(status, body)
             }
         };
+        let bytes = http_body::Body::size_hint(response.body()).exact();
         tracing::info!(
             target: "pwchain::access",
-            "{peer} {method} {path} {} {:.1}ms",
+            peer = %peer,
+            method = %method,
+            path = %path,
+            status = response.status().as_u16(),
+            ms = started.elapsed().as_secs_f64() * 1e3,
+            bytes,
+            "{method} {path} {}",
             response.status().as_u16(),
-            started.elapsed().as_secs_f64() * 1e3
         );
         response
     }
 }
 
 /// The status for a request the chain did not answer: an `error-code` the
-/// chain returned says whose fault it was; a trap is the chain's.
+/// chain returned says whose fault it was; a trap or a timeout is the
+/// chain's.
 fn failure_status(error: &wasmtime::Error) -> (u16, &'static str) {
     use wasmtime_wasi_http::p3::bindings::http::types::ErrorCode as E;
+    if error.downcast_ref::<ExpirationError>().is_some() {
+        return (
+            504,
+            "504 Gateway Timeout: the chain did not answer in time\n",
+        );
+    }
+    if error.downcast_ref::<TrapOrPanicError>().is_some() {
+        return (500, "500 Internal Server Error: a plugin failed\n");
+    }
     match error.downcast_ref::<E>() {
         Some(E::HttpRequestUriInvalid | E::HttpRequestMethodInvalid) => (
             400,
@@ -195,19 +250,38 @@ fn failure_status(error: &wasmtime::Error) -> (u16, &'static str) {
     }
 }
 
-/// wasi:http gives a guest the request's authority but not its `Host`
-/// header (a forbidden header), so an origin-form request gets its
-/// authority from `Host`, as a reverse proxy would read it.
-fn with_authority(mut request: http::Request<Body>) -> http::Request<Body> {
-    if request.uri().authority().is_some() {
-        return request;
-    }
-    let Some(host) = request
+/// Prepares an incoming request as a reverse proxy would: wasi:http gives a
+/// guest the request's authority but not its `Host` header (a forbidden
+/// header), so an origin-form request gets its authority from `Host`; and
+/// the client's address and the original host and scheme are recorded in
+/// `x-forwarded-*` for whatever stands behind the chain.
+fn as_reverse_proxy(mut request: http::Request<Body>, peer: SocketAddr) -> http::Request<Body> {
+    let host = request
         .headers()
         .get(http::header::HOST)
         .and_then(|h| h.to_str().ok())
-        .map(str::to_string)
-    else {
+        .map(str::to_string);
+    let headers = request.headers_mut();
+    let forwarded_for = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(earlier) => format!("{earlier}, {}", peer.ip()),
+        None => peer.ip().to_string(),
+    };
+    if let Ok(value) = http::HeaderValue::from_str(&forwarded_for) {
+        headers.insert("x-forwarded-for", value);
+    }
+    headers
+        .entry("x-forwarded-proto")
+        .or_insert(http::HeaderValue::from_static("http"));
+    if let Some(host) = host
+        .as_deref()
+        .and_then(|h| http::HeaderValue::from_str(h).ok())
+    {
+        headers.entry("x-forwarded-host").or_insert(host);
+    }
+    if request.uri().authority().is_some() {
+        return request;
+    }
+    let Some(host) = host else {
         return request;
     };
     let path = request
@@ -237,6 +311,49 @@ fn text(status: u16, body: &'static str) -> hyper::Response<Body> {
     response
 }
 
+/// The engine `serve` uses: epoch interruption for timeouts, and the pooling
+/// allocator where the machine has the address space for it.
+fn serving_engine() -> anyhow::Result<Engine> {
+    let mut config = crate::config();
+    config.epoch_interruption(true);
+    let mut pooled = config.clone();
+    pooled.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(
+        Default::default(),
+    ));
+    match Engine::new(&pooled) {
+        Ok(engine) => Ok(engine),
+        Err(e) => {
+            tracing::warn!("pooling allocator unavailable ({e}); allocating instances on demand");
+            Ok(Engine::new(&config)?)
+        }
+    }
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] while it lives.
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+}
+
+impl EpochTicker {
+    fn start(engine: Engine) -> EpochTicker {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        std::thread::spawn(move || {
+            while !stopped.load(Ordering::Relaxed) {
+                std::thread::sleep(EPOCH_TICK);
+                engine.increment_epoch();
+            }
+        });
+        EpochTicker { stop }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
 impl HandlerState for Chain {
     type StoreData = Host;
     type WorkerExpiration = Expiry;
@@ -244,12 +361,21 @@ impl HandlerState for Chain {
 
     async fn instantiate(&self) -> wasmtime::Result<Instance<Host, Expiry, Worker>> {
         let mut wasi = WasiCtxBuilder::new();
-        wasi.inherit_stdout().inherit_stderr();
+        wasi.stdout(GuestLog::new(&self.options.name, "stdout"))
+            .stderr(GuestLog::new(&self.options.name, "stderr"));
         for (key, value) in &self.options.env {
             wasi.env(key, value);
         }
-        let mut store = Store::new(&self.engine, Host::new(wasi.build()));
+        let mut host = Host::new(wasi.build());
+        host.limits = StoreLimitsBuilder::new()
+            .memory_size(self.options.max_memory)
+            .trap_on_grow_failure(true)
+            .build();
+        let mut store = Store::new(&self.engine, host);
         store.limiter(|host| &mut host.limits);
+        // Yield to the event loop at every tick, so that expirations are
+        // noticed even while a guest spins.
+        store.epoch_deadline_async_yield_and_update(1);
         let proxy = Proxy::P3(self.pre.instantiate_async(&mut store).await?);
         Ok(Instance {
             store,
@@ -301,7 +427,9 @@ impl WorkerState for Worker {
 
     fn drop(&self, _store: Store<Host>, result: wasmtime::Result<()>) {
         if let Err(e) = result {
-            tracing::warn!("an instance of the chain ended with an error: {e:#}");
+            tracing::warn!(
+                "an instance of the chain was dropped after an error (the next request gets a fresh one): {e:#}"
+            );
         }
     }
 }

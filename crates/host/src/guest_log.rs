@@ -1,0 +1,72 @@
+//! Guest stdout and stderr, each line prefixed with the chain's name so that
+//! plugin output can be told from the host's own log.
+
+use std::io::Write;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio::io::AsyncWrite;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+
+/// One of the guest's output streams.
+#[derive(Clone)]
+pub struct GuestLog {
+    prefix: Arc<str>,
+}
+
+impl GuestLog {
+    /// Output prefixed with `[name stdout]` or `[name stderr]`.
+    pub fn new(name: &str, stream: &str) -> GuestLog {
+        GuestLog {
+            prefix: format!("[{name} {stream}] ").into(),
+        }
+    }
+}
+
+impl IsTerminal for GuestLog {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for GuestLog {
+    fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
+        Box::new(Lines {
+            prefix: self.prefix.clone(),
+            at_line_start: true,
+        })
+    }
+}
+
+/// Writes to the host's stderr, starting each line with the prefix.
+struct Lines {
+    prefix: Arc<str>,
+    at_line_start: bool,
+}
+
+impl AsyncWrite for Lines {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let mut out = Vec::with_capacity(buf.len() + self.prefix.len());
+        for line in buf.split_inclusive(|b| *b == b'\n') {
+            if self.at_line_start {
+                out.extend_from_slice(self.prefix.as_bytes());
+            }
+            out.extend_from_slice(line);
+            self.at_line_start = line.ends_with(b"\n");
+        }
+        std::io::stderr().lock().write_all(&out)?;
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(std::io::stderr().flush())
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.poll_flush(cx)
+    }
+}

@@ -1,0 +1,172 @@
+//! The next hop of an unterminated chain (`[origin] host = true`): the host
+//! provides the composite's `wasi:http/handler` import by proxying to a fixed
+//! upstream, as a reverse proxy would. Side calls (`wasi:http/client`) are a
+//! different import and keep going to wherever the plugin sent them.
+
+use crate::state::Host;
+use std::sync::Arc;
+use wasmtime::component::{Accessor, Linker, Resource};
+use wasmtime_wasi_http::p3::bindings::http::types::ErrorCode;
+use wasmtime_wasi_http::p3::{Request, Response};
+use wasmtime_wasi_http::{Error as HttpError, WasiHttpView};
+
+/// Where next-hop requests go: scheme, authority and a base path that
+/// prefixes every request's path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    scheme: http::uri::Scheme,
+    authority: http::uri::Authority,
+    base_path: String,
+}
+
+impl std::str::FromStr for Upstream {
+    type Err = String;
+
+    /// `http://host:port[/base]` (or `https://…`).
+    fn from_str(url: &str) -> Result<Upstream, String> {
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+        let scheme = uri
+            .scheme()
+            .filter(|s| *s == &http::uri::Scheme::HTTP || *s == &http::uri::Scheme::HTTPS)
+            .ok_or_else(|| format!("`{url}`: the upstream must be an http:// or https:// URL"))?
+            .clone();
+        let authority = uri
+            .authority()
+            .ok_or_else(|| format!("`{url}` names no host"))?
+            .clone();
+        if uri.query().is_some() {
+            return Err(format!("`{url}`: an upstream takes no query"));
+        }
+        Ok(Upstream {
+            scheme,
+            authority,
+            base_path: uri.path().trim_end_matches('/').to_string(),
+        })
+    }
+}
+
+impl std::fmt::Display for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}://{}{}", self.scheme, self.authority, self.base_path)
+    }
+}
+
+impl Upstream {
+    /// The request's target with the upstream's scheme, authority and base
+    /// path in place of its own.
+    fn rewrite(&self, uri: &http::Uri) -> Result<http::Uri, http::Error> {
+        let path = uri.path_and_query().map_or("/", |p| p.as_str());
+        http::Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(format!("{}{path}", self.base_path))
+            .build()
+    }
+}
+
+/// Defines `wasi:http/handler@0.3.x` in `linker` as a proxy to `upstream`.
+pub fn add_to_linker(linker: &mut Linker<Host>, upstream: Arc<Upstream>) -> wasmtime::Result<()> {
+    linker
+        .instance("wasi:http/handler@0.3.0")?
+        .func_wrap_concurrent(
+            "handle",
+            move |accessor: &Accessor<Host>, (request,): (Resource<Request>,)| {
+                let upstream = upstream.clone();
+                Box::pin(async move { Ok((forward(accessor, request, &upstream).await,)) })
+            },
+        )
+}
+
+async fn forward(
+    accessor: &Accessor<Host>,
+    request: Resource<Request>,
+    upstream: &Upstream,
+) -> Result<Resource<Response>, ErrorCode> {
+    let (sent_tx, sent_rx) = tokio::sync::oneshot::channel::<Result<(), HttpError>>();
+    let internal = |e: &dyn std::fmt::Debug| ErrorCode::InternalError(Some(format!("{e:?}")));
+    let (mut request, options) = accessor.with(|mut store| {
+        let request = store
+            .data_mut()
+            .table
+            .delete(request)
+            .map_err(|e| internal(&e))?;
+        request
+            .into_http(&mut store, async move { sent_rx.await.unwrap_or(Ok(())) })
+            .map_err(|e| internal(&e))
+    })?;
+    *request.uri_mut() = upstream
+        .rewrite(request.uri())
+        .map_err(|_| ErrorCode::HttpRequestUriInvalid)?;
+    // The original host is in `x-forwarded-host`; the upstream is addressed
+    // by its own name, as reverse proxies do by default.
+    if let Ok(host) = http::HeaderValue::from_str(upstream.authority.as_str()) {
+        request.headers_mut().insert(http::header::HOST, host);
+    }
+    tracing::debug!("next hop: {} {}", request.method(), request.uri());
+
+    let (response, io) =
+        wasmtime_wasi_http::default_send_request(request, options.as_deref().copied())
+            .await
+            .map_err(|e| {
+                tracing::warn!("upstream {upstream}: {e}");
+                to_error_code(&e)
+            })?;
+    tokio::spawn(async move {
+        let result = io.await;
+        if let Err(e) = &result {
+            tracing::debug!("upstream connection: {e}");
+        }
+        let _ = sent_tx.send(result);
+    });
+    accessor.with(|mut store| {
+        let host = store.data_mut();
+        let view = host.http();
+        let (response, processed) = Response::from_http(view.hooks, response);
+        tokio::spawn(processed);
+        view.table.push(response).map_err(|e| internal(&e))
+    })
+}
+
+/// The `error-code` a plugin sees for a failed upstream exchange.
+fn to_error_code(error: &HttpError) -> ErrorCode {
+    match error {
+        HttpError::Connect(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            ErrorCode::ConnectionRefused
+        }
+        HttpError::Connect(_) | HttpError::DestinationUnavailable => {
+            ErrorCode::DestinationUnavailable
+        }
+        HttpError::ConnectionRefused => ErrorCode::ConnectionRefused,
+        HttpError::ConnectionTimeout => ErrorCode::ConnectionTimeout,
+        HttpError::HttpResponseTimeout => ErrorCode::HttpResponseTimeout,
+        HttpError::ConnectionTerminated => ErrorCode::ConnectionTerminated,
+        HttpError::HttpRequestUriInvalid => ErrorCode::HttpRequestUriInvalid,
+        other => ErrorCode::InternalError(Some(other.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_and_rewrite() {
+        let up: Upstream = "http://127.0.0.1:9000/base/".parse().unwrap();
+        assert_eq!(up.to_string(), "http://127.0.0.1:9000/base");
+        let uri: http::Uri = "http://front.example/a/b?c=1".parse().unwrap();
+        assert_eq!(
+            up.rewrite(&uri).unwrap(),
+            "http://127.0.0.1:9000/base/a/b?c=1"
+        );
+        let bare: Upstream = "https://up.example".parse().unwrap();
+        assert_eq!(
+            bare.rewrite(&"/x".parse().unwrap()).unwrap(),
+            "https://up.example/x"
+        );
+        assert!("ftp://x".parse::<Upstream>().is_err());
+        assert!("/just/a/path".parse::<Upstream>().is_err());
+        assert!("http://x/?q=1".parse::<Upstream>().is_err());
+    }
+}

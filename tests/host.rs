@@ -1,0 +1,264 @@
+//! `pwchain serve` as a production host: the next hop proxied to a real
+//! upstream, side calls kept apart, faults contained, load, shutdown, logs.
+
+mod common;
+
+use common::{Peer, Reply, Served, Workspace, request, run, stderr};
+use sha2::{Digest, Sha256};
+use std::time::{Duration, Instant};
+
+const HOST_CHAIN: &str = r#"
+[chain]
+name = "edge"
+
+[[plugin]]
+name = "add-header"
+path = "{plugins}/add-header.wasm"
+
+[[plugin]]
+name = "audit"
+path = "{plugins}/audit.wasm"
+
+[origin]
+host = true
+"#;
+
+fn digest(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+#[test]
+fn next_hop_goes_to_the_upstream_and_side_calls_do_not() {
+    let ws = Workspace::new();
+    let composite = ws.compose(HOST_CHAIN);
+    let upstream = Peer::replying(Reply::Echo);
+    let collector = Peer::start("logged");
+    let served = Served::with_args(
+        &composite,
+        &[
+            "--upstream",
+            &format!("http://{}/base/", upstream.addr),
+            "--env",
+            &format!("AUDIT_COLLECTOR=http://{}/audit", collector.addr),
+        ],
+    );
+
+    // More than a MiB each way, streamed through the chain and back.
+    let body: Vec<u8> = (0..(1 << 20) + 12345)
+        .map(|i: u32| (i % 251) as u8)
+        .collect();
+    let answer = served.request(
+        "PUT",
+        "/files/a?v=2",
+        &[("x-forwarded-for", "10.0.0.7")],
+        &body,
+    );
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.header("x-upstream"), Some("yes"));
+    assert_eq!(answer.header("x-served-by"), Some("pwchain add-header"));
+    assert_eq!(
+        digest(&answer.body),
+        digest(&body),
+        "the body changed on the way"
+    );
+
+    let seen = upstream.next().expect("the upstream got the next hop");
+    assert_eq!(seen.request_line, "PUT /base/files/a?v=2 HTTP/1.1");
+    assert_eq!(
+        seen.header("host"),
+        Some(upstream.addr.to_string().as_str())
+    );
+    assert_eq!(seen.header("x-chain-hop"), Some("add-header"));
+    assert_eq!(seen.header("x-forwarded-for"), Some("10.0.0.7, 127.0.0.1"));
+    assert_eq!(
+        seen.header("x-forwarded-host"),
+        Some(served.addr.to_string().as_str())
+    );
+    assert_eq!(seen.header("x-forwarded-proto"), Some("http"));
+    assert_eq!(digest(&seen.body), digest(&body));
+
+    // The audit side call went to the collector, and only there.
+    let audited = collector.next().expect("the collector got the side call");
+    assert_eq!(audited.request_line, "POST /audit HTTP/1.1");
+    assert_eq!(String::from_utf8_lossy(&audited.body), "PUT /files/a?v=2\n");
+    assert!(
+        upstream.received.try_recv().is_err(),
+        "the side call must not reach the upstream"
+    );
+}
+
+#[test]
+fn unterminated_chain_needs_an_upstream() {
+    let ws = Workspace::new();
+    let composite = ws.compose(HOST_CHAIN);
+    let output = run(&[
+        "serve",
+        composite.to_str().unwrap(),
+        "--addr",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let message = stderr(&output);
+    assert!(message.contains("the chain is not terminated"), "{message}");
+    assert!(message.contains("--upstream URL"), "{message}");
+}
+
+#[test]
+fn upstream_down_is_a_bad_gateway() {
+    let ws = Workspace::new();
+    let composite = ws.compose(HOST_CHAIN);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let served = Served::with_args(&composite, &["--upstream", &format!("http://{closed}")]);
+    let started = Instant::now();
+    let answer = served.request("GET", "/", &[], b"");
+    assert_eq!(answer.status, 502, "{}", answer.text());
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(
+        served.log_line("upstream http://").is_some(),
+        "the log says which upstream failed"
+    );
+}
+
+#[test]
+fn a_faulty_plugin_fails_only_its_own_request() {
+    let ws = Workspace::new();
+    let composite = ws.compose("[[plugin]]\nname = \"fault\"\npath = \"{plugins}/fault.wasm\"\n\n[origin]\npath = \"{plugins}/echo.wasm\"\n");
+    let served = Served::with_args(
+        &composite,
+        &["--request-timeout", "2", "--max-memory", "64"],
+    );
+    let ok = |served: &Served| {
+        let answer = served.request("GET", "/fine", &[], b"");
+        assert_eq!(answer.status, 200, "{}", answer.text());
+    };
+    ok(&served);
+
+    let trapped = served.request("GET", "/trap", &[], b"");
+    assert_eq!(trapped.status, 500, "{}", trapped.text());
+    ok(&served);
+
+    let started = Instant::now();
+    let spun = served.request("GET", "/spin", &[], b"");
+    assert!(
+        matches!(spun.status, 500 | 504),
+        "{}: {}",
+        spun.status,
+        spun.text()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the timeout did not cut it off"
+    );
+    ok(&served);
+
+    let grown = served.request("GET", "/grow", &[], b"");
+    assert_eq!(grown.status, 500, "{}", grown.text());
+    ok(&served);
+}
+
+#[test]
+fn bounded_concurrent_load_has_no_errors() {
+    let ws = Workspace::new();
+    let composite = ws.compose("[[plugin]]\nname = \"tag\"\npath = \"{plugins}/add-header.wasm\"\n\n[[plugin]]\nname = \"upper\"\npath = \"{plugins}/rewrite-body.wasm\"\n\n[origin]\npath = \"{plugins}/echo.wasm\"\n");
+    let served = Served::start(&composite, &[]);
+    let addr = served.addr;
+    const CLIENTS: usize = 64;
+    const EACH: usize = 40;
+    let started = Instant::now();
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|client| {
+            std::thread::spawn(move || {
+                let mut failures = Vec::new();
+                for i in 0..EACH {
+                    let body = format!("client {client} request {i}");
+                    let answer = request(addr, "POST", "/load", &[], body.as_bytes());
+                    let text = answer.text();
+                    if answer.status != 200 || !text.ends_with(&body.to_uppercase()) {
+                        failures.push(format!("{}: {text}", answer.status));
+                    }
+                }
+                failures
+            })
+        })
+        .collect();
+    let failures: Vec<String> = clients
+        .into_iter()
+        .flat_map(|c| c.join().unwrap())
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} failed, e.g. {:?}",
+        failures.len(),
+        CLIENTS * EACH,
+        failures.first()
+    );
+    eprintln!(
+        "{} requests from {CLIENTS} clients in {:?}",
+        CLIENTS * EACH,
+        started.elapsed()
+    );
+}
+
+#[test]
+fn shutdown_finishes_in_flight_requests() {
+    let ws = Workspace::new();
+    let composite = ws.compose(HOST_CHAIN);
+    let upstream = Peer::replying(Reply::Slow(Duration::from_millis(1500), "slow answer"));
+    let mut served = Served::with_args(
+        &composite,
+        &["--upstream", &format!("http://{}", upstream.addr)],
+    );
+    let addr = served.addr;
+    let in_flight = std::thread::spawn(move || request(addr, "GET", "/slow", &[], b""));
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = served.child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let answer = in_flight.join().unwrap();
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.text(), "slow answer");
+    let status = served.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn json_access_log_and_prefixed_guest_output() {
+    let ws = Workspace::new();
+    let composite = ws.compose(HOST_CHAIN);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let upstream = Peer::start("ok");
+    let served = Served::with_args(
+        &composite,
+        &[
+            "--log-format",
+            "json",
+            "--upstream",
+            &format!("http://{}", upstream.addr),
+            "--env",
+            &format!("AUDIT_COLLECTOR=http://{closed}/audit"),
+        ],
+    );
+    let answer = served.request("GET", "/logged", &[], b"");
+    assert_eq!(answer.status, 200);
+    let line = served
+        .log_line("pwchain::access")
+        .expect("an access-log line");
+    let entry: serde_json::Value = serde_json::from_str(&line).expect("the access log is JSON");
+    assert_eq!(entry["fields"]["status"], 200);
+    assert_eq!(entry["fields"]["path"], "/logged");
+    assert_eq!(entry["fields"]["method"], "GET");
+    // audit's failed side call is reported on its stderr, prefixed.
+    let guest = served.log_line("audit: side call").expect("guest stderr");
+    assert!(guest.starts_with("[chain stderr] "), "{guest}");
+}
