@@ -107,10 +107,7 @@ fn unterminated_chain_needs_an_upstream() {
 fn upstream_down_is_a_bad_gateway() {
     let ws = Workspace::new();
     let composite = ws.compose(HOST_CHAIN);
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = common::closed_port();
     let served = Served::with_args(&composite, &["--upstream", &format!("http://{closed}")]);
     let started = Instant::now();
     let answer = served.request("GET", "/", &[], b"");
@@ -233,10 +230,7 @@ fn shutdown_finishes_in_flight_requests() {
 fn json_access_log_and_prefixed_guest_output() {
     let ws = Workspace::new();
     let composite = ws.compose(HOST_CHAIN);
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = common::closed_port();
     let upstream = Peer::start("ok");
     let served = Served::with_args(
         &composite,

@@ -235,11 +235,7 @@ fn forward_failures_get_gateway_statuses() {
     let served = Served::start(&composite, &[]);
 
     // Nothing listens there any more.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .to_string();
+    let closed = common::closed_port().to_string();
     let down = served.request("GET", "/", &[("host", &closed)], b"");
     assert_eq!(down.status, 502, "{}", down.text());
 

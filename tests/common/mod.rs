@@ -287,6 +287,14 @@ fn read_body(reader: &mut impl BufRead, headers: &[(String, String)], to_eof: bo
     body
 }
 
+/// A loopback address nothing listens on (any more).
+pub fn closed_port() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
 /// A request a [`Peer`] received.
 #[derive(Debug, Clone)]
 pub struct Received {

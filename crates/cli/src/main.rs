@@ -176,15 +176,24 @@ fn inspect(args: InspectArgs) -> miette::Result<ExitCode> {
         digest: resolve::digest(&bytes),
         info,
     };
-    if args.json {
+    print_report(&report, args.json)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints `report` for people, or as JSON.
+fn print_report(
+    report: &(impl serde::Serialize + std::fmt::Display),
+    json: bool,
+) -> miette::Result<()> {
+    if json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&report).into_diagnostic()?
+            serde_json::to_string_pretty(report).into_diagnostic()?
         );
     } else {
         print!("{report}");
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// A composite from a `.wasm` file, or composed in memory from a chain.
@@ -215,14 +224,7 @@ fn validate(args: ValidateArgs) -> miette::Result<ExitCode> {
         wasmtime: pwchain_host::WASMTIME_VERSION,
         validation,
     };
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).into_diagnostic()?
-        );
-    } else {
-        print!("{report}");
-    }
+    print_report(&report, args.json)?;
     Ok(if runs {
         ExitCode::SUCCESS
     } else {

@@ -109,9 +109,6 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-
-    #[error("{0}")]
-    Wac(String),
 }
 
 impl Error {

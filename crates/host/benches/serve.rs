@@ -30,7 +30,9 @@ fn chain(dir: &Path, passes: usize) -> Vec<u8> {
         let path = dir.join(file);
         Stage::read(&name, &path, path.display().to_string()).expect("read plugin")
     };
-    let mut plugins: Vec<Stage> = (0..passes).map(|i| stage(format!("pass{i}"), "pass.wasm")).collect();
+    let mut plugins: Vec<Stage> = (0..passes)
+        .map(|i| stage(format!("pass{i}"), "pass.wasm"))
+        .collect();
     plugins.push(stage("echo".into(), "echo.wasm"));
     Chain {
         name: format!("chain{passes}"),
@@ -91,7 +93,11 @@ async fn load(addr: std::net::SocketAddr, seconds: f64, connections: usize) -> F
     }
     let elapsed = started.elapsed().as_secs_f64();
     all.sort();
-    let at = |q: f64| all.get(((all.len() as f64 * q) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or_default();
+    let at = |q: f64| {
+        all.get(((all.len() as f64 * q) as usize).min(all.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
     Figures {
         rps: all.len() as f64 / elapsed,
         p50: at(0.50),
@@ -101,7 +107,10 @@ async fn load(addr: std::net::SocketAddr, seconds: f64, connections: usize) -> F
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     let seconds: f64 = args.first().and_then(|s| s.parse().ok()).unwrap_or(4.0);
     let connections: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(16);
     let dir = plugins();
