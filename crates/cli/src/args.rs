@@ -41,6 +41,93 @@ pub enum Command {
     Inspect(InspectArgs),
     Validate(ValidateArgs),
     Serve(ServeArgs),
+    Publish(PublishArgs),
+    Pull(PullArgs),
+    #[command(subcommand)]
+    Cache(CacheCommand),
+}
+
+/// Where registry sources come from and how strictly.
+#[derive(Debug, Args)]
+pub struct ResolveArgs {
+    /// Fail if `pwchain.lock` would change (CI).
+    #[arg(long)]
+    pub locked: bool,
+
+    /// Resolve registry sources only from the cache and the lock.
+    #[arg(long)]
+    pub offline: bool,
+
+    /// The component cache (default: $PWCHAIN_CACHE_DIR, else
+    /// $XDG_CACHE_HOME/pwchain, else ~/.cache/pwchain).
+    #[arg(long, value_name = "DIR", env = "PWCHAIN_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// Publish a component (a plugin or a composed chain) to an OCI registry.
+///
+/// REF is `oci://HOST[:PORT]/NAMESPACE/NAME:VERSION`, VERSION a semver. The
+/// artifact follows the CNCF Wasm OCI layout (one `application/wasm` layer,
+/// a `application/vnd.wasm.config.v0+json` config). An existing version is
+/// not overwritten without `--force`. Plain HTTP only for loopback or
+/// `PWCHAIN_INSECURE_REGISTRIES`; credentials from
+/// `PWCHAIN_REGISTRY_USERNAME`/`_PASSWORD` or ~/.docker/config.json.
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    pub file: PathBuf,
+    pub reference: String,
+
+    /// Overwrite an existing version.
+    #[arg(long)]
+    pub force: bool,
+
+    /// `org.opencontainers.image.description`.
+    #[arg(long)]
+    pub description: Option<String>,
+
+    /// `org.opencontainers.image.source`.
+    #[arg(long)]
+    pub source: Option<String>,
+
+    /// `org.opencontainers.image.licenses`.
+    #[arg(long)]
+    pub licenses: Option<String>,
+
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Fetch a component from an OCI registry by tag or `@sha256:` digest,
+/// verify it, and write it atomically.
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    pub reference: String,
+
+    /// Where to write it (default: NAME.wasm).
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The component cache.
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// List cached components and the references that resolved to them.
+    Ls {
+        #[arg(long, env = "PWCHAIN_CACHE_DIR")]
+        cache_dir: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove everything from the cache.
+    Prune {
+        #[arg(long, env = "PWCHAIN_CACHE_DIR")]
+        cache_dir: Option<PathBuf>,
+    },
 }
 
 /// Compose a chain into one component.
@@ -78,6 +165,9 @@ pub struct ComposeArgs {
     /// Print a JSON summary (output path, sizes, timing, chain record).
     #[arg(long)]
     pub json: bool,
+
+    #[command(flatten)]
+    pub resolve: ResolveArgs,
 }
 
 /// Show what a component is: its role in a chain, entry, next hop, side
@@ -105,6 +195,9 @@ pub struct ValidateArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+
+    #[command(flatten)]
+    pub resolve: ResolveArgs,
 }
 
 /// Serve a chain over HTTP/1.1.
@@ -154,6 +247,9 @@ pub struct ServeArgs {
     /// instance traps (500) and is replaced.
     #[arg(long, default_value_t = 256)]
     pub max_memory: usize,
+
+    #[command(flatten)]
+    pub resolve: ResolveArgs,
 }
 
 fn parse_dep(s: &str) -> Result<(String, PathBuf), String> {

@@ -5,9 +5,16 @@
 mod args;
 mod render;
 
-use args::{Cli, Command, ComposeArgs, InspectArgs, LogFormat, ServeArgs, ValidateArgs};
+use args::{
+    CacheCommand, Cli, Command, ComposeArgs, InspectArgs, LogFormat, PublishArgs, PullArgs,
+    ResolveArgs, ServeArgs, ValidateArgs,
+};
 use clap::Parser;
 use miette::{IntoDiagnostic, Report, WrapErr, miette};
+use pwchain_compose::cache::Cache;
+use pwchain_compose::lock::Lock;
+use pwchain_compose::registry::{OciRef, Registry};
+use pwchain_compose::resolve::Resolver;
 use pwchain_compose::{
     Composite, Manifest, compose_manifest, output::write_atomically, resolve, wac,
 };
@@ -56,7 +63,51 @@ fn run(cli: Cli) -> miette::Result<ExitCode> {
         Command::Inspect(args) => inspect(args),
         Command::Validate(args) => validate(args),
         Command::Serve(args) => serve(args),
+        Command::Publish(args) => publish(args),
+        Command::Pull(args) => pull(args),
+        Command::Cache(command) => cache(command),
     }
+}
+
+/// A resolver for `manifest_path`'s registry sources, with its lock.
+fn resolver(manifest_path: &Path, args: &ResolveArgs) -> miette::Result<(Resolver, Lock)> {
+    let lock = Lock::load(&Lock::path_for(manifest_path)).map_err(|e| miette!("{e}"))?;
+    let cache = Cache::open(args.cache_dir.clone());
+    Ok((Resolver::new(cache, lock.clone(), args.offline), lock))
+}
+
+/// Composes the chain at `path`, then writes (or with `--locked`, checks)
+/// its `pwchain.lock`.
+fn compose_toml(path: &Path, args: &ResolveArgs) -> miette::Result<(Manifest, Composite)> {
+    let manifest = Manifest::load(path)?;
+    let (mut resolver, locked) = resolver(path, args)?;
+    let composite = compose_manifest(&manifest, &mut resolver)?;
+    settle_lock(path, &locked, resolver.resolved(), args.locked)?;
+    Ok((manifest, composite))
+}
+
+fn settle_lock(
+    manifest_path: &Path,
+    locked: &Lock,
+    resolved: &Lock,
+    strict: bool,
+) -> miette::Result<()> {
+    if resolved == locked {
+        return Ok(());
+    }
+    let lock_path = Lock::path_for(manifest_path);
+    if strict {
+        return Err(miette!(
+            help = "compose without --locked to update it, and commit the result",
+            "`{}` would change, and --locked forbids it",
+            lock_path.display()
+        ));
+    }
+    if resolved.plugins.is_empty() && !lock_path.exists() {
+        return Ok(());
+    }
+    write_atomically(&lock_path, resolved.to_toml().as_bytes())?;
+    Ok(())
 }
 
 fn is_wac(path: &Path) -> bool {
@@ -82,15 +133,19 @@ fn compose(args: ComposeArgs) -> miette::Result<ExitCode> {
         let name = stem(&args.chain);
         (bytes, name, None, None)
     } else {
-        let manifest = Manifest::load(&args.chain)?;
         if args.emit_wac {
-            return emit_wac(&manifest, args.output.as_deref());
+            let manifest = Manifest::load(&args.chain)?;
+            let (mut resolver, _) = resolver(&args.chain, &args.resolve)?;
+            return emit_wac(&manifest, &mut resolver, args.output.as_deref());
         }
-        let Composite {
-            bytes,
-            record,
-            input_bytes,
-        } = compose_manifest(&manifest)?;
+        let (
+            manifest,
+            Composite {
+                bytes,
+                record,
+                input_bytes,
+            },
+        ) = compose_toml(&args.chain, &args.resolve)?;
         (
             bytes,
             manifest.name.clone(),
@@ -129,8 +184,12 @@ fn compose(args: ComposeArgs) -> miette::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn emit_wac(manifest: &Manifest, output: Option<&Path>) -> miette::Result<ExitCode> {
-    let chain = resolve::load(manifest)?;
+fn emit_wac(
+    manifest: &Manifest,
+    resolver: &mut Resolver,
+    output: Option<&Path>,
+) -> miette::Result<ExitCode> {
+    let chain = resolve::load(manifest, resolver)?;
     let deps: BTreeMap<String, PathBuf> = manifest
         .plugins
         .iter()
@@ -197,9 +256,9 @@ fn print_report(
 }
 
 /// A composite from a `.wasm` file, or composed in memory from a chain.
-fn load_composite(path: &Path) -> miette::Result<Vec<u8>> {
+fn load_composite(path: &Path, args: &ResolveArgs) -> miette::Result<Vec<u8>> {
     if path.extension().is_some_and(|e| e == "toml") {
-        Ok(compose_manifest(&Manifest::load(path)?)?.bytes)
+        Ok(compose_toml(path, args)?.1.bytes)
     } else if is_wac(path) {
         Ok(wac::compose_wac(path, &BTreeMap::new(), None)?)
     } else {
@@ -210,7 +269,7 @@ fn load_composite(path: &Path) -> miette::Result<Vec<u8>> {
 }
 
 fn validate(args: ValidateArgs) -> miette::Result<ExitCode> {
-    let bytes = load_composite(&args.file)?;
+    let bytes = load_composite(&args.file, &args.resolve)?;
     let validation = pwchain_host::validate(&bytes).map_err(|e| {
         miette!(
             "`{}` does not compile with wasmtime {}: {e:#}",
@@ -233,7 +292,7 @@ fn validate(args: ValidateArgs) -> miette::Result<ExitCode> {
 }
 
 fn serve(args: ServeArgs) -> miette::Result<ExitCode> {
-    let bytes = load_composite(&args.chain)?;
+    let bytes = load_composite(&args.chain, &args.resolve)?;
     let options = pwchain_host::ServeOptions {
         name: stem(&args.chain),
         upstream: args.upstream,
@@ -267,6 +326,152 @@ fn serve(args: ServeArgs) -> miette::Result<ExitCode> {
             .await
             .map_err(|e| miette!("{e:#}"))
     })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn publish(args: PublishArgs) -> miette::Result<ExitCode> {
+    let reference: OciRef = args
+        .reference
+        .parse()
+        .map_err(pwchain_compose::Error::from)?;
+    let version = reference.tag().unwrap_or_default().to_string();
+    if semver::Version::parse(&version).is_err() {
+        return Err(miette!(
+            help = "publish as oci://HOST/NAMESPACE/NAME:1.2.0",
+            "`{}`: the tag must be a semver version, found `{version}`",
+            args.reference
+        ));
+    }
+    let bytes = std::fs::read(&args.file)
+        .into_diagnostic()
+        .wrap_err_with(|| format!("cannot read `{}`", args.file.display()))?;
+    let info = pwchain_compose::inspect(&bytes, &args.file).map_err(|problem| {
+        Report::new(pwchain_compose::Error::Plugin {
+            plugin: stem(&args.file),
+            problem,
+        })
+    })?;
+    let title = reference
+        .repository()
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let mut annotations = BTreeMap::from([
+        (
+            "org.opencontainers.image.created".to_string(),
+            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        ),
+        ("org.opencontainers.image.version".to_string(), version),
+        ("org.opencontainers.image.title".to_string(), title),
+    ]);
+    for (key, value) in [
+        ("description", args.description),
+        ("source", args.source),
+        ("licenses", args.licenses),
+    ] {
+        if let Some(value) = value {
+            annotations.insert(format!("org.opencontainers.image.{key}"), value);
+        }
+    }
+    let registry = Registry::new().map_err(pwchain_compose::Error::from)?;
+    let published = registry
+        .publish(&reference, &bytes, &info, annotations, args.force)
+        .map_err(pwchain_compose::Error::from)?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&published).into_diagnostic()?
+        );
+    } else {
+        println!("{}", published.manifest_digest);
+        eprintln!(
+            "published {} ({} {}, layer {})",
+            published.reference,
+            info.role,
+            render::kib(published.size),
+            published.layer_digest
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn pull(args: PullArgs) -> miette::Result<ExitCode> {
+    let reference: OciRef = args
+        .reference
+        .parse()
+        .map_err(pwchain_compose::Error::from)?;
+    let registry = Registry::new().map_err(pwchain_compose::Error::from)?;
+    let pulled = registry
+        .pull(&reference)
+        .map_err(pwchain_compose::Error::from)?;
+    let name = reference
+        .repository()
+        .rsplit('/')
+        .next()
+        .unwrap_or("component");
+    let output = args
+        .output
+        .unwrap_or_else(|| PathBuf::from(format!("{name}.wasm")));
+    write_atomically(&output, &pulled.bytes)?;
+    Cache::open(None)
+        .put(&pulled.bytes)
+        .map_err(pwchain_compose::Error::from)?;
+    let summary = serde_json::json!({
+        "reference": reference.to_string(),
+        "output": output.display().to_string(),
+        "manifest_digest": pulled.manifest_digest,
+        "layer_digest": pulled.layer_digest,
+        "size": pulled.bytes.len(),
+    });
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&summary).into_diagnostic()?
+        );
+    } else {
+        eprintln!(
+            "pulled {reference} into {} ({}, layer {})",
+            output.display(),
+            render::kib(pulled.bytes.len()),
+            pulled.layer_digest
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cache(command: CacheCommand) -> miette::Result<ExitCode> {
+    match command {
+        CacheCommand::Ls { cache_dir, json } => {
+            let cache = Cache::open(cache_dir);
+            let listed = cache.list().map_err(pwchain_compose::Error::from)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&listed).into_diagnostic()?
+                );
+            } else {
+                println!("{}", cache.root().display());
+                for blob in listed {
+                    println!(
+                        "  {} {:>10} {}",
+                        blob.digest,
+                        render::kib(blob.size as usize),
+                        blob.references.join(", ")
+                    );
+                }
+            }
+        }
+        CacheCommand::Prune { cache_dir } => {
+            let cache = Cache::open(cache_dir);
+            let (count, bytes) = cache.prune().map_err(pwchain_compose::Error::from)?;
+            eprintln!(
+                "removed {count} component(s), {} from {}",
+                render::kib(bytes as usize),
+                cache.root().display()
+            );
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

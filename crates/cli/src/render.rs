@@ -29,7 +29,7 @@ impl fmt::Display for ComposeSummary {
     }
 }
 
-fn kib(bytes: usize) -> String {
+pub fn kib(bytes: usize) -> String {
     format!("{:.1} KiB", bytes as f64 / 1024.0)
 }
 

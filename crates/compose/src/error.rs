@@ -103,6 +103,31 @@ pub enum Error {
     #[error("the composed component is invalid: {0}")]
     Encode(String),
 
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
+
+    #[error(transparent)]
+    Cache(#[from] crate::cache::CacheError),
+
+    #[error("`{reference}` is not in the cache, and --offline forbids fetching it")]
+    #[diagnostic(help("compose once without --offline to fill the cache"))]
+    Offline { reference: String },
+
+    #[error(
+        "`{reference}` is pinned to layer {locked} in pwchain.lock, but the registry served {found}"
+    )]
+    #[diagnostic(help(
+        "if the change is expected, delete the plugin's entry from pwchain.lock and compose again"
+    ))]
+    LockMismatch {
+        reference: String,
+        locked: String,
+        found: String,
+    },
+
+    #[error("{0}")]
+    Lock(String),
+
     #[error("cannot write `{}`", path.display())]
     Write {
         path: PathBuf,
@@ -210,7 +235,7 @@ impl PluginProblem {
             PluginProblem::OriginNotService { .. } => {
                 "list it as a `[[plugin]]` instead, and end the chain with another origin".into()
             }
-            PluginProblem::Unsupported { .. } => "use `path = \"…\"` for now".into(),
+            PluginProblem::Unsupported { .. } => "use `path = \"…\"` or `source = \"oci://…\"` for now".into(),
         })
     }
 }

@@ -9,12 +9,15 @@
 //! No wasmtime here: running and validating against a host is `pwchain-host`.
 
 pub mod builtins;
+pub mod cache;
 pub mod compose;
 pub mod error;
 pub mod inspect;
+pub mod lock;
 pub mod manifest;
 pub mod output;
 pub mod record;
+pub mod registry;
 pub mod resolve;
 pub mod wac;
 
@@ -26,8 +29,11 @@ pub use record::ChainRecord;
 
 /// Loads every plugin `manifest` names and composes the chain. Errors about
 /// a plugin point at its entry in the manifest.
-pub fn compose_manifest(manifest: &Manifest) -> Result<Composite, Error> {
-    resolve::load(manifest)?
+pub fn compose_manifest(
+    manifest: &Manifest,
+    resolver: &mut resolve::Resolver,
+) -> Result<Composite, Error> {
+    resolve::load(manifest, resolver)?
         .compose()
         .map_err(|e| locate(manifest, e))
 }

@@ -1,0 +1,214 @@
+//! The component cache: content-addressed by sha256, verified on every
+//! read, written atomically, shared by all chains. Tags seen are remembered
+//! so that `--offline` can resolve them.
+//!
+//! ```text
+//! <root>/blobs/sha256/<hex>                    component bytes
+//! <root>/refs/<registry>/<repository>/<tag>    {"manifest": …, "layer": …}
+//! ```
+
+use crate::output::write_atomically;
+use crate::registry::OciRef;
+use crate::resolve::digest;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("`{0}` is not a sha256 digest")]
+    BadDigest(String),
+    #[error("cache entry {expected} was corrupt (its bytes hash to {found}); it has been removed")]
+    Corrupt { expected: String, found: String },
+    #[error("cache at `{}`: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What a tag pointed at when it was last pulled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefEntry {
+    pub manifest: String,
+    pub layer: String,
+}
+
+/// One cached component.
+#[derive(Debug, Clone, Serialize)]
+pub struct CachedBlob {
+    pub digest: String,
+    pub size: u64,
+    /// References last resolved to it.
+    pub references: Vec<String>,
+}
+
+pub struct Cache {
+    root: PathBuf,
+}
+
+impl Cache {
+    /// The cache at `dir`, else `$PWCHAIN_CACHE_DIR`, else
+    /// `$XDG_CACHE_HOME/pwchain`, else `~/.cache/pwchain`.
+    pub fn open(dir: Option<PathBuf>) -> Cache {
+        let root = dir
+            .or_else(|| std::env::var_os("PWCHAIN_CACHE_DIR").map(PathBuf::from))
+            .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| Path::new(&d).join("pwchain")))
+            .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/pwchain")))
+            .unwrap_or_else(|| PathBuf::from(".pwchain-cache"));
+        Cache { root }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn blob_path(&self, digest: &str) -> Result<PathBuf, CacheError> {
+        let hex = digest
+            .strip_prefix("sha256:")
+            .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+            .ok_or_else(|| CacheError::BadDigest(digest.to_string()))?;
+        Ok(self.root.join("blobs/sha256").join(hex))
+    }
+
+    fn io(path: &Path) -> impl Fn(std::io::Error) -> CacheError + '_ {
+        move |source| CacheError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// The bytes cached under `digest`, if any, after checking them.
+    pub fn get(&self, expected: &str) -> Result<Option<Vec<u8>>, CacheError> {
+        let path = self.blob_path(expected)?;
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Self::io(&path)(e)),
+        };
+        let found = digest(&bytes);
+        if found != expected {
+            let _ = std::fs::remove_file(&path);
+            return Err(CacheError::Corrupt {
+                expected: expected.to_string(),
+                found,
+            });
+        }
+        Ok(Some(bytes))
+    }
+
+    /// Stores `bytes`, returning their digest.
+    pub fn put(&self, bytes: &[u8]) -> Result<String, CacheError> {
+        let digest = digest(bytes);
+        let path = self.blob_path(&digest)?;
+        self.write(&path, bytes)?;
+        Ok(digest)
+    }
+
+    fn write(&self, path: &Path, bytes: &[u8]) -> Result<(), CacheError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(Self::io(dir))?;
+        }
+        write_atomically(path, bytes).map_err(|e| match e {
+            crate::Error::Write { path, source } => CacheError::Io { path, source },
+            other => CacheError::Io {
+                path: path.to_path_buf(),
+                source: std::io::Error::other(other.to_string()),
+            },
+        })
+    }
+
+    fn ref_path(&self, reference: &OciRef) -> Option<PathBuf> {
+        let tag = reference.tag()?;
+        let registry = reference.registry().replace(':', "_");
+        Some(
+            self.root
+                .join("refs")
+                .join(registry)
+                .join(reference.repository())
+                .join(tag),
+        )
+    }
+
+    /// Records what `reference` resolved to.
+    pub fn remember(&self, reference: &OciRef, entry: &RefEntry) -> Result<(), CacheError> {
+        match self.ref_path(reference) {
+            Some(path) => self.write(&path, &serde_json::to_vec(entry).expect("serialises")),
+            None => Ok(()),
+        }
+    }
+
+    /// What `reference` last resolved to, if it was pulled before.
+    pub fn recall(&self, reference: &OciRef) -> Option<RefEntry> {
+        let text = std::fs::read(self.ref_path(reference)?).ok()?;
+        serde_json::from_slice(&text).ok()
+    }
+
+    /// Every cached component, with the references last resolved to it.
+    pub fn list(&self) -> Result<Vec<CachedBlob>, CacheError> {
+        let blobs = self.root.join("blobs/sha256");
+        let mut listed = Vec::new();
+        let entries = match std::fs::read_dir(&blobs) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(listed),
+            Err(e) => return Err(Self::io(&blobs)(e)),
+        };
+        let refs = self.refs();
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue;
+            }
+            let digest = format!("sha256:{name}");
+            listed.push(CachedBlob {
+                size: entry.metadata().map(|m| m.len()).unwrap_or(0),
+                references: refs
+                    .iter()
+                    .filter(|(_, e)| e.layer == digest)
+                    .map(|(r, _)| r.clone())
+                    .collect(),
+                digest,
+            });
+        }
+        listed.sort_by(|a, b| a.digest.cmp(&b.digest));
+        Ok(listed)
+    }
+
+    fn refs(&self) -> Vec<(String, RefEntry)> {
+        fn walk(dir: &Path, prefix: &str, out: &mut Vec<(String, RefEntry)>) {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let path = entry.path();
+                if path.is_dir() {
+                    walk(&path, &format!("{prefix}{name}/"), out);
+                } else if let Some(e) = std::fs::read(&path)
+                    .ok()
+                    .and_then(|t| serde_json::from_slice(&t).ok())
+                {
+                    let whole = format!("{prefix}{name}");
+                    if let Some((repo, tag)) = whole.rsplit_once('/') {
+                        out.push((format!("oci://{}:{tag}", repo.replacen('_', ":", 1)), e));
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.root.join("refs"), "", &mut out);
+        out
+    }
+
+    /// Removes every cached component and reference; returns how many
+    /// components and bytes were freed.
+    pub fn prune(&self) -> Result<(usize, u64), CacheError> {
+        let listed = self.list()?;
+        for dir in ["blobs", "refs"] {
+            let path = self.root.join(dir);
+            match std::fs::remove_dir_all(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Self::io(&path)(e)),
+            }
+        }
+        Ok((listed.len(), listed.iter().map(|b| b.size).sum()))
+    }
+}

@@ -1,0 +1,57 @@
+//! `pwchain.lock`: what each registry-sourced plugin resolved to, so a chain
+//! composes the same bytes tomorrow (`--locked` enforces it, `--offline`
+//! relies on it).
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// The lock file's name, beside the manifest.
+pub const FILE: &str = "pwchain.lock";
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lock {
+    #[serde(default, rename = "plugin")]
+    pub plugins: Vec<Locked>,
+}
+
+/// One pinned plugin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Locked {
+    pub name: String,
+    /// The reference as the manifest wrote it.
+    pub reference: String,
+    /// The tag it resolved through, if any.
+    pub version: Option<String>,
+    pub manifest: String,
+    pub layer: String,
+}
+
+impl Lock {
+    /// `pwchain.lock` beside `manifest`.
+    pub fn path_for(manifest: &Path) -> PathBuf {
+        manifest.with_file_name(FILE)
+    }
+
+    /// The lock at `path`; an absent file is an empty lock.
+    pub fn load(path: &Path) -> Result<Lock, String> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => toml::from_str(&text)
+                .map_err(|e| format!("`{}` is not a valid lock file: {e}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Lock::default()),
+            Err(e) => Err(format!("cannot read `{}`: {e}", path.display())),
+        }
+    }
+
+    pub fn find(&self, name: &str, reference: &str) -> Option<&Locked> {
+        self.plugins
+            .iter()
+            .find(|l| l.name == name && l.reference == reference)
+    }
+
+    pub fn to_toml(&self) -> String {
+        format!(
+            "# Written by pwchain: what each registry plugin resolved to. Commit it.\n{}",
+            toml::to_string(self).expect("a lock serialises")
+        )
+    }
+}

@@ -1,0 +1,393 @@
+//! OCI registries: publishing a component as a CNCF Wasm OCI artifact and
+//! pulling one back, digest-verified.
+//!
+//! An artifact is an OCI image manifest (media type set explicitly) with a
+//! `application/vnd.wasm.config.v0+json` config and one `application/wasm`
+//! layer. Plain HTTP is used only for registries on loopback or named in
+//! `PWCHAIN_INSECURE_REGISTRIES`; credentials come from
+//! `PWCHAIN_REGISTRY_USERNAME`/`_PASSWORD` or Docker's `config.json`.
+
+use crate::inspect::Inspection;
+use crate::resolve::digest;
+use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::manifest::{OciDescriptor, OciImageManifest};
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const CONFIG_MEDIA_TYPE: &str = "application/vnd.wasm.config.v0+json";
+pub const LAYER_MEDIA_TYPE: &str = "application/wasm";
+
+/// What can go wrong talking to a registry.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("`{reference}` is not an OCI reference: {reason}")]
+    #[allow(clippy::enum_variant_names)]
+    BadReference { reference: String, reason: String },
+    #[error("`{reference}`: {message}")]
+    Remote { reference: String, message: String },
+    #[error(
+        "`{reference}` already exists in the registry (manifest {digest}); pass --force to overwrite it"
+    )]
+    Exists { reference: String, digest: String },
+    #[error("`{reference}` is not a wasm component artifact: {found}")]
+    NotWasm { reference: String, found: String },
+    #[error(
+        "`{reference}`: {what} digest mismatch: expected {expected}, the registry served {found}"
+    )]
+    DigestMismatch {
+        reference: String,
+        what: &'static str,
+        expected: String,
+        found: String,
+    },
+}
+
+/// A parsed `oci://host[:port]/repository(:tag|@digest)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OciRef(Reference);
+
+impl std::str::FromStr for OciRef {
+    type Err = RegistryError;
+
+    fn from_str(text: &str) -> Result<OciRef, RegistryError> {
+        let bad = |reason: &str| RegistryError::BadReference {
+            reference: text.to_string(),
+            reason: reason.to_string(),
+        };
+        let rest = text
+            .strip_prefix("oci://")
+            .ok_or_else(|| bad("it must start with `oci://`"))?;
+        let host = rest.split('/').next().unwrap_or_default();
+        if host.is_empty() || !rest.contains('/') {
+            return Err(bad("expected oci://HOST[:PORT]/NAMESPACE/NAME:VERSION"));
+        }
+        let reference: Reference = rest.parse().map_err(|e| bad(&format!("{e}")))?;
+        if reference.registry() != host {
+            return Err(bad("the registry host must be given explicitly"));
+        }
+        if reference.tag().is_none() && reference.digest().is_none() {
+            return Err(bad(
+                "it names no version (`:1.2.0`) or digest (`@sha256:…`)",
+            ));
+        }
+        Ok(OciRef(reference))
+    }
+}
+
+impl std::fmt::Display for OciRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "oci://{}", self.0.whole())
+    }
+}
+
+impl OciRef {
+    pub fn registry(&self) -> &str {
+        self.0.registry()
+    }
+
+    pub fn repository(&self) -> &str {
+        self.0.repository()
+    }
+
+    pub fn tag(&self) -> Option<&str> {
+        self.0.tag()
+    }
+
+    /// The same repository, pinned to manifest `digest`.
+    pub fn at_digest(&self, digest: &str) -> OciRef {
+        OciRef(Reference::with_digest(
+            self.0.registry().to_string(),
+            self.0.repository().to_string(),
+            digest.to_string(),
+        ))
+    }
+}
+
+/// A component fetched from a registry.
+#[derive(Debug, Clone)]
+pub struct Pulled {
+    pub manifest_digest: String,
+    pub layer_digest: String,
+    pub bytes: Vec<u8>,
+}
+
+/// Digests of a published artifact.
+#[derive(Debug, Clone, Serialize)]
+pub struct Published {
+    pub reference: String,
+    pub manifest_digest: String,
+    pub layer_digest: String,
+    pub size: usize,
+}
+
+/// A registry client, with its own small runtime so callers stay sync.
+pub struct Registry {
+    insecure: Vec<String>,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Registry {
+    pub fn new() -> Result<Registry, RegistryError> {
+        let insecure: Vec<String> = std::env::var("PWCHAIN_INSECURE_REGISTRIES")
+            .map(|v| {
+                v.split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| RegistryError::Remote {
+                reference: String::new(),
+                message: format!("cannot start a runtime: {e}"),
+            })?;
+        Ok(Registry { insecure, runtime })
+    }
+
+    /// A client for `registry`: plain HTTP only on loopback or when the
+    /// registry is listed in `PWCHAIN_INSECURE_REGISTRIES`.
+    fn client(&self, registry: &str) -> Client {
+        let host = registry.rsplit_once(':').map_or(registry, |(host, _)| host);
+        let plain = matches!(host, "localhost" | "127.0.0.1" | "[::1]")
+            || self.insecure.iter().any(|i| i == registry || i == host);
+        let protocol = if plain {
+            ClientProtocol::HttpsExcept(vec![registry.to_string()])
+        } else {
+            ClientProtocol::Https
+        };
+        Client::new(ClientConfig {
+            protocol,
+            ..Default::default()
+        })
+    }
+
+    /// Publishes `component` at `reference` (which must carry a tag).
+    pub fn publish(
+        &self,
+        reference: &OciRef,
+        component: &[u8],
+        info: &Inspection,
+        annotations: BTreeMap<String, String>,
+        force: bool,
+    ) -> Result<Published, RegistryError> {
+        let remote = remote_error(reference);
+        let auth = credentials(reference.registry());
+        let client = self.client(reference.registry());
+        self.runtime.block_on(async {
+            client.store_auth_if_needed(reference.registry(), &auth).await;
+            if !force
+                && let Ok(existing) = client.fetch_manifest_digest(&reference.0, &auth).await
+            {
+                return Err(RegistryError::Exists {
+                    reference: reference.to_string(),
+                    digest: existing,
+                });
+            }
+            let layer_digest = digest(component);
+            let config = serde_json::to_vec(&serde_json::json!({
+                "created": annotations.get("org.opencontainers.image.created"),
+                "architecture": "wasm",
+                "os": "wasip2",
+                "layerDigests": [layer_digest],
+                "component": {
+                    "exports": info.other_exports.iter().chain(&info.entry).collect::<Vec<_>>(),
+                    "imports": info.host_imports.iter().chain(&info.side_calls).chain(info.next_hop.iter().map(|h| &h.import)).collect::<Vec<_>>(),
+                    "role": info.role,
+                },
+            }))
+            .expect("config serialises");
+            let config_digest = digest(&config);
+            let manifest = OciImageManifest {
+                schema_version: 2,
+                media_type: Some(MANIFEST_MEDIA_TYPE.to_string()),
+                artifact_type: None,
+                config: OciDescriptor {
+                    media_type: CONFIG_MEDIA_TYPE.to_string(),
+                    digest: config_digest.clone(),
+                    size: config.len() as i64,
+                    ..Default::default()
+                },
+                layers: vec![OciDescriptor {
+                    media_type: LAYER_MEDIA_TYPE.to_string(),
+                    digest: layer_digest.clone(),
+                    size: component.len() as i64,
+                    ..Default::default()
+                }],
+                subject: None,
+                annotations: Some(annotations.into_iter().collect()),
+            };
+            let manifest_bytes = serde_json::to_vec(&manifest).expect("manifest serialises");
+            client
+                .push_blob(&reference.0, component.to_vec(), &layer_digest)
+                .await
+                .map_err(&remote)?;
+            client
+                .push_blob(&reference.0, config, &config_digest)
+                .await
+                .map_err(&remote)?;
+            client
+                .push_manifest_raw(
+                    &reference.0,
+                    manifest_bytes.clone(),
+                    http::HeaderValue::from_static(MANIFEST_MEDIA_TYPE),
+                )
+                .await
+                .map_err(&remote)?;
+            Ok(Published {
+                reference: reference.to_string(),
+                manifest_digest: digest(&manifest_bytes),
+                layer_digest,
+                size: component.len(),
+            })
+        })
+    }
+
+    /// Fetches the component at `reference`, checking that the manifest
+    /// (when pulled by digest) and the layer match their digests.
+    pub fn pull(&self, reference: &OciRef) -> Result<Pulled, RegistryError> {
+        let remote = remote_error(reference);
+        let auth = credentials(reference.registry());
+        let client = self.client(reference.registry());
+        self.runtime.block_on(async {
+            let (raw, _) = client
+                .pull_manifest_raw(&reference.0, &auth, &[MANIFEST_MEDIA_TYPE])
+                .await
+                .map_err(&remote)?;
+            let computed = digest(&raw);
+            if let Some(expected) = reference.0.digest()
+                && expected != computed
+            {
+                return Err(RegistryError::DigestMismatch {
+                    reference: reference.to_string(),
+                    what: "manifest",
+                    expected: expected.to_string(),
+                    found: computed,
+                });
+            }
+            let manifest: OciImageManifest =
+                serde_json::from_slice(&raw).map_err(|e| RegistryError::NotWasm {
+                    reference: reference.to_string(),
+                    found: format!("its manifest is not an OCI image manifest ({e})"),
+                })?;
+            let layer = match manifest.layers.as_slice() {
+                [layer] if layer.media_type == LAYER_MEDIA_TYPE => layer,
+                layers => {
+                    let found: Vec<&str> = layers.iter().map(|l| l.media_type.as_str()).collect();
+                    return Err(RegistryError::NotWasm {
+                        reference: reference.to_string(),
+                        found: format!(
+                            "expected one `{LAYER_MEDIA_TYPE}` layer, found [{}]",
+                            found.join(", ")
+                        ),
+                    });
+                }
+            };
+            let mut bytes = Vec::with_capacity(layer.size.max(0) as usize);
+            client
+                .pull_blob(&reference.0, layer, &mut bytes)
+                .await
+                .map_err(&remote)?;
+            let found = digest(&bytes);
+            if found != layer.digest {
+                return Err(RegistryError::DigestMismatch {
+                    reference: reference.to_string(),
+                    what: "layer",
+                    expected: layer.digest.clone(),
+                    found,
+                });
+            }
+            Ok(Pulled {
+                manifest_digest: computed,
+                layer_digest: layer.digest.clone(),
+                bytes,
+            })
+        })
+    }
+
+    /// The tags of `reference`'s repository.
+    pub fn tags(&self, reference: &OciRef) -> Result<Vec<String>, RegistryError> {
+        let auth = credentials(reference.registry());
+        let client = self.client(reference.registry());
+        self.runtime.block_on(async {
+            let response = client
+                .list_tags(&reference.0, &auth, None, None)
+                .await
+                .map_err(remote_error(reference))?;
+            Ok(response.tags)
+        })
+    }
+}
+
+fn remote_error(
+    reference: &OciRef,
+) -> impl Fn(oci_client::errors::OciDistributionError) -> RegistryError + '_ {
+    move |e| RegistryError::Remote {
+        reference: reference.to_string(),
+        message: describe(&e),
+    }
+}
+
+/// A registry error in a user's words.
+fn describe(error: &oci_client::errors::OciDistributionError) -> String {
+    use oci_client::errors::OciDistributionError as E;
+    let mut text = match error {
+        E::AuthenticationFailure(m) => format!("authentication failed: {m}"),
+        E::UnauthorizedError { url } => format!(
+            "unauthorized at {url}: check the credentials (PWCHAIN_REGISTRY_USERNAME/_PASSWORD or ~/.docker/config.json)"
+        ),
+        E::ImageManifestNotFoundError(m) => format!("not found: {m}"),
+        other => other.to_string(),
+    };
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Credentials for `registry`: the environment first, then Docker's config.
+fn credentials(registry: &str) -> RegistryAuth {
+    if let (Ok(user), Ok(password)) = (
+        std::env::var("PWCHAIN_REGISTRY_USERNAME"),
+        std::env::var("PWCHAIN_REGISTRY_PASSWORD"),
+    ) {
+        return RegistryAuth::Basic(user, password);
+    }
+    docker_credentials(registry).unwrap_or(RegistryAuth::Anonymous)
+}
+
+fn docker_credentials(registry: &str) -> Option<RegistryAuth> {
+    use base64::Engine as _;
+    let dir = std::env::var_os("DOCKER_CONFIG")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".docker")))?;
+    let text = std::fs::read_to_string(dir.join("config.json")).ok()?;
+    let config: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let entry = config
+        .get("auths")?
+        .as_object()?
+        .iter()
+        .find_map(|(host, entry)| {
+            let host = host
+                .trim_start_matches("https://")
+                .trim_start_matches("http://");
+            (host.trim_end_matches('/') == registry).then_some(entry)
+        })?;
+    if let Some(auth) = entry.get("auth").and_then(|a| a.as_str()) {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(auth)
+            .ok()?;
+        let (user, password) = std::str::from_utf8(&decoded).ok()?.split_once(':')?;
+        return Some(RegistryAuth::Basic(user.to_string(), password.to_string()));
+    }
+    let user = entry.get("username")?.as_str()?;
+    let password = entry.get("password")?.as_str()?;
+    Some(RegistryAuth::Basic(user.to_string(), password.to_string()))
+}
