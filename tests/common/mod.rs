@@ -378,3 +378,75 @@ impl Peer {
         self.received.recv_timeout(Duration::from_secs(10)).ok()
     }
 }
+
+/// A real CNCF distribution registry (Debian's `docker-registry`) on a free
+/// loopback port, storing into a temporary directory; stopped when dropped.
+pub struct TestRegistry {
+    child: Child,
+    pub addr: SocketAddr,
+    pub storage: tempfile::TempDir,
+}
+
+impl TestRegistry {
+    pub fn start() -> TestRegistry {
+        let storage = tempfile::tempdir().unwrap();
+        let config = storage.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:0\n",
+                storage.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let mut child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("docker-registry is not installed: `apt-get install docker-registry` (.ci/run does)");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let addr = loop {
+            let line = lines.next().expect("docker-registry exited").unwrap();
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                break rest
+                    .split('"')
+                    .next()
+                    .unwrap()
+                    .trim()
+                    .parse()
+                    .expect("registry address");
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        TestRegistry {
+            child,
+            addr,
+            storage,
+        }
+    }
+
+    /// `oci://ADDR/PATH`
+    pub fn reference(&self, path: &str) -> String {
+        format!("oci://{}/{path}", self.addr)
+    }
+
+    /// The file holding blob `digest` in the registry's storage.
+    pub fn blob_file(&self, digest: &str) -> PathBuf {
+        let hex = digest.strip_prefix("sha256:").unwrap();
+        self.storage
+            .path()
+            .join("data/docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+    }
+}
+
+impl Drop for TestRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

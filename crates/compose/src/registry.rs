@@ -29,6 +29,14 @@ pub enum RegistryError {
     #[error("`{reference}`: {message}")]
     Remote { reference: String, message: String },
     #[error(
+        "`{reference}` was not found in the registry{}",
+        available_tags(available)
+    )]
+    NotFound {
+        reference: String,
+        available: Option<Vec<String>>,
+    },
+    #[error(
         "`{reference}` already exists in the registry (manifest {digest}); pass --force to overwrite it"
     )]
     Exists { reference: String, digest: String },
@@ -254,10 +262,24 @@ impl Registry {
         let auth = credentials(reference.registry());
         let client = self.client(reference.registry());
         self.runtime.block_on(async {
-            let (raw, _) = client
+            let (raw, _) = match client
                 .pull_manifest_raw(&reference.0, &auth, &[MANIFEST_MEDIA_TYPE])
                 .await
-                .map_err(&remote)?;
+            {
+                Ok(found) => found,
+                Err(e) if is_unknown(&e) => {
+                    let available = client
+                        .list_tags(&reference.0, &auth, None, None)
+                        .await
+                        .ok()
+                        .map(|t| t.tags);
+                    return Err(RegistryError::NotFound {
+                        reference: reference.to_string(),
+                        available,
+                    });
+                }
+                Err(e) => return Err(remote(e)),
+            };
             let computed = digest(&raw);
             if let Some(expected) = reference.0.digest()
                 && expected != computed
@@ -329,6 +351,36 @@ fn remote_error(
     move |e| RegistryError::Remote {
         reference: reference.to_string(),
         message: describe(&e),
+    }
+}
+
+/// Whether the registry said it has no such manifest or repository.
+fn is_unknown(error: &oci_client::errors::OciDistributionError) -> bool {
+    use oci_client::errors::{OciDistributionError as E, OciErrorCode as C};
+    match error {
+        E::RegistryError { envelope, .. } => envelope
+            .errors
+            .iter()
+            .any(|e| matches!(e.code, C::ManifestUnknown | C::NameUnknown)),
+        E::ImageManifestNotFoundError(_) => true,
+        _ => false,
+    }
+}
+
+fn available_tags(tags: &Option<Vec<String>>) -> String {
+    match tags {
+        Some(tags) if !tags.is_empty() => {
+            let mut tags = tags.clone();
+            tags.sort_by(
+                |a, b| match (semver::Version::parse(a), semver::Version::parse(b)) {
+                    (Ok(a), Ok(b)) => a.cmp(&b),
+                    _ => a.cmp(b),
+                },
+            );
+            format!(" (it has: {})", tags.join(", "))
+        }
+        Some(_) => " (the repository has no versions)".into(),
+        None => " (no such repository)".into(),
     }
 }
 

@@ -1,0 +1,299 @@
+//! Plugins through a real OCI registry (Debian's `docker-registry`, started
+//! on a free loopback port): publish, pull, chains resolved by `oci://`,
+//! the lock, the cache, and the faults on the way.
+
+mod common;
+
+use common::{Served, TestRegistry, Workspace, plugin, pwchain, stderr};
+use std::path::Path;
+use std::process::Output;
+
+/// `pwchain ARGS` with its cache in `cache`.
+fn run_in(cache: &Path, args: &[&str]) -> Output {
+    pwchain()
+        .env("PWCHAIN_CACHE_DIR", cache)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn publish(cache: &Path, file: &str, reference: &str) -> serde_json::Value {
+    let output = run_in(
+        cache,
+        &[
+            "publish",
+            plugin(file).to_str().unwrap(),
+            reference,
+            "--json",
+        ],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+fn fails(output: &Output, expected: &[&str]) {
+    let message = stderr(output);
+    assert_eq!(output.status.code(), Some(1), "{message}");
+    for piece in expected {
+        assert!(message.contains(piece), "expected {piece:?} in:\n{message}");
+    }
+}
+
+#[test]
+fn chain_from_the_registry_runs_and_recomposes_offline() {
+    let registry = TestRegistry::start();
+    let ws = Workspace::new();
+    let cache = ws.path("cache");
+    let auth = publish(&cache, "auth", &registry.reference("acme/auth:1.0.0"));
+    publish(&cache, "echo", &registry.reference("acme/echo:1.2.0"));
+    assert_eq!(
+        auth["layer_digest"].as_str().unwrap(),
+        format!("sha256:{}", {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(std::fs::read(plugin("auth")).unwrap()))
+        })
+    );
+
+    let manifest = ws.write(
+        "chain.toml",
+        format!(
+            "[[plugin]]\nname = \"auth\"\nsource = \"{}\"\n\n[origin]\nname = \"echo\"\nsource = \"{}\"\n",
+            registry.reference("acme/auth:1.0.0"),
+            registry.reference("acme/echo:1.2.0")
+        ),
+    );
+    let out = ws.path("chain.wasm");
+    let composed = run_in(
+        &cache,
+        &[
+            "compose",
+            manifest.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(composed.status.success(), "{}", stderr(&composed));
+    let lock = std::fs::read_to_string(ws.path("pwchain.lock")).unwrap();
+    assert!(
+        lock.contains(auth["manifest_digest"].as_str().unwrap()),
+        "{lock}"
+    );
+    assert!(lock.contains("version = \"1.2.0\""), "{lock}");
+
+    let served = Served::start(&out, &[]);
+    let denied = served.request("GET", "/", &[], b"");
+    assert_eq!(denied.status, 401);
+    let answer = served.request("GET", "/x", &[("authorization", "Bearer let-me-in")], b"");
+    assert_eq!(answer.status, 200);
+    assert!(answer.text().starts_with("GET /x\n"));
+    drop(served);
+
+    // Without the registry: the lock and the cache are enough.
+    let first = std::fs::read(&out).unwrap();
+    drop(registry);
+    let again = run_in(
+        &cache,
+        &[
+            "compose",
+            manifest.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--offline",
+            "--locked",
+        ],
+    );
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        first,
+        "the same lock gives the same bytes"
+    );
+
+    // An empty cache cannot serve --offline.
+    let empty = ws.path("empty-cache");
+    let offline = run_in(
+        &empty,
+        &[
+            "compose",
+            manifest.to_str().unwrap(),
+            "-o",
+            ws.path("x.wasm").to_str().unwrap(),
+            "--offline",
+        ],
+    );
+    fails(
+        &offline,
+        &["chain.toml:3:10", "is not in the cache", "--offline"],
+    );
+    assert!(!ws.path("x.wasm").exists());
+}
+
+#[test]
+fn publish_and_pull_faults() {
+    let registry = TestRegistry::start();
+    let ws = Workspace::new();
+    let cache = ws.path("cache");
+    let reference = registry.reference("acme/tag:0.1.0");
+    let published = publish(&cache, "add-header", &reference);
+
+    // A version is not overwritten without --force.
+    let again = run_in(
+        &cache,
+        &["publish", plugin("auth").to_str().unwrap(), &reference],
+    );
+    fails(&again, &["already exists", "--force"]);
+    let forced = run_in(
+        &cache,
+        &[
+            "publish",
+            plugin("auth").to_str().unwrap(),
+            &reference,
+            "--force",
+        ],
+    );
+    assert!(forced.status.success(), "{}", stderr(&forced));
+
+    // Not a component, not a semver tag, not a reference.
+    ws.write("core.wasm", wat::parse_str("(module)").unwrap());
+    fails(
+        &run_in(
+            &cache,
+            &[
+                "publish",
+                ws.path("core.wasm").to_str().unwrap(),
+                &registry.reference("acme/core:1.0.0"),
+            ],
+        ),
+        &["core WebAssembly module, not a component"],
+    );
+    fails(
+        &run_in(
+            &cache,
+            &[
+                "publish",
+                plugin("auth").to_str().unwrap(),
+                &registry.reference("acme/auth:latest"),
+            ],
+        ),
+        &["must be a semver version", "latest"],
+    );
+    fails(
+        &run_in(&cache, &["pull", "registry.example/acme/auth:1.0.0"]),
+        &["must start with `oci://`"],
+    );
+
+    // Unknown tag, unknown repository, nothing listening.
+    let out = ws.path("pulled.wasm");
+    let out_arg = out.to_str().unwrap();
+    fails(
+        &run_in(
+            &cache,
+            &["pull", &registry.reference("acme/tag:9.9.9"), "-o", out_arg],
+        ),
+        &["acme/tag:9.9.9", "was not found", "it has: 0.1.0"],
+    );
+    fails(
+        &run_in(
+            &cache,
+            &[
+                "pull",
+                &registry.reference("nobody/here:1.0.0"),
+                "-o",
+                out_arg,
+            ],
+        ),
+        &["nobody/here:1.0.0", "was not found"],
+    );
+    let closed = common::closed_port();
+    fails(
+        &run_in(
+            &cache,
+            &[
+                "pull",
+                &format!("oci://{closed}/acme/tag:0.1.0"),
+                "-o",
+                out_arg,
+            ],
+        ),
+        &[&closed.to_string()],
+    );
+    assert!(!out.exists());
+
+    // A blob whose bytes no longer match its digest is refused, and nothing
+    // is written or cached.
+    let old_layer = published["layer_digest"].as_str().unwrap();
+    let auth = publish(&cache, "auth", &registry.reference("acme/tampered:1.0.0"));
+    let layer = auth["layer_digest"].as_str().unwrap();
+    assert_ne!(layer, old_layer);
+    let file = registry.blob_file(layer);
+    let mut bytes = std::fs::read(&file).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&file, bytes).unwrap();
+    let tampered = run_in(
+        &cache,
+        &[
+            "pull",
+            &registry.reference("acme/tampered:1.0.0"),
+            "-o",
+            out_arg,
+        ],
+    );
+    fails(&tampered, &["acme/tampered:1.0.0", "digest"]);
+    assert!(!out.exists(), "a failed pull wrote its output");
+    let listed = run_in(&cache, &["cache", "ls", "--json"]);
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert!(
+        !listed.to_string().contains(layer),
+        "a failed pull left the blob in the cache"
+    );
+
+    // A good pull, by digest, verified and written.
+    let by_digest = format!(
+        "{}@{}",
+        registry.reference("acme/tag"),
+        published["manifest_digest"].as_str().unwrap()
+    );
+    let forced_digest = run_in(&cache, &["pull", &by_digest, "-o", out_arg]);
+    assert!(forced_digest.status.success(), "{}", stderr(&forced_digest));
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        std::fs::read(plugin("add-header")).unwrap()
+    );
+}
+
+#[test]
+fn locked_fails_when_the_lock_would_change() {
+    let registry = TestRegistry::start();
+    let ws = Workspace::new();
+    let cache = ws.path("cache");
+    publish(&cache, "echo", &registry.reference("acme/echo:1.0.0"));
+    publish(&cache, "echo", &registry.reference("acme/echo:1.1.0"));
+    let write = |tag: &str| {
+        ws.write(
+            "chain.toml",
+            format!(
+                "[[plugin]]\nname = \"echo\"\nsource = \"{}\"\n",
+                registry.reference(&format!("acme/echo:{tag}"))
+            ),
+        )
+    };
+    let manifest = write("1.0.0");
+    let out = ws.path("c.wasm");
+    let args = [
+        "compose",
+        manifest.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    assert!(run_in(&cache, &args).status.success());
+    write("1.1.0");
+    let locked = run_in(&cache, &[&args[..], &["--locked"]].concat());
+    fails(&locked, &["pwchain.lock", "would change", "--locked"]);
+    assert!(run_in(&cache, &args).status.success());
+    assert!(
+        std::fs::read_to_string(ws.path("pwchain.lock"))
+            .unwrap()
+            .contains("1.1.0")
+    );
+}
