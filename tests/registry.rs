@@ -297,3 +297,66 @@ fn locked_fails_when_the_lock_would_change() {
             .contains("1.1.0")
     );
 }
+
+#[test]
+fn package_sources_pick_the_highest_matching_version() {
+    let registry = TestRegistry::start();
+    let ws = Workspace::new();
+    let cache = ws.path("cache");
+    let host = registry.addr.to_string();
+    for version in ["1.0.0", "1.2.0", "2.0.0"] {
+        let output = run_in(
+            &cache,
+            &[
+                "publish",
+                plugin("echo").to_str().unwrap(),
+                &format!("acme:echo@{version}"),
+                "--registry",
+                &host,
+            ],
+        );
+        assert!(output.status.success(), "{}", stderr(&output));
+    }
+    // The namespace's registry comes from the wkg configuration here.
+    let wkg = ws.write(
+        "wkg.toml",
+        format!("[namespace_registries]\nacme = \"{host}\"\n"),
+    );
+    let compose = |requirement: &str| {
+        let manifest = ws.write(
+            "chain.toml",
+            format!("[[plugin]]\nname = \"echo\"\npackage = \"acme:echo@{requirement}\"\n"),
+        );
+        pwchain()
+            .env("PWCHAIN_CACHE_DIR", &cache)
+            .env("WKG_CONFIG_FILE", &wkg)
+            .env_remove("PWCHAIN_REGISTRY")
+            .args([
+                "compose",
+                manifest.to_str().unwrap(),
+                "-o",
+                ws.path("c.wasm").to_str().unwrap(),
+            ])
+            .output()
+            .unwrap()
+    };
+    let ok = compose("^1");
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    let lock = std::fs::read_to_string(ws.path("pwchain.lock")).unwrap();
+    assert!(lock.contains("version = \"1.2.0\""), "{lock}");
+    assert!(
+        lock.contains(&format!("resolved = \"oci://{host}/acme/echo:1.2.0\"")),
+        "{lock}"
+    );
+
+    std::fs::remove_file(ws.path("pwchain.lock")).unwrap();
+    let none = compose("^3");
+    fails(
+        &none,
+        &[
+            "chain.toml:3:11",
+            "no published version of `acme:echo` satisfies `^3`",
+            "1.0.0, 1.2.0, 2.0.0",
+        ],
+    );
+}

@@ -62,11 +62,18 @@ pub struct ResolveArgs {
     /// $XDG_CACHE_HOME/pwchain, else ~/.cache/pwchain).
     #[arg(long, value_name = "DIR", env = "PWCHAIN_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
+
+    /// The registry (`host[:port]`) for `package = "ns:name@…"` sources,
+    /// instead of the wkg configuration's.
+    #[arg(long, value_name = "HOST", env = "PWCHAIN_REGISTRY")]
+    pub registry: Option<String>,
 }
 
 /// Publish a component (a plugin or a composed chain) to an OCI registry.
 ///
-/// REF is `oci://HOST[:PORT]/NAMESPACE/NAME:VERSION`, VERSION a semver. The
+/// REF is `oci://HOST[:PORT]/NAMESPACE/NAME:VERSION`, or `NAMESPACE:NAME@VERSION`
+/// published to the registry `--registry` or the wkg configuration names
+/// for the namespace (repository `NAMESPACE/NAME`); VERSION is a semver. The
 /// artifact follows the CNCF Wasm OCI layout (one `application/wasm` layer,
 /// a `application/vnd.wasm.config.v0+json` config). An existing version is
 /// not overwritten without `--force`. Plain HTTP only for loopback or
@@ -80,6 +87,10 @@ pub struct PublishArgs {
     /// Overwrite an existing version.
     #[arg(long)]
     pub force: bool,
+
+    /// The registry (`host[:port]`) for a `NAMESPACE:NAME@VERSION` REF.
+    #[arg(long, value_name = "HOST", env = "PWCHAIN_REGISTRY")]
+    pub registry: Option<String>,
 
     /// `org.opencontainers.image.description`.
     #[arg(long)]

@@ -13,6 +13,7 @@ use clap::Parser;
 use miette::{IntoDiagnostic, Report, WrapErr, miette};
 use pwchain_compose::cache::Cache;
 use pwchain_compose::lock::Lock;
+use pwchain_compose::packages::{PackageSpec, Registries};
 use pwchain_compose::registry::{OciRef, Registry};
 use pwchain_compose::resolve::Resolver;
 use pwchain_compose::{
@@ -73,7 +74,11 @@ fn run(cli: Cli) -> miette::Result<ExitCode> {
 fn resolver(manifest_path: &Path, args: &ResolveArgs) -> miette::Result<(Resolver, Lock)> {
     let lock = Lock::load(&Lock::path_for(manifest_path)).map_err(|e| miette!("{e}"))?;
     let cache = Cache::open(args.cache_dir.clone());
-    Ok((Resolver::new(cache, lock.clone(), args.offline), lock))
+    let registries = Registries::load(args.registry.clone());
+    Ok((
+        Resolver::new(cache, registries, lock.clone(), args.offline),
+        lock,
+    ))
 }
 
 /// Composes the chain at `path`, then writes (or with `--locked`, checks)
@@ -329,11 +334,29 @@ fn serve(args: ServeArgs) -> miette::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn publish(args: PublishArgs) -> miette::Result<ExitCode> {
-    let reference: OciRef = args
-        .reference
-        .parse()
+/// `oci://…:VERSION` as it is, or `ns:name@VERSION` through the registry
+/// configuration.
+fn publish_reference(text: &str, registry: Option<String>) -> miette::Result<OciRef> {
+    if text.starts_with("oci://") {
+        return Ok(text.parse().map_err(pwchain_compose::Error::from)?);
+    }
+    let (package, version) = text.split_once('@').ok_or_else(|| {
+        miette!(
+            help = "e.g. oci://HOST/acme/auth:1.2.0 or acme:auth@1.2.0",
+            "`{text}` names no version"
+        )
+    })?;
+    let spec: PackageSpec = package.parse().map_err(|e: String| miette!("{e}"))?;
+    let repository = Registries::load(registry)
+        .repository(&spec)
         .map_err(pwchain_compose::Error::from)?;
+    Ok(format!("{repository}:{version}")
+        .parse()
+        .map_err(pwchain_compose::Error::from)?)
+}
+
+fn publish(args: PublishArgs) -> miette::Result<ExitCode> {
+    let reference = publish_reference(&args.reference, args.registry.clone())?;
     let version = reference.tag().unwrap_or_default().to_string();
     if semver::Version::parse(&version).is_err() {
         return Err(miette!(

@@ -200,9 +200,6 @@ pub enum PluginProblem {
 
     #[error("the origin must be a service, but it imports the next hop `{import}`")]
     OriginNotService { import: String },
-
-    #[error("registry sources (`{reference}`) are not supported by this build yet")]
-    Unsupported { reference: String },
 }
 
 impl PluginProblem {
@@ -235,7 +232,6 @@ impl PluginProblem {
             PluginProblem::OriginNotService { .. } => {
                 "list it as a `[[plugin]]` instead, and end the chain with another origin".into()
             }
-            PluginProblem::Unsupported { .. } => "use `path = \"…\"` or `source = \"oci://…\"` for now".into(),
         })
     }
 }

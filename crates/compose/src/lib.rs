@@ -16,6 +16,7 @@ pub mod inspect;
 pub mod lock;
 pub mod manifest;
 pub mod output;
+pub mod packages;
 pub mod record;
 pub mod registry;
 pub mod resolve;

@@ -18,8 +18,10 @@ pub struct Lock {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Locked {
     pub name: String,
-    /// The reference as the manifest wrote it.
+    /// The source as the manifest wrote it (`oci://…` or `ns:name@REQ`).
     pub reference: String,
+    /// The OCI reference it resolved to.
+    pub resolved: String,
     /// The tag it resolved through, if any.
     pub version: Option<String>,
     pub manifest: String,

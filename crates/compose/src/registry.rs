@@ -29,6 +29,15 @@ pub enum RegistryError {
     #[error("`{reference}`: {message}")]
     Remote { reference: String, message: String },
     #[error(
+        "no published version of `{package}` satisfies `{requirement}` (it has: {})",
+        list_or_none(available)
+    )]
+    NoMatch {
+        package: String,
+        requirement: String,
+        available: Vec<String>,
+    },
+    #[error(
         "`{reference}` was not found in the registry{}",
         available_tags(available)
     )]
@@ -364,6 +373,14 @@ fn is_unknown(error: &oci_client::errors::OciDistributionError) -> bool {
             .any(|e| matches!(e.code, C::ManifestUnknown | C::NameUnknown)),
         E::ImageManifestNotFoundError(_) => true,
         _ => false,
+    }
+}
+
+fn list_or_none(items: &[String]) -> String {
+    if items.is_empty() {
+        "no versions".into()
+    } else {
+        items.join(", ")
     }
 }
 

@@ -4,11 +4,12 @@
 
 use crate::cache::{Cache, RefEntry};
 use crate::compose::{Chain, Stage, Terminal};
-use crate::error::{Error, PluginProblem};
+use crate::error::Error;
 use crate::inspect::inspect;
 use crate::lock::{Lock, Locked};
 use crate::manifest::{Manifest, Origin, PluginSpec, Source};
-use crate::registry::{OciRef, Registry};
+use crate::packages::{PackageSpec, Registries, select};
+use crate::registry::{OciRef, Registry, RegistryError};
 use sha2::{Digest, Sha256};
 use std::path::Path;
 
@@ -17,16 +18,18 @@ use std::path::Path;
 pub struct Resolver {
     offline: bool,
     cache: Cache,
+    registries: Registries,
     registry: Option<Registry>,
     locked: Lock,
     resolved: Lock,
 }
 
 impl Resolver {
-    pub fn new(cache: Cache, locked: Lock, offline: bool) -> Resolver {
+    pub fn new(cache: Cache, registries: Registries, locked: Lock, offline: bool) -> Resolver {
         Resolver {
             offline,
             cache,
+            registries,
             registry: None,
             locked,
             resolved: Lock::default(),
@@ -45,9 +48,36 @@ impl Resolver {
         Ok(self.registry.as_ref().expect("just set"))
     }
 
-    /// The component `reference` names, pinned by the lock if it has it.
-    fn fetch(&mut self, name: &str, reference: &str) -> Result<Vec<u8>, Error> {
-        let oci: OciRef = reference.parse()?;
+    /// The component package `spec` names: the highest version that
+    /// satisfies it, unless the lock already pins one.
+    fn fetch_package(&mut self, name: &str, written: &str) -> Result<Vec<u8>, Error> {
+        let oci = match self.locked.find(name, written) {
+            Some(pin) => pin.resolved.parse()?,
+            None if self.offline => {
+                return Err(Error::Offline {
+                    reference: written.to_string(),
+                });
+            }
+            None => {
+                let spec: PackageSpec =
+                    written
+                        .parse()
+                        .map_err(|reason| RegistryError::BadReference {
+                            reference: written.to_string(),
+                            reason,
+                        })?;
+                let repository = self.registries.repository(&spec)?;
+                let any: OciRef = format!("{repository}:0.0.0").parse()?;
+                let tags = self.registry()?.tags(&any)?;
+                select(&spec, &repository, &tags)?
+            }
+        };
+        self.fetch(name, written, oci)
+    }
+
+    /// The component at `oci`, pinned by the lock if it has `written`.
+    fn fetch(&mut self, name: &str, written: &str, oci: OciRef) -> Result<Vec<u8>, Error> {
+        let reference = written;
         let pinned = self.locked.find(name, reference).cloned();
         let (entry, bytes) = match (pinned, self.offline) {
             (Some(pin), offline) => {
@@ -102,6 +132,7 @@ impl Resolver {
         self.resolved.plugins.push(Locked {
             name: name.to_string(),
             reference: reference.to_string(),
+            resolved: oci.to_string(),
             version: oci.tag().map(str::to_string),
             manifest: entry.manifest,
             layer: entry.layer,
@@ -144,23 +175,28 @@ fn load_stage(
     resolver: &mut Resolver,
 ) -> Result<Stage, Error> {
     let at = |e: Error| e.at(&manifest.file, spec.source.span());
-    let path = match &spec.source {
-        Source::Path { path, .. } => manifest.dir().join(path),
+    let (written, bytes) = match &spec.source {
+        Source::Path { path, .. } => {
+            return Stage::read(
+                &spec.name,
+                &manifest.dir().join(path),
+                spec.source.to_string(),
+            )
+            .map_err(at);
+        }
         Source::Oci { reference, .. } => {
-            let bytes = resolver.fetch(&spec.name, reference).map_err(at)?;
-            return Stage::from_bytes(&spec.name, bytes, reference.clone(), Path::new(reference))
-                .map_err(at);
+            let oci = reference.parse().map_err(|e: RegistryError| at(e.into()))?;
+            (
+                reference,
+                resolver.fetch(&spec.name, reference, oci).map_err(at)?,
+            )
         }
-        other => {
-            return Err(at(Error::Plugin {
-                plugin: spec.name.clone(),
-                problem: PluginProblem::Unsupported {
-                    reference: other.to_string(),
-                },
-            }));
-        }
+        Source::Package { spec: package, .. } => (
+            package,
+            resolver.fetch_package(&spec.name, package).map_err(at)?,
+        ),
     };
-    Stage::read(&spec.name, &path, spec.source.to_string()).map_err(at)
+    Stage::from_bytes(&spec.name, bytes, written.clone(), Path::new(written)).map_err(at)
 }
 
 impl Stage {
