@@ -360,3 +360,72 @@ fn package_sources_pick_the_highest_matching_version() {
         ],
     );
 }
+
+#[test]
+fn credentials_from_the_environment_or_docker_config() {
+    let registry = TestRegistry::with_auth(Some(("ci", "s3cret-pass")));
+    let ws = Workspace::new();
+    let reference = registry.reference("acme/auth:1.0.0");
+    let publish_with = |env: &[(&str, &str)]| {
+        let mut command = pwchain();
+        command
+            .env("PWCHAIN_CACHE_DIR", ws.path("cache"))
+            .env("DOCKER_CONFIG", ws.path("no-docker"))
+            .env_remove("PWCHAIN_REGISTRY_USERNAME")
+            .env_remove("PWCHAIN_REGISTRY_PASSWORD");
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        command
+            .args(["publish", plugin("auth").to_str().unwrap(), &reference])
+            .output()
+            .unwrap()
+    };
+
+    let anonymous = publish_with(&[]);
+    fails(&anonymous, &["acme/auth:1.0.0"]);
+    let wrong = publish_with(&[
+        ("PWCHAIN_REGISTRY_USERNAME", "ci"),
+        ("PWCHAIN_REGISTRY_PASSWORD", "wrong-pass"),
+    ]);
+    fails(&wrong, &["acme/auth:1.0.0"]);
+    assert!(
+        !stderr(&wrong).contains("wrong-pass"),
+        "a secret was printed"
+    );
+
+    let right = publish_with(&[
+        ("PWCHAIN_REGISTRY_USERNAME", "ci"),
+        ("PWCHAIN_REGISTRY_PASSWORD", "s3cret-pass"),
+    ]);
+    assert!(right.status.success(), "{}", stderr(&right));
+
+    // Docker's config.json, as `docker login` leaves it.
+    use base64::Engine as _;
+    let docker = ws.path("docker");
+    std::fs::create_dir_all(&docker).unwrap();
+    let auth = base64::engine::general_purpose::STANDARD.encode("ci:s3cret-pass");
+    std::fs::write(
+        docker.join("config.json"),
+        format!(
+            "{{\"auths\":{{\"{}\":{{\"auth\":\"{auth}\"}}}}}}",
+            registry.addr
+        ),
+    )
+    .unwrap();
+    let pulled = pwchain()
+        .env("PWCHAIN_CACHE_DIR", ws.path("cache"))
+        .env("DOCKER_CONFIG", &docker)
+        .env_remove("PWCHAIN_REGISTRY_USERNAME")
+        .env_remove("PWCHAIN_REGISTRY_PASSWORD")
+        .args([
+            "pull",
+            &reference,
+            "-o",
+            ws.path("auth.wasm").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(pulled.status.success(), "{}", stderr(&pulled));
+    assert!(!stderr(&pulled).contains("s3cret"), "a secret was printed");
+}

@@ -389,16 +389,28 @@ pub struct TestRegistry {
 
 impl TestRegistry {
     pub fn start() -> TestRegistry {
+        TestRegistry::with_auth(None)
+    }
+
+    /// A registry that requires HTTP basic auth for `user` and `password`
+    /// (htpasswd with bcrypt, as distribution wants).
+    pub fn with_auth(credentials: Option<(&str, &str)>) -> TestRegistry {
         let storage = tempfile::tempdir().unwrap();
         let config = storage.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:0\n",
-                storage.path().join("data").display()
-            ),
-        )
-        .unwrap();
+        let mut yaml = format!(
+            "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:0\n",
+            storage.path().join("data").display()
+        );
+        if let Some((user, password)) = credentials {
+            let htpasswd = storage.path().join("htpasswd");
+            let hash = bcrypt::hash(password, 5).unwrap();
+            std::fs::write(&htpasswd, format!("{user}:{hash}\n")).unwrap();
+            yaml.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: pwchain-tests\n    path: {}\n",
+                htpasswd.display()
+            ));
+        }
+        std::fs::write(&config, yaml).unwrap();
         let mut child = Command::new("docker-registry")
             .arg("serve")
             .arg(&config)
