@@ -383,12 +383,19 @@ fn credentials_from_the_environment_or_docker_config() {
     };
 
     let anonymous = publish_with(&[]);
-    fails(&anonymous, &["acme/auth:1.0.0"]);
+    fails(
+        &anonymous,
+        &[
+            "acme/auth:1.0.0",
+            "401 Unauthorized",
+            "PWCHAIN_REGISTRY_USERNAME",
+        ],
+    );
     let wrong = publish_with(&[
         ("PWCHAIN_REGISTRY_USERNAME", "ci"),
         ("PWCHAIN_REGISTRY_PASSWORD", "wrong-pass"),
     ]);
-    fails(&wrong, &["acme/auth:1.0.0"]);
+    fails(&wrong, &["acme/auth:1.0.0", "401 Unauthorized"]);
     assert!(
         !stderr(&wrong).contains("wrong-pass"),
         "a secret was printed"

@@ -406,9 +406,12 @@ fn describe(error: &oci_client::errors::OciDistributionError) -> String {
     use oci_client::errors::OciDistributionError as E;
     let mut text = match error {
         E::AuthenticationFailure(m) => format!("authentication failed: {m}"),
-        E::UnauthorizedError { url } => format!(
-            "unauthorized at {url}: check the credentials (PWCHAIN_REGISTRY_USERNAME/_PASSWORD or ~/.docker/config.json)"
-        ),
+        E::UnauthorizedError { .. } | E::ServerError { code: 401, .. } => {
+            "401 Unauthorized: the registry wants credentials and got none it accepts; set PWCHAIN_REGISTRY_USERNAME and PWCHAIN_REGISTRY_PASSWORD, or `docker login` to it".to_string()
+        }
+        E::ServerError { code: 403, .. } => {
+            "403 Forbidden: these credentials may not do that here".to_string()
+        }
         E::ImageManifestNotFoundError(m) => format!("not found: {m}"),
         other => other.to_string(),
     };
