@@ -426,3 +426,27 @@ fn wac_with_an_unknown_package_points_at_it() {
     );
     assert!(!ws.path("o.wasm").exists());
 }
+
+#[test]
+fn digest_pins_are_checked() {
+    let ws = Workspace::new();
+    let bytes = std::fs::read(plugin("echo")).unwrap();
+    let real = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    let toml = |digest: &str| {
+        format!(
+            "[[plugin]]\nname = \"echo\"\npath = \"{{plugins}}/echo.wasm\"\ndigest = \"{digest}\"\n"
+        )
+    };
+    ws.compose(&toml(&real));
+    compose_fails(
+        &ws,
+        &toml(&wrong),
+        &["chain.toml:4:10", &format!("pinned to {wrong}"), &real],
+    );
+    compose_fails(
+        &ws,
+        &toml("sha256:xyz"),
+        &["chain.toml:4:10", "is not a sha256 digest"],
+    );
+}

@@ -32,6 +32,9 @@ pub struct PluginSpec {
     /// Unique within the chain; a WIT identifier (`kebab-case`).
     pub name: String,
     pub source: Source,
+    /// `digest = "sha256:…"`: the component's bytes must hash to this,
+    /// wherever they come from.
+    pub digest: Option<Spanned<String>>,
     /// Where the plugin's table is, for errors that concern it.
     pub span: Range<usize>,
 }
@@ -105,6 +108,7 @@ struct RawPlugin {
     path: Option<Spanned<String>>,
     source: Option<Spanned<String>>,
     package: Option<Spanned<String>>,
+    digest: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -117,6 +121,7 @@ struct RawOrigin {
     path: Option<Spanned<String>>,
     source: Option<Spanned<String>>,
     package: Option<Spanned<String>>,
+    digest: Option<Spanned<String>>,
 }
 
 impl Manifest {
@@ -171,9 +176,11 @@ impl Manifest {
                 ));
             }
             let source = one_source(&file, &span, plugin.path, plugin.source, plugin.package)?;
+            let digest = plugin.digest.map(|d| check_digest(&file, d)).transpose()?;
             plugins.push(PluginSpec {
                 name: plugin.name.into_inner(),
                 source,
+                digest,
                 span,
             });
         }
@@ -221,6 +228,24 @@ fn check_name(file: &SourceFile, name: &Spanned<String>, what: &str) -> Result<(
         name.span(),
         format!("invalid {what} name `{}`", name.get_ref()),
         Some("names are kebab-case: lowercase words of letters and digits joined by `-`, e.g. `add-header`".into()),
+    ))
+}
+
+fn check_digest(file: &SourceFile, digest: Spanned<String>) -> Result<Spanned<String>, Error> {
+    let valid = digest
+        .get_ref()
+        .strip_prefix("sha256:")
+        .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+    if valid {
+        return Ok(digest);
+    }
+    Err(file.error(
+        digest.span(),
+        format!("`{}` is not a sha256 digest", digest.get_ref()),
+        Some(
+            "write it as `sha256:` and 64 hex digits (`pwchain inspect` shows a component's)"
+                .into(),
+        ),
     ))
 }
 
@@ -317,6 +342,7 @@ fn parse_origin(file: &SourceFile, origin: Spanned<RawOrigin>) -> Result<Origin,
                 None => "origin".into(),
             },
             source: one_source(file, &span, raw.path, raw.source, raw.package)?,
+            digest: raw.digest.map(|d| check_digest(file, d)).transpose()?,
             span,
         })),
         None => Err(file.error(

@@ -177,12 +177,9 @@ fn load_stage(
     let at = |e: Error| e.at(&manifest.file, spec.source.span());
     let (written, bytes) = match &spec.source {
         Source::Path { path, .. } => {
-            return Stage::read(
-                &spec.name,
-                &manifest.dir().join(path),
-                spec.source.to_string(),
-            )
-            .map_err(at);
+            let path = manifest.dir().join(path);
+            let stage = Stage::read(&spec.name, &path, spec.source.to_string());
+            return pinned(stage, spec, manifest);
         }
         Source::Oci { reference, .. } => {
             let oci = reference.parse().map_err(|e: RegistryError| at(e.into()))?;
@@ -196,7 +193,31 @@ fn load_stage(
             resolver.fetch_package(&spec.name, package).map_err(at)?,
         ),
     };
-    Stage::from_bytes(&spec.name, bytes, written.clone(), Path::new(written)).map_err(at)
+    let stage = Stage::from_bytes(&spec.name, bytes, written.clone(), Path::new(written));
+    pinned(stage, spec, manifest)
+}
+
+/// Checks a stage against the manifest's `digest` pin, if it has one.
+fn pinned(
+    stage: Result<Stage, Error>,
+    spec: &PluginSpec,
+    manifest: &Manifest,
+) -> Result<Stage, Error> {
+    let stage = stage.map_err(|e| e.at(&manifest.file, spec.source.span()))?;
+    match &spec.digest {
+        Some(pin) if *pin.get_ref() != stage.digest => Err(manifest.file.error(
+            pin.span(),
+            format!(
+                "plugin `{}` is pinned to {}, but `{}` hashes to {}",
+                spec.name,
+                pin.get_ref(),
+                spec.source,
+                stage.digest
+            ),
+            Some("if the new component is expected, update the `digest`".into()),
+        )),
+        _ => Ok(stage),
+    }
 }
 
 impl Stage {
