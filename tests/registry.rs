@@ -436,3 +436,60 @@ fn credentials_from_the_environment_or_docker_config() {
     assert!(pulled.status.success(), "{}", stderr(&pulled));
     assert!(!stderr(&pulled).contains("s3cret"), "a secret was printed");
 }
+
+#[test]
+fn login_stores_credentials_where_docker_would() {
+    use std::io::Write;
+    let registry = TestRegistry::with_auth(Some(("ci", "an0ther-pass")));
+    let ws = Workspace::new();
+    let docker = ws.path("docker");
+    let mut child = pwchain()
+        .env("DOCKER_CONFIG", &docker)
+        .args([
+            "login",
+            &registry.addr.to_string(),
+            "-u",
+            "ci",
+            "--password-stdin",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"an0ther-pass\n")
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(!stderr(&output).contains("an0ther-pass"));
+
+    let published = pwchain()
+        .env("PWCHAIN_CACHE_DIR", ws.path("cache"))
+        .env("DOCKER_CONFIG", &docker)
+        .env_remove("PWCHAIN_REGISTRY_USERNAME")
+        .env_remove("PWCHAIN_REGISTRY_PASSWORD")
+        .args([
+            "publish",
+            plugin("echo").to_str().unwrap(),
+            &registry.reference("acme/echo:1.0.0"),
+        ])
+        .output()
+        .unwrap();
+    assert!(published.status.success(), "{}", stderr(&published));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(docker.join("config.json"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o077,
+            0,
+            "config.json must be readable by its owner only"
+        );
+    }
+}

@@ -45,6 +45,23 @@ pub enum Command {
     Pull(PullArgs),
     #[command(subcommand)]
     Cache(CacheCommand),
+    Login(LoginArgs),
+}
+
+/// Store credentials for a registry in Docker's config.json (as `docker
+/// login` does), where `publish`, `pull` and `compose` find them. The
+/// password is read from standard input, never from the command line.
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The registry, `host[:port]`.
+    pub registry: String,
+
+    #[arg(short, long)]
+    pub username: String,
+
+    /// Read the password from standard input (its first line).
+    #[arg(long, required = true)]
+    pub password_stdin: bool,
 }
 
 /// Where registry sources come from and how strictly.

@@ -6,8 +6,8 @@ mod args;
 mod render;
 
 use args::{
-    CacheCommand, Cli, Command, ComposeArgs, InspectArgs, LogFormat, PublishArgs, PullArgs,
-    ResolveArgs, ServeArgs, ValidateArgs,
+    CacheCommand, Cli, Command, ComposeArgs, InspectArgs, LogFormat, LoginArgs, PublishArgs,
+    PullArgs, ResolveArgs, ServeArgs, ValidateArgs,
 };
 use clap::Parser;
 use miette::{IntoDiagnostic, Report, WrapErr, miette};
@@ -67,6 +67,7 @@ fn run(cli: Cli) -> miette::Result<ExitCode> {
         Command::Publish(args) => publish(args),
         Command::Pull(args) => pull(args),
         Command::Cache(command) => cache(command),
+        Command::Login(args) => login(args),
     }
 }
 
@@ -495,6 +496,26 @@ fn cache(command: CacheCommand) -> miette::Result<ExitCode> {
             );
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn login(args: LoginArgs) -> miette::Result<ExitCode> {
+    let mut password = String::new();
+    std::io::stdin()
+        .read_line(&mut password)
+        .into_diagnostic()
+        .wrap_err("cannot read the password from standard input")?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        return Err(miette!("no password on standard input"));
+    }
+    let path = pwchain_compose::registry::login(&args.registry, &args.username, password)
+        .map_err(|e| miette!("{e}"))?;
+    eprintln!(
+        "credentials for {} stored in {}",
+        args.registry,
+        path.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -424,6 +424,41 @@ fn describe(error: &oci_client::errors::OciDistributionError) -> String {
     text
 }
 
+/// Stores credentials for `registry` in Docker's `config.json` (created
+/// owner-only if absent; other entries kept), where `docker login` would,
+/// and returns its path.
+pub fn login(registry: &str, user: &str, password: &str) -> Result<std::path::PathBuf, String> {
+    use base64::Engine as _;
+    let dir = docker_config_dir()
+        .ok_or("no home directory for Docker's config.json (set DOCKER_CONFIG)")?;
+    let path = dir.join("config.json");
+    let mut config: serde_json::Value = match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text)
+            .map_err(|e| format!("`{}` is not JSON: {e}", path.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => serde_json::json!({}),
+        Err(e) => return Err(format!("cannot read `{}`: {e}", path.display())),
+    };
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    let root = config
+        .as_object_mut()
+        .ok_or_else(|| format!("`{}` is not a JSON object", path.display()))?;
+    let auths = root.entry("auths").or_insert_with(|| serde_json::json!({}));
+    let auths = auths
+        .as_object_mut()
+        .ok_or_else(|| format!("`auths` in `{}` is not an object", path.display()))?;
+    auths.insert(registry.to_string(), serde_json::json!({ "auth": auth }));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
+    let text = serde_json::to_vec_pretty(&config).expect("JSON serialises");
+    crate::output::write_atomically(&path, &text).map_err(|e| e.to_string())?;
+    Ok(path)
+}
+
+fn docker_config_dir() -> Option<std::path::PathBuf> {
+    std::env::var_os("DOCKER_CONFIG")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".docker")))
+}
+
 /// Credentials for `registry`: the environment first, then Docker's config.
 fn credentials(registry: &str) -> RegistryAuth {
     if let (Ok(user), Ok(password)) = (
@@ -437,9 +472,7 @@ fn credentials(registry: &str) -> RegistryAuth {
 
 fn docker_credentials(registry: &str) -> Option<RegistryAuth> {
     use base64::Engine as _;
-    let dir = std::env::var_os("DOCKER_CONFIG")
-        .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".docker")))?;
+    let dir = docker_config_dir()?;
     let text = std::fs::read_to_string(dir.join("config.json")).ok()?;
     let config: serde_json::Value = serde_json::from_str(&text).ok()?;
     let entry = config
