@@ -493,3 +493,78 @@ fn login_stores_credentials_where_docker_would() {
         );
     }
 }
+
+#[test]
+fn an_artifact_that_is_not_wasm_is_refused() {
+    use oci_client::client::{ClientConfig, ClientProtocol, Config, ImageLayer};
+    let registry = TestRegistry::start();
+    let ws = Workspace::new();
+    // A container image layer, pushed by another tool.
+    let reference: oci_client::Reference = format!("{}/acme/image:1.0.0", registry.addr)
+        .parse()
+        .unwrap();
+    let client = oci_client::Client::new(ClientConfig {
+        protocol: ClientProtocol::Http,
+        ..Default::default()
+    });
+    let layer = ImageLayer::new(
+        b"not wasm".to_vec(),
+        "application/vnd.oci.image.layer.v1.tar".into(),
+        None,
+    );
+    let config = Config::new(
+        b"{}".to_vec(),
+        "application/vnd.oci.image.config.v1+json".into(),
+        None,
+    );
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(client.push(
+            &reference,
+            &[layer],
+            config,
+            &oci_client::secrets::RegistryAuth::Anonymous,
+            None,
+        ))
+        .unwrap();
+
+    let out = ws.path("image.wasm");
+    let cache = ws.path("cache");
+    let pulled = run_in(
+        &cache,
+        &[
+            "pull",
+            &registry.reference("acme/image:1.0.0"),
+            "-o",
+            out.to_str().unwrap(),
+        ],
+    );
+    fails(
+        &pulled,
+        &[
+            "is not a wasm component artifact",
+            "application/vnd.oci.image.layer.v1.tar",
+        ],
+    );
+    assert!(!out.exists());
+    let manifest = ws.write(
+        "chain.toml",
+        format!(
+            "[[plugin]]\nname = \"x\"\nsource = \"{}\"\n",
+            registry.reference("acme/image:1.0.0")
+        ),
+    );
+    let composed = run_in(
+        &cache,
+        &[
+            "compose",
+            manifest.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ],
+    );
+    fails(
+        &composed,
+        &["chain.toml:3:10", "is not a wasm component artifact"],
+    );
+}
