@@ -3,6 +3,7 @@
 //! prints the result; no logic of its own lives here.
 
 mod args;
+mod progress;
 mod render;
 
 use args::{
@@ -77,7 +78,8 @@ fn resolver(manifest_path: &Path, args: &ResolveArgs) -> miette::Result<(Resolve
     let cache = Cache::open(args.cache_dir.clone());
     let registries = Registries::load(args.registry.clone());
     Ok((
-        Resolver::new(cache, registries, lock.clone(), args.offline),
+        Resolver::new(cache, registries, lock.clone(), args.offline)
+            .with_progress(progress::bars()),
         lock,
     ))
 }
@@ -398,7 +400,9 @@ fn publish(args: PublishArgs) -> miette::Result<ExitCode> {
             annotations.insert(format!("org.opencontainers.image.{key}"), value);
         }
     }
-    let registry = Registry::new().map_err(pwchain_compose::Error::from)?;
+    let registry = Registry::new()
+        .map_err(pwchain_compose::Error::from)?
+        .with_progress(progress::bars());
     let published = registry
         .publish(&reference, &bytes, &info, annotations, args.force)
         .map_err(pwchain_compose::Error::from)?;
@@ -425,7 +429,9 @@ fn pull(args: PullArgs) -> miette::Result<ExitCode> {
         .reference
         .parse()
         .map_err(pwchain_compose::Error::from)?;
-    let registry = Registry::new().map_err(pwchain_compose::Error::from)?;
+    let registry = Registry::new()
+        .map_err(pwchain_compose::Error::from)?
+        .with_progress(progress::bars());
     let pulled = registry
         .pull(&reference)
         .map_err(pwchain_compose::Error::from)?;

@@ -140,10 +140,14 @@ pub struct Published {
     pub size: usize,
 }
 
+/// Reports a transfer's progress: what, bytes done, bytes in all.
+pub type Progress = std::sync::Arc<dyn Fn(&str, u64, u64) + Send + Sync>;
+
 /// A registry client, with its own small runtime so callers stay sync.
 pub struct Registry {
     insecure: Vec<String>,
     runtime: tokio::runtime::Runtime,
+    progress: Option<Progress>,
 }
 
 impl Registry {
@@ -163,7 +167,44 @@ impl Registry {
                 reference: String::new(),
                 message: format!("cannot start a runtime: {e}"),
             })?;
-        Ok(Registry { insecure, runtime })
+        Ok(Registry {
+            insecure,
+            runtime,
+            progress: None,
+        })
+    }
+
+    /// Reports blob transfers to `progress`.
+    pub fn with_progress(mut self, progress: Option<Progress>) -> Registry {
+        self.progress = progress;
+        self
+    }
+
+    /// Uploads `blob`, in chunks that are reported when there is a reporter.
+    async fn push_blob(
+        &self,
+        client: &Client,
+        reference: &OciRef,
+        blob: Vec<u8>,
+        digest: &str,
+        what: &str,
+    ) -> Result<(), oci_client::errors::OciDistributionError> {
+        let Some(progress) = self.progress.clone() else {
+            return client.push_blob(&reference.0, blob, digest).await.map(drop);
+        };
+        const CHUNK: usize = 1 << 20;
+        let total = blob.len() as u64;
+        let blob = bytes::Bytes::from(blob);
+        let label = format!("{what} {reference}");
+        let chunks = (0..blob.len()).step_by(CHUNK).map(move |start| {
+            let end = (start + CHUNK).min(blob.len());
+            progress(&label, end as u64, total);
+            Ok(blob.slice(start..end))
+        });
+        client
+            .push_blob_stream(&reference.0, futures_util::stream::iter(chunks), digest)
+            .await
+            .map(drop)
     }
 
     /// A client for `registry`: plain HTTP only on loopback or when the
@@ -239,8 +280,7 @@ impl Registry {
                 annotations: Some(annotations.into_iter().collect()),
             };
             let manifest_bytes = serde_json::to_vec(&manifest).expect("manifest serialises");
-            client
-                .push_blob(&reference.0, component.to_vec(), &layer_digest)
+            self.push_blob(&client, reference, component.to_vec(), &layer_digest, "push")
                 .await
                 .map_err(&remote)?;
             client
@@ -318,11 +358,18 @@ impl Registry {
                     });
                 }
             };
-            let mut bytes = Vec::with_capacity(layer.size.max(0) as usize);
+            let mut sink = Counting {
+                bytes: Vec::with_capacity(layer.size.max(0) as usize),
+                report: self
+                    .progress
+                    .clone()
+                    .map(|p| (p, format!("pull {reference}"), layer.size.max(0) as u64)),
+            };
             client
-                .pull_blob(&reference.0, layer, &mut bytes)
+                .pull_blob(&reference.0, layer, &mut sink)
                 .await
                 .map_err(&remote)?;
+            let bytes = sink.bytes;
             let found = digest(&bytes);
             if found != layer.digest {
                 return Err(RegistryError::DigestMismatch {
@@ -360,6 +407,40 @@ fn remote_error(
     move |e| RegistryError::Remote {
         reference: reference.to_string(),
         message: describe(&e),
+    }
+}
+
+/// Collects a pulled blob, reporting its growth.
+struct Counting {
+    bytes: Vec<u8>,
+    report: Option<(Progress, String, u64)>,
+}
+
+impl tokio::io::AsyncWrite for Counting {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.bytes.extend_from_slice(buf);
+        if let Some((progress, label, total)) = &self.report {
+            progress(label, self.bytes.len() as u64, *total);
+        }
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
     }
 }
 

@@ -22,6 +22,7 @@ pub struct Resolver {
     registry: Option<Registry>,
     locked: Lock,
     resolved: Lock,
+    progress: Option<crate::registry::Progress>,
 }
 
 impl Resolver {
@@ -33,7 +34,14 @@ impl Resolver {
             registry: None,
             locked,
             resolved: Lock::default(),
+            progress: None,
         }
+    }
+
+    /// Reports registry transfers to `progress`.
+    pub fn with_progress(mut self, progress: Option<crate::registry::Progress>) -> Resolver {
+        self.progress = progress;
+        self
     }
 
     /// What this resolver resolved: the lock to write.
@@ -43,7 +51,7 @@ impl Resolver {
 
     fn registry(&mut self) -> Result<&Registry, Error> {
         if self.registry.is_none() {
-            self.registry = Some(Registry::new()?);
+            self.registry = Some(Registry::new()?.with_progress(self.progress.clone()));
         }
         Ok(self.registry.as_ref().expect("just set"))
     }
