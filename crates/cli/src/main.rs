@@ -227,16 +227,22 @@ fn stem(path: &Path) -> String {
         .unwrap_or_else(|| "chain".into())
 }
 
-fn inspect(args: InspectArgs) -> miette::Result<ExitCode> {
-    let bytes = std::fs::read(&args.file)
+/// Reads the component at `path` and classifies it.
+fn read_component(path: &Path) -> miette::Result<(Vec<u8>, pwchain_compose::Inspection)> {
+    let bytes = std::fs::read(path)
         .into_diagnostic()
-        .wrap_err_with(|| format!("cannot read `{}`", args.file.display()))?;
-    let info = pwchain_compose::inspect(&bytes, &args.file).map_err(|problem| {
+        .wrap_err_with(|| format!("cannot read `{}`", path.display()))?;
+    let info = pwchain_compose::inspect(&bytes, path).map_err(|problem| {
         Report::new(pwchain_compose::Error::Plugin {
-            plugin: stem(&args.file),
+            plugin: stem(path),
             problem,
         })
     })?;
+    Ok((bytes, info))
+}
+
+fn inspect(args: InspectArgs) -> miette::Result<ExitCode> {
+    let (bytes, info) = read_component(&args.file)?;
     let report = render::InspectReport {
         file: args.file.display().to_string(),
         bytes: bytes.len(),
@@ -368,15 +374,7 @@ fn publish(args: PublishArgs) -> miette::Result<ExitCode> {
             args.reference
         ));
     }
-    let bytes = std::fs::read(&args.file)
-        .into_diagnostic()
-        .wrap_err_with(|| format!("cannot read `{}`", args.file.display()))?;
-    let info = pwchain_compose::inspect(&bytes, &args.file).map_err(|problem| {
-        Report::new(pwchain_compose::Error::Plugin {
-            plugin: stem(&args.file),
-            problem,
-        })
-    })?;
+    let (bytes, info) = read_component(&args.file)?;
     let title = reference
         .repository()
         .rsplit('/')
