@@ -88,6 +88,15 @@ fn chain_from_the_registry_runs_and_recomposes_offline() {
     assert!(answer.text().starts_with("GET /x\n"));
     drop(served);
 
+    // A composed chain is a component like any other: it publishes too.
+    let chain_ref = registry.reference("acme/edge:0.1.0");
+    let published = run_in(&cache, &["publish", out.to_str().unwrap(), &chain_ref]);
+    assert!(published.status.success(), "{}", stderr(&published));
+    let back = ws.path("edge.wasm");
+    let pulled = run_in(&cache, &["pull", &chain_ref, "-o", back.to_str().unwrap()]);
+    assert!(pulled.status.success(), "{}", stderr(&pulled));
+    assert_eq!(std::fs::read(&back).unwrap(), std::fs::read(&out).unwrap());
+
     // Without the registry: the lock and the cache are enough.
     let first = std::fs::read(&out).unwrap();
     drop(registry);
