@@ -280,6 +280,16 @@ const CHAIN: &str = "[chain]\nname = \"edge\"\n\n[[plugin]]\nname = \"auth\"\npa
 fn composite_records_its_chain() {
     let ws = Workspace::new();
     let composite = ws.compose(CHAIN);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&composite).unwrap().permissions().mode();
+        assert_eq!(
+            mode & 0o777,
+            0o644,
+            "a composite is readable by all, like any build output"
+        );
+    }
     let output = run(&["inspect", "--json", composite.to_str().unwrap()]);
     assert!(output.status.success(), "{}", stderr(&output));
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();

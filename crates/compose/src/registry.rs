@@ -530,7 +530,7 @@ pub fn login(registry: &str, user: &str, password: &str) -> Result<std::path::Pa
     auths.insert(registry.to_string(), serde_json::json!({ "auth": auth }));
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
     let text = serde_json::to_vec_pretty(&config).expect("JSON serialises");
-    crate::output::write_atomically(&path, &text).map_err(|e| e.to_string())?;
+    crate::output::write_private(&path, &text).map_err(|e| e.to_string())?;
     Ok(path)
 }
 
