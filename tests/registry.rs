@@ -577,3 +577,52 @@ fn an_artifact_that_is_not_wasm_is_refused() {
         &["chain.toml:3:10", "is not a wasm component artifact"],
     );
 }
+
+#[test]
+fn docker_credential_helpers_are_asked() {
+    let registry = TestRegistry::with_auth(Some(("helped", "from-helper")));
+    let ws = Workspace::new();
+    // A credential helper speaking Docker's protocol.
+    let bin = ws.path("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let helper = bin.join("docker-credential-pwtest");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = get ] || exit 1\nread host\n[ \"$host\" = \"{}\" ] || exit 1\necho '{{\"ServerURL\":\"'$host'\",\"Username\":\"helped\",\"Secret\":\"from-helper\"}}'\n",
+            registry.addr
+        ),
+    )
+    .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let docker = ws.path("docker");
+    std::fs::create_dir_all(&docker).unwrap();
+    std::fs::write(
+        docker.join("config.json"),
+        format!("{{\"credHelpers\":{{\"{}\":\"pwtest\"}}}}", registry.addr),
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let published = pwchain()
+        .env("PATH", path)
+        .env("DOCKER_CONFIG", &docker)
+        .env("PWCHAIN_CACHE_DIR", ws.path("cache"))
+        .env_remove("PWCHAIN_REGISTRY_USERNAME")
+        .env_remove("PWCHAIN_REGISTRY_PASSWORD")
+        .args([
+            "publish",
+            plugin("echo").to_str().unwrap(),
+            &registry.reference("acme/echo:1.0.0"),
+        ])
+        .output()
+        .unwrap();
+    assert!(published.status.success(), "{}", stderr(&published));
+}

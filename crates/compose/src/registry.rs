@@ -556,6 +556,16 @@ fn docker_credentials(registry: &str) -> Option<RegistryAuth> {
     let dir = docker_config_dir()?;
     let text = std::fs::read_to_string(dir.join("config.json")).ok()?;
     let config: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let helper = config
+        .get("credHelpers")
+        .and_then(|h| h.get(registry))
+        .or_else(|| config.get("credsStore"))
+        .and_then(|h| h.as_str());
+    if let Some(helper) = helper
+        && let Some(auth) = credential_helper(helper, registry)
+    {
+        return Some(auth);
+    }
     let entry = config
         .get("auths")?
         .as_object()?
@@ -576,4 +586,29 @@ fn docker_credentials(registry: &str) -> Option<RegistryAuth> {
     let user = entry.get("username")?.as_str()?;
     let password = entry.get("password")?.as_str()?;
     Some(RegistryAuth::Basic(user.to_string(), password.to_string()))
+}
+
+/// Asks `docker-credential-<helper> get` for `registry`'s credentials, as
+/// Docker does (the registry on stdin, `{"Username", "Secret"}` on stdout).
+fn credential_helper(helper: &str, registry: &str) -> Option<RegistryAuth> {
+    use std::io::Write;
+    let mut child = std::process::Command::new(format!("docker-credential-{helper}"))
+        .arg("get")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    child.stdin.take()?.write_all(registry.as_bytes()).ok()?;
+    let output = child.wait_with_output().ok()?;
+    if !output.status.success() {
+        return None;
+    }
+    let answer: serde_json::Value = serde_json::from_slice(&output.stdout).ok()?;
+    let user = answer.get("Username")?.as_str()?;
+    let secret = answer.get("Secret")?.as_str()?;
+    Some(match user {
+        "<token>" => RegistryAuth::Bearer(secret.to_string()),
+        user => RegistryAuth::Basic(user.to_string(), secret.to_string()),
+    })
 }
