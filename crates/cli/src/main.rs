@@ -2,6 +2,25 @@
 //! calls the library (`pwchain-compose`) or the host (`pwchain-host`), and
 //! prints the result; no logic of its own lives here.
 
+/// Writes to standard output; a reader that went away (`| head`) ends
+/// the output quietly instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        match write!(std::io::stdout().lock(), $($arg)*) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+            other => other.into_diagnostic()?,
+        }
+    }};
+}
+
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        out!($($arg)*);
+        out!("\n");
+    }};
+}
+
 mod args;
 mod progress;
 mod render;
@@ -182,7 +201,7 @@ fn compose(args: ComposeArgs) -> miette::Result<ExitCode> {
         chain: record,
     };
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&summary).into_diagnostic()?
         );
@@ -214,8 +233,8 @@ fn emit_wac(
         .collect();
     let text = chain.to_wac(&deps)?;
     match output {
-        None => print!("{text}"),
-        Some(path) if path == Path::new("-") => print!("{text}"),
+        None => out!("{text}"),
+        Some(path) if path == Path::new("-") => out!("{text}"),
         Some(path) => write_atomically(path, text.as_bytes())?,
     }
     Ok(ExitCode::SUCCESS)
@@ -259,12 +278,12 @@ fn print_report(
     json: bool,
 ) -> miette::Result<()> {
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(report).into_diagnostic()?
         );
     } else {
-        print!("{report}");
+        out!("{report}");
     }
     Ok(())
 }
@@ -405,12 +424,12 @@ fn publish(args: PublishArgs) -> miette::Result<ExitCode> {
         .publish(&reference, &bytes, &info, annotations, args.force)
         .map_err(pwchain_compose::Error::from)?;
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&published).into_diagnostic()?
         );
     } else {
-        println!("{}", published.manifest_digest);
+        outln!("{}", published.manifest_digest);
         eprintln!(
             "published {} ({} {}, layer {})",
             published.reference,
@@ -453,7 +472,7 @@ fn pull(args: PullArgs) -> miette::Result<ExitCode> {
         "size": pulled.bytes.len(),
     });
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&summary).into_diagnostic()?
         );
@@ -474,14 +493,14 @@ fn cache(command: CacheCommand) -> miette::Result<ExitCode> {
             let cache = Cache::open(cache_dir);
             let listed = cache.list().map_err(pwchain_compose::Error::from)?;
             if json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string_pretty(&listed).into_diagnostic()?
                 );
             } else {
-                println!("{}", cache.root().display());
+                outln!("{}", cache.root().display());
                 for blob in listed {
-                    println!(
+                    outln!(
                         "  {} {:>10} {}",
                         blob.digest,
                         render::kib(blob.size as usize),
