@@ -256,3 +256,41 @@ fn json_access_log_and_prefixed_guest_output() {
     let guest = served.log_line("audit: side call").expect("guest stderr");
     assert!(guest.starts_with("[chain stderr] "), "{guest}");
 }
+
+#[test]
+fn http2_with_prior_knowledge() {
+    use http_body_util::BodyExt;
+    let ws = Workspace::new();
+    let composite = ws.compose("[[plugin]]\nname = \"tag\"\npath = \"{plugins}/add-header.wasm\"\n\n[origin]\npath = \"{plugins}/echo.wasm\"\n");
+    let served = Served::start(&composite, &[]);
+    let addr = served.addr;
+    let (status, tag, body) = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(async move {
+            let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let (mut sender, connection) = hyper::client::conn::http2::handshake(
+                hyper_util::rt::TokioExecutor::new(),
+                hyper_util::rt::TokioIo::new(stream),
+            )
+            .await
+            .unwrap();
+            tokio::spawn(connection);
+            let request = hyper::Request::post(format!("http://{addr}/over-h2"))
+                .body(http_body_util::Full::new(bytes::Bytes::from_static(
+                    b"h2 body",
+                )))
+                .unwrap();
+            let response = sender.send_request(request).await.unwrap();
+            let status = response.status().as_u16();
+            let tag = response
+                .headers()
+                .get("x-served-by")
+                .map(|v| v.to_str().unwrap().to_string());
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            (status, tag, String::from_utf8_lossy(&body).into_owned())
+        });
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(tag.as_deref(), Some("pwchain add-header"));
+    assert!(body.starts_with("POST /over-h2\n"), "{body}");
+    assert!(body.ends_with("\n\nh2 body"), "{body}");
+}

@@ -228,7 +228,7 @@ pub struct ValidateArgs {
     pub resolve: ResolveArgs,
 }
 
-/// Serve a chain over HTTP/1.1.
+/// Serve a chain over HTTP/1.1 (and HTTP/2 with prior knowledge).
 ///
 /// Instances are reused across requests and serve several concurrently, as
 /// in `wasmtime serve`. A chain left unterminated (`[origin] host = true`)

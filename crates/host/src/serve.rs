@@ -121,7 +121,7 @@ impl Server {
         })
     }
 
-    /// Serves HTTP/1.1 on `listener` until `shutdown` resolves, then stops
+    /// Serves HTTP/1.1 (and HTTP/2 with prior knowledge) on `listener` until `shutdown` resolves, then stops
     /// accepting, lets in-flight requests finish (closing idle keep-alive
     /// connections) and returns.
     pub async fn run(
@@ -148,9 +148,11 @@ impl Server {
                 let server = server.clone();
                 async move { Ok::<_, Infallible>(server.handle(request, peer).await) }
             });
-            let connection = hyper::server::conn::http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            // HTTP/1.1, or HTTP/2 with prior knowledge (h2c).
+            let connection =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .into_owned();
             let connection = graceful.watch(connection);
             tokio::spawn(async move {
                 if let Err(e) = connection.await {
