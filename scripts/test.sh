@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The quick start's second command: set up what the tests need (the
+# wasm32-wasip2 target, Debian's docker-registry for the registry tests) and
+# run every test: real plugins, real wasmtime, real HTTP, a real registry.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if command -v rustup >/dev/null; then
+  rustup target add wasm32-wasip2 >/dev/null
+fi
+if ! command -v docker-registry >/dev/null; then
+  echo "==> installing docker-registry (Debian) for the registry tests"
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq docker-registry
+fi
+exec cargo test --workspace --locked "$@"
