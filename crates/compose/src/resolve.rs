@@ -75,17 +75,18 @@ impl Resolver {
                             reason,
                         })?;
                 let repository = self.registries.repository(&spec)?;
-                let any: OciRef = format!("{repository}:0.0.0").parse()?;
-                let tags = self.registry()?.tags(&any)?;
+                // Listing tags needs only the repository; the version is a placeholder.
+                let listing: OciRef = format!("{repository}:0.0.0").parse()?;
+                let tags = self.registry()?.tags(&listing)?;
                 select(&spec, &repository, &tags)?
             }
         };
         self.fetch(name, written, oci)
     }
 
-    /// The component at `oci`, pinned by the lock if it has `written`.
-    fn fetch(&mut self, name: &str, written: &str, oci: OciRef) -> Result<Vec<u8>, Error> {
-        let reference = written;
+    /// The component at `oci`, pinned by the lock if it has `reference`
+    /// (the source as the manifest wrote it).
+    fn fetch(&mut self, name: &str, reference: &str, oci: OciRef) -> Result<Vec<u8>, Error> {
         let pinned = self.locked.find(name, reference).cloned();
         let (entry, bytes) = match (pinned, self.offline) {
             (Some(pin), offline) => {
