@@ -17,6 +17,18 @@ fn run_in(cache: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `pwchain` with its cache in `ws` and credentials only from the Docker
+/// configuration in `docker` (none from the environment).
+fn with_docker(ws: &Workspace, docker: &Path) -> std::process::Command {
+    let mut command = pwchain();
+    command
+        .env("PWCHAIN_CACHE_DIR", ws.path("cache"))
+        .env("DOCKER_CONFIG", docker)
+        .env_remove("PWCHAIN_REGISTRY_USERNAME")
+        .env_remove("PWCHAIN_REGISTRY_PASSWORD");
+    command
+}
+
 fn publish(cache: &Path, file: &str, reference: &str) -> serde_json::Value {
     let output = run_in(
         cache,
@@ -376,12 +388,7 @@ fn credentials_from_the_environment_or_docker_config() {
     let ws = Workspace::new();
     let reference = registry.reference("acme/auth:1.0.0");
     let publish_with = |env: &[(&str, &str)]| {
-        let mut command = pwchain();
-        command
-            .env("PWCHAIN_CACHE_DIR", ws.path("cache"))
-            .env("DOCKER_CONFIG", ws.path("no-docker"))
-            .env_remove("PWCHAIN_REGISTRY_USERNAME")
-            .env_remove("PWCHAIN_REGISTRY_PASSWORD");
+        let mut command = with_docker(&ws, &ws.path("no-docker"));
         for (key, value) in env {
             command.env(key, value);
         }
@@ -429,11 +436,7 @@ fn credentials_from_the_environment_or_docker_config() {
         ),
     )
     .unwrap();
-    let pulled = pwchain()
-        .env("PWCHAIN_CACHE_DIR", ws.path("cache"))
-        .env("DOCKER_CONFIG", &docker)
-        .env_remove("PWCHAIN_REGISTRY_USERNAME")
-        .env_remove("PWCHAIN_REGISTRY_PASSWORD")
+    let pulled = with_docker(&ws, &docker)
         .args([
             "pull",
             &reference,
@@ -475,11 +478,7 @@ fn login_stores_credentials_where_docker_would() {
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(!stderr(&output).contains("an0ther-pass"));
 
-    let published = pwchain()
-        .env("PWCHAIN_CACHE_DIR", ws.path("cache"))
-        .env("DOCKER_CONFIG", &docker)
-        .env_remove("PWCHAIN_REGISTRY_USERNAME")
-        .env_remove("PWCHAIN_REGISTRY_PASSWORD")
+    let published = with_docker(&ws, &docker)
         .args([
             "publish",
             plugin("echo").to_str().unwrap(),
@@ -611,12 +610,8 @@ fn docker_credential_helpers_are_asked() {
         bin.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let published = pwchain()
+    let published = with_docker(&ws, &docker)
         .env("PATH", path)
-        .env("DOCKER_CONFIG", &docker)
-        .env("PWCHAIN_CACHE_DIR", ws.path("cache"))
-        .env_remove("PWCHAIN_REGISTRY_USERNAME")
-        .env_remove("PWCHAIN_REGISTRY_PASSWORD")
         .args([
             "publish",
             plugin("echo").to_str().unwrap(),
