@@ -82,9 +82,17 @@ fn chain_from_the_registry_runs_and_recomposes_offline() {
             manifest.to_str().unwrap(),
             "-o",
             out.to_str().unwrap(),
+            "--json",
         ],
     );
     assert!(composed.status.success(), "{}", stderr(&composed));
+    let summary: serde_json::Value = serde_json::from_slice(&composed.stdout).unwrap();
+    let steps = summary["resolved"].as_array().unwrap();
+    assert_eq!(steps.len(), 2, "{summary}");
+    assert_eq!(steps[0]["name"], "auth");
+    assert_eq!(steps[0]["manifest"], auth["manifest_digest"]);
+    assert_eq!(steps[0]["from"], "registry");
+    assert_eq!(steps[0]["pinned"], false);
     let lock = std::fs::read_to_string(ws.path("pwchain.lock")).unwrap();
     assert!(
         lock.contains(auth["manifest_digest"].as_str().unwrap()),
@@ -121,9 +129,17 @@ fn chain_from_the_registry_runs_and_recomposes_offline() {
             out.to_str().unwrap(),
             "--offline",
             "--locked",
+            "--json",
         ],
     );
     assert!(again.status.success(), "{}", stderr(&again));
+    let summary: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    for step in summary["resolved"].as_array().unwrap() {
+        assert_eq!(
+            (&step["from"], &step["pinned"]),
+            (&"cache".into(), &true.into())
+        );
+    }
     assert_eq!(
         std::fs::read(&out).unwrap(),
         first,
@@ -620,4 +636,219 @@ fn docker_credential_helpers_are_asked() {
         .output()
         .unwrap();
     assert!(published.status.success(), "{}", stderr(&published));
+}
+
+/// What pwchain publishes, wasm-pkg-client (the library behind `wkg`) reads,
+/// and what wasm-pkg-client publishes, pwchain resolves and runs.
+#[test]
+fn artifacts_interoperate_with_wasm_pkg_client() {
+    use futures_util::TryStreamExt;
+    use wasm_pkg_client::{Client, Config, PackageRef, PublishOpts, Version};
+    let registry = TestRegistry::start();
+    let ws = Workspace::new();
+    let cache = ws.path("cache");
+    let host = registry.addr.to_string();
+    let wkg = Client::new(
+        Config::from_toml(&format!(
+            "default_registry = \"{host}\"\n[registry.\"{host}\"]\ntype = \"oci\"\n[registry.\"{host}\".oci]\nprotocol = \"http\"\n"
+        ))
+        .unwrap(),
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+
+    // pwchain → wkg
+    let output = run_in(
+        &cache,
+        &[
+            "publish",
+            plugin("echo").to_str().unwrap(),
+            "interop:echo@1.0.0",
+            "--registry",
+            &host,
+        ],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let echo: PackageRef = "interop:echo".parse().unwrap();
+    let read = runtime.block_on(async {
+        let versions = wkg.list_all_versions(&echo).await.unwrap();
+        let listed: Vec<String> = versions.iter().map(|v| v.version.to_string()).collect();
+        assert_eq!(listed, ["1.0.0"]);
+        let release = wkg
+            .get_release(&echo, &Version::new(1, 0, 0))
+            .await
+            .unwrap();
+        let chunks: Vec<_> = wkg
+            .stream_content(&echo, &release)
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        chunks.concat()
+    });
+    assert_eq!(read, std::fs::read(plugin("echo")).unwrap());
+
+    // wkg → pwchain. `Client::publish_release_file` (wasm-pkg-client
+    // 0.16.1) reads the package version from the component's WIT before it
+    // applies `PublishOpts::package`, so it refuses every component built
+    // from a world of another package (all of ours, and wit-bindgen's
+    // usual output). This pushes the way its OCI backend does: oci-wasm's
+    // config and layer, pushed by oci-wasm's client.
+    let pass = std::fs::read(plugin("pass")).unwrap();
+    let (config, layer) = oci_wasm::WasmConfig::from_raw_component(pass.clone(), None).unwrap();
+    let oci =
+        oci_wasm::WasmClient::new(oci_client::Client::new(oci_client::client::ClientConfig {
+            protocol: oci_client::client::ClientProtocol::Http,
+            ..Default::default()
+        }));
+    let reference: oci_client::Reference = format!("{host}/interop/pass:2.1.0").parse().unwrap();
+    runtime
+        .block_on(oci.push(
+            &reference,
+            &oci_client::secrets::RegistryAuth::Anonymous,
+            layer,
+            config,
+            None,
+        ))
+        .unwrap();
+    let refused = runtime.block_on(wkg.publish_release_file(
+        plugin("pass"),
+        PublishOpts {
+            package: Some(("interop:pass".parse().unwrap(), Version::new(2, 2, 0))),
+            ..Default::default()
+        },
+    ));
+    assert!(
+        refused.is_err(),
+        "wasm-pkg-client now publishes plain components: push with it instead of oci-wasm"
+    );
+    let pulled = ws.path("pass.wasm");
+    let output = run_in(
+        &cache,
+        &[
+            "pull",
+            &registry.reference("interop/pass:2.1.0"),
+            "-o",
+            pulled.to_str().unwrap(),
+        ],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(std::fs::read(&pulled).unwrap(), pass);
+    let manifest = ws.write(
+        "chain.toml",
+        "[[plugin]]\nname = \"pass\"\npackage = \"interop:pass@^2\"\n\n[origin]\nname = \"echo\"\npackage = \"interop:echo@1\"\n",
+    );
+    let composite = ws.path("chain.wasm");
+    let output = pwchain()
+        .env("PWCHAIN_CACHE_DIR", &cache)
+        .env("PWCHAIN_REGISTRY", &host)
+        .args([
+            "compose",
+            manifest.to_str().unwrap(),
+            "-o",
+            composite.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let served = Served::start(&composite, &[]);
+    let response = served.request("GET", "/interop", &[], b"");
+    assert_eq!(response.status, 200, "{}", response.text());
+}
+
+/// The registry dies while the layer is on the wire: the pull fails with a
+/// clear error, and neither the output nor the cache holds a partial file.
+#[test]
+fn a_registry_killed_mid_pull_leaves_nothing_behind() {
+    use std::io::{Read, Write};
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    let registry = TestRegistry::start();
+    let ws = Workspace::new();
+    let cache = ws.path("cache");
+    publish(
+        &cache,
+        "rewrite-body",
+        &registry.reference("acme/body:1.0.0"),
+    );
+    let _ = std::fs::remove_dir_all(&cache);
+
+    // A relay in front of the registry: it passes traffic through until a
+    // blob response has sent its first 4 KiB, then kills the registry and
+    // drops the connection.
+    let relay = TcpListener::bind("127.0.0.1:0").unwrap();
+    let relay_addr = relay.local_addr().unwrap();
+    let (upstream, pid) = (registry.addr, registry.pid());
+    std::thread::spawn(move || {
+        for client in relay.incoming() {
+            let Ok(mut client) = client else { return };
+            let Ok(mut server) = TcpStream::connect(upstream) else {
+                return;
+            };
+            let blob = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let (mut to_server, seen) = (client.try_clone().unwrap(), blob.clone());
+            let mut from_client = server.try_clone().unwrap();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 8192];
+                while let Ok(n @ 1..) = to_server.read(&mut buf) {
+                    if String::from_utf8_lossy(&buf[..n]).contains("/blobs/sha256:") {
+                        seen.store(true, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    if from_client.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                }
+            });
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n @ 1..) = server.read(&mut buf) {
+                    if client.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                    if blob.load(std::sync::atomic::Ordering::SeqCst) {
+                        let _ = std::process::Command::new("kill")
+                            .args(["-9", &pid.to_string()])
+                            .status();
+                        let _ = client.shutdown(Shutdown::Both);
+                        return;
+                    }
+                }
+            });
+        }
+    });
+
+    let out = ws.path("body.wasm");
+    let output = run_in(
+        &cache,
+        &[
+            "pull",
+            &format!("oci://{relay_addr}/acme/body:1.0.0"),
+            "-o",
+            out.to_str().unwrap(),
+        ],
+    );
+    let message = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{message}");
+    assert!(message.contains(&relay_addr.to_string()), "{message}");
+    assert!(!out.exists());
+    assert!(ws.files().iter().all(|f| f == "cache"), "{:?}", ws.files());
+    let cached: Vec<_> = walk(&cache);
+    assert!(cached.is_empty(), "cache holds {cached:?}");
+}
+
+/// Every file under `dir` (none if it does not exist).
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .flat_map(|e| {
+            let path = e.path();
+            if path.is_dir() {
+                walk(&path)
+            } else {
+                vec![path]
+            }
+        })
+        .collect()
 }

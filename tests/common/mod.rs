@@ -444,6 +444,11 @@ impl TestRegistry {
         format!("oci://{}/{path}", self.addr)
     }
 
+    /// The registry's process id, for tests that kill it at a chosen moment.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The file holding blob `digest` in the registry's storage.
     pub fn blob_file(&self, digest: &str) -> PathBuf {
         let hex = digest.strip_prefix("sha256:").unwrap();

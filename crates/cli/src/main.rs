@@ -37,7 +37,7 @@ use pwchain_compose::packages::{PackageSpec, Registries};
 use pwchain_compose::registry::{OciRef, Registry};
 use pwchain_compose::resolve::Resolver;
 use pwchain_compose::{
-    Composite, Manifest, compose_manifest, output::write_atomically, resolve, wac,
+    Composite, Manifest, Step, compose_manifest, output::write_atomically, resolve, wac,
 };
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
@@ -105,12 +105,16 @@ fn resolver(manifest_path: &Path, args: &ResolveArgs) -> miette::Result<(Resolve
 
 /// Composes the chain at `path`, then writes (or with `--locked`, checks)
 /// its `pwchain.lock`.
-fn compose_toml(path: &Path, args: &ResolveArgs) -> miette::Result<(Manifest, Composite)> {
+/// Composes the chain at `path`; also returns how its registry plugins resolved.
+fn compose_toml(
+    path: &Path,
+    args: &ResolveArgs,
+) -> miette::Result<(Manifest, Composite, Vec<Step>)> {
     let manifest = Manifest::load(path)?;
     let (mut resolver, locked) = resolver(path, args)?;
     let composite = compose_manifest(&manifest, &mut resolver)?;
-    settle_lock(path, &locked, resolver.resolved(), args.locked)?;
-    Ok((manifest, composite))
+    settle_lock(path, &locked, &resolver.resolved(), args.locked)?;
+    Ok((manifest, composite, resolver.steps().to_vec()))
 }
 
 fn settle_lock(
@@ -149,7 +153,7 @@ fn compose(args: ComposeArgs) -> miette::Result<ExitCode> {
             "refusing to write a binary component to a terminal"
         ));
     }
-    let (bytes, name, inputs, record) = if is_wac(&args.chain) {
+    let (bytes, name, inputs, record, resolved) = if is_wac(&args.chain) {
         if args.emit_wac {
             return Err(miette!(
                 "`--emit-wac` takes a TOML chain; this one is WAC already"
@@ -158,7 +162,7 @@ fn compose(args: ComposeArgs) -> miette::Result<ExitCode> {
         let deps: BTreeMap<String, PathBuf> = args.deps.into_iter().collect();
         let bytes = wac::compose_wac(&args.chain, &deps, args.deps_dir.as_deref())?;
         let name = stem(&args.chain);
-        (bytes, name, None, None)
+        (bytes, name, None, None, Vec::new())
     } else {
         if args.emit_wac {
             let manifest = Manifest::load(&args.chain)?;
@@ -172,12 +176,14 @@ fn compose(args: ComposeArgs) -> miette::Result<ExitCode> {
                 record,
                 input_bytes,
             },
+            resolved,
         ) = compose_toml(&args.chain, &args.resolve)?;
         (
             bytes,
             manifest.name.clone(),
             Some(input_bytes),
             Some(record),
+            resolved,
         )
     };
     let output = args
@@ -199,6 +205,7 @@ fn compose(args: ComposeArgs) -> miette::Result<ExitCode> {
         input_bytes: inputs,
         millis: started.elapsed().as_secs_f64() * 1e3,
         chain: record,
+        resolved,
     };
     if args.json {
         outln!(

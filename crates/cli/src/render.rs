@@ -1,6 +1,6 @@
 //! How results look: `Display` for people, `Serialize` for `--json`.
 
-use pwchain_compose::{ChainRecord, Inspection};
+use pwchain_compose::{ChainRecord, Fetched, Inspection, Step};
 use pwchain_host::Validation;
 use serde::Serialize;
 use std::fmt;
@@ -13,6 +13,8 @@ pub struct ComposeSummary {
     pub input_bytes: Option<usize>,
     pub millis: f64,
     pub chain: Option<ChainRecord>,
+    /// How each registry-sourced plugin resolved (lock, cache or registry).
+    pub resolved: Vec<Step>,
 }
 
 impl fmt::Display for ComposeSummary {
@@ -25,7 +27,21 @@ impl fmt::Display for ComposeSummary {
         if let Some(inputs) = self.input_bytes.filter(|i| *i > 0) {
             write!(f, ", {:.3}x the inputs", self.bytes as f64 / inputs as f64)?;
         }
-        write!(f, ", in {:.0} ms", self.millis)
+        write!(f, ", in {:.0} ms", self.millis)?;
+        for step in &self.resolved {
+            let from = match (step.from, step.pinned) {
+                (Fetched::Cache, true) => "cache, pinned by the lock",
+                (Fetched::Cache, false) => "cache",
+                (Fetched::Registry, true) => "registry, pinned by the lock",
+                (Fetched::Registry, false) => "registry",
+            };
+            write!(
+                f,
+                "\n  {} = {} ({}, from the {from})",
+                step.locked.name, step.locked.resolved, step.locked.manifest
+            )?;
+        }
+        Ok(())
     }
 }
 

@@ -27,6 +27,7 @@ pub use error::{Error, PluginProblem};
 pub use inspect::{Inspection, Role, inspect};
 pub use manifest::{Manifest, Origin, Source};
 pub use record::ChainRecord;
+pub use resolve::{Fetched, Step};
 
 /// Loads every plugin `manifest` names and composes the chain. Errors about
 /// a plugin point at its entry in the manifest.

@@ -10,6 +10,7 @@ use crate::lock::{Lock, Locked};
 use crate::manifest::{Manifest, Origin, PluginSpec, Source};
 use crate::packages::{PackageSpec, Registries, select};
 use crate::registry::{OciRef, Registry, RegistryError};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::path::Path;
 
@@ -21,8 +22,29 @@ pub struct Resolver {
     registries: Registries,
     registry: Option<Registry>,
     locked: Lock,
-    resolved: Lock,
+    steps: Vec<Step>,
     progress: Option<crate::registry::Progress>,
+}
+
+/// How one registry-sourced plugin was resolved: what `compose --json`
+/// reports, and what the lock records.
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    #[serde(flatten)]
+    pub locked: Locked,
+    /// The lock already pinned this plugin's digests.
+    pub pinned: bool,
+    /// Where the bytes came from.
+    pub from: Fetched,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fetched {
+    /// The local cache, verified against the digest.
+    Cache,
+    /// The registry (then stored in the cache).
+    Registry,
 }
 
 impl Resolver {
@@ -33,7 +55,7 @@ impl Resolver {
             registries,
             registry: None,
             locked,
-            resolved: Lock::default(),
+            steps: Vec::new(),
             progress: None,
         }
     }
@@ -45,8 +67,15 @@ impl Resolver {
     }
 
     /// What this resolver resolved: the lock to write.
-    pub fn resolved(&self) -> &Lock {
-        &self.resolved
+    pub fn resolved(&self) -> Lock {
+        Lock {
+            plugins: self.steps.iter().map(|s| s.locked.clone()).collect(),
+        }
+    }
+
+    /// Each resolution, in the order the chain names its plugins.
+    pub fn steps(&self) -> &[Step] {
+        &self.steps
     }
 
     fn registry(&mut self) -> Result<&Registry, Error> {
@@ -88,14 +117,15 @@ impl Resolver {
     /// (the source as the manifest wrote it).
     fn fetch(&mut self, name: &str, reference: &str, oci: OciRef) -> Result<Vec<u8>, Error> {
         let pinned = self.locked.find(name, reference).cloned();
-        let (entry, bytes) = match (pinned, self.offline) {
+        let was_pinned = pinned.is_some();
+        let (entry, bytes, from) = match (pinned, self.offline) {
             (Some(pin), offline) => {
                 let entry = RefEntry {
                     manifest: pin.manifest.clone(),
                     layer: pin.layer.clone(),
                 };
                 match self.cache.get(&pin.layer)? {
-                    Some(bytes) => (entry, bytes),
+                    Some(bytes) => (entry, bytes, Fetched::Cache),
                     None if offline => {
                         return Err(Error::Offline {
                             reference: reference.to_string(),
@@ -111,7 +141,7 @@ impl Resolver {
                             });
                         }
                         self.cache.put(&pulled.bytes)?;
-                        (entry, pulled.bytes)
+                        (entry, pulled.bytes, Fetched::Registry)
                     }
                 }
             }
@@ -125,7 +155,7 @@ impl Resolver {
                     .ok_or_else(|| Error::Offline {
                         reference: reference.to_string(),
                     })?;
-                (entry, bytes)
+                (entry, bytes, Fetched::Cache)
             }
             (None, false) => {
                 let pulled = self.registry()?.pull(&oci)?;
@@ -135,16 +165,20 @@ impl Resolver {
                 };
                 self.cache.put(&pulled.bytes)?;
                 self.cache.remember(&oci, &entry)?;
-                (entry, pulled.bytes)
+                (entry, pulled.bytes, Fetched::Registry)
             }
         };
-        self.resolved.plugins.push(Locked {
-            name: name.to_string(),
-            reference: reference.to_string(),
-            resolved: oci.to_string(),
-            version: oci.tag().map(str::to_string),
-            manifest: entry.manifest,
-            layer: entry.layer,
+        self.steps.push(Step {
+            locked: Locked {
+                name: name.to_string(),
+                reference: reference.to_string(),
+                resolved: oci.to_string(),
+                version: oci.tag().map(str::to_string),
+                manifest: entry.manifest,
+                layer: entry.layer,
+            },
+            pinned: was_pinned,
+            from,
         });
         Ok(bytes)
     }
