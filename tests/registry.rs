@@ -252,7 +252,20 @@ fn publish_and_pull_faults() {
                 out_arg,
             ],
         ),
-        &[&closed.to_string()],
+        &[&closed.to_string(), "is the registry running"],
+    );
+    // `.invalid` never resolves (RFC 2606), so this needs no network.
+    fails(
+        &run_in(
+            &cache,
+            &[
+                "pull",
+                "oci://no-such-registry.invalid/acme/tag:0.1.0",
+                "-o",
+                out_arg,
+            ],
+        ),
+        &["no-such-registry.invalid", "does not resolve"],
     );
     assert!(!out.exists());
 
@@ -829,6 +842,7 @@ fn a_registry_killed_mid_pull_leaves_nothing_behind() {
     let message = stderr(&output);
     assert_eq!(output.status.code(), Some(1), "{message}");
     assert!(message.contains(&relay_addr.to_string()), "{message}");
+    assert!(message.contains("retrying is safe"), "{message}");
     assert!(!out.exists());
     assert!(ws.files().iter().all(|f| f == "cache"), "{:?}", ws.files());
     let cached: Vec<_> = walk(&cache);

@@ -497,10 +497,38 @@ fn describe(error: &oci_client::errors::OciDistributionError) -> String {
         other => other.to_string(),
     };
     let mut source = std::error::Error::source(error);
+    let mut refused = false;
     while let Some(cause) = source {
         text.push_str(": ");
         text.push_str(&cause.to_string());
+        refused |= cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused);
         source = cause.source();
+    }
+    // The causes are in the text; the hint says what to check next.
+    let hint = if refused {
+        Some("nothing listens there: is the registry running, and is the port right?")
+    } else if text.contains("dns error") {
+        Some("the host name does not resolve: check the spelling of the registry")
+    } else if [
+        "end of file before message length",
+        "connection closed before message completed",
+        "connection reset",
+    ]
+    .iter()
+    .any(|cut| text.contains(cut))
+    {
+        Some(
+            "the registry closed the connection mid-transfer; nothing was written, so retrying is safe",
+        )
+    } else {
+        None
+    };
+    if let Some(hint) = hint {
+        text.push_str(" (");
+        text.push_str(hint);
+        text.push(')');
     }
     text
 }
