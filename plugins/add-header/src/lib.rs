@@ -1,26 +1,47 @@
 //! Middleware: tags the request on its way in and the response on its way
 //! out, so a reader can see both directions pass through the chain.
+//!
+//! What it adds comes from its configuration (`wasi:config/store`, which
+//! pwchain fills from the plugin's `config` table): each key
+//! `request.NAME` adds header `NAME` to the request, each `response.NAME`
+//! to the response. With no configuration it adds `x-chain-hop:
+//! add-header` and `x-served-by: pwchain add-header`.
 
 use exports::wasi::http::handler::Guest;
-use pwchain_guest::{ErrorCode, Request, Response, map_request_headers, map_response};
+use pwchain_guest::{ErrorCode, HeaderList, Request, Response, map_request_headers, map_response};
+use wasi::config::store;
 use wasi::http::handler;
 
-pwchain_guest::bindings!("wasi:http/middleware@0.3.2");
+pwchain_guest::bindings!("pwchain:proxy/configured-middleware@0.1.0");
 
 struct AddHeader;
 
 impl Guest for AddHeader {
     async fn handle(request: Request) -> Result<Response, ErrorCode> {
-        let request = map_request_headers(request, |headers| {
-            headers.push(("x-chain-hop".into(), b"add-header".to_vec()));
-        })?;
+        let config = store::get_all().unwrap_or_default();
+        let (to_request, to_response) = if config.is_empty() {
+            (
+                vec![("x-chain-hop".into(), b"add-header".to_vec())],
+                vec![("x-served-by".into(), b"pwchain add-header".to_vec())],
+            )
+        } else {
+            (headers(&config, "request."), headers(&config, "response."))
+        };
+        let request = map_request_headers(request, |headers| headers.extend(to_request))?;
         let response = handler::handle(request).await?;
-        map_response(
-            response,
-            |headers| headers.push(("x-served-by".into(), b"pwchain add-header".to_vec())),
-            None,
-        )
+        map_response(response, |headers| headers.extend(to_response), None)
     }
+}
+
+/// The headers configured under `prefix`.
+fn headers(config: &[(String, String)], prefix: &str) -> HeaderList {
+    config
+        .iter()
+        .filter_map(|(key, value)| {
+            let name = key.strip_prefix(prefix)?;
+            Some((name.to_string(), value.as_bytes().to_vec()))
+        })
+        .collect()
 }
 
 export!(AddHeader);
