@@ -4,29 +4,8 @@
 
 mod common;
 
-use common::{Workspace, plugin, plugins, run, stderr};
+use common::{Workspace, compose_fails, plugin, plugins, run, stderr};
 use sha2::{Digest, Sha256};
-
-/// Runs `compose` on `toml`, expects it to fail, and checks that every
-/// piece of `expected` is in the message and that no output appeared.
-fn compose_fails(ws: &Workspace, toml: &str, expected: &[&str]) -> String {
-    let manifest = ws.manifest(toml);
-    let before = ws.files();
-    let output = ws.path("out.wasm");
-    let result = run(&[
-        "compose",
-        manifest.to_str().unwrap(),
-        "-o",
-        output.to_str().unwrap(),
-    ]);
-    let message = stderr(&result);
-    assert_eq!(result.status.code(), Some(1), "{message}");
-    for piece in expected {
-        assert!(message.contains(piece), "expected {piece:?} in:\n{message}");
-    }
-    assert_eq!(ws.files(), before, "a failed compose left files behind");
-    message
-}
 
 fn one_plugin(path: &str) -> String {
     format!("[[plugin]]\nname = \"bad\"\npath = \"{path}\"\n\n[origin]\nforward = true\n")

@@ -219,13 +219,16 @@ host = true
 }
 
 #[test]
-fn built_in_forward_matches_its_source() {
-    let committed = std::fs::read(repo().join("crates/compose/builtins/forward.wasm")).unwrap();
-    let rebuilt = std::fs::read(plugin("forward")).unwrap();
-    assert!(
-        committed == rebuilt,
-        "crates/compose/builtins/forward.wasm is stale: run plugins/build.sh and copy plugins/dist/forward.wasm there"
-    );
+fn built_ins_match_their_sources() {
+    for name in ["forward", "allow-calls"] {
+        let committed =
+            std::fs::read(repo().join(format!("crates/compose/builtins/{name}.wasm"))).unwrap();
+        let rebuilt = std::fs::read(plugin(name)).unwrap();
+        assert!(
+            committed == rebuilt,
+            "crates/compose/builtins/{name}.wasm is stale: run plugins/build.sh and copy plugins/dist/{name}.wasm there"
+        );
+    }
 }
 
 #[test]

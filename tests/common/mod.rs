@@ -76,22 +76,26 @@ impl Workspace {
         self.write("chain.toml", text)
     }
 
-    /// Composes `chain.toml` into `chain.wasm`, asserting success.
-    pub fn compose(&self, toml: &str) -> PathBuf {
+    /// Composes `toml` (as `chain.toml`) into `output`.
+    pub fn compose_to(&self, toml: &str, output: &str) -> Output {
         let manifest = self.manifest(toml);
-        let output = self.path("chain.wasm");
-        let result = run(&[
+        run(&[
             "compose",
             manifest.to_str().unwrap(),
             "-o",
-            output.to_str().unwrap(),
-        ]);
+            self.path(output).to_str().unwrap(),
+        ])
+    }
+
+    /// Composes `chain.toml` into `chain.wasm`, asserting success.
+    pub fn compose(&self, toml: &str) -> PathBuf {
+        let result = self.compose_to(toml, "chain.wasm");
         assert!(
             result.status.success(),
             "compose failed: {}",
             stderr(&result)
         );
-        output
+        self.path("chain.wasm")
     }
 
     /// Names of the files in the directory.
@@ -103,6 +107,26 @@ impl Workspace {
         names.sort();
         names
     }
+}
+
+/// Runs `compose` on `toml`, expects it to fail, and checks that every
+/// piece of `expected` is in the message and that no output appeared.
+pub fn compose_fails(ws: &Workspace, toml: &str, expected: &[&str]) -> String {
+    // Every file but the manifest itself, which compose_to (re)writes.
+    let files = || {
+        let mut names = ws.files();
+        names.retain(|f| f != "chain.toml");
+        names
+    };
+    let before = files();
+    let result = ws.compose_to(toml, "out.wasm");
+    let message = stderr(&result);
+    assert_eq!(result.status.code(), Some(1), "{message}");
+    for piece in expected {
+        assert!(message.contains(piece), "expected {piece:?} in:\n{message}");
+    }
+    assert_eq!(files(), before, "a failed compose left files behind");
+    message
 }
 
 /// `pwchain serve` on a free loopback port; killed when dropped.

@@ -104,8 +104,8 @@ fn resolver(manifest_path: &Path, args: &ResolveArgs) -> miette::Result<(Resolve
 }
 
 /// Composes the chain at `path`, then writes (or with `--locked`, checks)
-/// its `pwchain.lock`.
-/// Composes the chain at `path`; also returns how its registry plugins resolved.
+/// its `pwchain.lock`; also returns how its registry plugins resolved.
+/// Warnings go to standard error.
 fn compose_toml(
     path: &Path,
     args: &ResolveArgs,
@@ -113,6 +113,9 @@ fn compose_toml(
     let manifest = Manifest::load(path)?;
     let (mut resolver, locked) = resolver(path, args)?;
     let composite = compose_manifest(&manifest, &mut resolver)?;
+    for warning in resolver.warnings() {
+        eprintln!("warning: {warning}");
+    }
     settle_lock(path, &locked, &resolver.resolved(), args.locked)?;
     Ok((manifest, composite, resolver.steps().to_vec()))
 }
@@ -228,7 +231,7 @@ fn emit_wac(
         .plugins
         .iter()
         .chain(match &manifest.origin {
-            Some(pwchain_compose::Origin::Service(spec)) => Some(spec),
+            Some(pwchain_compose::Origin::Service(spec)) => Some(spec.as_ref()),
             _ => None,
         })
         .filter_map(|spec| match &spec.source {

@@ -120,6 +120,15 @@ impl fmt::Display for InspectReport {
                     "             {:<14} {:<10} {} {}",
                     stage.name, stage.role, stage.digest, stage.source
                 )?;
+                let config = match stage.config.as_slice() {
+                    [] => String::new(),
+                    keys => format!(", config: {}", keys.join(", ")),
+                };
+                writeln!(
+                    f,
+                    "             {:<14} side calls: {}{config}",
+                    "", stage.side_calls
+                )?;
             }
         }
         Ok(())

@@ -8,3 +8,10 @@ pub const FORWARD: &[u8] = include_bytes!("../builtins/forward.wasm");
 
 /// Name of the forward terminator's package in graphs and WAC documents.
 pub const FORWARD_PACKAGE: &str = "pwchain:forward";
+
+/// The side-call filter (`plugins/allow-calls`) that `side-calls = { allow =
+/// [...] }` puts in front of a plugin's `wasi:http/client` import.
+pub const ALLOW_CALLS: &[u8] = include_bytes!("../builtins/allow-calls.wasm");
+
+/// Name of the side-call filter's package in graphs.
+pub const ALLOW_CALLS_PACKAGE: &str = "pwchain:allow-calls";

@@ -7,6 +7,8 @@
 use crate::builtins;
 use crate::error::{Error, PluginProblem};
 use crate::inspect::{Inspection, Role};
+use crate::policy::{ImportPattern, Settings, SideCalls};
+use crate::providers;
 use crate::record::{self, ChainRecord, StageRecord};
 use std::collections::HashMap;
 use std::path::Path;
@@ -23,6 +25,8 @@ pub struct Stage {
     /// `sha256:<hex>` of `bytes`.
     pub digest: String,
     pub info: Inspection,
+    /// Its configuration and side-call policy, from the manifest.
+    pub settings: Settings,
 }
 
 /// What answers after the last plugin.
@@ -44,6 +48,8 @@ pub struct Chain {
     pub name: String,
     pub plugins: Vec<Stage>,
     pub terminal: Terminal,
+    /// `[chain] allow-imports`; `None` allows every host import.
+    pub allow_imports: Option<Vec<ImportPattern>>,
 }
 
 /// A composed chain.
@@ -99,6 +105,63 @@ impl Chain {
         }
     }
 
+    /// Checks every import that will reach the host against
+    /// `[chain] allow-imports`.
+    pub fn check_imports(&self) -> Result<(), Error> {
+        let Some(allowed) = &self.allow_imports else {
+            return Ok(());
+        };
+        for (who, import) in self.host_imports()? {
+            if !allowed.iter().any(|p| p.matches(&import)) {
+                return Err(Error::Plugin {
+                    plugin: who,
+                    problem: PluginProblem::ImportNotAllowed {
+                        import,
+                        allowed: allowed.iter().map(|p| p.to_string()).collect(),
+                    },
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The imports the composite leaves to the host, each with the stage
+    /// (or the built-in) that needs it.
+    pub fn host_imports(&self) -> Result<Vec<(String, String)>, Error> {
+        let stages = self.stages()?;
+        let mut found = Vec::new();
+        for (i, stage) in stages.iter().enumerate() {
+            let mut add =
+                |who: &str, import: &String| found.push((who.to_string(), import.clone()));
+            for import in &stage.info.host_imports {
+                if config_import(&stage.info) != Some(import) {
+                    add(&stage.name, import);
+                }
+            }
+            for import in &stage.info.side_calls {
+                if !is_client(import) || stage.settings.side_calls == SideCalls::Allow {
+                    add(&stage.name, import);
+                }
+            }
+            if let (true, Terminal::Host, Some(hop)) =
+                (i + 1 == stages.len(), &self.terminal, &stage.info.next_hop)
+            {
+                add(&stage.name, &hop.import);
+            }
+            let filtered = stage.info.side_calls.iter().any(|i| is_client(i));
+            if filtered && matches!(stage.settings.side_calls, SideCalls::AllowList(_)) {
+                let filter = allow_calls_info()?;
+                let who = format!("{} (its built-in side-call filter)", stage.name);
+                for import in filter.host_imports.iter().chain(&filter.side_calls) {
+                    if config_import(&filter) != Some(import) {
+                        add(&who, import);
+                    }
+                }
+            }
+        }
+        Ok(found)
+    }
+
     /// The record stored in the composite.
     pub fn record(&self) -> ChainRecord {
         let mut plugins: Vec<StageRecord> = self.plugins.iter().map(stage_record).collect();
@@ -133,21 +196,12 @@ impl Chain {
     /// Links the chain into one component and validates it.
     pub fn compose(&self) -> Result<Composite, Error> {
         self.check()?;
+        self.check_imports()?;
         let stages = self.stages()?;
-        let mut graph = CompositionGraph::new();
-        let mut packages: HashMap<&str, PackageId> = HashMap::new();
+        let mut graph = Graph::default();
         let mut instances: Vec<NodeId> = Vec::with_capacity(stages.len());
         for stage in &stages {
-            let package = match packages.get(stage.digest.as_str()) {
-                Some(id) => *id,
-                None => {
-                    let id = register(&mut graph, &package_name(stage), &stage.bytes)?;
-                    packages.insert(&stage.digest, id);
-                    id
-                }
-            };
-            let instance = graph.instantiate(package);
-            graph.set_node_name(instance, &stage.name);
+            let instance = graph.instance(&package_name(stage), &stage.name, &stage.bytes)?;
             instances.push(instance);
         }
 
@@ -156,19 +210,20 @@ impl Chain {
             let (Some(hop), Some(entry)) = (&stage.info.next_hop, &next.info.entry) else {
                 continue;
             };
-            let export = graph
-                .alias_instance_export(instances[i + 1], entry)
-                .map_err(|e| Error::Compose(format!("`{}`: {e}", next.name)))?;
             graph
-                .set_instantiation_argument(instances[i], &hop.import, export)
+                .wire(instances[i], &hop.import, instances[i + 1], entry)
                 .map_err(|e| Error::Link {
                     from: stage.name.clone(),
                     to: next.name.clone(),
                     import: hop.import.clone(),
                     export: entry.clone(),
-                    reason: error_chain(&e),
+                    reason: e,
                 })?;
         }
+        for (stage, instance) in stages.iter().zip(&instances) {
+            provide(&mut graph, stage, *instance)?;
+        }
+        let mut graph = graph.graph;
 
         let first = &stages[0];
         let entry = first
@@ -221,12 +276,133 @@ pub(crate) fn forward_stage() -> Result<Stage, Error> {
     )
 }
 
-fn register(graph: &mut CompositionGraph, name: &str, bytes: &[u8]) -> Result<PackageId, Error> {
-    let package = Package::from_bytes(name, None, bytes.to_vec(), graph.types_mut())
-        .map_err(|e| Error::Compose(format!("`{name}`: {e:#}")))?;
-    graph
-        .register_package(package)
-        .map_err(|e| Error::Compose(format!("`{name}`: {e}")))
+/// A composition graph that registers each distinct component once.
+#[derive(Default)]
+struct Graph {
+    graph: CompositionGraph,
+    /// Registered packages by the sha256 of their bytes.
+    packages: HashMap<String, PackageId>,
+}
+
+impl Graph {
+    /// An instance named `node` of the component `bytes` (package `package`
+    /// unless the same bytes are registered already).
+    fn instance(&mut self, package: &str, node: &str, bytes: &[u8]) -> Result<NodeId, Error> {
+        let digest = crate::resolve::digest(bytes);
+        let id = match self.packages.get(&digest) {
+            Some(id) => *id,
+            None => {
+                let parsed =
+                    Package::from_bytes(package, None, bytes.to_vec(), self.graph.types_mut())
+                        .map_err(|e| Error::Compose(format!("`{package}`: {e:#}")))?;
+                let id = self
+                    .graph
+                    .register_package(parsed)
+                    .map_err(|e| Error::Compose(format!("`{package}`: {e}")))?;
+                self.packages.insert(digest, id);
+                id
+            }
+        };
+        let instance = self.graph.instantiate(id);
+        self.graph.set_node_name(instance, node);
+        Ok(instance)
+    }
+
+    /// Gives `import` of `to` the export `export` of `from`.
+    fn wire(&mut self, to: NodeId, import: &str, from: NodeId, export: &str) -> Result<(), String> {
+        let export = self
+            .graph
+            .alias_instance_export(from, export)
+            .map_err(|e| error_chain(&e))?;
+        self.graph
+            .set_instantiation_argument(to, import, export)
+            .map_err(|e| error_chain(&e))
+    }
+}
+
+/// Links what pwchain generates for `stage`: its own `wasi:config/store`
+/// (empty without `config`), and the side-call policy in front of its
+/// `wasi:http/client` import.
+fn provide(graph: &mut Graph, stage: &Stage, instance: NodeId) -> Result<(), Error> {
+    let failed = |what: &str, import: &str, reason: String| {
+        Error::Compose(format!(
+            "plugin `{}`: cannot link {what} to its import `{import}`: {reason}",
+            stage.name
+        ))
+    };
+    if let Some(import) = config_import(&stage.info) {
+        let version = import.rsplit_once('@').map_or("", |(_, v)| v);
+        let entries = stage.settings.config.as_deref().unwrap_or_default();
+        let store = providers::config_store(version, entries)?;
+        let node = format!("{}-config", stage.name);
+        let store = graph.instance(&format!("pwchain:{node}"), &node, &store)?;
+        graph
+            .wire(instance, import, store, import)
+            .map_err(|e| failed("its configuration", import, e))?;
+    }
+    let clients = stage.info.side_calls.iter().filter(|i| is_client(i));
+    match &stage.settings.side_calls {
+        SideCalls::Allow => {}
+        SideCalls::Deny => {
+            for import in clients {
+                let deny = providers::deny_calls(import)?;
+                let node = format!("{}-deny-calls", stage.name);
+                let deny = graph.instance(&format!("pwchain:{node}"), &node, &deny)?;
+                graph
+                    .wire(instance, import, deny, import)
+                    .map_err(|e| failed("the side-call denial", import, e))?;
+            }
+        }
+        SideCalls::AllowList(patterns) => {
+            let filter_info = allow_calls_info()?;
+            let filter_store = config_import(&filter_info)
+                .ok_or_else(|| Error::Compose("the built-in allow-calls has no store".into()))?;
+            let filter_client = filter_info
+                .side_calls
+                .first()
+                .ok_or_else(|| Error::Compose("the built-in allow-calls has no client".into()))?;
+            for import in clients {
+                let node = format!("{}-allow-calls", stage.name);
+                let filter =
+                    graph.instance(builtins::ALLOW_CALLS_PACKAGE, &node, builtins::ALLOW_CALLS)?;
+                let list: Vec<&str> = patterns.iter().map(|p| p.as_str()).collect();
+                let version = filter_store.rsplit_once('@').map_or("", |(_, v)| v);
+                let store = providers::config_store(version, &[("allow".into(), list.join("\n"))])?;
+                let store_node = format!("{node}-config");
+                let store =
+                    graph.instance(&format!("pwchain:{store_node}"), &store_node, &store)?;
+                graph
+                    .wire(filter, filter_store, store, filter_store)
+                    .map_err(|e| failed("the side-call filter's patterns", filter_store, e))?;
+                graph
+                    .wire(instance, import, filter, filter_client)
+                    .map_err(|e| failed("the side-call filter", import, e))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The plugin's `wasi:config/store` import, whatever its version.
+pub(crate) fn config_import(info: &Inspection) -> Option<&str> {
+    info.host_imports
+        .iter()
+        .find(|i| i.starts_with("wasi:config/store@"))
+        .map(String::as_str)
+}
+
+fn is_client(import: &str) -> bool {
+    import.starts_with("wasi:http/client@")
+}
+
+/// What the built-in side-call filter imports and exports.
+fn allow_calls_info() -> Result<Inspection, Error> {
+    crate::inspect(builtins::ALLOW_CALLS, Path::new("<built-in allow-calls>")).map_err(|problem| {
+        Error::Plugin {
+            plugin: "allow-calls (built-in)".into(),
+            problem,
+        }
+    })
 }
 
 fn stage_record(stage: &Stage) -> StageRecord {
@@ -235,6 +411,14 @@ fn stage_record(stage: &Stage) -> StageRecord {
         source: stage.source.clone(),
         digest: stage.digest.clone(),
         role: stage.info.role.to_string(),
+        config: stage
+            .settings
+            .config
+            .iter()
+            .flatten()
+            .map(|(key, _)| key.clone())
+            .collect(),
+        side_calls: stage.settings.side_calls.clone(),
     }
 }
 

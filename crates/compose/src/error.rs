@@ -200,6 +200,20 @@ pub enum PluginProblem {
 
     #[error("the origin must be a service, but it imports the next hop `{import}`")]
     OriginNotService { import: String },
+
+    #[error(
+        "it imports `{import}`, which `[chain] allow-imports` does not allow (it allows: {})",
+        list(allowed)
+    )]
+    ImportNotAllowed {
+        import: String,
+        allowed: Vec<String>,
+    },
+
+    #[error(
+        "it has `config`, but it does not import `wasi:config/store`, so the configuration would be ignored"
+    )]
+    ConfigWithoutStore,
 }
 
 impl PluginProblem {
@@ -231,6 +245,13 @@ impl PluginProblem {
             }
             PluginProblem::OriginNotService { .. } => {
                 "list it as a `[[plugin]]` instead, and end the chain with another origin".into()
+            }
+            PluginProblem::ImportNotAllowed { import, .. } => format!(
+                "add a pattern that matches it to `[chain] allow-imports` (e.g. `{}`), or remove the plugin",
+                import.split('@').next().unwrap_or(import)
+            ),
+            PluginProblem::ConfigWithoutStore => {
+                "remove `config`, or build the plugin against a world that imports `wasi:config/store` (e.g. `pwchain:proxy/configured-middleware`)".into()
             }
         })
     }

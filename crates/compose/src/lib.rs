@@ -17,6 +17,7 @@ pub mod lock;
 pub mod manifest;
 pub mod output;
 pub mod packages;
+pub mod policy;
 pub mod providers;
 pub mod record;
 pub mod registry;

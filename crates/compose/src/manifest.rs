@@ -6,6 +6,7 @@
 //! `[origin]`) and builds types in which those mistakes cannot be expressed.
 
 use crate::error::{Error, SourceFile};
+use crate::policy::{AuthorityPattern, ImportPattern, Settings, SideCalls};
 use serde::Deserialize;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -22,6 +23,9 @@ pub struct Manifest {
     /// What stands after the last plugin; `None` when the last plugin is a
     /// service itself.
     pub origin: Option<Origin>,
+    /// `[chain] allow-imports`: the host imports the chain may use (`None`:
+    /// any), and where the list is written.
+    pub allow_imports: Option<(Vec<ImportPattern>, Range<usize>)>,
     /// The manifest's text, for errors found after parsing.
     pub file: Arc<SourceFile>,
 }
@@ -35,6 +39,11 @@ pub struct PluginSpec {
     /// `digest = "sha256:…"`: the component's bytes must hash to this,
     /// wherever they come from.
     pub digest: Option<Spanned<String>>,
+    /// `config` and `side-calls`.
+    pub settings: Settings,
+    /// Where `config` and `side-calls` are written, if they are.
+    pub config_span: Option<Range<usize>>,
+    pub side_calls_span: Option<Range<usize>>,
     /// Where the plugin's table is, for errors that concern it.
     pub span: Range<usize>,
 }
@@ -78,7 +87,7 @@ impl std::fmt::Display for Source {
 #[derive(Debug, Clone)]
 pub enum Origin {
     /// A service component.
-    Service(PluginSpec),
+    Service(Box<PluginSpec>),
     /// pwchain's built-in terminator: send the request on to its authority
     /// through the host's `wasi:http/client`.
     Forward,
@@ -99,6 +108,14 @@ struct RawManifest {
 #[serde(deny_unknown_fields)]
 struct RawChain {
     name: Option<Spanned<String>>,
+    #[serde(rename = "allow-imports")]
+    allow_imports: Option<Spanned<Vec<Spanned<String>>>>,
+}
+
+/// The keys that set what a plugin may have and do.
+struct RawSettings {
+    config: Option<Spanned<toml::Value>>,
+    side_calls: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -109,6 +126,9 @@ struct RawPlugin {
     source: Option<Spanned<String>>,
     package: Option<Spanned<String>>,
     digest: Option<Spanned<String>>,
+    config: Option<Spanned<toml::Value>>,
+    #[serde(rename = "side-calls")]
+    side_calls: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -122,6 +142,9 @@ struct RawOrigin {
     source: Option<Spanned<String>>,
     package: Option<Spanned<String>>,
     digest: Option<Spanned<String>>,
+    config: Option<Spanned<toml::Value>>,
+    #[serde(rename = "side-calls")]
+    side_calls: Option<Spanned<toml::Value>>,
 }
 
 impl Manifest {
@@ -141,7 +164,30 @@ impl Manifest {
         let raw: RawManifest = toml::from_str(&file.text)
             .map_err(|e| file.error(e.span().unwrap_or(0..0), e.message().to_string(), None))?;
 
-        let name = match raw.chain.and_then(|c| c.name) {
+        let (name, allow_imports) = match raw.chain {
+            Some(chain) => (chain.name, chain.allow_imports),
+            None => (None, None),
+        };
+        let allow_imports = allow_imports
+            .map(|list| {
+                let span = list.span();
+                let patterns = list
+                    .into_inner()
+                    .into_iter()
+                    .map(|p| {
+                        p.get_ref().parse().map_err(|why| {
+                            file.error(
+                                p.span(),
+                                format!("`{}` is not an import pattern", p.get_ref()),
+                                Some(why),
+                            )
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok::<_, Error>((patterns, span))
+            })
+            .transpose()?;
+        let name = match name {
             Some(name) => {
                 check_name(&file, &name, "chain")?;
                 name.into_inner()
@@ -177,10 +223,20 @@ impl Manifest {
             }
             let source = one_source(&file, &span, plugin.path, plugin.source, plugin.package)?;
             let digest = plugin.digest.map(|d| check_digest(&file, d)).transpose()?;
+            let (settings, config_span, side_calls_span) = parse_settings(
+                &file,
+                RawSettings {
+                    config: plugin.config,
+                    side_calls: plugin.side_calls,
+                },
+            )?;
             plugins.push(PluginSpec {
                 name: plugin.name.into_inner(),
                 source,
                 digest,
+                settings,
+                config_span,
+                side_calls_span,
                 span,
             });
         }
@@ -199,6 +255,7 @@ impl Manifest {
             name,
             plugins,
             origin,
+            allow_imports,
             file,
         })
     }
@@ -330,10 +387,25 @@ fn parse_origin(file: &SourceFile, origin: Spanned<RawOrigin>) -> Result<Origin,
             None,
         ));
     }
+    let service = chosen.first().is_some_and(|c| c.1 == "a service component");
+    let (settings, config_span, side_calls_span) = parse_settings(
+        file,
+        RawSettings {
+            config: raw.config,
+            side_calls: raw.side_calls,
+        },
+    )?;
+    if !service && let Some(span) = config_span.clone().or(side_calls_span.clone()) {
+        return Err(file.error(
+            span,
+            "only a service `[origin]` takes `config` or `side-calls`".into(),
+            Some("set them on the plugin they are for".into()),
+        ));
+    }
     match chosen.first().map(|c| c.1) {
         Some("forward") => Ok(Origin::Forward),
         Some("host") => Ok(Origin::Host),
-        Some(_) => Ok(Origin::Service(PluginSpec {
+        Some(_) => Ok(Origin::Service(Box::new(PluginSpec {
             name: match raw.name {
                 Some(name) => {
                     check_name(file, &name, "origin")?;
@@ -343,14 +415,100 @@ fn parse_origin(file: &SourceFile, origin: Spanned<RawOrigin>) -> Result<Origin,
             },
             source: one_source(file, &span, raw.path, raw.source, raw.package)?,
             digest: raw.digest.map(|d| check_digest(file, d)).transpose()?,
+            settings,
+            config_span,
+            side_calls_span,
             span,
-        })),
+        }))),
         None => Err(file.error(
             span,
             "`[origin]` says nothing".into(),
             Some("set `forward = true`, `host = true`, or `path = \"service.wasm\"`".into()),
         )),
     }
+}
+
+type ParsedSettings = (Settings, Option<Range<usize>>, Option<Range<usize>>);
+
+/// `config` becomes string entries (other TOML values as their JSON text);
+/// `side-calls` is `"allow"`, `"deny"` or `{ allow = ["host:port", …] }`.
+fn parse_settings(file: &SourceFile, raw: RawSettings) -> Result<ParsedSettings, Error> {
+    let config_span = raw.config.as_ref().map(|c| c.span());
+    let config = match raw.config {
+        None => None,
+        Some(table) => {
+            let span = table.span();
+            let toml::Value::Table(table) = table.into_inner() else {
+                return Err(file.error(
+                    span,
+                    "`config` must be a table of keys and values".into(),
+                    Some("write it as `config = { key = \"value\" }`".into()),
+                ));
+            };
+            let entries = table
+                .into_iter()
+                .map(|(key, value)| {
+                    if key.is_empty() {
+                        return Err(file.error(
+                            span.clone(),
+                            "a `config` key is empty".into(),
+                            Some("give every entry a name".into()),
+                        ));
+                    }
+                    let text = match value {
+                        toml::Value::String(text) => text,
+                        toml::Value::Datetime(when) => when.to_string(),
+                        other => serde_json::to_string(&other).unwrap_or_default(),
+                    };
+                    Ok((key, text))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Some(entries)
+        }
+    };
+    let side_calls_span = raw.side_calls.as_ref().map(|c| c.span());
+    let side_calls = match raw.side_calls {
+        None => SideCalls::Allow,
+        Some(value) => {
+            let span = value.span();
+            let wrong = || {
+                file.error(
+                    span.clone(),
+                    "`side-calls` must be \"allow\", \"deny\" or { allow = [\"host:port\", …] }".into(),
+                    Some("e.g. `side-calls = { allow = [\"collector.internal:9000\", \"*.example.internal\"] }`".into()),
+                )
+            };
+            match value.into_inner() {
+                toml::Value::String(mode) if mode == "allow" => SideCalls::Allow,
+                toml::Value::String(mode) if mode == "deny" => SideCalls::Deny,
+                toml::Value::Table(table) if table.len() == 1 => {
+                    let Some(toml::Value::Array(list)) = table.get("allow") else {
+                        return Err(wrong());
+                    };
+                    let patterns = list
+                        .iter()
+                        .map(|item| {
+                            let text = item.as_str().ok_or_else(wrong)?;
+                            text.parse::<AuthorityPattern>().map_err(|why| {
+                                file.error(
+                                    span.clone(),
+                                    format!("`{text}` is not an authority pattern: {why}"),
+                                    Some("patterns are `host`, `host:port`, `*.domain` or `*.domain:port`".into()),
+                                )
+                            })
+                        })
+                        .collect::<Result<Vec<_>, _>>()?;
+                    SideCalls::AllowList(patterns)
+                }
+                _ => return Err(wrong()),
+            }
+        }
+    };
+    Ok((
+        Settings { config, side_calls },
+        config_span,
+        side_calls_span,
+    ))
 }
 
 #[cfg(test)]

@@ -186,7 +186,10 @@ pub fn deny_calls(client: &str) -> Result<Vec<u8>, Error> {
         .position(|c| c.name == "HTTP-request-denied")
         .ok_or_else(|| Error::Compose("`error-code` lacks `HTTP-request-denied`".into()))?;
     let error_at = sizes
-        .payload_offset(wit_parser::Int::U8, [result.ok.as_ref(), result.err.as_ref()])
+        .payload_offset(
+            wit_parser::Int::U8,
+            [result.ok.as_ref(), result.err.as_ref()],
+        )
         .size_wasm32();
     let core = format!(
         r#"(module

@@ -28,6 +28,13 @@ pub struct StageRecord {
     /// `sha256:<hex>` of the component's bytes.
     pub digest: String,
     pub role: String,
+    /// The keys of its baked-in configuration (values stay out of the
+    /// record: they may be secrets).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub config: Vec<String>,
+    /// Where its side calls may go.
+    #[serde(default)]
+    pub side_calls: crate::policy::SideCalls,
 }
 
 /// Appends the record to `component` as a top-level custom section.
@@ -76,6 +83,8 @@ mod tests {
                 source: "auth.wasm".into(),
                 digest: "sha256:00".into(),
                 role: "middleware".into(),
+                config: vec!["greeting".into()],
+                side_calls: crate::policy::SideCalls::Deny,
             }],
             origin: "forward".into(),
         };

@@ -9,6 +9,7 @@ use crate::inspect::inspect;
 use crate::lock::{Lock, Locked};
 use crate::manifest::{Manifest, Origin, PluginSpec, Source};
 use crate::packages::{PackageSpec, Registries, select};
+use crate::policy::{Settings, SideCalls};
 use crate::registry::{OciRef, Registry, RegistryError};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -23,6 +24,7 @@ pub struct Resolver {
     registry: Option<Registry>,
     locked: Lock,
     steps: Vec<Step>,
+    warnings: Vec<String>,
     progress: Option<crate::registry::Progress>,
 }
 
@@ -56,6 +58,7 @@ impl Resolver {
             registry: None,
             locked,
             steps: Vec::new(),
+            warnings: Vec::new(),
             progress: None,
         }
     }
@@ -71,6 +74,11 @@ impl Resolver {
         Lock {
             plugins: self.steps.iter().map(|s| s.locked.clone()).collect(),
         }
+    }
+
+    /// What loading noticed that is worth saying but not worth failing.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// Each resolution, in the order the chain names its plugins.
@@ -195,21 +203,73 @@ pub fn load(manifest: &Manifest, resolver: &mut Resolver) -> Result<Chain, Error
     let plugins = manifest
         .plugins
         .iter()
-        .map(|spec| load_stage(manifest, spec, resolver))
+        .map(|spec| {
+            let stage = load_stage(manifest, spec, resolver)?;
+            settle(manifest, spec, stage, resolver)
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let terminal = match &manifest.origin {
         None => Terminal::None,
         Some(Origin::Forward) => Terminal::Forward,
         Some(Origin::Host) => Terminal::Host,
         Some(Origin::Service(spec)) => {
-            Terminal::Service(Box::new(load_stage(manifest, spec, resolver)?))
+            let stage = load_stage(manifest, spec, resolver)?;
+            Terminal::Service(Box::new(settle(manifest, spec, stage, resolver)?))
         }
     };
-    Ok(Chain {
+    let chain = Chain {
         name: manifest.name.clone(),
         plugins,
         terminal,
-    })
+        allow_imports: manifest
+            .allow_imports
+            .as_ref()
+            .map(|(list, _)| list.clone()),
+    };
+    if let Some((_, span)) = &manifest.allow_imports {
+        chain
+            .check_imports()
+            .map_err(|e| e.at(&manifest.file, span.clone()))?;
+    }
+    Ok(chain)
+}
+
+/// Gives `stage` its settings from `spec`, refusing configuration it could
+/// never read and noting a policy that has nothing to act on.
+fn settle(
+    manifest: &Manifest,
+    spec: &PluginSpec,
+    mut stage: Stage,
+    resolver: &mut Resolver,
+) -> Result<Stage, Error> {
+    if let Some(span) = &spec.config_span
+        && crate::compose::config_import(&stage.info).is_none()
+    {
+        return Err(Error::Plugin {
+            plugin: spec.name.clone(),
+            problem: crate::error::PluginProblem::ConfigWithoutStore,
+        }
+        .at(&manifest.file, span.clone()));
+    }
+    if spec.settings.side_calls != SideCalls::Allow
+        && !stage
+            .info
+            .side_calls
+            .iter()
+            .any(|i| i.starts_with("wasi:http/client@"))
+    {
+        let (line, column) = spec
+            .side_calls_span
+            .as_ref()
+            .map_or((0, 0), |s| manifest.file.line_col(s.start));
+        resolver.warnings.push(format!(
+            "{}:{line}:{column}: plugin `{}` makes no side calls (it does not import `wasi:http/client`), so its `side-calls` policy has nothing to act on",
+            manifest.file.path.display(),
+            spec.name
+        ));
+    }
+    stage.settings = spec.settings.clone();
+    Ok(stage)
 }
 
 fn load_stage(
@@ -295,6 +355,7 @@ impl Stage {
             digest: digest(&bytes),
             bytes,
             info,
+            settings: Settings::default(),
         })
     }
 }

@@ -70,6 +70,15 @@ impl Chain {
     /// `wac compose --dep` flags).
     pub fn to_wac(&self, deps: &BTreeMap<String, PathBuf>) -> Result<String, Error> {
         let stages = self.stages()?;
+        if let Some(stage) = stages.iter().find(|s| {
+            crate::compose::config_import(&s.info).is_some()
+                || s.settings.side_calls != crate::policy::SideCalls::Allow
+        }) {
+            return Err(Error::Compose(format!(
+                "plugin `{}` needs components pwchain generates (its `wasi:config/store` or its side-call policy), which a WAC document cannot name yet; compose the TOML chain directly",
+                stage.name
+            )));
+        }
         let mut wac = String::new();
         let _ = writeln!(
             wac,

@@ -38,6 +38,7 @@ fn chain(dir: &Path, passes: usize) -> Vec<u8> {
         name: format!("chain{passes}"),
         plugins,
         terminal: Terminal::None,
+        allow_imports: None,
     }
     .compose()
     .expect("compose")

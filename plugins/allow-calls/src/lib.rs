@@ -64,7 +64,9 @@ fn allows(pattern: &str, authority: &str) -> bool {
 /// `host` and the port, if any; bracketed IPv6 hosts keep their brackets.
 fn split(authority: &str) -> (&str, Option<&str>) {
     match authority.rsplit_once(':') {
-        Some((host, port)) if !port.contains(']') && (!host.contains(':') || host.ends_with(']')) => {
+        Some((host, port))
+            if !port.contains(']') && (!host.contains(':') || host.ends_with(']')) =>
+        {
             (host, Some(port))
         }
         _ => (authority, None),

@@ -1,22 +1,25 @@
 //! Middleware with a side call: before forwarding, it POSTs one line per
-//! request (`METHOD path`) to the collector named by the `AUDIT_COLLECTOR`
-//! environment variable (an `http://host:port/path` URL) through
-//! `wasi:http/client`. A failed side call is logged, never fatal.
+//! request (`METHOD path`) through `wasi:http/client` to its collector (an
+//! `http://host:port/path` URL): the `collector` key of its configuration,
+//! else the `AUDIT_COLLECTOR` environment variable. A failed side call is
+//! logged, never fatal.
 
 use exports::wasi::http::handler::Guest;
 use pwchain_guest::wasi::http::client;
 use pwchain_guest::{
     ErrorCode, Fields, Method, Request, Response, Scheme, body_stream, method_name, no_trailers,
 };
+use wasi::config::store;
 use wasi::http::handler;
 
-pwchain_guest::bindings!("wasi:http/middleware@0.3.2");
+pwchain_guest::bindings!("pwchain:proxy/configured-middleware@0.1.0");
 
 struct Audit;
 
 impl Guest for Audit {
     async fn handle(request: Request) -> Result<Response, ErrorCode> {
-        if let Ok(collector) = std::env::var("AUDIT_COLLECTOR") {
+        let configured = store::get("collector").ok().flatten();
+        if let Some(collector) = configured.or_else(|| std::env::var("AUDIT_COLLECTOR").ok()) {
             let line = format!(
                 "{} {}\n",
                 method_name(&request.get_method()),
