@@ -2,7 +2,9 @@
 //! against the same service behind 10 pass-through plugins (chain10), both
 //! composed by pwchain and served in-process, loaded over loopback by
 //! keep-alive HTTP/1.1 clients. Prints requests/s, p50 and p99 for each and
-//! the ratios, all measured in this one run.
+//! the ratios, all measured in this one run. A second part skips the
+//! sockets: the same servers are called in-process, which isolates what a
+//! hop costs inside wasmtime from what HTTP and the load generator cost.
 //!
 //! `cargo bench -p pwchain-host --bench serve [-- SECONDS CONNECTIONS]`
 
@@ -107,6 +109,37 @@ async fn load(addr: std::net::SocketAddr, seconds: f64, connections: usize) -> F
     }
 }
 
+/// Calls `server` in-process from `tasks` concurrent loops for `seconds`;
+/// returns requests/s.
+async fn in_process(server: &Server, seconds: f64, tasks: usize) -> f64 {
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let peer: std::net::SocketAddr = ([127, 0, 0, 1], 1).into();
+    let loops: Vec<_> = (0..tasks)
+        .map(|_| {
+            let server = server.clone();
+            tokio::spawn(async move {
+                let mut done = 0usize;
+                while Instant::now() < deadline {
+                    let request = hyper::Request::get("http://bench/bench")
+                        .body(Empty::<Bytes>::new())
+                        .unwrap();
+                    let response = server.handle(request, peer).await;
+                    assert_eq!(response.status(), 200);
+                    let _ = response.into_body().collect().await;
+                    done += 1;
+                }
+                done
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    let mut total = 0;
+    for task in loops {
+        total += task.await.unwrap();
+    }
+    total as f64 / started.elapsed().as_secs_f64()
+}
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -124,14 +157,16 @@ fn main() {
             let server = Server::new(&component, ServeOptions::default()).expect("server");
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
-            tokio::spawn(async move { server.run(listener, std::future::pending()).await });
+            let serving = server.clone();
+            tokio::spawn(async move { serving.run(listener, std::future::pending()).await });
             load(addr, 0.5, connections).await; // warm up: instances, caches
-            servers.push((passes, addr));
+            servers.push((passes, addr, server));
         }
         // Alternate, twice, and keep each chain's best round: the machine is
         // shared, so the best round is the least disturbed one.
         for _round in 0..2 {
-            for &(passes, addr) in &servers {
+            for (passes, addr, _) in &servers {
+                let (passes, addr) = (*passes, *addr);
                 let figures = load(addr, seconds, connections).await;
                 println!(
                     "chain{passes:<2}  {:>8.0} req/s  p50 {:>7.1} µs  p99 {:>7.1} µs  errors {}",
@@ -147,6 +182,25 @@ fn main() {
                 }
             }
         }
+        // In-process: one request at a time gives the CPU cost per request,
+        // so the difference over 10 hops is the cost of one hop.
+        let mut serial = Vec::new();
+        for (passes, _, server) in &servers {
+            let rps = in_process(server, seconds / 2.0, 1).await;
+            let concurrent = in_process(server, seconds / 2.0, connections).await;
+            println!(
+                "chain{passes:<2}  in-process: {:>8.0} req/s one at a time ({:.1} µs each), {:>8.0} req/s with {connections} at once",
+                rps,
+                1e6 / rps,
+                concurrent
+            );
+            serial.push(rps);
+        }
+        println!(
+            "in-process: chain10/chain0 {:.3}x; one pass-through hop costs {:.2} µs",
+            serial[1] / serial[0],
+            (1e6 / serial[1] - 1e6 / serial[0]) / 10.0
+        );
     });
     let (chain0, chain10) = (&best[0].1, &best[1].1);
     println!(

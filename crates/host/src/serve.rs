@@ -9,7 +9,6 @@ use crate::state::{Host, http_view};
 use crate::upstream::{self, Upstream};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
-use hyper::body::Incoming;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -165,12 +164,13 @@ impl Server {
         Ok(())
     }
 
-    /// Runs one request through the chain.
-    pub async fn handle(
-        &self,
-        request: hyper::Request<Incoming>,
-        peer: SocketAddr,
-    ) -> hyper::Response<Body> {
+    /// Runs one request through the chain. Any body will do, so that a
+    /// caller in the same process (the benchmark) can skip the socket.
+    pub async fn handle<B>(&self, request: hyper::Request<B>, peer: SocketAddr) -> hyper::Response<Body>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
         let started = Instant::now();
         let method = request.method().clone();
         let path = request.uri().path().to_string();
