@@ -311,9 +311,14 @@ fn load_composite(path: &Path, args: &ResolveArgs) -> miette::Result<Vec<u8>> {
     }
 }
 
+/// wasmtime's compilation cache, beside the component cache.
+fn compiled(args: &ResolveArgs) -> PathBuf {
+    Cache::open(args.cache_dir.clone()).root().join("compiled")
+}
+
 fn validate(args: ValidateArgs) -> miette::Result<ExitCode> {
     let bytes = load_composite(&args.file, &args.resolve)?;
-    let validation = pwchain_host::validate(&bytes).map_err(|e| {
+    let validation = pwchain_host::validate(&bytes, Some(&compiled(&args.resolve))).map_err(|e| {
         miette!(
             "`{}` does not compile with wasmtime {}: {e:#}",
             args.file.display(),
@@ -344,6 +349,7 @@ fn serve(args: ServeArgs) -> miette::Result<ExitCode> {
         max_instance_reuse: args.max_instance_reuse,
         max_instance_concurrency: args.max_instance_concurrency,
         request_timeout: std::time::Duration::from_secs(args.request_timeout),
+        compile_cache: Some(compiled(&args.resolve)),
         ..Default::default()
     };
     let server = pwchain_host::Server::new(&bytes, options).map_err(|e| {

@@ -17,17 +17,28 @@ pub use serve::{ServeOptions, Server};
 pub use upstream::Upstream;
 pub use validate::{Validation, validate};
 
+use std::path::Path;
+
 /// The wasmtime this host embeds.
 pub const WASMTIME_VERSION: &str = "48.0.8";
 
-/// An engine configured for p3 `wasi:http` services.
-pub fn engine() -> anyhow::Result<wasmtime::Engine> {
-    Ok(wasmtime::Engine::new(&config())?)
+/// An engine configured for p3 `wasi:http` services; see [`config`].
+pub fn engine(compiled: Option<&Path>) -> anyhow::Result<wasmtime::Engine> {
+    Ok(wasmtime::Engine::new(&config(compiled)?)?)
 }
 
-fn config() -> wasmtime::Config {
+/// The engine settings, with wasmtime's compilation cache in `compiled` if
+/// given: machine code keyed by the component's bytes, the wasmtime version
+/// and these settings, so a restart does not compile a big plugin again
+/// (a Python plugin carries CPython: seconds of compiling).
+fn config(compiled: Option<&Path>) -> anyhow::Result<wasmtime::Config> {
     let mut config = wasmtime::Config::new();
     config.wasm_component_model(true);
     config.wasm_component_model_async(true);
-    config
+    if let Some(dir) = compiled {
+        let mut cache = wasmtime::CacheConfig::new();
+        cache.with_directory(dir);
+        config.cache(Some(wasmtime::Cache::new(cache)?));
+    }
+    Ok(config)
 }

@@ -47,6 +47,8 @@ pub struct ServeOptions {
     pub request_timeout: Duration,
     /// Bytes one linear memory of an instance may grow to.
     pub max_memory: usize,
+    /// wasmtime's compilation cache (none: compile every time).
+    pub compile_cache: Option<std::path::PathBuf>,
 }
 
 impl Default for ServeOptions {
@@ -61,6 +63,7 @@ impl Default for ServeOptions {
             idle_timeout: Duration::from_secs(1),
             request_timeout: Duration::from_secs(60),
             max_memory: 256 << 20,
+            compile_cache: None,
         }
     }
 }
@@ -88,7 +91,7 @@ impl Server {
     /// Compiles `component` and links it with the `wasmtime serve -Scli`
     /// import set, plus the next hop when `options.upstream` is set.
     pub fn new(component: &[u8], options: ServeOptions) -> anyhow::Result<Server> {
-        let engine = serving_engine()?;
+        let engine = serving_engine(options.compile_cache.as_deref())?;
         let component = Component::new(&engine, component)?;
         let mut linker = linker(&engine, ImportSet::ServeCli)?;
         let next_hop = component
@@ -315,8 +318,8 @@ fn text(status: u16, body: &'static str) -> hyper::Response<Body> {
 
 /// The engine `serve` uses: epoch interruption for timeouts, and the pooling
 /// allocator where the machine has the address space for it.
-fn serving_engine() -> anyhow::Result<Engine> {
-    let mut config = crate::config();
+fn serving_engine(compiled: Option<&std::path::Path>) -> anyhow::Result<Engine> {
+    let mut config = crate::config(compiled)?;
     config.epoch_interruption(true);
     let mut pooled = config.clone();
     pooled.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(

@@ -30,8 +30,8 @@ pub struct Refusal {
 
 /// Compiles `bytes` and links them against each of `wasmtime serve`'s
 /// import sets. An error means wasmtime could not compile it at all.
-pub fn validate(bytes: &[u8]) -> anyhow::Result<Validation> {
-    let engine = crate::engine()?;
+pub fn validate(bytes: &[u8], compiled: Option<&std::path::Path>) -> anyhow::Result<Validation> {
+    let engine = crate::engine(compiled)?;
     let component = Component::new(&engine, bytes)?;
     let ty = component.component_type();
     let imports: Vec<String> = ty
