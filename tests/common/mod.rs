@@ -31,6 +31,20 @@ pub fn plugins() -> &'static Path {
     })
 }
 
+/// Builds the Python example plugins (`plugins/python/build.sh`: a venv
+/// with a pinned componentize-py) once for this run, into `plugins/dist`.
+pub fn python_plugins() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let status = Command::new("bash")
+            .arg(repo().join("plugins/python/build.sh"))
+            .status()
+            .expect("run plugins/python/build.sh");
+        assert!(status.success(), "plugins/python/build.sh failed");
+        repo().join("plugins/dist")
+    })
+}
+
 pub fn plugin(name: &str) -> PathBuf {
     plugins().join(format!("{name}.wasm"))
 }

@@ -318,13 +318,14 @@ fn compiled(args: &ResolveArgs) -> PathBuf {
 
 fn validate(args: ValidateArgs) -> miette::Result<ExitCode> {
     let bytes = load_composite(&args.file, &args.resolve)?;
-    let validation = pwchain_host::validate(&bytes, Some(&compiled(&args.resolve))).map_err(|e| {
-        miette!(
-            "`{}` does not compile with wasmtime {}: {e:#}",
-            args.file.display(),
-            pwchain_host::WASMTIME_VERSION
-        )
-    })?;
+    let validation =
+        pwchain_host::validate(&bytes, Some(&compiled(&args.resolve))).map_err(|e| {
+            miette!(
+                "`{}` does not compile with wasmtime {}: {e:#}",
+                args.file.display(),
+                pwchain_host::WASMTIME_VERSION
+            )
+        })?;
     let runs = validation.runs_in.is_some();
     let report = render::ValidateReport {
         file: args.file.display().to_string(),

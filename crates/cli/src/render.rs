@@ -92,6 +92,9 @@ impl fmt::Display for InspectReport {
         }
         writeln!(f, "  side calls {}", list(&info.side_calls))?;
         writeln!(f, "  host       {}", list(&info.host_imports))?;
+        for note in &info.notes {
+            writeln!(f, "  note       {note}")?;
+        }
         if !info.other_exports.is_empty() {
             writeln!(f, "  exports    {}", list(&info.other_exports))?;
         }

@@ -60,6 +60,10 @@ pub struct Inspection {
     pub host_imports: Vec<String>,
     /// Exports other than the entry (componentize-py's `init`, …).
     pub other_exports: Vec<String>,
+    /// What a reader should know about this component's make-up that the
+    /// lists above do not say (a language runtime's extras, mostly).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     /// WASI packages used, with their versions.
     pub wasi: BTreeMap<String, BTreeSet<String>>,
     /// For a composite made by pwchain: the chain it was made from.
@@ -124,6 +128,7 @@ pub fn inspect(bytes: &[u8], path: &Path) -> Result<Inspection, PluginProblem> {
         side_calls: Vec::new(),
         host_imports: Vec::new(),
         other_exports: Vec::new(),
+        notes: Vec::new(),
         wasi: BTreeMap::new(),
         chain: crate::record::read(bytes),
     };
@@ -187,7 +192,38 @@ pub fn inspect(bytes: &[u8], path: &Path) -> Result<Inspection, PluginProblem> {
         (Some(_), None) => Role::Service,
         (None, _) => Role::Other,
     };
+    inspection.notes = notes(&inspection);
     Ok(inspection)
+}
+
+/// Plain words for what language toolchains add to a plugin, so that a
+/// reader (and `compose`) can tell it apart from what matters to a chain.
+fn notes(inspection: &Inspection) -> Vec<String> {
+    let mut notes = Vec::new();
+    if inspection.entry.is_some() {
+        for export in &inspection.other_exports {
+            notes.push(if export == "exports" {
+                "export `exports` is componentize-py's `init` hook (a Python plugin); chains ignore it".to_string()
+            } else {
+                format!("export `{export}` is not part of the chain contract; chains ignore it")
+            });
+        }
+    }
+    let runtime: BTreeSet<&str> = inspection
+        .host_imports
+        .iter()
+        .filter_map(|i| InterfaceName::parse(i))
+        .filter(|n| n.package == "wasi:sockets" || n.package == "wasi:filesystem")
+        .map(|n| n.package)
+        .collect();
+    if !runtime.is_empty() {
+        let runtime: Vec<&str> = runtime.into_iter().collect();
+        notes.push(format!(
+            "imports {} (a language runtime's, e.g. CPython's): the host must provide them, as `wasmtime serve -Scli` and `pwchain serve` do",
+            runtime.join(" and ")
+        ));
+    }
+    notes
 }
 
 impl Inspection {

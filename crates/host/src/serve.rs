@@ -169,7 +169,11 @@ impl Server {
 
     /// Runs one request through the chain. Any body will do, so that a
     /// caller in the same process (the benchmark) can skip the socket.
-    pub async fn handle<B>(&self, request: hyper::Request<B>, peer: SocketAddr) -> hyper::Response<Body>
+    pub async fn handle<B>(
+        &self,
+        request: hyper::Request<B>,
+        peer: SocketAddr,
+    ) -> hyper::Response<Body>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
