@@ -220,7 +220,7 @@ host = true
 
 #[test]
 fn built_ins_match_their_sources() {
-    for name in ["forward", "allow-calls"] {
+    for name in ["forward", "allow-calls", "echo"] {
         let committed =
             std::fs::read(repo().join(format!("crates/compose/builtins/{name}.wasm"))).unwrap();
         let rebuilt = std::fs::read(plugin(name)).unwrap();

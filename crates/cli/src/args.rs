@@ -46,6 +46,28 @@ pub enum Command {
     #[command(subcommand)]
     Cache(CacheCommand),
     Login(LoginArgs),
+    New(NewArgs),
+}
+
+/// Start a plugin project: code that adds one header, the WIT it builds
+/// against, build instructions, and a chain that composes it (in front of
+/// an echo service, for a middleware). It builds and runs as generated.
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// The plugin's name, kebab-case (it becomes the package and crate name).
+    pub name: String,
+
+    /// The language to write it in.
+    #[arg(long, value_enum)]
+    pub lang: crate::new::Lang,
+
+    /// What it is in a chain.
+    #[arg(long, value_enum, default_value = "middleware")]
+    pub kind: crate::new::Kind,
+
+    /// Where to create it (default: ./NAME); must not exist, or be empty.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<std::path::PathBuf>,
 }
 
 /// Store credentials for a registry in Docker's config.json (as `docker

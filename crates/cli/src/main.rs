@@ -22,6 +22,7 @@ macro_rules! outln {
 }
 
 mod args;
+mod new;
 mod progress;
 mod render;
 
@@ -83,6 +84,16 @@ fn run(cli: Cli) -> miette::Result<ExitCode> {
         Command::Compose(args) => compose(args),
         Command::Inspect(args) => inspect(args),
         Command::Validate(args) => validate(args),
+        Command::New(args) => {
+            let dir = new::scaffold(&args.name, args.lang, args.kind, args.dir)?;
+            eprintln!(
+                "created `{}`: a {:?} {} plugin; its README.md says how to build and run it",
+                dir.display(),
+                args.lang,
+                args.kind.word()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Serve(args) => serve(args),
         Command::Publish(args) => publish(args),
         Command::Pull(args) => pull(args),

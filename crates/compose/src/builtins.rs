@@ -15,3 +15,7 @@ pub const ALLOW_CALLS: &[u8] = include_bytes!("../builtins/allow-calls.wasm");
 
 /// Name of the side-call filter's package in graphs.
 pub const ALLOW_CALLS_PACKAGE: &str = "pwchain:allow-calls";
+
+/// The `echo` service (`plugins/echo`), which `pwchain new` writes into a
+/// new project so its example chain has something to stand in front of.
+pub const ECHO: &[u8] = include_bytes!("../builtins/echo.wasm");

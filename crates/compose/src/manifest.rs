@@ -272,13 +272,7 @@ impl Manifest {
 /// Plugin and chain names become WIT package and instance names, so they
 /// must be WIT identifiers.
 fn check_name(file: &SourceFile, name: &Spanned<String>, what: &str) -> Result<(), Error> {
-    let valid = name.get_ref().split('-').all(|part| {
-        part.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-            && part
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-    });
-    if valid {
+    if is_valid_name(name.get_ref()) {
         return Ok(());
     }
     Err(file.error(
@@ -286,6 +280,17 @@ fn check_name(file: &SourceFile, name: &Spanned<String>, what: &str) -> Result<(
         format!("invalid {what} name `{}`", name.get_ref()),
         Some("names are kebab-case: lowercase words of letters and digits joined by `-`, e.g. `add-header`".into()),
     ))
+}
+
+/// Whether `name` is kebab-case (lowercase words of letters and digits
+/// joined by `-`), as WIT identifiers and plugin names must be.
+pub fn is_valid_name(name: &str) -> bool {
+    name.split('-').all(|part| {
+        part.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+            && part
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    })
 }
 
 fn check_digest(file: &SourceFile, digest: Spanned<String>) -> Result<Spanned<String>, Error> {

@@ -11,7 +11,7 @@ use wit_parser::{Resolve, SizeAlign, Type, TypeDefKind};
 
 /// The WASI WIT pwchain was built against (`wit/deps`), in the order their
 /// packages depend on one another.
-const WASI_WIT: [(&str, &str); 6] = [
+pub const WASI_WIT: [(&str, &str); 6] = [
     ("clocks.wit", include_str!("../../../wit/deps/clocks.wit")),
     ("random.wit", include_str!("../../../wit/deps/random.wit")),
     (
