@@ -362,29 +362,7 @@ fn emitted_wac_composes_to_the_same_chain() {
     );
     let path = ws.write("chain.wac", &wac);
 
-    // The `--dep` flags the document's first comment gives.
-    let flags: Vec<String> = wac
-        .lines()
-        .find_map(|l| l.strip_prefix("// wac compose "))
-        .unwrap()
-        .split(' ')
-        .collect::<Vec<_>>()
-        .chunks(2)
-        .filter(|pair| pair[0] == "--dep")
-        .map(|pair| pair[1].to_string())
-        .collect();
-    assert_eq!(flags.len(), 3, "{wac}");
-    let mut args = vec![
-        "compose".to_string(),
-        path.display().to_string(),
-        "-o".into(),
-        ws.path("from-wac.wasm").display().to_string(),
-    ];
-    for flag in &flags {
-        args.push("--dep".into());
-        args.push(flag.clone());
-    }
-    let composed = common::pwchain().args(&args).output().unwrap();
+    let composed = compose_as_commented(&path, &ws.path("from-wac.wasm"));
     assert!(composed.status.success(), "{}", stderr(&composed));
     let validated = run(&["validate", ws.path("from-wac.wasm").to_str().unwrap()]);
     assert!(
@@ -438,4 +416,68 @@ fn digest_pins_are_checked() {
         &toml("sha256:xyz"),
         &["chain.toml:4:10", "is not a sha256 digest"],
     );
+}
+
+/// Composes the WAC document at `wac` into `out` with the flags its first
+/// comment gives for `wac compose` (`--deps-dir` is pwchain's `--deps`).
+fn compose_as_commented(wac: &std::path::Path, out: &std::path::Path) -> std::process::Output {
+    let text = std::fs::read_to_string(wac).unwrap();
+    let flags: Vec<String> = text
+        .lines()
+        .find_map(|l| l.strip_prefix("// wac compose "))
+        .unwrap()
+        .split(' ')
+        .map(str::to_string)
+        .collect();
+    let mut command = common::pwchain();
+    command.arg("compose").arg(wac).arg("-o").arg(out);
+    for pair in flags.chunks(2) {
+        match pair[0].as_str() {
+            "--dep" => command.args(["--dep", &pair[1]]),
+            "--deps-dir" => command.args(["--deps", &pair[1]]),
+            _ => continue,
+        };
+    }
+    command.output().unwrap()
+}
+
+#[test]
+fn emitted_wac_carries_generated_components() {
+    let ws = Workspace::new();
+    let manifest = ws.manifest(
+        "[chain]\nname = \"cfg\"\n\n[[plugin]]\nname = \"tag\"\npath = \"{plugins}/add-header.wasm\"\nconfig = { \"response.x-tag\" = \"from-wac\" }\n\n[[plugin]]\nname = \"audit\"\npath = \"{plugins}/audit.wasm\"\nside-calls = { allow = [\"*.internal\"] }\n\n[origin]\npath = \"{plugins}/echo.wasm\"\n",
+    );
+    // On standard output there is nowhere to put them.
+    let printed = run(&["compose", manifest.to_str().unwrap(), "--emit-wac"]);
+    assert_eq!(printed.status.code(), Some(1));
+    assert!(stderr(&printed).contains("write the WAC to a file with `-o`"));
+
+    let wac = ws.path("cfg.wac");
+    let emitted = run(&[
+        "compose",
+        manifest.to_str().unwrap(),
+        "--emit-wac",
+        "-o",
+        wac.to_str().unwrap(),
+    ]);
+    assert!(emitted.status.success(), "{}", stderr(&emitted));
+    for generated in [
+        "tag-config",
+        "audit-config",
+        "audit-allow-calls-config",
+        "allow-calls",
+    ] {
+        assert!(
+            ws.path(&format!("cfg.deps/pwchain/{generated}.wasm"))
+                .exists(),
+            "{generated}"
+        );
+    }
+    let out = ws.path("from-wac.wasm");
+    let composed = compose_as_commented(&wac, &out);
+    assert!(composed.status.success(), "{}", stderr(&composed));
+    let served = common::Served::start(&out, &[]);
+    let answer = served.request("GET", "/", &[], b"");
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.header("x-tag"), Some("from-wac"));
 }

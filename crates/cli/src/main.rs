@@ -252,11 +252,26 @@ fn emit_wac(
             _ => None,
         })
         .collect();
-    let text = chain.to_wac(&deps)?;
+    // Generated components go beside a WAC file: `chain.wac` → `chain.deps/`.
+    let deps_dir = output
+        .filter(|path| *path != Path::new("-"))
+        .map(|path| path.with_extension("deps"));
+    let wac = chain.to_wac(&deps, deps_dir.as_deref())?;
+    if let Some(dir) = &deps_dir {
+        for (package, bytes) in &wac.generated {
+            let file = dir.join(format!("{}.wasm", package.replace(':', "/")));
+            if let Some(parent) = file.parent() {
+                std::fs::create_dir_all(parent)
+                    .into_diagnostic()
+                    .wrap_err_with(|| format!("cannot create `{}`", parent.display()))?;
+            }
+            write_atomically(&file, bytes)?;
+        }
+    }
     match output {
-        None => out!("{text}"),
-        Some(path) if path == Path::new("-") => out!("{text}"),
-        Some(path) => write_atomically(path, text.as_bytes())?,
+        None => out!("{}", wac.text),
+        Some(path) if path == Path::new("-") => out!("{}", wac.text),
+        Some(path) => write_atomically(path, wac.text.as_bytes())?,
     }
     Ok(ExitCode::SUCCESS)
 }

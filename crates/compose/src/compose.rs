@@ -220,8 +220,28 @@ impl Chain {
                     reason: e,
                 })?;
         }
-        for (stage, instance) in stages.iter().zip(&instances) {
-            provide(&mut graph, stage, *instance)?;
+        let mut nodes: HashMap<String, NodeId> = stages
+            .iter()
+            .map(|s| s.name.clone())
+            .zip(instances.iter().copied())
+            .collect();
+        for stage in &stages {
+            // Consumers are instantiated first: the stage, then each
+            // provider before the one that feeds it.
+            for provider in providers(stage)?.into_iter().rev() {
+                let instance =
+                    graph.instance(&provider.package, &provider.node, &provider.bytes)?;
+                let consumer = nodes[&provider.consumer];
+                graph
+                    .wire(consumer, &provider.import, instance, &provider.export)
+                    .map_err(|reason| {
+                        Error::Compose(format!(
+                            "plugin `{}`: cannot link `{}` to its import `{}`: {reason}",
+                            stage.name, provider.node, provider.import
+                        ))
+                    })?;
+                nodes.insert(provider.node, instance);
+            }
         }
         let mut graph = graph.graph;
 
@@ -320,67 +340,87 @@ impl Graph {
     }
 }
 
-/// Links what pwchain generates for `stage`: its own `wasi:config/store`
+/// A component pwchain generates (or ships) for one stage, and the import
+/// it satisfies.
+pub(crate) struct Provider {
+    /// Its instance's name in the graph or the WAC document.
+    pub node: String,
+    /// Its package's name.
+    pub package: String,
+    pub bytes: Vec<u8>,
+    /// The instance whose import it satisfies (a stage, or another
+    /// provider listed before it), the import, and its own export.
+    pub consumer: String,
+    pub import: String,
+    pub export: String,
+}
+
+/// What `stage` needs pwchain to provide: its own `wasi:config/store`
 /// (empty without `config`), and the side-call policy in front of its
-/// `wasi:http/client` import.
-fn provide(graph: &mut Graph, stage: &Stage, instance: NodeId) -> Result<(), Error> {
-    let failed = |what: &str, import: &str, reason: String| {
-        Error::Compose(format!(
-            "plugin `{}`: cannot link {what} to its import `{import}`: {reason}",
-            stage.name
-        ))
-    };
+/// `wasi:http/client` import. Each provider is listed before the provider
+/// that consumes it.
+pub(crate) fn providers(stage: &Stage) -> Result<Vec<Provider>, Error> {
+    let mut provided = Vec::new();
     if let Some(import) = config_import(&stage.info) {
         let version = import.rsplit_once('@').map_or("", |(_, v)| v);
         let entries = stage.settings.config.as_deref().unwrap_or_default();
-        let store = providers::config_store(version, entries)?;
         let node = format!("{}-config", stage.name);
-        let store = graph.instance(&format!("pwchain:{node}"), &node, &store)?;
-        graph
-            .wire(instance, import, store, import)
-            .map_err(|e| failed("its configuration", import, e))?;
+        provided.push(Provider {
+            package: format!("pwchain:{node}"),
+            bytes: providers::config_store(version, entries)?,
+            node,
+            consumer: stage.name.clone(),
+            import: import.to_string(),
+            export: import.to_string(),
+        });
     }
     let clients = stage.info.side_calls.iter().filter(|i| is_client(i));
-    match &stage.settings.side_calls {
-        SideCalls::Allow => {}
-        SideCalls::Deny => {
-            for import in clients {
-                let deny = providers::deny_calls(import)?;
+    for import in clients {
+        match &stage.settings.side_calls {
+            SideCalls::Allow => {}
+            SideCalls::Deny => {
                 let node = format!("{}-deny-calls", stage.name);
-                let deny = graph.instance(&format!("pwchain:{node}"), &node, &deny)?;
-                graph
-                    .wire(instance, import, deny, import)
-                    .map_err(|e| failed("the side-call denial", import, e))?;
+                provided.push(Provider {
+                    package: format!("pwchain:{node}"),
+                    bytes: providers::deny_calls(import)?,
+                    node,
+                    consumer: stage.name.clone(),
+                    import: import.clone(),
+                    export: import.clone(),
+                });
             }
-        }
-        SideCalls::AllowList(patterns) => {
-            let filter_info = allow_calls_info()?;
-            let filter_store = config_import(&filter_info)
-                .ok_or_else(|| Error::Compose("the built-in allow-calls has no store".into()))?;
-            let filter_client = filter_info
-                .side_calls
-                .first()
-                .ok_or_else(|| Error::Compose("the built-in allow-calls has no client".into()))?;
-            for import in clients {
+            SideCalls::AllowList(patterns) => {
+                let filter = allow_calls_info()?;
+                let (Some(store), Some(client)) =
+                    (config_import(&filter), filter.side_calls.first())
+                else {
+                    return Err(Error::Compose(
+                        "the built-in allow-calls lacks its store or client import".into(),
+                    ));
+                };
                 let node = format!("{}-allow-calls", stage.name);
-                let filter =
-                    graph.instance(builtins::ALLOW_CALLS_PACKAGE, &node, builtins::ALLOW_CALLS)?;
                 let list: Vec<&str> = patterns.iter().map(|p| p.as_str()).collect();
-                let version = filter_store.rsplit_once('@').map_or("", |(_, v)| v);
-                let store = providers::config_store(version, &[("allow".into(), list.join("\n"))])?;
-                let store_node = format!("{node}-config");
-                let store =
-                    graph.instance(&format!("pwchain:{store_node}"), &store_node, &store)?;
-                graph
-                    .wire(filter, filter_store, store, filter_store)
-                    .map_err(|e| failed("the side-call filter's patterns", filter_store, e))?;
-                graph
-                    .wire(instance, import, filter, filter_client)
-                    .map_err(|e| failed("the side-call filter", import, e))?;
+                let version = store.rsplit_once('@').map_or("", |(_, v)| v);
+                provided.push(Provider {
+                    node: format!("{node}-config"),
+                    package: format!("pwchain:{node}-config"),
+                    bytes: providers::config_store(version, &[("allow".into(), list.join("\n"))])?,
+                    consumer: node.clone(),
+                    import: store.to_string(),
+                    export: store.to_string(),
+                });
+                provided.push(Provider {
+                    package: builtins::ALLOW_CALLS_PACKAGE.to_string(),
+                    bytes: builtins::ALLOW_CALLS.to_vec(),
+                    node,
+                    consumer: stage.name.clone(),
+                    import: import.clone(),
+                    export: client.clone(),
+                });
             }
         }
     }
-    Ok(())
+    Ok(provided)
 }
 
 /// The plugin's `wasi:config/store` import, whatever its version.

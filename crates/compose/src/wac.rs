@@ -64,21 +64,74 @@ fn id(name: &str) -> String {
     }
 }
 
+/// A chain as a WAC document, and the components pwchain generated for it
+/// (configuration stores, side-call policies), which the document names as
+/// packages `pwchain:…` and which must be found in a deps directory.
+pub struct Wac {
+    pub text: String,
+    /// Package name and bytes of each generated component.
+    pub generated: Vec<(String, Vec<u8>)>,
+}
+
 impl Chain {
     /// The chain as a WAC document. `deps` maps each package it names to
-    /// the file it was read from (a comment at the top gives the matching
-    /// `wac compose --dep` flags).
-    pub fn to_wac(&self, deps: &BTreeMap<String, PathBuf>) -> Result<String, Error> {
+    /// the file it was read from, and `deps_dir` is where the generated
+    /// components will be written (as `DIR/ns/name.wasm`); a comment at the
+    /// top gives the matching `wac compose` flags.
+    pub fn to_wac(
+        &self,
+        deps: &BTreeMap<String, PathBuf>,
+        deps_dir: Option<&Path>,
+    ) -> Result<Wac, Error> {
         let stages = self.stages()?;
-        if let Some(stage) = stages.iter().find(|s| {
-            crate::compose::config_import(&s.info).is_some()
-                || s.settings.side_calls != crate::policy::SideCalls::Allow
-        }) {
-            return Err(Error::Compose(format!(
-                "plugin `{}` needs components pwchain generates (its `wasi:config/store` or its side-call policy), which a WAC document cannot name yet; compose the TOML chain directly",
-                stage.name
-            )));
+        let mut generated: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut body = String::new();
+        for (i, stage) in stages.iter().enumerate().rev() {
+            let providers = crate::compose::providers(stage)?;
+            for provider in &providers {
+                if !generated.iter().any(|(name, _)| *name == provider.package) {
+                    generated.push((provider.package.clone(), provider.bytes.clone()));
+                }
+                let args: String = providers
+                    .iter()
+                    .filter(|p| p.consumer == provider.node)
+                    .map(|p| format!("\"{}\": {}[\"{}\"], ", p.import, id(&p.node), p.export))
+                    .collect();
+                let _ = writeln!(
+                    body,
+                    "let {} = new {} {{ {args}... }};",
+                    id(&provider.node),
+                    provider.package
+                );
+            }
+            let mut args: String = providers
+                .iter()
+                .filter(|p| p.consumer == stage.name)
+                .map(|p| format!("\"{}\": {}[\"{}\"], ", p.import, id(&p.node), p.export))
+                .collect();
+            let next = stages.get(i + 1);
+            if let (Some(hop), Some((next, entry))) = (
+                &stage.info.next_hop,
+                next.and_then(|n| n.info.entry.as_ref().map(|e| (n, e))),
+            ) {
+                args.insert_str(
+                    0,
+                    &format!("\"{}\": {}[\"{entry}\"], ", hop.import, id(&next.name)),
+                );
+            }
+            let _ = writeln!(
+                body,
+                "let {} = new {} {{ {args}... }};",
+                id(&stage.name),
+                package_name(stage)
+            );
         }
+        if !generated.is_empty() && deps_dir.is_none() {
+            return Err(Error::Compose(
+                "this chain needs components pwchain generates (configuration stores, side-call policies); write the WAC to a file with `-o`, and they are written beside it".into(),
+            ));
+        }
+
         let mut wac = String::new();
         let _ = writeln!(
             wac,
@@ -86,10 +139,13 @@ impl Chain {
             self.name,
             env!("CARGO_PKG_VERSION")
         );
-        let flags: Vec<String> = deps
+        let mut flags: Vec<String> = deps
             .iter()
             .map(|(name, path)| format!("--dep {name}={}", path.display()))
             .collect();
+        if let Some(dir) = deps_dir.filter(|_| !generated.is_empty()) {
+            flags.push(format!("--deps-dir {}", dir.display()));
+        }
         let _ = writeln!(
             wac,
             "// wac compose {} CHAIN.wac -o chain.wasm",
@@ -103,24 +159,7 @@ impl Chain {
             );
         }
         let _ = writeln!(wac, "package pwchain:{};\n", self.name);
-        for (i, stage) in stages.iter().enumerate().rev() {
-            let next = stages.get(i + 1);
-            let arg = match (
-                &stage.info.next_hop,
-                next.and_then(|n| n.info.entry.as_ref().map(|e| (n, e))),
-            ) {
-                (Some(hop), Some((next, entry))) => {
-                    format!("\"{}\": {}[\"{entry}\"], ", hop.import, id(&next.name))
-                }
-                _ => String::new(),
-            };
-            let _ = writeln!(
-                wac,
-                "let {} = new {} {{ {arg}... }};",
-                id(&stage.name),
-                package_name(stage)
-            );
-        }
+        wac.push_str(&body);
         let first = &stages[0];
         let entry = first
             .info
@@ -128,7 +167,10 @@ impl Chain {
             .as_deref()
             .unwrap_or("wasi:http/handler@0.3.2");
         let _ = writeln!(wac, "\nexport {}[\"{entry}\"];", id(&first.name));
-        Ok(wac)
+        Ok(Wac {
+            text: wac,
+            generated,
+        })
     }
 }
 
@@ -219,6 +261,9 @@ fn find_package(
     }
     if name == builtins::FORWARD_PACKAGE {
         return Ok(builtins::FORWARD.to_vec());
+    }
+    if name == builtins::ALLOW_CALLS_PACKAGE {
+        return Ok(builtins::ALLOW_CALLS.to_vec());
     }
     Err(format!("unknown package `{name}`"))
 }
