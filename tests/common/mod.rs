@@ -17,32 +17,38 @@ pub fn repo() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
 }
 
+/// Runs the build script `script` (relative to the repository) the first
+/// time `cell` is asked for, and returns `repo/out`.
+fn built_once(cell: &'static OnceLock<PathBuf>, script: &str, out: &str) -> &'static Path {
+    cell.get_or_init(|| {
+        let status = Command::new("bash")
+            .arg(repo().join(script))
+            .env("CARGO_BUILD_QUIET", "1")
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run {script}: {e}"));
+        assert!(status.success(), "{script} failed");
+        repo().join(out)
+    })
+}
+
 /// `plugins/dist`, after building the example plugins once for this run.
 pub fn plugins() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let status = Command::new("bash")
-            .arg(repo().join("plugins/build.sh"))
-            .env("CARGO_BUILD_QUIET", "1")
-            .status()
-            .expect("run plugins/build.sh");
-        assert!(status.success(), "plugins/build.sh failed");
-        repo().join("plugins/dist")
-    })
+    built_once(&BUILT, "plugins/build.sh", "plugins/dist")
 }
 
 /// Builds the Python example plugins (`plugins/python/build.sh`: a venv
 /// with a pinned componentize-py) once for this run, into `plugins/dist`.
 pub fn python_plugins() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let status = Command::new("bash")
-            .arg(repo().join("plugins/python/build.sh"))
-            .status()
-            .expect("run plugins/python/build.sh");
-        assert!(status.success(), "plugins/python/build.sh failed");
-        repo().join("plugins/dist")
-    })
+    built_once(&BUILT, "plugins/python/build.sh", "plugins/dist")
+}
+
+/// Builds the legacy proxy-wasm filters (`plugins/legacy/build.sh`, both
+/// targets) once for this run, into `plugins/dist/legacy`.
+pub fn legacy_plugins() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    built_once(&BUILT, "plugins/legacy/build.sh", "plugins/dist/legacy")
 }
 
 pub fn plugin(name: &str) -> PathBuf {

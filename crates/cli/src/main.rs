@@ -297,6 +297,18 @@ fn read_component(path: &Path) -> miette::Result<(Vec<u8>, pwchain_compose::Insp
 }
 
 fn inspect(args: InspectArgs) -> miette::Result<ExitCode> {
+    if let Ok(bytes) = std::fs::read(&args.file)
+        && let Ok(Some(module)) = pwchain_compose::proxy_wasm::detect(&bytes)
+    {
+        let report = render::LegacyReport {
+            file: args.file.display().to_string(),
+            bytes: bytes.len(),
+            digest: resolve::digest(&bytes),
+            proxy_wasm: module,
+        };
+        print_report(&report, args.json)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let (bytes, info) = read_component(&args.file)?;
     let report = render::InspectReport {
         file: args.file.display().to_string(),

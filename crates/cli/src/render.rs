@@ -1,5 +1,6 @@
 //! How results look: `Display` for people, `Serialize` for `--json`.
 
+use pwchain_compose::proxy_wasm::LegacyModule;
 use pwchain_compose::{ChainRecord, Fetched, Inspection, Step};
 use pwchain_host::Validation;
 use serde::Serialize;
@@ -135,6 +136,58 @@ impl fmt::Display for InspectReport {
             }
         }
         Ok(())
+    }
+}
+
+/// `inspect` of a legacy proxy-wasm module (a core module, not a component).
+#[derive(Serialize)]
+pub struct LegacyReport {
+    pub file: String,
+    pub bytes: usize,
+    pub digest: String,
+    pub proxy_wasm: LegacyModule,
+}
+
+impl fmt::Display for LegacyReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = &self.proxy_wasm;
+        writeln!(
+            f,
+            "{}: proxy-wasm module (ABI {}), {}",
+            self.file,
+            m.abi,
+            kib(self.bytes)
+        )?;
+        writeln!(f, "  digest     {}", self.digest)?;
+        let target = if m.wasi.is_empty() {
+            "wasm32-unknown-unknown (no WASI imports)".to_string()
+        } else {
+            format!(
+                "wasm32-wasip1 (wasi_snapshot_preview1: {})",
+                m.wasi.join(", ")
+            )
+        };
+        writeln!(f, "  built for  {target}")?;
+        let or_none = |o: &Option<String>| o.clone().unwrap_or_else(|| "—".into());
+        writeln!(f, "  allocator  {}", or_none(&m.allocator))?;
+        writeln!(f, "  start      {}", or_none(&m.start))?;
+        writeln!(f, "  hostcalls  {}", list(&m.hostcalls))?;
+        writeln!(f, "  callbacks  {}", list(&m.callbacks))?;
+        if !m.other_imports.is_empty() {
+            writeln!(f, "  imports    {}", list(&m.other_imports))?;
+        }
+        if m.abi_supported() {
+            writeln!(
+                f,
+                "  note       a core module, not a component: it joins a chain once wrapped (`pwchain wrap` is not built yet)"
+            )
+        } else {
+            writeln!(
+                f,
+                "  note       ABI {} predates 0.2; only 0.2.x filters can be wrapped",
+                m.abi
+            )
+        }
     }
 }
 

@@ -19,6 +19,7 @@ pub mod output;
 pub mod packages;
 pub mod policy;
 pub mod providers;
+pub mod proxy_wasm;
 pub mod record;
 pub mod registry;
 pub mod resolve;

@@ -1,0 +1,126 @@
+//! Legacy proxy-wasm filters: core modules built against the proxy-wasm ABI
+//! (spec `abi-versions/v0.2.1`) by any SDK. This reads what such a module
+//! is and uses, for `inspect` and as the first step of wrapping it.
+
+use serde::Serialize;
+
+/// What a proxy-wasm module declares.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LegacyModule {
+    /// From the `proxy_abi_version_X_Y_Z` export: `0.2.1`, `0.2.0`, `0.1.0`.
+    pub abi: String,
+    /// The hostcalls it imports from `env` (`proxy_log`, …).
+    pub hostcalls: Vec<String>,
+    /// Its `wasi_snapshot_preview1` imports (a `wasm32-wasip1` build).
+    pub wasi: Vec<String>,
+    /// Imports from any other module, as `module.name`.
+    pub other_imports: Vec<String>,
+    /// The `proxy_on_*` callbacks it exports.
+    pub callbacks: Vec<String>,
+    /// How the host allocates in its memory: `proxy_on_memory_allocate`,
+    /// or `malloc` (older Rust SDK builds for `wasm32-unknown-unknown`).
+    pub allocator: Option<String>,
+    /// What runs first: `_initialize` (a reactor), `_start`, or none.
+    pub start: Option<String>,
+}
+
+impl LegacyModule {
+    /// Whether this is an ABI the wrapper can take (0.2.x).
+    pub fn abi_supported(&self) -> bool {
+        self.abi.starts_with("0.2.")
+    }
+}
+
+/// The proxy-wasm declarations of `bytes`, if it is a core module that
+/// exports a `proxy_abi_version_*` marker; `Err` if it is not valid wasm.
+pub fn detect(bytes: &[u8]) -> Result<Option<LegacyModule>, String> {
+    use wasmparser::{Parser, Payload, TypeRef};
+    if !Parser::is_core_wasm(bytes) {
+        return Ok(None);
+    }
+    let mut module = LegacyModule {
+        abi: String::new(),
+        hostcalls: Vec::new(),
+        wasi: Vec::new(),
+        other_imports: Vec::new(),
+        callbacks: Vec::new(),
+        allocator: None,
+        start: None,
+    };
+    for payload in Parser::new(0).parse_all(bytes) {
+        match payload.map_err(|e| e.to_string())? {
+            Payload::ImportSection(imports) => {
+                for import in imports.into_imports() {
+                    let import = import.map_err(|e| e.to_string())?;
+                    if !matches!(import.ty, TypeRef::Func(_)) {
+                        continue;
+                    }
+                    let name = import.name.to_string();
+                    match import.module {
+                        "env" if name.starts_with("proxy_") => module.hostcalls.push(name),
+                        "wasi_snapshot_preview1" | "wasi_unstable" => module.wasi.push(name),
+                        other => module.other_imports.push(format!("{other}.{name}")),
+                    }
+                }
+            }
+            Payload::ExportSection(exports) => {
+                for export in exports {
+                    let name = export.map_err(|e| e.to_string())?.name;
+                    if let Some(version) = name.strip_prefix("proxy_abi_version_") {
+                        module.abi = version.replace('_', ".");
+                    } else if name.starts_with("proxy_on_") {
+                        if name == "proxy_on_memory_allocate" {
+                            module.allocator = Some(name.to_string());
+                        } else {
+                            module.callbacks.push(name.to_string());
+                        }
+                    } else if name == "malloc" && module.allocator.is_none() {
+                        module.allocator = Some(name.to_string());
+                    } else if matches!(name, "_initialize" | "_start") {
+                        module.start = Some(name.to_string());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok((!module.abi.is_empty()).then_some(module))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_module_without_the_marker_is_not_proxy_wasm() {
+        let plain = wat::parse_str("(module (func (export \"_start\")))").unwrap();
+        assert_eq!(detect(&plain).unwrap(), None);
+        assert_eq!(detect(b"\0asm\x0d\0\x01\0").unwrap(), None, "a component");
+    }
+
+    #[test]
+    fn markers_imports_and_allocators_are_read() {
+        let module = wat::parse_str(
+            r#"(module
+                (import "env" "proxy_log" (func (param i32 i32 i32) (result i32)))
+                (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32)))
+                (import "env" "memcpy_big" (func))
+                (memory (export "memory") 1)
+                (func $f)
+                (export "proxy_abi_version_0_1_0" (func $f))
+                (export "proxy_on_request_headers" (func $f))
+                (export "malloc" (func $f))
+                (export "_initialize" (func $f)))"#,
+        )
+        .unwrap();
+        let found = detect(&module).unwrap().unwrap();
+        assert_eq!(found.abi, "0.1.0");
+        assert!(!found.abi_supported());
+        assert_eq!(found.hostcalls, ["proxy_log"]);
+        assert_eq!(found.wasi, ["fd_write"]);
+        assert_eq!(found.other_imports, ["env.memcpy_big"]);
+        assert_eq!(found.callbacks, ["proxy_on_request_headers"]);
+        assert_eq!(found.allocator.as_deref(), Some("malloc"));
+        assert_eq!(found.start.as_deref(), Some("_initialize"));
+    }
+}
