@@ -182,6 +182,14 @@ fn bad_settings_are_refused_where_they_are_written() {
         &["chain.toml:4:14", "`side-calls` must be"],
     );
     refused(
+        "[[plugin]]\nname = \"a\"\npath = \"{plugins}/audit.wasm\"\n[origin]\nname = \"svc\"\npath = \"{plugins}/echo.wasm\"\nconfig = { a = \"b\" }\n",
+        &[
+            "chain.toml:7:10",
+            "plugin `svc`",
+            "does not import `wasi:config/store`",
+        ],
+    );
+    refused(
         "[[plugin]]\nname = \"a\"\npath = \"{plugins}/audit.wasm\"\n[origin]\nforward = true\nconfig = { a = \"b\" }\n",
         &["chain.toml:6:10", "only a service `[origin]`"],
     );
