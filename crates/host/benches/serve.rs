@@ -27,17 +27,71 @@ fn plugins() -> PathBuf {
     repo.join("plugins/dist")
 }
 
-fn chain(dir: &Path, passes: usize) -> Vec<u8> {
+/// A pass-through whose `handle` is lifted and its next hop lowered
+/// synchronously (the canonical ABI allows it for `async` functions as long
+/// as nothing blocks, as with `echo` behind it): what a hop costs without
+/// wasmtime's async task machinery. Hand-written core wasm, wrapped by
+/// wit-component around `wasi:http/middleware`.
+fn sync_pass() -> Vec<u8> {
+    let mut resolve = wit_parser::Resolve::default();
+    let mut http = None;
+    for (name, text) in pwchain_compose::providers::WASI_WIT {
+        http = Some(resolve.push_str(name, text).expect("WASI WIT"));
+    }
+    let world = resolve
+        .select_world(&[http.expect("wasi:http")], Some("middleware"))
+        .expect("middleware world");
+    let mut module = wat::parse_str(
+        r#"(module
+          (import "wasi:http/handler@0.3.2" "handle" (func $next (param i32 i32)))
+          (memory (export "memory") 1)
+          (global $heap (mut i32) (i32.const 1024))
+          ;; Room for an error-code's strings, if the next hop fails.
+          (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
+            (local $at i32)
+            (local.set $at (i32.and (i32.add (global.get $heap) (i32.const 7)) (i32.const -8)))
+            (global.set $heap (i32.add (local.get $at) (local.get 3)))
+            (if (i32.gt_u (global.get $heap) (i32.const 65536)) (then unreachable))
+            (local.get $at))
+          (func (export "wasi:http/handler@0.3.2#handle") (param $request i32) (result i32)
+            (global.set $heap (i32.const 1024))
+            (call $next (local.get $request) (i32.const 64))
+            (i32.const 64)))"#,
+    )
+    .expect("WAT");
+    wit_component::embed_component_metadata(
+        &mut module,
+        &resolve,
+        world,
+        wit_component::StringEncoding::UTF8,
+    )
+    .expect("metadata");
+    wit_component::ComponentEncoder::default()
+        .module(&module)
+        .and_then(|e| e.validate(true).encode())
+        .expect("sync pass-through component")
+}
+
+fn chain(dir: &Path, passes: usize, sync: bool) -> Vec<u8> {
     let stage = |name: String, file: &str| {
         let path = dir.join(file);
         Stage::read(&name, &path, path.display().to_string()).expect("read plugin")
     };
     let mut plugins: Vec<Stage> = (0..passes)
-        .map(|i| stage(format!("pass{i}"), "pass.wasm"))
+        .map(|i| match sync {
+            false => stage(format!("pass{i}"), "pass.wasm"),
+            true => Stage::from_bytes(
+                &format!("pass{i}"),
+                sync_pass(),
+                "sync-pass".into(),
+                Path::new("sync-pass"),
+            )
+            .expect("sync pass-through"),
+        })
         .collect();
     plugins.push(stage("echo".into(), "echo.wasm"));
     Chain {
-        name: format!("chain{passes}"),
+        name: format!("chain{passes}{}", if sync { "sync" } else { "" }),
         plugins,
         terminal: Terminal::None,
         allow_imports: None,
@@ -149,65 +203,73 @@ fn main() {
     let connections: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(16);
     let dir = plugins();
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let mut best: Vec<(usize, Figures)> = Vec::new();
+    let mut best: Vec<(&str, Figures)> = Vec::new();
     runtime.block_on(async {
         let mut servers = Vec::new();
-        for passes in [0, 10] {
-            let component = chain(&dir, passes);
+        for (label, passes, sync) in [
+            ("chain0", 0, false),
+            ("chain10", 10, false),
+            ("chain10sync", 10, true),
+        ] {
+            let component = chain(&dir, passes, sync);
             let server = Server::new(&component, ServeOptions::default()).expect("server");
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
             let serving = server.clone();
             tokio::spawn(async move { serving.run(listener, std::future::pending()).await });
             load(addr, 0.5, connections).await; // warm up: instances, caches
-            servers.push((passes, addr, server));
+            servers.push((label, addr, server));
         }
         // Alternate, twice, and keep each chain's best round: the machine is
         // shared, so the best round is the least disturbed one.
         for _round in 0..2 {
-            for (passes, addr, _) in &servers {
-                let (passes, addr) = (*passes, *addr);
+            for &(label, addr, _) in &servers {
                 let figures = load(addr, seconds, connections).await;
                 println!(
-                    "chain{passes:<2}  {:>8.0} req/s  p50 {:>7.1} µs  p99 {:>7.1} µs  errors {}",
+                    "{label:<12} {:>8.0} req/s  p50 {:>7.1} µs  p99 {:>7.1} µs  errors {}",
                     figures.rps,
                     figures.p50.as_secs_f64() * 1e6,
                     figures.p99.as_secs_f64() * 1e6,
                     figures.errors
                 );
-                match best.iter_mut().find(|(p, _)| *p == passes) {
+                match best.iter_mut().find(|(l, _)| *l == label) {
                     Some((_, b)) if b.rps >= figures.rps => {}
                     Some(slot) => slot.1 = figures,
-                    None => best.push((passes, figures)),
+                    None => best.push((label, figures)),
                 }
             }
         }
         // In-process: one request at a time gives the CPU cost per request,
         // so the difference over 10 hops is the cost of one hop.
         let mut serial = Vec::new();
-        for (passes, _, server) in &servers {
+        for (label, _, server) in &servers {
             let rps = in_process(server, seconds / 2.0, 1).await;
             let concurrent = in_process(server, seconds / 2.0, connections).await;
             println!(
-                "chain{passes:<2}  in-process: {:>8.0} req/s one at a time ({:.1} µs each), {:>8.0} req/s with {connections} at once",
+                "{label:<12} in-process: {:>8.0} req/s one at a time ({:.1} µs each), {:>8.0} req/s with {connections} at once",
                 rps,
                 1e6 / rps,
                 concurrent
             );
             serial.push(rps);
         }
-        println!(
-            "in-process: chain10/chain0 {:.3}x; one pass-through hop costs {:.2} µs",
-            serial[1] / serial[0],
-            (1e6 / serial[1] - 1e6 / serial[0]) / 10.0
-        );
+        for (i, kind) in [(1, "async (wit-bindgen)"), (2, "sync-lifted")] {
+            println!(
+                "in-process: {}/chain0 {:.3}x; one {kind} pass-through hop costs {:.2} µs",
+                servers[i].0,
+                serial[i] / serial[0],
+                (1e6 / serial[i] - 1e6 / serial[0]) / 10.0
+            );
+        }
     });
-    let (chain0, chain10) = (&best[0].1, &best[1].1);
-    println!(
-        "chain10/chain0: throughput {:.3}x, p50 +{:.1} µs ({:.2} µs per plugin), p99 +{:.1} µs  ({connections} connections, {seconds} s rounds)",
-        chain10.rps / chain0.rps,
-        (chain10.p50.as_secs_f64() - chain0.p50.as_secs_f64()) * 1e6,
-        (chain10.p50.as_secs_f64() - chain0.p50.as_secs_f64()) * 1e6 / 10.0,
-        (chain10.p99.as_secs_f64() - chain0.p99.as_secs_f64()) * 1e6,
-    );
+    let chain0 = &best[0].1;
+    for (label, figures) in &best[1..] {
+        println!(
+            "{label}/chain0: throughput {:.3}x, p50 +{:.1} µs ({:.2} µs per plugin), p99 +{:.1} µs  ({connections} connections, {seconds} s rounds)",
+            figures.rps / chain0.rps,
+            (figures.p50.as_secs_f64() - chain0.p50.as_secs_f64()) * 1e6,
+            (figures.p50.as_secs_f64() - chain0.p50.as_secs_f64()) * 1e6 / 10.0,
+            (figures.p99.as_secs_f64() - chain0.p99.as_secs_f64()) * 1e6,
+        );
+    }
 }
