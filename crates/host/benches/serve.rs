@@ -27,12 +27,8 @@ fn plugins() -> PathBuf {
     repo.join("plugins/dist")
 }
 
-/// A pass-through whose `handle` is lifted and its next hop lowered
-/// synchronously (the canonical ABI allows it for `async` functions as long
-/// as nothing blocks, as with `echo` behind it): what a hop costs without
-/// wasmtime's async task machinery. Hand-written core wasm, wrapped by
-/// wit-component around `wasi:http/middleware`.
-fn sync_pass() -> Vec<u8> {
+/// `wasi:http/middleware` and its `handler.handle`, from pwchain's WIT.
+fn middleware() -> (wit_parser::Resolve, wit_parser::WorldId) {
     let mut resolve = wit_parser::Resolve::default();
     let mut http = None;
     for (name, text) in pwchain_compose::providers::WASI_WIT {
@@ -41,7 +37,32 @@ fn sync_pass() -> Vec<u8> {
     let world = resolve
         .select_world(&[http.expect("wasi:http")], Some("middleware"))
         .expect("middleware world");
-    let mut module = wat::parse_str(
+    (resolve, world)
+}
+
+/// Wraps the core module `wat` as a `wasi:http/middleware` component.
+fn middleware_component(wat: &str) -> Vec<u8> {
+    let (resolve, world) = middleware();
+    let mut module = wat::parse_str(wat).expect("WAT");
+    wit_component::embed_component_metadata(
+        &mut module,
+        &resolve,
+        world,
+        wit_component::StringEncoding::UTF8,
+    )
+    .expect("metadata");
+    wit_component::ComponentEncoder::default()
+        .module(&module)
+        .and_then(|e| e.validate(true).encode())
+        .expect("pass-through component")
+}
+
+/// A pass-through whose `handle` is lifted and its next hop lowered
+/// synchronously (the canonical ABI allows it for `async` functions as long
+/// as nothing blocks, as with `echo` behind it): what a hop costs without
+/// wasmtime's async task machinery.
+fn sync_pass() -> Vec<u8> {
+    middleware_component(
         r#"(module
           (import "wasi:http/handler@0.3.2" "handle" (func $next (param i32 i32)))
           (memory (export "memory") 1)
@@ -58,40 +79,134 @@ fn sync_pass() -> Vec<u8> {
             (call $next (local.get $request) (i32.const 64))
             (i32.const 64)))"#,
     )
-    .expect("WAT");
-    wit_component::embed_component_metadata(
-        &mut module,
-        &resolve,
-        world,
-        wit_component::StringEncoding::UTF8,
-    )
-    .expect("metadata");
-    wit_component::ComponentEncoder::default()
-        .module(&module)
-        .and_then(|e| e.validate(true).encode())
-        .expect("sync pass-through component")
 }
 
-fn chain(dir: &Path, passes: usize, sync: bool) -> Vec<u8> {
+/// The smallest async pass-through: `handle` async-lifted (callback ABI),
+/// the next hop async-lowered, the answer handed back with `task.return`;
+/// no guest runtime such as wit-bindgen's. It traps if the next hop fails
+/// (the bench's never does). Each task keeps its result slot (one of 64)
+/// in its context.
+fn async_pass() -> Vec<u8> {
+    use wit_parser::abi::{FlatTypes, WasmType};
+    let (resolve, _) = middleware();
+    let handle = resolve
+        .interfaces
+        .iter()
+        .find(|(_, i)| {
+            i.name.as_deref() == Some("handler")
+                && i.package
+                    .is_some_and(|p| resolve.packages[p].name.name == "http")
+        })
+        .and_then(|(_, i)| i.functions.get("handle"))
+        .expect("handler.handle");
+    let mut storage = [WasmType::I32; wit_parser::Resolve::MAX_FLAT_PARAMS];
+    let mut flat = FlatTypes::new(&mut storage);
+    assert!(resolve.push_flat(handle.result.as_ref().expect("a result"), &mut flat));
+    let flat = flat.to_vec();
+    let core = |t: &WasmType| match t {
+        WasmType::I64 | WasmType::PointerOrI64 => "i64",
+        WasmType::F32 => "f32",
+        WasmType::F64 => "f64",
+        _ => "i32",
+    };
+    let params: Vec<&str> = flat.iter().map(core).collect();
+    // task.return(ok(response)): tag 0, the handle, zeros for the rest.
+    let args: String = params
+        .iter()
+        .enumerate()
+        .map(|(i, t)| match i {
+            1 => "(i32.load offset=8 (local.get $slot))".to_string(),
+            _ => format!("({t}.const 0)"),
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    middleware_component(&format!(
+        r#"(module
+          (import "wasi:http/handler@0.3.2" "[async-lower]handle" (func $next (param i32 i32) (result i32)))
+          (import "[export]wasi:http/handler@0.3.2" "[task-return]handle" (func $return (param {params})))
+          (import "$root" "[waitable-set-new]" (func $set_new (result i32)))
+          (import "$root" "[waitable-join]" (func $join (param i32 i32)))
+          (import "$root" "[waitable-set-drop]" (func $set_drop (param i32)))
+          (import "$root" "[subtask-drop]" (func $subtask_drop (param i32)))
+          (import "$root" "[context-get-0]" (func $context (result i32)))
+          (import "$root" "[context-set-0]" (func $set_context (param i32)))
+          (memory (export "memory") 1)
+          ;; Result slots of 64 bytes from 4096; a stack of free ones at 0.
+          (global $free (mut i32) (i32.const 64))
+          (func $start
+            (local $i i32)
+            (loop $fill
+              (i32.store (i32.shl (local.get $i) (i32.const 2))
+                (i32.add (i32.const 4096) (i32.shl (local.get $i) (i32.const 6))))
+              (local.set $i (i32.add (local.get $i) (i32.const 1)))
+              (br_if $fill (i32.lt_u (local.get $i) (i32.const 64)))))
+          (start $start)
+          (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32) unreachable)
+          (func $finish (param $slot i32) (result i32)
+            (if (i32.load8_u (local.get $slot)) (then unreachable))
+            (call $return {args})
+            (i32.store (i32.shl (global.get $free) (i32.const 2)) (local.get $slot))
+            (global.set $free (i32.add (global.get $free) (i32.const 1)))
+            (i32.const 0))
+          (func (export "[async-lift]wasi:http/handler@0.3.2#handle") (param $request i32) (result i32)
+            (local $slot i32) (local $status i32) (local $set i32)
+            (global.set $free (i32.sub (global.get $free) (i32.const 1)))
+            (local.set $slot (i32.load (i32.shl (global.get $free) (i32.const 2))))
+            (local.set $status (call $next (local.get $request) (local.get $slot)))
+            ;; State 2: returned at once.
+            (if (i32.eq (i32.and (local.get $status) (i32.const 15)) (i32.const 2))
+              (then (return (call $finish (local.get $slot)))))
+            (call $set_context (local.get $slot))
+            (local.set $set (call $set_new))
+            (call $join (i32.shr_u (local.get $status) (i32.const 4)) (local.get $set))
+            ;; Wait on the set.
+            (i32.or (i32.const 2) (i32.shl (local.get $set) (i32.const 4))))
+          (func (export "[callback][async-lift]wasi:http/handler@0.3.2#handle")
+            (param $event i32) (param $waitable i32) (param $state i32) (result i32)
+            ;; Event 1: a subtask's state changed; 2: it returned.
+            (if (i32.ne (local.get $event) (i32.const 1)) (then unreachable))
+            (if (i32.ne (local.get $state) (i32.const 2)) (then unreachable))
+            (call $subtask_drop (local.get $waitable))
+            (call $finish (call $context))))"#,
+        params = params.join(" ")
+    ))
+}
+
+/// Which pass-through a chain repeats.
+#[derive(Clone, Copy)]
+enum Pass {
+    /// `plugins/pass`, Rust with wit-bindgen's async runtime.
+    WitBindgen,
+    /// [`async_pass`].
+    MinimalAsync,
+    /// [`sync_pass`].
+    Sync,
+}
+
+fn chain(dir: &Path, passes: usize, pass: Pass) -> Vec<u8> {
     let stage = |name: String, file: &str| {
         let path = dir.join(file);
         Stage::read(&name, &path, path.display().to_string()).expect("read plugin")
     };
     let mut plugins: Vec<Stage> = (0..passes)
-        .map(|i| match sync {
-            false => stage(format!("pass{i}"), "pass.wasm"),
-            true => Stage::from_bytes(
+        .map(|i| {
+            let generated = match pass {
+                Pass::WitBindgen => return stage(format!("pass{i}"), "pass.wasm"),
+                Pass::MinimalAsync => async_pass(),
+                Pass::Sync => sync_pass(),
+            };
+            Stage::from_bytes(
                 &format!("pass{i}"),
-                sync_pass(),
-                "sync-pass".into(),
-                Path::new("sync-pass"),
+                generated,
+                "generated pass-through".into(),
+                Path::new("generated"),
             )
-            .expect("sync pass-through"),
+            .expect("generated pass-through")
         })
         .collect();
     plugins.push(stage("echo".into(), "echo.wasm"));
     Chain {
-        name: format!("chain{passes}{}", if sync { "sync" } else { "" }),
+        name: format!("chain{passes}"),
         plugins,
         terminal: Terminal::None,
         allow_imports: None,
@@ -206,12 +321,13 @@ fn main() {
     let mut best: Vec<(&str, Figures)> = Vec::new();
     runtime.block_on(async {
         let mut servers = Vec::new();
-        for (label, passes, sync) in [
-            ("chain0", 0, false),
-            ("chain10", 10, false),
-            ("chain10sync", 10, true),
+        for (label, passes, pass) in [
+            ("chain0", 0, Pass::WitBindgen),
+            ("chain10", 10, Pass::WitBindgen),
+            ("chain10async", 10, Pass::MinimalAsync),
+            ("chain10sync", 10, Pass::Sync),
         ] {
-            let component = chain(&dir, passes, sync);
+            let component = chain(&dir, passes, pass);
             let server = Server::new(&component, ServeOptions::default()).expect("server");
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
@@ -253,7 +369,11 @@ fn main() {
             );
             serial.push(rps);
         }
-        for (i, kind) in [(1, "async (wit-bindgen)"), (2, "sync-lifted")] {
+        for (i, kind) in [
+            (1, "async (wit-bindgen)"),
+            (2, "minimal async (hand-written)"),
+            (3, "sync-lifted"),
+        ] {
             println!(
                 "in-process: {}/chain0 {:.3}x; one {kind} pass-through hop costs {:.2} µs",
                 servers[i].0,
