@@ -231,7 +231,12 @@ impl Chain {
             for provider in providers(stage)?.into_iter().rev() {
                 let instance =
                     graph.instance(&provider.package, &provider.node, &provider.bytes)?;
-                let consumer = nodes[&provider.consumer];
+                let consumer = *nodes.get(&provider.consumer).ok_or_else(|| {
+                    Error::Compose(format!(
+                        "`{}` feeds unknown `{}`",
+                        provider.node, provider.consumer
+                    ))
+                })?;
                 graph
                     .wire(consumer, &provider.import, instance, &provider.export)
                     .map_err(|reason| {
