@@ -98,7 +98,9 @@ pub struct ResolveArgs {
     pub offline: bool,
 
     /// The component cache (default: $PWCHAIN_CACHE_DIR, else
-    /// $XDG_CACHE_HOME/pwchain, else ~/.cache/pwchain).
+    /// $XDG_CACHE_HOME/pwchain, else ~/.cache/pwchain). `serve` and
+    /// `validate` keep compiled code in its `compiled/` folder, so a restart
+    /// does not compile a big plugin again.
     #[arg(long, value_name = "DIR", env = "PWCHAIN_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
 
