@@ -135,12 +135,7 @@ pub fn deny_calls(client: &str) -> Result<Vec<u8>, Error> {
                 http_version()
             ))
         })?;
-    let mut resolve = Resolve::default();
-    for (name, text) in WASI_WIT {
-        resolve
-            .push_str(name, text)
-            .map_err(|e| generated("the side-call denial", e))?;
-    }
+    let (mut resolve, _) = wasi_resolve().map_err(|e| generated("the side-call denial", e))?;
     let package = resolve
         .push_str(
             "deny.wit",
@@ -154,15 +149,7 @@ pub fn deny_calls(client: &str) -> Result<Vec<u8>, Error> {
     // and the tag of `HTTP-request-denied`.
     let mut sizes = SizeAlign::default();
     sizes.fill(&resolve);
-    let send = resolve
-        .interfaces
-        .iter()
-        .find(|(_, i)| {
-            i.name.as_deref() == Some("client")
-                && i.package
-                    .is_some_and(|p| resolve.packages[p].name.name == "http")
-        })
-        .and_then(|(_, i)| i.functions.get("send"))
+    let send = http_function(&resolve, "client", "send")
         .ok_or_else(|| Error::Compose("wasi:http lacks `client.send`".into()))?;
     let Some(Type::Id(result)) = send.result else {
         return Err(Error::Compose("`send` returns no result".into()));
@@ -215,7 +202,37 @@ pub fn http_version() -> &'static str {
         .unwrap_or("0.3.2")
 }
 
-fn encode(
+/// The WASI WIT pwchain carries, loaded; the package id is `wasi:http`'s.
+pub fn wasi_resolve() -> anyhow::Result<(Resolve, wit_parser::PackageId)> {
+    let mut resolve = Resolve::default();
+    let mut http = None;
+    for (name, text) in WASI_WIT {
+        http = Some(resolve.push_str(name, text)?);
+    }
+    let http = http.ok_or_else(|| anyhow::anyhow!("no WASI WIT"))?;
+    Ok((resolve, http))
+}
+
+/// Function `name` of interface `interface` of `wasi:http`.
+pub fn http_function<'a>(
+    resolve: &'a Resolve,
+    interface: &str,
+    name: &str,
+) -> Option<&'a wit_parser::Function> {
+    resolve
+        .interfaces
+        .iter()
+        .find(|(_, i)| {
+            i.name.as_deref() == Some(interface)
+                && i.package
+                    .is_some_and(|p| resolve.packages[p].name.name == "http")
+        })
+        .and_then(|(_, i)| i.functions.get(name))
+}
+
+/// Wraps the core module `core` (WAT) as a component of `world` in
+/// `package`; `what` names it in errors.
+pub fn encode(
     resolve: Resolve,
     package: wit_parser::PackageId,
     world: &str,

@@ -10,7 +10,7 @@
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
-use pwchain_compose::{Chain, Stage, Terminal};
+use pwchain_compose::{Chain, Stage, Terminal, providers};
 use pwchain_host::{ServeOptions, Server};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -27,34 +27,10 @@ fn plugins() -> PathBuf {
     repo.join("plugins/dist")
 }
 
-/// `wasi:http/middleware` and its `handler.handle`, from pwchain's WIT.
-fn middleware() -> (wit_parser::Resolve, wit_parser::WorldId) {
-    let mut resolve = wit_parser::Resolve::default();
-    let mut http = None;
-    for (name, text) in pwchain_compose::providers::WASI_WIT {
-        http = Some(resolve.push_str(name, text).expect("WASI WIT"));
-    }
-    let world = resolve
-        .select_world(&[http.expect("wasi:http")], Some("middleware"))
-        .expect("middleware world");
-    (resolve, world)
-}
-
 /// Wraps the core module `wat` as a `wasi:http/middleware` component.
 fn middleware_component(wat: &str) -> Vec<u8> {
-    let (resolve, world) = middleware();
-    let mut module = wat::parse_str(wat).expect("WAT");
-    wit_component::embed_component_metadata(
-        &mut module,
-        &resolve,
-        world,
-        wit_component::StringEncoding::UTF8,
-    )
-    .expect("metadata");
-    wit_component::ComponentEncoder::default()
-        .module(&module)
-        .and_then(|e| e.validate(true).encode())
-        .expect("pass-through component")
+    let (resolve, http) = providers::wasi_resolve().expect("WASI WIT");
+    providers::encode(resolve, http, "middleware", wat, "a pass-through").expect("component")
 }
 
 /// A pass-through whose `handle` is lifted and its next hop lowered
@@ -88,17 +64,8 @@ fn sync_pass() -> Vec<u8> {
 /// in its context.
 fn async_pass() -> Vec<u8> {
     use wit_parser::abi::{FlatTypes, WasmType};
-    let (resolve, _) = middleware();
-    let handle = resolve
-        .interfaces
-        .iter()
-        .find(|(_, i)| {
-            i.name.as_deref() == Some("handler")
-                && i.package
-                    .is_some_and(|p| resolve.packages[p].name.name == "http")
-        })
-        .and_then(|(_, i)| i.functions.get("handle"))
-        .expect("handler.handle");
+    let (resolve, _) = providers::wasi_resolve().expect("WASI WIT");
+    let handle = providers::http_function(&resolve, "handler", "handle").expect("handler.handle");
     let mut storage = [WasmType::I32; wit_parser::Resolve::MAX_FLAT_PARAMS];
     let mut flat = FlatTypes::new(&mut storage);
     assert!(resolve.push_flat(handle.result.as_ref().expect("a result"), &mut flat));
