@@ -47,6 +47,59 @@ pub enum Command {
     Cache(CacheCommand),
     Login(LoginArgs),
     New(NewArgs),
+    Wrap(WrapArgs),
+}
+
+/// Turn a legacy proxy-wasm module (ABI 0.2.x, from any SDK, built for
+/// `wasm32-unknown-unknown` or `wasm32-wasip1`) into a middleware component
+/// that exports `wasi:http/handler` and imports it as its next hop, so it
+/// runs in any chain and any wasi:http 0.3 host without being rebuilt.
+///
+/// The configuration is baked in: `on_configure` reads `--config`,
+/// `on_vm_start` reads `--vm-config`, as Envoy passes them. A chain can
+/// also name the module directly (`proxy-wasm = "filter.wasm"`).
+#[derive(Debug, Args)]
+pub struct WrapArgs {
+    /// The proxy-wasm module (`.wasm`, a core module).
+    pub file: PathBuf,
+
+    /// Where to write the component.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+
+    /// A file whose contents are the plugin configuration.
+    #[arg(long, value_name = "FILE", conflicts_with = "config_string")]
+    pub config: Option<PathBuf>,
+
+    /// The plugin configuration, given inline.
+    #[arg(long, value_name = "TEXT")]
+    pub config_string: Option<String>,
+
+    /// The VM configuration (`on_vm_start`), given inline.
+    #[arg(long, value_name = "TEXT", default_value = "")]
+    pub vm_config: String,
+
+    /// The root context id the plugin's callbacks see.
+    #[arg(long, value_name = "ID", default_value_t = 1)]
+    pub root_id: u32,
+
+    /// The plugin's name in its log lines (default: the file's stem).
+    #[arg(long)]
+    pub name: Option<String>,
+
+    /// Wrap even if the module imports hostcalls pwchain does not know;
+    /// they answer `Unimplemented`.
+    #[arg(long)]
+    pub allow_unimplemented: bool,
+
+    /// The most body a paused request or response may buffer (then 413 or
+    /// 500, as Envoy answers).
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    pub max_body_bytes: usize,
+
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Start a plugin project: code that adds one header, the WIT it builds

@@ -28,13 +28,14 @@ mod render;
 
 use args::{
     CacheCommand, Cli, Command, ComposeArgs, InspectArgs, LogFormat, LoginArgs, PublishArgs,
-    PullArgs, ResolveArgs, ServeArgs, ValidateArgs,
+    PullArgs, ResolveArgs, ServeArgs, ValidateArgs, WrapArgs,
 };
 use clap::Parser;
 use miette::{IntoDiagnostic, Report, WrapErr, miette};
 use pwchain_compose::cache::Cache;
 use pwchain_compose::lock::Lock;
 use pwchain_compose::packages::{PackageSpec, Registries};
+use pwchain_compose::proxy_wasm::{self, WrapOptions};
 use pwchain_compose::registry::{OciRef, Registry};
 use pwchain_compose::resolve::Resolver;
 use pwchain_compose::{
@@ -99,7 +100,50 @@ fn run(cli: Cli) -> miette::Result<ExitCode> {
         Command::Pull(args) => pull(args),
         Command::Cache(command) => cache(command),
         Command::Login(args) => login(args),
+        Command::Wrap(args) => wrap(args),
     }
+}
+
+fn wrap(args: WrapArgs) -> miette::Result<ExitCode> {
+    let bytes = std::fs::read(&args.file)
+        .into_diagnostic()
+        .wrap_err_with(|| format!("cannot read `{}`", args.file.display()))?;
+    let configuration = match (&args.config, args.config_string) {
+        (Some(path), _) => std::fs::read_to_string(path)
+            .into_diagnostic()
+            .wrap_err_with(|| format!("cannot read `{}`", path.display()))?,
+        (None, text) => text.unwrap_or_default(),
+    };
+    let stem = args
+        .file
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned());
+    let options = WrapOptions {
+        name: args.name.or(stem).unwrap_or_else(|| "proxy-wasm".into()),
+        configuration,
+        vm_configuration: args.vm_config,
+        root_id: args.root_id,
+        allow_unimplemented: args.allow_unimplemented,
+        max_body_bytes: args.max_body_bytes,
+        ..WrapOptions::default()
+    };
+    let wrapped = proxy_wasm::wrap(&args.file.display().to_string(), &bytes, &options)?;
+    write_atomically(&args.output, &wrapped.bytes)?;
+    let report = render::WrapReport {
+        file: args.file.display().to_string(),
+        output: args.output.display().to_string(),
+        bytes: wrapped.bytes.len(),
+        digest: resolve::digest(&wrapped.bytes),
+        abi: wrapped.module.abi.clone(),
+        side_calls: wrapped
+            .module
+            .hostcalls
+            .iter()
+            .any(|h| h == "proxy_http_call"),
+        unimplemented: wrapped.unimplemented,
+    };
+    print_report(&report, args.json)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// A resolver for `manifest_path`'s registry sources, with its lock.
@@ -300,12 +344,7 @@ fn inspect(args: InspectArgs) -> miette::Result<ExitCode> {
     if let Ok(bytes) = std::fs::read(&args.file)
         && let Ok(Some(module)) = pwchain_compose::proxy_wasm::detect(&bytes)
     {
-        let report = render::LegacyReport {
-            file: args.file.display().to_string(),
-            bytes: bytes.len(),
-            digest: resolve::digest(&bytes),
-            proxy_wasm: module,
-        };
+        let report = render::LegacyReport::new(args.file.display().to_string(), &bytes, module);
         print_report(&report, args.json)?;
         return Ok(ExitCode::SUCCESS);
     }

@@ -1,9 +1,11 @@
 //! How results look: `Display` for people, `Serialize` for `--json`.
 
 use pwchain_compose::proxy_wasm::LegacyModule;
+use pwchain_compose::proxy_wasm::hostcalls::{self, Support};
 use pwchain_compose::{ChainRecord, Fetched, Inspection, Step};
 use pwchain_host::Validation;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::fmt;
 
 #[derive(Serialize)]
@@ -146,6 +148,29 @@ pub struct LegacyReport {
     pub bytes: usize,
     pub digest: String,
     pub proxy_wasm: LegacyModule,
+    /// How `wrap` answers each imported hostcall.
+    pub support: BTreeMap<String, Support>,
+}
+
+impl LegacyReport {
+    pub fn new(file: String, bytes: &[u8], module: LegacyModule) -> LegacyReport {
+        LegacyReport {
+            file,
+            bytes: bytes.len(),
+            digest: pwchain_compose::resolve::digest(bytes),
+            support: module
+                .hostcalls
+                .iter()
+                .map(|h| (h.clone(), hostcalls::support(h)))
+                .collect(),
+            proxy_wasm: module,
+        }
+    }
+
+    fn with(&self, support: Support) -> Vec<String> {
+        let found = self.support.iter().filter(|(_, s)| **s == support);
+        found.map(|(h, _)| h.clone()).collect()
+    }
 }
 
 impl fmt::Display for LegacyReport {
@@ -171,7 +196,26 @@ impl fmt::Display for LegacyReport {
         let or_none = |o: &Option<String>| o.clone().unwrap_or_else(|| "—".into());
         writeln!(f, "  allocator  {}", or_none(&m.allocator))?;
         writeln!(f, "  start      {}", or_none(&m.start))?;
-        writeln!(f, "  hostcalls  {}", list(&m.hostcalls))?;
+        let supported = self.with(Support::Supported);
+        writeln!(
+            f,
+            "  hostcalls  {} imported, {} supported by `pwchain wrap`",
+            m.hostcalls.len(),
+            supported.len()
+        )?;
+        writeln!(f, "  supported  {}", list(&supported))?;
+        let unimplemented = self.with(Support::Unimplemented);
+        if !unimplemented.is_empty() {
+            writeln!(f, "  answered Unimplemented  {}", list(&unimplemented))?;
+        }
+        let unknown = self.with(Support::Unknown);
+        if !unknown.is_empty() {
+            writeln!(
+                f,
+                "  unknown    {} (wrap needs --allow-unimplemented)",
+                list(&unknown)
+            )?;
+        }
         writeln!(f, "  callbacks  {}", list(&m.callbacks))?;
         if !m.other_imports.is_empty() {
             writeln!(f, "  imports    {}", list(&m.other_imports))?;
@@ -179,7 +223,7 @@ impl fmt::Display for LegacyReport {
         if m.abi_supported() {
             writeln!(
                 f,
-                "  note       a core module, not a component: it joins a chain once wrapped (`pwchain wrap` is not built yet)"
+                "  note       a core module, not a component: `pwchain wrap` makes it a middleware, or a chain names it with `proxy-wasm = \"...\"`"
             )
         } else {
             writeln!(
@@ -188,6 +232,43 @@ impl fmt::Display for LegacyReport {
                 m.abi
             )
         }
+    }
+}
+
+/// What `pwchain wrap` wrote.
+#[derive(Serialize)]
+pub struct WrapReport {
+    pub file: String,
+    pub output: String,
+    pub bytes: usize,
+    pub digest: String,
+    pub abi: String,
+    /// Whether the component imports `wasi:http/client` (for `proxy_http_call`).
+    pub side_calls: bool,
+    pub unimplemented: Vec<String>,
+}
+
+impl fmt::Display for WrapReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "wrapped {} (proxy-wasm ABI {}) into {}: a middleware component, {}",
+            self.file,
+            self.abi,
+            self.output,
+            kib(self.bytes)
+        )?;
+        writeln!(f, "  digest     {}", self.digest)?;
+        let calls = if self.side_calls {
+            "through the host's wasi:http/client (proxy_http_call)"
+        } else {
+            "none (the module never calls proxy_http_call)"
+        };
+        writeln!(f, "  side calls {calls}")?;
+        if !self.unimplemented.is_empty() {
+            writeln!(f, "  answered Unimplemented  {}", list(&self.unimplemented))?;
+        }
+        Ok(())
     }
 }
 

@@ -19,3 +19,11 @@ pub const ALLOW_CALLS_PACKAGE: &str = "pwchain:allow-calls";
 /// The `echo` service (`plugins/echo`), which `pwchain new` writes into a
 /// new project so its example chain has something to stand in front of.
 pub const ECHO: &[u8] = include_bytes!("../builtins/echo.wasm");
+
+/// The driver of wrapped proxy-wasm modules (`plugins/legacy-driver`):
+/// the handler that calls the module's callbacks and does the awaiting.
+pub const LEGACY_DRIVER: &[u8] = include_bytes!("../builtins/legacy-driver.wasm");
+
+/// The state of wrapped proxy-wasm modules (`plugins/legacy-state`): what
+/// their hostcalls read and write.
+pub const LEGACY_STATE: &[u8] = include_bytes!("../builtins/legacy-state.wasm");

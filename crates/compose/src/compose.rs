@@ -248,31 +248,13 @@ impl Chain {
                 nodes.insert(provider.node, instance);
             }
         }
-        let mut graph = graph.graph;
-
         let first = &stages[0];
         let entry = first
             .info
             .entry
             .as_ref()
             .ok_or_else(|| Error::Compose(format!("`{}` has no entry", first.name)))?;
-        let export = graph
-            .alias_instance_export(instances[0], entry)
-            .map_err(|e| Error::Compose(e.to_string()))?;
-        graph
-            .export(export, entry)
-            .map_err(|e| Error::Compose(e.to_string()))?;
-
-        let mut bytes = graph
-            .encode(EncodeOptions {
-                define_components: true,
-                validate: true,
-                processor: Some(Processor {
-                    name: "pwchain",
-                    version: env!("CARGO_PKG_VERSION"),
-                }),
-            })
-            .map_err(|e| Error::Encode(error_chain(&e)))?;
+        let mut bytes = graph.encode(instances[0], entry)?;
         let record = self.record();
         record::append(&mut bytes, &record);
         Ok(Composite {
@@ -303,7 +285,7 @@ pub(crate) fn forward_stage() -> Result<Stage, Error> {
 
 /// A composition graph that registers each distinct component once.
 #[derive(Default)]
-struct Graph {
+pub(crate) struct Graph {
     graph: CompositionGraph,
     /// Registered packages by the sha256 of their bytes.
     packages: HashMap<String, PackageId>,
@@ -312,7 +294,7 @@ struct Graph {
 impl Graph {
     /// An instance named `node` of the component `bytes` (package `package`
     /// unless the same bytes are registered already).
-    fn instance(&mut self, package: &str, node: &str, bytes: &[u8]) -> Result<NodeId, Error> {
+    pub fn instance(&mut self, package: &str, node: &str, bytes: &[u8]) -> Result<NodeId, Error> {
         let digest = crate::resolve::digest(bytes);
         let id = match self.packages.get(&digest) {
             Some(id) => *id,
@@ -333,8 +315,36 @@ impl Graph {
         Ok(instance)
     }
 
+    /// The component: `export` of instance `node` exported under its own
+    /// name, every import left open an import. Validated.
+    pub fn encode(self, node: NodeId, export: &str) -> Result<Vec<u8>, Error> {
+        let mut graph = self.graph;
+        let alias = graph
+            .alias_instance_export(node, export)
+            .map_err(|e| Error::Compose(e.to_string()))?;
+        graph
+            .export(alias, export)
+            .map_err(|e| Error::Compose(e.to_string()))?;
+        graph
+            .encode(EncodeOptions {
+                define_components: true,
+                validate: true,
+                processor: Some(Processor {
+                    name: "pwchain",
+                    version: env!("CARGO_PKG_VERSION"),
+                }),
+            })
+            .map_err(|e| Error::Encode(error_chain(&e)))
+    }
+
     /// Gives `import` of `to` the export `export` of `from`.
-    fn wire(&mut self, to: NodeId, import: &str, from: NodeId, export: &str) -> Result<(), String> {
+    pub fn wire(
+        &mut self,
+        to: NodeId,
+        import: &str,
+        from: NodeId,
+        export: &str,
+    ) -> Result<(), String> {
         let export = self
             .graph
             .alias_instance_export(from, export)

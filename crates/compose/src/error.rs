@@ -100,6 +100,15 @@ pub enum Error {
     #[error("composition failed: {0}")]
     Compose(String),
 
+    /// A legacy proxy-wasm module `wrap` cannot take.
+    #[error("cannot wrap `{module}`: {problem}")]
+    Wrap {
+        module: String,
+        problem: String,
+        #[help]
+        help: Option<String>,
+    },
+
     #[error("the composed component is invalid: {0}")]
     Encode(String),
 

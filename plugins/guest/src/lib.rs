@@ -70,16 +70,28 @@ pub type HeaderList = Vec<(String, Vec<u8>)>;
 pub type Trailers = FutureReader<Result<Option<Fields>, ErrorCode>>;
 
 /// A `res` future for `consume-body` that reports success once dropped.
-fn body_done() -> FutureReader<Result<(), ErrorCode>> {
+pub fn body_done() -> FutureReader<Result<(), ErrorCode>> {
     wit_future::new(|| Ok(())).1
 }
 
 /// Trailers that resolve to "none".
 pub fn no_trailers() -> Trailers {
-    wit_future::new(|| Ok(None)).1
+    trailers(None)
 }
 
-fn fields(headers: &[(String, Vec<u8>)]) -> Result<Fields, ErrorCode> {
+/// Trailers that resolve to `fields`.
+pub fn trailers(fields: Option<Fields>) -> Trailers {
+    let (tx, rx) = wit_future::new(|| Ok(None));
+    if let Some(fields) = fields {
+        spawn(async move {
+            let _ = tx.write(Ok(Some(fields))).await;
+        });
+    }
+    rx
+}
+
+/// `headers` as a `fields` resource, or an error naming what was wrong.
+pub fn fields(headers: &[(String, Vec<u8>)]) -> Result<Fields, ErrorCode> {
     Fields::from_list(headers)
         .map_err(|e| ErrorCode::InternalError(Some(format!("invalid header list: {e:?}"))))
 }

@@ -2,7 +2,14 @@
 //! (spec `abi-versions/v0.2.1`) by any SDK. This reads what such a module
 //! is and uses, for `inspect` and as the first step of wrapping it.
 
+mod adapter;
+pub mod hostcalls;
+mod wrap;
+
+pub use wrap::{WrapOptions, wrap};
+
 use serde::Serialize;
+use std::collections::HashMap;
 
 /// What a proxy-wasm module declares.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -85,6 +92,134 @@ pub fn detect(bytes: &[u8]) -> Result<Option<LegacyModule>, String> {
         }
     }
     Ok((!module.abi.is_empty()).then_some(module))
+}
+
+/// A function import of a core module, with its core type.
+#[derive(Debug, Clone)]
+pub(crate) struct Imported {
+    pub module: String,
+    pub name: String,
+    pub params: Vec<&'static str>,
+    pub results: Vec<&'static str>,
+}
+
+impl Imported {
+    /// Its type as WAT: `(param i32 i32) (result i32)`.
+    pub fn signature(&self) -> String {
+        let mut text = String::new();
+        if !self.params.is_empty() {
+            text = format!("(param {})", self.params.join(" "));
+        }
+        if !self.results.is_empty() {
+            text = format!("{text} (result {})", self.results.join(" "));
+        }
+        text.trim().to_string()
+    }
+}
+
+/// A core function type, value types as WAT names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FuncSig {
+    pub params: Vec<&'static str>,
+    pub results: Vec<&'static str>,
+}
+
+/// The function imports and exports of a core module, with their types.
+#[derive(Debug, Default)]
+pub(crate) struct Signatures {
+    pub imports: Vec<Imported>,
+    pub exports: HashMap<String, FuncSig>,
+}
+
+/// Reads the types of `bytes`' function imports and exports.
+pub(crate) fn signatures(bytes: &[u8]) -> Result<Signatures, String> {
+    use wasmparser::{CompositeInnerType, ExternalKind, Parser, Payload, TypeRef, ValType};
+    fn name(ty: &ValType) -> Result<&'static str, String> {
+        Ok(match ty {
+            ValType::I32 => "i32",
+            ValType::I64 => "i64",
+            ValType::F32 => "f32",
+            ValType::F64 => "f64",
+            other => return Err(format!("value type {other} is not supported")),
+        })
+    }
+    let mut types: Vec<Option<FuncSig>> = Vec::new();
+    let mut funcs: Vec<u32> = Vec::new();
+    let mut found = Signatures::default();
+    let sig = |types: &[Option<FuncSig>], index: u32| {
+        types
+            .get(index as usize)
+            .cloned()
+            .flatten()
+            .ok_or_else(|| format!("type {index} is not a function type"))
+    };
+    for payload in Parser::new(0).parse_all(bytes) {
+        match payload.map_err(|e| e.to_string())? {
+            Payload::TypeSection(section) => {
+                for group in section {
+                    for sub in group.map_err(|e| e.to_string())?.into_types() {
+                        types.push(match &sub.composite_type.inner {
+                            CompositeInnerType::Func(f) => Some(FuncSig {
+                                params: f.params().iter().map(name).collect::<Result<_, _>>()?,
+                                results: f.results().iter().map(name).collect::<Result<_, _>>()?,
+                            }),
+                            _ => None,
+                        });
+                    }
+                }
+            }
+            Payload::ImportSection(imports) => {
+                for import in imports.into_imports() {
+                    let import = import.map_err(|e| e.to_string())?;
+                    if let TypeRef::Func(index) = import.ty {
+                        let ty = sig(&types, index)?;
+                        funcs.push(index);
+                        found.imports.push(Imported {
+                            module: import.module.to_string(),
+                            name: import.name.to_string(),
+                            params: ty.params,
+                            results: ty.results,
+                        });
+                    }
+                }
+            }
+            Payload::FunctionSection(section) => {
+                for index in section {
+                    funcs.push(index.map_err(|e| e.to_string())?);
+                }
+            }
+            Payload::ExportSection(exports) => {
+                for export in exports {
+                    let export = export.map_err(|e| e.to_string())?;
+                    if export.kind == ExternalKind::Func {
+                        let index = funcs
+                            .get(export.index as usize)
+                            .ok_or_else(|| format!("export `{}` has no function", export.name))?;
+                        found
+                            .exports
+                            .insert(export.name.to_string(), sig(&types, *index)?);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(found)
+}
+
+/// pwchain's WIT (`wit/`) with the WASI packages it uses, loaded.
+pub(crate) fn legacy_resolve() -> anyhow::Result<wit_parser::Resolve> {
+    let (mut resolve, _) = crate::providers::wasi_resolve()?;
+    resolve.push_str(
+        "config.wit",
+        include_str!("../../../../wit/deps/config.wit"),
+    )?;
+    let mut map = wit_parser::SourceMap::new();
+    map.push_str("proxy.wit", include_str!("../../../../wit/proxy.wit"));
+    map.push_str("legacy.wit", include_str!("../../../../wit/legacy.wit"));
+    let group = map.parse().map_err(|(_, e)| anyhow::anyhow!("{e}"))?;
+    resolve.push_group(group)?;
+    Ok(resolve)
 }
 
 #[cfg(test)]

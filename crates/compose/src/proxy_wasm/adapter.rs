@@ -1,0 +1,353 @@
+//! The adapters that make a legacy module a component: core wasm pwchain
+//! writes for each module, which wit-component fuses with it the way it
+//! fuses the `wasi_snapshot_preview1` adapter with a WASI module.
+//!
+//! - `env` gives the module its `proxy_*` hostcalls, each a call of
+//!   `legacy-host` with the module's own pointers and lengths, and exports
+//!   `legacy-callbacks`, each a call of the module's `proxy_on_*` export.
+//! - `wasi_snapshot_preview1` (for `wasm32-wasip1` builds) gives output,
+//!   clocks and randomness through the same state component, and `ENOSYS`
+//!   for the rest.
+//!
+//! Adapters use the module's memory and hold no data of their own: a
+//! 16-byte scratch area for results comes from the module's allocator on
+//! first use, as do the buffers `legacy-host` returns (so the SDK can free
+//! them as the ABI says).
+
+use super::hostcalls::{self, Output, Slot};
+use super::{Imported, Signatures};
+use crate::error::Error;
+use std::fmt::Write;
+use wit_component::StringEncoding;
+use wit_parser::Resolve;
+
+const HOST: &str = "pwchain:proxy/legacy-host@0.1.0";
+const CALLBACKS: &str = "pwchain:proxy/legacy-callbacks@0.1.0";
+
+/// WASI errno values.
+const ENOSYS: i32 = 52;
+const EBADF: i32 = 8;
+
+/// The module with both adapters applied, as a component exporting
+/// `legacy-callbacks` and importing `legacy-host`.
+pub fn fuse(module: &[u8], signatures: &Signatures, allocator: &str) -> Result<Vec<u8>, Error> {
+    let resolve = super::legacy_resolve().map_err(|e| bug("the legacy WIT", e))?;
+    let env = adapter(
+        &resolve,
+        "legacy-plugin",
+        &env_adapter(signatures, allocator)?,
+    )?;
+    let mut encoder = wit_component::ComponentEncoder::default();
+    encoder
+        .module(module)
+        .map_err(|e| Error::Compose(format!("the module cannot be made a component: {e:#}")))?;
+    encoder
+        .adapter("env", &env)
+        .map_err(|e| bug("the env adapter", e))?;
+    if signatures.imports.iter().any(|i| is_wasi(&i.module)) {
+        let wasi = adapter(
+            &resolve,
+            "legacy-wasi",
+            &wasi_adapter(signatures, allocator)?,
+        )?;
+        encoder
+            .adapter("wasi_snapshot_preview1", &wasi)
+            .map_err(|e| bug("the wasi_snapshot_preview1 adapter", e))?;
+    }
+    encoder
+        .validate(true)
+        .encode()
+        .map_err(|e| Error::Compose(format!("the module cannot be made a component: {e:#}")))
+}
+
+pub(super) fn is_wasi(module: &str) -> bool {
+    matches!(module, "wasi_snapshot_preview1" | "wasi_unstable")
+}
+
+fn bug(what: &str, error: anyhow::Error) -> Error {
+    Error::Compose(format!(
+        "generating {what} failed (a pwchain bug): {error:#}"
+    ))
+}
+
+/// `core` (WAT) with the component metadata of `world`.
+fn adapter(resolve: &Resolve, world: &str, core: &str) -> Result<Vec<u8>, Error> {
+    let package = resolve
+        .packages
+        .iter()
+        .find(|(_, p)| p.name.namespace == "pwchain" && p.name.name == "proxy")
+        .map(|(id, _)| id)
+        .ok_or_else(|| bug(world, anyhow::anyhow!("no pwchain:proxy package")))?;
+    let world = resolve
+        .select_world(&[package], Some(world))
+        .map_err(|e| bug(world, e))?;
+    let mut module = wat::parse_str(core).map_err(|e| bug("an adapter", e.into()))?;
+    wit_component::embed_component_metadata(&mut module, resolve, world, StringEncoding::UTF8)
+        .map_err(|e| bug("an adapter", e))?;
+    Ok(module)
+}
+
+/// An adapter's text: WAT wants every import before any definition.
+struct Wat {
+    imports: String,
+    definitions: String,
+}
+
+impl Wat {
+    /// What every adapter starts with: the module's memory and allocator,
+    /// the scratch area, and the realloc wit-component lowers returned
+    /// lists with.
+    fn new(allocator: &str) -> Wat {
+        Wat {
+            imports: format!(
+                r#"  (import "env" "memory" (memory 0))
+  (import "__main_module__" "{allocator}" (func $alloc (param i32) (result i32)))
+"#
+            ),
+            definitions: r#"  (global $scratch (mut i32) (i32.const 0))
+  (func $scratch (result i32)
+    (if (i32.eqz (global.get $scratch))
+      (then (global.set $scratch (call $alloc (i32.const 16)))))
+    (global.get $scratch))
+  (func (export "cabi_import_realloc") (param i32 i32 i32 i32) (result i32)
+    (call $alloc (local.get 3)))
+"#
+            .to_string(),
+        }
+    }
+
+    fn finish(self) -> String {
+        format!("(module\n{}{})\n", self.imports, self.definitions)
+    }
+}
+
+/// A function of the module's exact type that answers `status` (or traps
+/// if it returns nothing).
+fn stub(import: &Imported, status: i32) -> String {
+    let body = match import.results.as_slice() {
+        [] => "unreachable".to_string(),
+        [ty] => format!("({ty}.const {status})"),
+        more => format!("unreachable (; {} results ;)", more.len()),
+    };
+    format!(
+        "  (func (export \"{}\") {} {})\n",
+        import.name,
+        import.signature(),
+        body
+    )
+}
+
+fn env_adapter(signatures: &Signatures, allocator: &str) -> Result<String, Error> {
+    let mut wat = Wat::new(allocator);
+    let body = &mut wat.definitions;
+    for import in signatures.imports.iter().filter(|i| i.module == "env") {
+        match hostcalls::supported(&import.name) {
+            Some(call) => {
+                let index = call.params().len();
+                let _ = writeln!(
+                    wat.imports,
+                    "  (import \"{HOST}\" \"{}\" (func $h_{} {}))",
+                    call.function,
+                    call.name,
+                    host_signature(call)
+                );
+                let args: String = (0..call.inputs.len())
+                    .map(|i| format!("(local.get {i}) "))
+                    .collect();
+                let _ = write!(
+                    body,
+                    "  (func (export \"{}\") {} (local $r i32)\n",
+                    import.name,
+                    import.signature()
+                );
+                if call.output == Output::Status {
+                    let _ = writeln!(body, "    (call $h_{} {args}))", call.name);
+                    continue;
+                }
+                let (slots, error) = call.output.layout();
+                let _ = writeln!(
+                    body,
+                    "    (call $h_{} {args}(local.tee $r (call $scratch)))",
+                    call.name
+                );
+                let _ = writeln!(
+                    body,
+                    "    (if (i32.load8_u (local.get $r)) (then (return (i32.load offset={error} (local.get $r)))))"
+                );
+                for (i, slot) in slots.iter().enumerate() {
+                    let out = call.inputs.len() + i;
+                    let store = match slot {
+                        Slot::I32(at) => format!(
+                            "(i32.store (local.get {out}) (i32.load offset={at} (local.get $r)))"
+                        ),
+                        Slot::I64(at) => format!(
+                            "(i64.store (local.get {out}) (i64.load offset={at} (local.get $r)))"
+                        ),
+                        Slot::Pointer(at, len) => format!(
+                            "(i32.store (local.get {out}) (select (i32.load offset={at} (local.get $r)) (i32.const 0) (i32.load offset={len} (local.get $r))))"
+                        ),
+                    };
+                    let _ = writeln!(body, "    {store}");
+                }
+                debug_assert_eq!(index, call.inputs.len() + slots.len());
+                let _ = writeln!(body, "    (i32.const 0))");
+            }
+            None => body.push_str(&stub(import, hostcalls::UNIMPLEMENTED_STATUS)),
+        }
+    }
+    callbacks(signatures, &mut wat);
+    Ok(wat.finish())
+}
+
+/// The core type of `legacy-host`'s function for `call`: its inputs, then
+/// a return pointer unless it returns only a status.
+fn host_signature(call: &hostcalls::Hostcall) -> String {
+    let inputs: Vec<&str> = call
+        .inputs
+        .iter()
+        .map(|i| match i {
+            hostcalls::Input::I32 => "i32",
+            hostcalls::Input::I64 => "i64",
+        })
+        .collect();
+    let params = inputs.join(" ");
+    if call.output == Output::Status {
+        format!("(param {params}) (result i32)")
+    } else {
+        format!("(param {params} i32)")
+    }
+}
+
+/// `legacy-callbacks`, each calling the module's export if it has one with
+/// the ABI's type, else answering the ABI's default.
+fn callbacks(signatures: &Signatures, wat: &mut Wat) {
+    for callback in hostcalls::CALLBACKS {
+        let params = vec!["i32"; callback.params].join(" ");
+        let result = if callback.default.is_some() {
+            "(result i32)"
+        } else {
+            ""
+        };
+        let found = signatures.exports.get(callback.export).is_some_and(|ty| {
+            ty.params.len() == callback.params
+                && ty.params.iter().all(|p| *p == "i32")
+                && ty.results.len() == usize::from(callback.default.is_some())
+        });
+        let body = if found {
+            let _ = writeln!(
+                wat.imports,
+                "  (import \"__main_module__\" \"{0}\" (func ${0} (param {params}) {result}))",
+                callback.export
+            );
+            let args: String = (0..callback.params)
+                .map(|i| format!("(local.get {i}) "))
+                .collect();
+            format!("(call ${} {args})", callback.export)
+        } else {
+            callback
+                .default
+                .map(|d| format!("(i32.const {d})"))
+                .unwrap_or_default()
+        };
+        let _ = writeln!(
+            wat.definitions,
+            "  (func (export \"{CALLBACKS}#{}\") (param {params}) {result} {body})",
+            callback.function
+        );
+    }
+    let main = signatures
+        .exports
+        .get("main")
+        .is_some_and(|ty| ty.params == ["i32", "i32"] && ty.results == ["i32"]);
+    let command = !signatures.exports.contains_key("_initialize")
+        && signatures
+            .exports
+            .get("_start")
+            .is_some_and(|ty| ty.params.is_empty() && ty.results.is_empty());
+    let start = if main {
+        wat.imports.push_str(
+            "  (import \"__main_module__\" \"main\" (func $main (param i32 i32) (result i32)))\n",
+        );
+        "(drop (call $main (i32.const 0) (i32.const 0)))"
+    } else if command {
+        wat.imports
+            .push_str("  (import \"__main_module__\" \"_start\" (func $start))\n");
+        "(call $start)"
+    } else {
+        ""
+    };
+    let _ = writeln!(
+        wat.definitions,
+        "  (func (export \"{CALLBACKS}#start\") {start})"
+    );
+}
+
+fn wasi_adapter(signatures: &Signatures, allocator: &str) -> Result<String, Error> {
+    let mut wat = Wat::new(allocator);
+    let _ = writeln!(
+        wat.imports,
+        r#"  (import "{HOST}" "write" (func $write (param i32 i32 i32) (result i32)))
+  (import "{HOST}" "random" (func $random (result i64)))
+  (import "{HOST}" "get-current-time" (func $now (param i32)))"#
+    );
+    for import in signatures.imports.iter().filter(|i| is_wasi(&i.module)) {
+        let known = match (import.name.as_str(), import.signature().as_str()) {
+            ("fd_write", "(param i32 i32 i32 i32) (result i32)") => Some(
+                "(local $i i32) (local $n i32) (local $e i32) (local $len i32)
+    (block $out (loop $next
+      (br_if $out (i32.ge_u (local.get $i) (local.get 2)))
+      (local.set $len (i32.load offset=4 (i32.add (local.get 1) (i32.shl (local.get $i) (i32.const 3)))))
+      (local.set $e (call $write (local.get 0)
+        (i32.load (i32.add (local.get 1) (i32.shl (local.get $i) (i32.const 3))))
+        (local.get $len)))
+      (if (local.get $e) (then (return (local.get $e))))
+      (local.set $n (i32.add (local.get $n) (local.get $len)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $next)))
+    (i32.store (local.get 3) (local.get $n))
+    (i32.const 0)"
+                    .to_string(),
+            ),
+            ("environ_sizes_get" | "args_sizes_get", "(param i32 i32) (result i32)") => Some(
+                "(i32.store (local.get 0) (i32.const 0)) (i32.store (local.get 1) (i32.const 0)) (i32.const 0)".into(),
+            ),
+            ("environ_get" | "args_get", "(param i32 i32) (result i32)") => Some("(i32.const 0)".into()),
+            ("sched_yield", "(result i32)") => Some("(i32.const 0)".into()),
+            ("proc_exit", "(param i32)") => Some("unreachable".into()),
+            ("clock_time_get", "(param i32 i64 i32) (result i32)") => Some(
+                "(local $r i32)
+    (call $now (local.tee $r (call $scratch)))
+    (if (i32.load8_u (local.get $r)) (then (return (i32.const 58))))
+    (i64.store (local.get 2) (i64.load offset=8 (local.get $r)))
+    (i32.const 0)"
+                    .into(),
+            ),
+            ("random_get", "(param i32 i32) (result i32)") => Some(
+                "(local $i i32)
+    (block $out (loop $next
+      (br_if $out (i32.ge_u (local.get $i) (local.get 1)))
+      (i64.store8 (i32.add (local.get 0) (local.get $i)) (call $random))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $next)))
+    (i32.const 0)"
+                    .into(),
+            ),
+            _ => None,
+        };
+        match known {
+            Some(body) => {
+                let _ = writeln!(
+                    wat.definitions,
+                    "  (func (export \"{}\") {}\n    {body})",
+                    import.name,
+                    import.signature()
+                );
+            }
+            None if import.name == "fd_prestat_get" => {
+                wat.definitions.push_str(&stub(import, EBADF))
+            }
+            None => wat.definitions.push_str(&stub(import, ENOSYS)),
+        }
+    }
+    Ok(wat.finish())
+}

@@ -1,0 +1,208 @@
+//! `pwchain wrap`: a legacy proxy-wasm module (ABI 0.2.x, any SDK, built
+//! for `wasm32-unknown-unknown` or `wasm32-wasip1`) becomes a middleware
+//! component that exports `wasi:http/handler` and imports it as its next
+//! hop. Three parts are linked (see `wit/legacy.wit`): the module fused
+//! with its generated adapters, the built-in state and the built-in
+//! driver, whose store carries the configuration.
+
+use super::hostcalls::{self, UNIMPLEMENTED};
+use super::{LegacyModule, adapter, detect, signatures};
+use crate::builtins;
+use crate::compose::Graph;
+use crate::error::Error;
+use crate::providers;
+use wasmparser::Parser;
+
+/// How to wrap: what Envoy would pass the plugin.
+#[derive(Debug, Clone)]
+pub struct WrapOptions {
+    /// The plugin's name in its log lines.
+    pub name: String,
+    /// The plugin configuration `on_configure` reads.
+    pub configuration: String,
+    /// The VM configuration `on_vm_start` reads.
+    pub vm_configuration: String,
+    pub root_id: u32,
+    /// Wrap even when the module imports hostcalls pwchain does not know;
+    /// they answer `Unimplemented`.
+    pub allow_unimplemented: bool,
+    /// The most body a paused stream may hold (then 413 or 500, as Envoy).
+    pub max_body_bytes: usize,
+    /// The least level logged (proxy-wasm's 0 trace … 5 critical).
+    pub log_level: u32,
+}
+
+impl Default for WrapOptions {
+    fn default() -> Self {
+        WrapOptions {
+            name: "proxy-wasm".into(),
+            configuration: String::new(),
+            vm_configuration: String::new(),
+            root_id: 1,
+            allow_unimplemented: false,
+            max_body_bytes: 1 << 20,
+            log_level: 2,
+        }
+    }
+}
+
+/// A wrapped module.
+#[derive(Debug)]
+pub struct Wrapped {
+    pub bytes: Vec<u8>,
+    pub module: LegacyModule,
+    /// Imported hostcalls that answer `Unimplemented`.
+    pub unimplemented: Vec<String>,
+}
+
+/// Wraps the module `bytes`; `module` names it in errors.
+pub fn wrap(module: &str, bytes: &[u8], options: &WrapOptions) -> Result<Wrapped, Error> {
+    let refuse = |problem: String, help: Option<&str>| Error::Wrap {
+        module: module.to_string(),
+        problem,
+        help: help.map(str::to_string),
+    };
+    if Parser::is_component(bytes) {
+        return Err(refuse(
+            "it is a component, not a core module".into(),
+            Some(
+                "a component plugin goes in a chain as it is (`path = ...`); `wrap` takes the core module a proxy-wasm SDK builds",
+            ),
+        ));
+    }
+    let info = detect(bytes)
+        .map_err(|e| refuse(format!("it is not valid WebAssembly: {e}"), None))?
+        .ok_or_else(|| {
+            refuse(
+                "it is not a proxy-wasm module: it exports no `proxy_abi_version_*` marker".into(),
+                Some("build it with a proxy-wasm SDK (Rust `proxy-wasm`, C++, Go, AssemblyScript)"),
+            )
+        })?;
+    if !info.abi_supported() {
+        return Err(refuse(
+            format!(
+                "it targets proxy-wasm ABI {}; pwchain runs ABI 0.2.x",
+                info.abi
+            ),
+            Some(
+                "rebuild it with an SDK release for ABI 0.2.1 (proxy-wasm-rust-sdk 0.2, proxy-wasm-cpp-sdk since 2021)",
+            ),
+        ));
+    }
+    let allocator = info.allocator.clone().ok_or_else(|| {
+        refuse(
+            "it exports neither `proxy_on_memory_allocate` nor `malloc`, so the host cannot hand it buffers".into(),
+            None,
+        )
+    })?;
+    if let Some(other) = info.other_imports.first() {
+        return Err(refuse(
+            format!("it imports `{other}`, which no proxy-wasm host provides"),
+            None,
+        ));
+    }
+    let signatures = signatures(bytes).map_err(|e| refuse(e, None))?;
+    let mut unknown = Vec::new();
+    let mut unimplemented = Vec::new();
+    for import in signatures.imports.iter().filter(|i| i.module == "env") {
+        match hostcalls::supported(&import.name) {
+            Some(call) => {
+                if import.params != call.params() || import.results != ["i32"] {
+                    return Err(refuse(
+                        format!(
+                            "its import `env.{}` has type `{}`; ABI 0.2.1 says `(param {}) (result i32)`",
+                            import.name,
+                            import.signature(),
+                            call.params().join(" ")
+                        ),
+                        None,
+                    ));
+                }
+            }
+            None if UNIMPLEMENTED.contains(&import.name.as_str()) => {
+                unimplemented.push(import.name.clone())
+            }
+            None => unknown.push(import.name.clone()),
+        }
+    }
+    if !unknown.is_empty() {
+        if !options.allow_unimplemented {
+            return Err(refuse(
+                format!(
+                    "it imports {} pwchain does not know: {}",
+                    if unknown.len() == 1 {
+                        "a hostcall"
+                    } else {
+                        "hostcalls"
+                    },
+                    unknown.join(", ")
+                ),
+                Some(
+                    "pass --allow-unimplemented to wrap it anyway; those calls then answer `Unimplemented` (or trap, if they return nothing)",
+                ),
+            ));
+        }
+        unimplemented.extend(unknown);
+    }
+    let plugin =
+        adapter::fuse(bytes, &signatures, &allocator).map_err(|e| refuse(e.to_string(), None))?;
+    let bytes = link(&plugin, &info, options)?;
+    Ok(Wrapped {
+        bytes,
+        module: info,
+        unimplemented,
+    })
+}
+
+const CONFIG: &str = "wasi:config/store@0.2.0-rc.1";
+const CALLBACKS: &str = "pwchain:proxy/legacy-callbacks@0.1.0";
+const CONTROL: &str = "pwchain:proxy/legacy-control@0.1.0";
+const HOST: &str = "pwchain:proxy/legacy-host@0.1.0";
+
+/// Links driver, fused module and state, with the driver's store and, if
+/// the module never calls `proxy_http_call`, a client that refuses.
+fn link(plugin: &[u8], info: &LegacyModule, options: &WrapOptions) -> Result<Vec<u8>, Error> {
+    let entries: Vec<(String, String)> = [
+        ("name", options.name.clone()),
+        ("root-id", options.root_id.to_string()),
+        ("configuration", options.configuration.clone()),
+        ("vm-configuration", options.vm_configuration.clone()),
+        ("callbacks", info.callbacks.join("\n")),
+        ("max-body-bytes", options.max_body_bytes.to_string()),
+        ("log-level", options.log_level.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let mut graph = Graph::default();
+    let wire = |graph: &mut Graph, to, import: &str, from, export: &str| {
+        graph
+            .wire(to, import, from, export)
+            .map_err(|e| Error::Compose(format!("linking the wrapped module's `{import}`: {e}")))
+    };
+    let driver = graph.instance("pwchain:legacy-driver", "driver", builtins::LEGACY_DRIVER)?;
+    let module = graph.instance("pwchain:legacy-plugin", "module", plugin)?;
+    let state = graph.instance("pwchain:legacy-state", "state", builtins::LEGACY_STATE)?;
+    let store = graph.instance(
+        "pwchain:legacy-config",
+        "config",
+        &providers::config_store("0.2.0-rc.1", &entries)?,
+    )?;
+    wire(&mut graph, module, HOST, state, HOST)?;
+    wire(&mut graph, driver, CALLBACKS, module, CALLBACKS)?;
+    wire(&mut graph, driver, CONTROL, state, CONTROL)?;
+    wire(&mut graph, driver, CONFIG, store, CONFIG)?;
+    let client = format!("wasi:http/client@{}", providers::http_version());
+    if !info.hostcalls.iter().any(|h| h == "proxy_http_call") {
+        let deny = graph.instance(
+            "pwchain:deny-calls",
+            "deny",
+            &providers::deny_calls(&client)?,
+        )?;
+        wire(&mut graph, driver, &client, deny, &client)?;
+    }
+    graph.encode(
+        driver,
+        &format!("wasi:http/handler@{}", providers::http_version()),
+    )
+}

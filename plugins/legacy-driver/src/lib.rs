@@ -1,0 +1,548 @@
+//! pwchain's built-in driver for wrapped proxy-wasm modules: the
+//! `wasi:http/handler` a wrapped plugin exports. It seeds the state
+//! component, calls the module's callbacks (plain sync calls), and does all
+//! the awaiting the ABI leaves to the host: the next hop, bodies, and
+//! `proxy_http_call`s. See `wit/legacy.wit` for how the parts fit.
+//!
+//! Its settings come from its own `wasi:config/store`, which `pwchain wrap`
+//! fills: `name`, `root-id`, `configuration`, `vm-configuration`,
+//! `callbacks` (the module's `proxy_on_*` exports, one a line),
+//! `max-body-bytes` and `log-level`.
+//!
+//! Built from this source and embedded in the `pwchain` binary; a test checks
+//! that the committed `crates/compose/builtins/legacy-driver.wasm` matches it.
+
+use exports::wasi::http::handler::Guest;
+use pwchain::proxy::legacy_callbacks as callback;
+use pwchain::proxy::legacy_control::{self as state, LocalResponse, Pairs, Settings};
+use pwchain_guest::wasi::http::client;
+use pwchain_guest::{
+    ErrorCode, Fields, Method, Request, Response, Scheme, StreamReader, StreamResult, Trailers,
+    body_done, body_stream, fields, method_name, text_response, trailers,
+};
+use std::cell::{Cell, OnceCell};
+use wasi::config::store;
+use wasi::http::handler;
+
+pwchain_guest::bindings!("pwchain:proxy/legacy-driver@0.1.0");
+
+/// Actions a callback returns.
+const CONTINUE: u32 = 0;
+
+/// Header map and buffer types, and stream bits, as the ABI numbers them.
+const REQUEST_HEADERS: u32 = 0;
+const REQUEST_TRAILERS: u32 = 1;
+const RESPONSE_HEADERS: u32 = 2;
+const RESPONSE_TRAILERS: u32 = 3;
+const REQUEST_BODY: u32 = 0;
+const RESPONSE_BODY: u32 = 1;
+
+/// What the driver learnt from its store and the module's start.
+struct Setup {
+    root: u32,
+    max_body: usize,
+    callbacks: Vec<String>,
+}
+
+impl Setup {
+    fn has(&self, callback: &str) -> bool {
+        self.callbacks.iter().any(|c| c == callback)
+    }
+}
+
+thread_local! {
+    static SETUP: OnceCell<Result<Setup, String>> = const { OnceCell::new() };
+    static NEXT_CONTEXT: Cell<u32> = const { Cell::new(0) };
+}
+
+fn setting(key: &str) -> Option<String> {
+    store::get(key).ok().flatten()
+}
+
+/// Starts the module once per instance: `main`, the root context,
+/// `on_vm_start` and `on_configure`, as Envoy does when it loads a plugin.
+fn start() -> Result<Setup, String> {
+    let root = setting("root-id").and_then(|r| r.parse().ok()).unwrap_or(1);
+    let configuration = setting("configuration").unwrap_or_default().into_bytes();
+    let vm_configuration = setting("vm-configuration").unwrap_or_default().into_bytes();
+    let setup = Setup {
+        root,
+        max_body: setting("max-body-bytes")
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(1 << 20),
+        callbacks: setting("callbacks")
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect(),
+    };
+    let (vm_size, size) = (vm_configuration.len() as u32, configuration.len() as u32);
+    state::setup(&Settings {
+        name: setting("name").unwrap_or_else(|| "proxy-wasm".into()),
+        root,
+        vm_configuration,
+        configuration,
+        log_level: setting("log-level")
+            .and_then(|l| l.parse().ok())
+            .unwrap_or(2),
+    });
+    NEXT_CONTEXT.set(root);
+    state::enter(root);
+    callback::start();
+    callback::on_context_create(root, 0);
+    if callback::on_vm_start(root, vm_size) == 0 {
+        return Err("its on_vm_start returned false".into());
+    }
+    if callback::on_configure(root, size) == 0 {
+        return Err("its on_configure rejected the configuration".into());
+    }
+    Ok(setup)
+}
+
+struct Driver;
+
+impl Guest for Driver {
+    async fn handle(request: Request) -> Result<Response, ErrorCode> {
+        let setup = SETUP.with(|s| match s.get_or_init(start) {
+            Ok(setup) => Ok(Setup {
+                root: setup.root,
+                max_body: setup.max_body,
+                callbacks: setup.callbacks.clone(),
+            }),
+            Err(why) => Err(why.clone()),
+        });
+        let setup = match setup {
+            Ok(setup) => setup,
+            Err(why) => {
+                return text_response(
+                    500,
+                    &[],
+                    format!("the proxy-wasm plugin did not start: {why}\n"),
+                );
+            }
+        };
+        if state::tick_due() {
+            state::enter(setup.root);
+            callback::on_tick(setup.root);
+        }
+        let context = NEXT_CONTEXT.get() + 1;
+        NEXT_CONTEXT.set(context);
+        callback::on_context_create(context, setup.root);
+        let result = Stream {
+            setup: &setup,
+            context,
+        }
+        .run(request)
+        .await;
+        callback::on_log(context);
+        callback::on_done(context);
+        callback::on_delete(context);
+        state::end(context);
+        result
+    }
+}
+
+/// One request's context.
+struct Stream<'a> {
+    setup: &'a Setup,
+    context: u32,
+}
+
+/// What a phase of the filter chain ended with.
+enum Next<T> {
+    Go(T),
+    Answer(Response),
+}
+
+macro_rules! go {
+    ($next:expr) => {
+        match $next {
+            Next::Go(value) => value,
+            Next::Answer(response) => return Ok(response),
+        }
+    };
+}
+
+impl Stream<'_> {
+    async fn run(&self, request: Request) -> Result<Response, ErrorCode> {
+        let method = method_name(&request.get_method()).to_string();
+        let scheme = match request.get_scheme() {
+            Some(Scheme::Https) => "https".to_string(),
+            Some(Scheme::Other(other)) => other,
+            _ => "http".to_string(),
+        };
+        let authority = request.get_authority().unwrap_or_default();
+        let path = request.get_path_with_query().unwrap_or_else(|| "/".into());
+        let options = request.get_options().map(|o| o.clone());
+        let mut headers = vec![
+            (b":method".to_vec(), method.clone().into_bytes()),
+            (b":scheme".to_vec(), scheme.clone().into_bytes()),
+            (b":authority".to_vec(), authority.clone().into_bytes()),
+            (b":path".to_vec(), path.clone().into_bytes()),
+        ];
+        headers.extend(bytes_pairs(request.get_headers().copy_all()));
+        let (url_path, query) = path.split_once('?').unwrap_or((&path, ""));
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name.as_bytes()))
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        let properties = vec![
+            prop("request.path", path.as_bytes()),
+            prop("request.url_path", url_path.as_bytes()),
+            prop("request.query", query.as_bytes()),
+            prop("request.host", authority.as_bytes()),
+            prop("request.scheme", scheme.as_bytes()),
+            prop("request.method", method.as_bytes()),
+            prop("request.protocol", b"HTTP/1.1"),
+            prop("request.id", &header("x-request-id")),
+            prop("request.referer", &header("referer")),
+            prop("request.useragent", &header("user-agent")),
+        ];
+        let end_of_stream = header("content-length") == b"0"
+            || (matches!(method.as_str(), "GET" | "HEAD") && header("content-length").is_empty());
+        state::begin(self.context, &properties);
+        state::set_map(self.context, REQUEST_HEADERS, &headers);
+
+        let count = headers.len() as u32;
+        self.call(|c| callback::on_request_headers(c, count, end_of_stream as u32));
+        go!(self.settle().await);
+
+        let (body, body_trailers) = Request::consume_body(request, body_done());
+        let (body, body_trailers) = go!(self
+            .body(
+                body,
+                body_trailers,
+                (REQUEST_BODY, "proxy_on_request_body"),
+                (REQUEST_TRAILERS, "proxy_on_request_trailers"),
+                413,
+            )
+            .await);
+        let mut headers = state::get_map(self.context, REQUEST_HEADERS);
+        let pseudo = |headers: &mut Pairs, name: &str| {
+            let found = headers.iter().position(|(k, _)| k == name.as_bytes());
+            found.map(|i| String::from_utf8_lossy(&headers.remove(i).1).into_owned())
+        };
+        let method = pseudo(&mut headers, ":method").unwrap_or(method);
+        let scheme = pseudo(&mut headers, ":scheme").unwrap_or(scheme);
+        let authority = pseudo(&mut headers, ":authority").unwrap_or(authority);
+        let path = pseudo(&mut headers, ":path").unwrap_or(path);
+        let (outgoing, _) = Request::new(
+            fields(&string_pairs(headers))?,
+            Some(body),
+            body_trailers,
+            options,
+        );
+        let invalid = |what: &str| {
+            ErrorCode::InternalError(Some(format!("the plugin set an invalid {what}")))
+        };
+        outgoing
+            .set_method(&parse_method(&method))
+            .map_err(|()| invalid(":method"))?;
+        outgoing
+            .set_scheme(Some(&parse_scheme(&scheme)))
+            .map_err(|()| invalid(":scheme"))?;
+        outgoing
+            .set_authority(Some(&authority))
+            .map_err(|()| invalid(":authority"))?;
+        outgoing
+            .set_path_with_query(Some(&path))
+            .map_err(|()| invalid(":path"))?;
+
+        let response = handler::handle(outgoing).await?;
+        let status = response.get_status_code();
+        let mut headers = vec![(b":status".to_vec(), status.to_string().into_bytes())];
+        headers.extend(bytes_pairs(response.get_headers().copy_all()));
+        state::set_map(self.context, RESPONSE_HEADERS, &headers);
+        let count = headers.len() as u32;
+        self.call(|c| callback::on_response_headers(c, count, 0));
+        go!(self.settle().await);
+
+        let (body, body_trailers) = Response::consume_body(response, body_done());
+        let (body, body_trailers) = go!(self
+            .body(
+                body,
+                body_trailers,
+                (RESPONSE_BODY, "proxy_on_response_body"),
+                (RESPONSE_TRAILERS, "proxy_on_response_trailers"),
+                500,
+            )
+            .await);
+        let mut headers = state::get_map(self.context, RESPONSE_HEADERS);
+        let status = match headers.iter().position(|(k, _)| k == b":status") {
+            Some(i) => String::from_utf8_lossy(&headers.remove(i).1)
+                .parse()
+                .unwrap_or(status),
+            None => status,
+        };
+        headers.retain(|(k, _)| !k.starts_with(b":"));
+        let (outgoing, _) =
+            Response::new(fields(&string_pairs(headers))?, Some(body), body_trailers);
+        outgoing.set_status_code(status).map_err(|()| {
+            ErrorCode::InternalError(Some(format!("the plugin set an invalid :status {status}")))
+        })?;
+        Ok(outgoing)
+    }
+
+    /// Runs one callback with this context as the hostcalls' context.
+    fn call<T>(&self, f: impl FnOnce(u32) -> T) -> T {
+        state::enter(self.context);
+        f(self.context)
+    }
+
+    /// Makes the `proxy_http_call`s and delivers the queue notifications
+    /// the last callback caused, and what those callbacks cause in turn;
+    /// then answers with the plugin's local response, if it sent one.
+    async fn settle(&self) -> Next<()> {
+        loop {
+            for queue in state::take_ready_queues() {
+                state::enter(self.setup.root);
+                callback::on_queue_ready(self.setup.root, queue);
+            }
+            let calls = state::take_calls();
+            if calls.is_empty() {
+                break;
+            }
+            for call in calls {
+                let (status, headers, body, trailers) =
+                    match side_call(&call, self.setup.max_body).await {
+                        Ok(answer) => answer,
+                        Err(e) => {
+                            eprintln!(
+                                "proxy_http_call to {} failed: {e:?}",
+                                String::from_utf8_lossy(&call.upstream)
+                            );
+                            (0, Vec::new(), Vec::new(), Vec::new())
+                        }
+                    };
+                let counts = (
+                    headers.len() as u32,
+                    body.len() as u32,
+                    trailers.len() as u32,
+                );
+                state::set_call_response(status, &headers, &body, &trailers);
+                state::enter(call.context);
+                callback::on_http_call_response(
+                    self.setup.root,
+                    call.token,
+                    counts.0,
+                    counts.1,
+                    counts.2,
+                );
+                state::set_call_response(0, &[], &[], &[]);
+            }
+        }
+        state::take_continued(self.context);
+        match state::take_local_response(self.context) {
+            Some(local) => Next::Answer(local_response(local)),
+            None => Next::Go(()),
+        }
+    }
+
+    /// Passes a body through untouched if the module has no callback for
+    /// it; else feeds it to the callback chunk by chunk, holding what the
+    /// callback pauses on (up to `max-body-bytes`, then `too_large`), and
+    /// returns what the callback let through.
+    async fn body(
+        &self,
+        mut body: StreamReader<u8>,
+        body_trailers: Trailers,
+        (kind, body_callback): (u32, &str),
+        (map, trailers_callback): (u32, &str),
+        too_large: u16,
+    ) -> Next<(StreamReader<u8>, Trailers)> {
+        let (has_body, has_trailers) = (
+            self.setup.has(body_callback),
+            self.setup.has(trailers_callback),
+        );
+        if !has_body && !has_trailers {
+            return Next::Go((body, body_trailers));
+        }
+        let mut passed = Vec::new();
+        let mut held = Vec::new();
+        loop {
+            let (status, chunk) = body.read(Vec::with_capacity(16 * 1024)).await;
+            let end = !matches!(status, StreamResult::Complete(_));
+            held.extend(chunk);
+            if held.len() > self.setup.max_body {
+                let reason = if too_large == 413 {
+                    "Payload Too Large"
+                } else {
+                    "Internal Server Error"
+                };
+                return Next::Answer(plain(
+                    too_large,
+                    format!("{too_large} {reason}: body over the plugin's buffer limit\n"),
+                ));
+            }
+            if !has_body {
+                if end {
+                    passed.append(&mut held);
+                    break;
+                }
+                continue;
+            }
+            state::set_buffer(self.context, kind, &held);
+            let size = held.len() as u32;
+            let action = self.call(|c| {
+                if kind == REQUEST_BODY {
+                    callback::on_request_body(c, size, end as u32)
+                } else {
+                    callback::on_response_body(c, size, end as u32)
+                }
+            });
+            if let Next::Answer(response) = self.settle().await {
+                return Next::Answer(response);
+            }
+            held = state::get_buffer(self.context, kind);
+            if action == CONTINUE || end {
+                passed.append(&mut held);
+            }
+            if end {
+                break;
+            }
+        }
+        let mut fields = match body_trailers.await {
+            Ok(Some(fields)) => Some(fields),
+            _ => None,
+        };
+        if has_trailers && let Some(found) = fields.take() {
+            let pairs = bytes_pairs(found.copy_all());
+            state::set_map(self.context, map, &pairs);
+            let count = pairs.len() as u32;
+            self.call(|c| {
+                if map == REQUEST_TRAILERS {
+                    callback::on_request_trailers(c, count)
+                } else {
+                    callback::on_response_trailers(c, count)
+                }
+            });
+            if let Next::Answer(response) = self.settle().await {
+                return Next::Answer(response);
+            }
+            let pairs = string_pairs(state::get_map(self.context, map));
+            fields = Fields::from_list(&pairs).ok();
+        }
+        Next::Go((body_stream(passed, None), trailers(fields)))
+    }
+}
+
+/// Makes one `proxy_http_call` through the host's `wasi:http/client`:
+/// the upstream names the authority to connect to.
+async fn side_call(
+    call: &state::Call,
+    max_body: usize,
+) -> Result<(u32, Pairs, Vec<u8>, Pairs), ErrorCode> {
+    let mut headers = call.headers.clone();
+    let mut pseudo = |name: &str| {
+        let found = headers.iter().position(|(k, _)| k == name.as_bytes());
+        found.map(|i| String::from_utf8_lossy(&headers.remove(i).1).into_owned())
+    };
+    let method = pseudo(":method").unwrap_or_else(|| "GET".into());
+    let path = pseudo(":path").unwrap_or_else(|| "/".into());
+    let scheme = pseudo(":scheme").unwrap_or_else(|| "http".into());
+    pseudo(":authority");
+    let body = (!call.body.is_empty()).then(|| body_stream(call.body.clone(), None));
+    let (request, _) = Request::new(fields(&string_pairs(headers))?, body, trailers(None), None);
+    let invalid =
+        |what: &str| ErrorCode::InternalError(Some(format!("invalid {what} in proxy_http_call")));
+    request
+        .set_method(&parse_method(&method))
+        .map_err(|()| invalid(":method"))?;
+    request
+        .set_scheme(Some(&parse_scheme(&scheme)))
+        .map_err(|()| invalid(":scheme"))?;
+    request
+        .set_authority(Some(&String::from_utf8_lossy(&call.upstream)))
+        .map_err(|()| invalid("upstream"))?;
+    request
+        .set_path_with_query(Some(&path))
+        .map_err(|()| invalid(":path"))?;
+    let response = client::send(request).await?;
+    let status = response.get_status_code();
+    let mut headers = vec![(b":status".to_vec(), status.to_string().into_bytes())];
+    headers.extend(bytes_pairs(response.get_headers().copy_all()));
+    let (mut body, body_trailers) = Response::consume_body(response, body_done());
+    let mut bytes = Vec::new();
+    loop {
+        let (status, chunk) = body.read(Vec::with_capacity(16 * 1024)).await;
+        bytes.extend(chunk);
+        if bytes.len() > max_body {
+            return Err(ErrorCode::HttpResponseBodySize(Some(bytes.len() as u64)));
+        }
+        if !matches!(status, StreamResult::Complete(_)) {
+            break;
+        }
+    }
+    let trailers = match body_trailers.await {
+        Ok(Some(fields)) => bytes_pairs(fields.copy_all()),
+        _ => Vec::new(),
+    };
+    Ok((status.into(), headers, bytes, trailers))
+}
+
+fn local_response(local: LocalResponse) -> Response {
+    let status = u16::try_from(local.status).unwrap_or(500);
+    let headers = string_pairs(local.headers);
+    let built = fields(&headers)
+        .map(|fields| Response::new(fields, Some(body_stream(local.body, None)), trailers(None)).0);
+    match built {
+        Ok(response) if response.set_status_code(status).is_ok() => response,
+        _ => plain(
+            500,
+            format!(
+                "500 Internal Server Error: the plugin sent an invalid local response ({status})\n"
+            ),
+        ),
+    }
+}
+
+fn plain(status: u16, text: String) -> Response {
+    let fallback = || Response::new(Fields::new(), None, trailers(None)).0;
+    text_response(status, &[], text).unwrap_or_else(|_| fallback())
+}
+
+fn prop(name: &str, value: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    (name.as_bytes().to_vec(), value.to_vec())
+}
+
+fn bytes_pairs(pairs: Vec<(String, Vec<u8>)>) -> Pairs {
+    pairs
+        .into_iter()
+        .map(|(k, v)| (k.into_bytes(), v))
+        .collect()
+}
+
+fn string_pairs(pairs: Pairs) -> Vec<(String, Vec<u8>)> {
+    pairs
+        .into_iter()
+        .map(|(k, v)| (String::from_utf8_lossy(&k).into_owned(), v))
+        .collect()
+}
+
+fn parse_method(method: &str) -> Method {
+    match method {
+        "GET" => Method::Get,
+        "HEAD" => Method::Head,
+        "POST" => Method::Post,
+        "PUT" => Method::Put,
+        "DELETE" => Method::Delete,
+        "CONNECT" => Method::Connect,
+        "OPTIONS" => Method::Options,
+        "TRACE" => Method::Trace,
+        "PATCH" => Method::Patch,
+        other => Method::Other(other.to_string()),
+    }
+}
+
+fn parse_scheme(scheme: &str) -> Scheme {
+    match scheme {
+        "http" => Scheme::Http,
+        "https" => Scheme::Https,
+        other => Scheme::Other(other.to_string()),
+    }
+}
+
+export!(Driver);

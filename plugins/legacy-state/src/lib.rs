@@ -1,0 +1,641 @@
+//! pwchain's built-in state component for wrapped proxy-wasm modules: it
+//! answers the module's hostcalls (through the adapter `pwchain wrap`
+//! generates) and lets the driver seed and read what they touch.
+//!
+//! It is its own component because the driver calls the module and the
+//! module calls the hostcalls: were they the driver's, the driver would be
+//! re-entered, which the component model forbids.
+//!
+//! Built from this source and embedded in the `pwchain` binary; a test checks
+//! that the committed `crates/compose/builtins/legacy-state.wasm` matches it.
+
+use exports::pwchain::proxy::legacy_control::{self, Call, LocalResponse, Pairs, Settings};
+use exports::pwchain::proxy::legacy_host;
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+wit_bindgen::generate!({
+    path: "../../wit",
+    world: "pwchain:proxy/legacy-state",
+    generate_all,
+});
+
+/// The ABI's statuses.
+const OK: u32 = 0;
+const NOT_FOUND: u32 = 1;
+const BAD_ARGUMENT: u32 = 2;
+const PARSE_FAILURE: u32 = 4;
+const EMPTY: u32 = 7;
+const CAS_MISMATCH: u32 = 8;
+
+/// Header map types.
+const REQUEST_HEADERS: u32 = 0;
+const RESPONSE_TRAILERS: u32 = 3;
+const CALL_RESPONSE_HEADERS: u32 = 6;
+const CALL_RESPONSE_TRAILERS: u32 = 7;
+
+/// Buffer types.
+const REQUEST_BODY: u32 = 0;
+const RESPONSE_BODY: u32 = 1;
+const CALL_RESPONSE_BODY: u32 = 4;
+const VM_CONFIGURATION: u32 = 6;
+const PLUGIN_CONFIGURATION: u32 = 7;
+
+#[derive(Default)]
+struct Stream {
+    /// Request headers, request trailers, response headers, response trailers.
+    maps: [Pairs; 4],
+    /// Request body, response body (what the current callback sees).
+    bodies: [Vec<u8>; 2],
+    properties: HashMap<String, Vec<u8>>,
+    local: Option<LocalResponse>,
+    continued: u32,
+}
+
+#[derive(Default)]
+struct CallResponse {
+    status: u32,
+    headers: Pairs,
+    body: Vec<u8>,
+    trailers: Pairs,
+}
+
+struct Metric {
+    name: Vec<u8>,
+    value: i64,
+}
+
+#[derive(Default)]
+struct State {
+    settings: Option<Settings>,
+    streams: HashMap<u32, Stream>,
+    current: u32,
+    calls: Vec<Call>,
+    next_token: u32,
+    call_response: CallResponse,
+    metrics: Vec<Metric>,
+    shared: HashMap<Vec<u8>, (Vec<u8>, u32)>,
+    queues: Vec<(Vec<u8>, VecDeque<Vec<u8>>)>,
+    ready: Vec<u32>,
+    tick: Option<(Duration, SystemTime)>,
+}
+
+thread_local! {
+    static STATE: RefCell<State> = RefCell::default();
+}
+
+fn with<T>(f: impl FnOnce(&mut State) -> T) -> T {
+    STATE.with(|state| f(&mut state.borrow_mut()))
+}
+
+impl State {
+    fn stream(&mut self) -> Option<&mut Stream> {
+        let current = self.current;
+        self.streams.get_mut(&current)
+    }
+
+    fn map(&mut self, map: u32) -> Result<&mut Pairs, u32> {
+        match map {
+            CALL_RESPONSE_HEADERS => Ok(&mut self.call_response.headers),
+            CALL_RESPONSE_TRAILERS => Ok(&mut self.call_response.trailers),
+            REQUEST_HEADERS..=RESPONSE_TRAILERS => self
+                .stream()
+                .map(|s| &mut s.maps[map as usize])
+                .ok_or(NOT_FOUND),
+            _ => Err(BAD_ARGUMENT),
+        }
+    }
+
+    fn buffer(&mut self, kind: u32) -> Result<&mut Vec<u8>, u32> {
+        match kind {
+            VM_CONFIGURATION | PLUGIN_CONFIGURATION => {
+                let settings = self.settings.as_mut().ok_or(NOT_FOUND)?;
+                Ok(match kind {
+                    VM_CONFIGURATION => &mut settings.vm_configuration,
+                    _ => &mut settings.configuration,
+                })
+            }
+            REQUEST_BODY | RESPONSE_BODY => self
+                .stream()
+                .map(|s| &mut s.bodies[kind as usize])
+                .ok_or(NOT_FOUND),
+            CALL_RESPONSE_BODY => Ok(&mut self.call_response.body),
+            _ => Err(BAD_ARGUMENT),
+        }
+    }
+
+    fn name(&self) -> &str {
+        self.settings.as_ref().map_or("proxy-wasm", |s| &s.name)
+    }
+}
+
+/// `[u32 count][count × (u32 key length, u32 value length)]` then each key
+/// and value followed by NUL: the ABI's header map.
+fn serialize(pairs: &Pairs) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend((pairs.len() as u32).to_le_bytes());
+    for (k, v) in pairs {
+        out.extend((k.len() as u32).to_le_bytes());
+        out.extend((v.len() as u32).to_le_bytes());
+    }
+    for (k, v) in pairs {
+        for part in [k, v] {
+            out.extend(part);
+            out.push(0);
+        }
+    }
+    out
+}
+
+fn deserialize(bytes: &[u8]) -> Option<Pairs> {
+    let word = |at: usize| -> Option<usize> {
+        let b = bytes.get(at..at + 4)?;
+        Some(u32::from_le_bytes(b.try_into().ok()?) as usize)
+    };
+    if bytes.is_empty() {
+        return Some(Vec::new());
+    }
+    let count = word(0)?;
+    let mut at = 4 + count.checked_mul(8)?;
+    let mut pairs = Vec::with_capacity(count.min(1024));
+    for i in 0..count {
+        let (klen, vlen) = (word(4 + i * 8)?, word(8 + i * 8)?);
+        let key = bytes.get(at..at + klen)?.to_vec();
+        at += klen + 1;
+        let value = bytes.get(at..at + vlen)?.to_vec();
+        at += vlen + 1;
+        pairs.push((key, value));
+    }
+    Some(pairs)
+}
+
+fn lower(bytes: &[u8]) -> Vec<u8> {
+    bytes.to_ascii_lowercase()
+}
+
+fn now() -> SystemTime {
+    SystemTime::now()
+}
+
+fn status(result: Result<(), u32>) -> u32 {
+    result.err().unwrap_or(OK)
+}
+
+struct Component;
+
+impl legacy_host::Guest for Component {
+    fn log(level: u32, message: Vec<u8>) -> u32 {
+        with(|state| {
+            let least = state.settings.as_ref().map_or(2, |s| s.log_level);
+            if level >= least {
+                let name = ["trace", "debug", "info", "warn", "error", "critical"]
+                    .get(level as usize)
+                    .unwrap_or(&"log");
+                eprintln!(
+                    "{} {name}: {}",
+                    state.name(),
+                    String::from_utf8_lossy(&message)
+                );
+            }
+        });
+        OK
+    }
+
+    fn get_log_level() -> Result<u32, u32> {
+        with(|state| Ok(state.settings.as_ref().map_or(2, |s| s.log_level)))
+    }
+
+    fn get_current_time() -> Result<u64, u32> {
+        Ok(now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64))
+    }
+
+    fn set_tick_period(millis: u32) -> u32 {
+        with(|state| {
+            state.tick = (millis > 0).then(|| (Duration::from_millis(millis.into()), now()));
+        });
+        OK
+    }
+
+    fn get_configuration() -> Result<Vec<u8>, u32> {
+        with(|state| state.buffer(PLUGIN_CONFIGURATION).map(|b| b.clone()))
+    }
+
+    fn get_buffer_bytes(kind: u32, start: u32, max: u32) -> Result<Vec<u8>, u32> {
+        with(|state| {
+            let buffer = state.buffer(kind)?;
+            let start = (start as usize).min(buffer.len());
+            let end = start.saturating_add(max as usize).min(buffer.len());
+            Ok(buffer[start..end].to_vec())
+        })
+    }
+
+    fn get_buffer_status(kind: u32) -> Result<(u32, u32), u32> {
+        with(|state| Ok((state.buffer(kind)?.len() as u32, 0)))
+    }
+
+    fn set_buffer_bytes(kind: u32, start: u32, size: u32, data: Vec<u8>) -> u32 {
+        with(|state| {
+            status(state.buffer(kind).map(|buffer| {
+                let start = (start as usize).min(buffer.len());
+                let end = start.saturating_add(size as usize).min(buffer.len());
+                buffer.splice(start..end, data);
+            }))
+        })
+    }
+
+    fn get_header_map_pairs(map: u32) -> Result<Vec<u8>, u32> {
+        with(|state| state.map(map).map(|pairs| serialize(pairs)))
+    }
+
+    fn set_header_map_pairs(map: u32, pairs: Vec<u8>) -> u32 {
+        let Some(pairs) = deserialize(&pairs) else {
+            return PARSE_FAILURE;
+        };
+        with(|state| status(state.map(map).map(|m| *m = pairs)))
+    }
+
+    fn get_header_map_value(map: u32, key: Vec<u8>) -> Result<Vec<u8>, u32> {
+        let key = lower(&key);
+        with(|state| {
+            let pairs = state.map(map)?;
+            let found = pairs.iter().find(|(k, _)| k.eq_ignore_ascii_case(&key));
+            found.map(|(_, v)| v.clone()).ok_or(NOT_FOUND)
+        })
+    }
+
+    fn replace_header_map_value(map: u32, key: Vec<u8>, value: Vec<u8>) -> u32 {
+        let key = lower(&key);
+        with(|state| {
+            status(state.map(map).map(|pairs| {
+                pairs.retain(|(k, _)| !k.eq_ignore_ascii_case(&key));
+                pairs.push((key, value));
+            }))
+        })
+    }
+
+    fn remove_header_map_value(map: u32, key: Vec<u8>) -> u32 {
+        with(|state| {
+            status(
+                state
+                    .map(map)
+                    .map(|pairs| pairs.retain(|(k, _)| !k.eq_ignore_ascii_case(&key))),
+            )
+        })
+    }
+
+    fn add_header_map_value(map: u32, key: Vec<u8>, value: Vec<u8>) -> u32 {
+        let key = lower(&key);
+        with(|state| status(state.map(map).map(|pairs| pairs.push((key, value)))))
+    }
+
+    fn get_property(path: Vec<u8>) -> Result<Vec<u8>, u32> {
+        let path = path.strip_suffix(b"\0").unwrap_or(&path);
+        let key = String::from_utf8_lossy(path).replace('\0', ".");
+        with(|state| {
+            if let Some(value) = state.stream().and_then(|s| s.properties.get(&key)) {
+                return Ok(value.clone());
+            }
+            let settings = state.settings.as_ref().ok_or(NOT_FOUND)?;
+            match key.as_str() {
+                "plugin_name" => Ok(settings.name.clone().into_bytes()),
+                "plugin_root_id" => Ok(settings.root.to_string().into_bytes()),
+                "plugin_vm_id" => Ok(Vec::new()),
+                _ => Err(NOT_FOUND),
+            }
+        })
+    }
+
+    fn set_property(path: Vec<u8>, value: Vec<u8>) -> u32 {
+        let key = String::from_utf8_lossy(&path).replace('\0', ".");
+        with(|state| match state.stream() {
+            Some(stream) => {
+                stream.properties.insert(key, value);
+                OK
+            }
+            None => NOT_FOUND,
+        })
+    }
+
+    fn get_shared_data(key: Vec<u8>) -> Result<(Vec<u8>, u32), u32> {
+        with(|state| state.shared.get(&key).cloned().ok_or(NOT_FOUND))
+    }
+
+    fn set_shared_data(key: Vec<u8>, value: Vec<u8>, cas: u32) -> u32 {
+        with(|state| {
+            let entry = state.shared.entry(key).or_insert((Vec::new(), 0));
+            if cas != 0 && cas != entry.1 {
+                return CAS_MISMATCH;
+            }
+            *entry = (value, entry.1.wrapping_add(1).max(1));
+            OK
+        })
+    }
+
+    fn register_shared_queue(name: Vec<u8>) -> Result<u32, u32> {
+        with(|state| {
+            let found = state.queues.iter().position(|(n, _)| *n == name);
+            let index = found.unwrap_or_else(|| {
+                state.queues.push((name, VecDeque::new()));
+                state.queues.len() - 1
+            });
+            Ok(index as u32 + 1)
+        })
+    }
+
+    fn resolve_shared_queue(_vm: Vec<u8>, name: Vec<u8>) -> Result<u32, u32> {
+        with(|state| {
+            let found = state.queues.iter().position(|(n, _)| *n == name);
+            found.map(|i| i as u32 + 1).ok_or(NOT_FOUND)
+        })
+    }
+
+    fn dequeue_shared_queue(queue: u32) -> Result<Vec<u8>, u32> {
+        with(|state| {
+            let (_, items) = state
+                .queues
+                .get_mut(queue.wrapping_sub(1) as usize)
+                .ok_or(NOT_FOUND)?;
+            items.pop_front().ok_or(EMPTY)
+        })
+    }
+
+    fn enqueue_shared_queue(queue: u32, value: Vec<u8>) -> u32 {
+        with(
+            |state| match state.queues.get_mut(queue.wrapping_sub(1) as usize) {
+                Some((_, items)) => {
+                    items.push_back(value);
+                    state.ready.push(queue);
+                    OK
+                }
+                None => NOT_FOUND,
+            },
+        )
+    }
+
+    fn continue_stream(stream: u32) -> u32 {
+        if stream > 1 {
+            return BAD_ARGUMENT;
+        }
+        with(|state| {
+            status(
+                state
+                    .stream()
+                    .map(|s| s.continued |= 1 << stream)
+                    .ok_or(NOT_FOUND),
+            )
+        })
+    }
+
+    fn close_stream(_stream: u32) -> u32 {
+        OK
+    }
+
+    fn send_local_response(
+        status: u32,
+        _details: Vec<u8>,
+        body: Vec<u8>,
+        headers: Vec<u8>,
+        _grpc_status: i32,
+    ) -> u32 {
+        let Some(headers) = deserialize(&headers) else {
+            return PARSE_FAILURE;
+        };
+        with(|state| match state.stream() {
+            Some(stream) => {
+                stream.local = Some(LocalResponse {
+                    status,
+                    headers,
+                    body,
+                });
+                OK
+            }
+            None => NOT_FOUND,
+        })
+    }
+
+    fn http_call(
+        upstream: Vec<u8>,
+        headers: Vec<u8>,
+        body: Vec<u8>,
+        trailers: Vec<u8>,
+        timeout_ms: u32,
+    ) -> Result<u32, u32> {
+        let (Some(headers), Some(trailers)) = (deserialize(&headers), deserialize(&trailers))
+        else {
+            return Err(PARSE_FAILURE);
+        };
+        if !headers.iter().any(|(k, _)| k == b":path") {
+            return Err(BAD_ARGUMENT);
+        }
+        with(|state| {
+            state.next_token += 1;
+            let token = state.next_token;
+            state.calls.push(Call {
+                token,
+                context: state.current,
+                upstream,
+                headers,
+                body,
+                trailers,
+                timeout_ms,
+            });
+            Ok(token)
+        })
+    }
+
+    fn get_status() -> Result<(u32, Vec<u8>), u32> {
+        with(|state| Ok((state.call_response.status, Vec::new())))
+    }
+
+    fn set_effective_context(context: u32) -> u32 {
+        with(|state| {
+            let root = state.settings.as_ref().map(|s| s.root);
+            if state.streams.contains_key(&context) || root == Some(context) {
+                state.current = context;
+                OK
+            } else {
+                BAD_ARGUMENT
+            }
+        })
+    }
+
+    fn done() -> u32 {
+        OK
+    }
+
+    fn define_metric(_kind: u32, name: Vec<u8>) -> Result<u32, u32> {
+        with(|state| {
+            let found = state.metrics.iter().position(|m| m.name == name);
+            let index = found.unwrap_or_else(|| {
+                state.metrics.push(Metric { name, value: 0 });
+                state.metrics.len() - 1
+            });
+            Ok(index as u32 + 1)
+        })
+    }
+
+    fn increment_metric(metric: u32, delta: i64) -> u32 {
+        with(
+            |state| match state.metrics.get_mut(metric.wrapping_sub(1) as usize) {
+                Some(m) => {
+                    m.value = m.value.wrapping_add(delta);
+                    OK
+                }
+                None => NOT_FOUND,
+            },
+        )
+    }
+
+    fn record_metric(metric: u32, value: u64) -> u32 {
+        with(
+            |state| match state.metrics.get_mut(metric.wrapping_sub(1) as usize) {
+                Some(m) => {
+                    m.value = value as i64;
+                    OK
+                }
+                None => NOT_FOUND,
+            },
+        )
+    }
+
+    fn get_metric(metric: u32) -> Result<u64, u32> {
+        with(|state| {
+            let m = state
+                .metrics
+                .get(metric.wrapping_sub(1) as usize)
+                .ok_or(NOT_FOUND)?;
+            Ok(m.value as u64)
+        })
+    }
+
+    fn write(fd: u32, data: Vec<u8>) -> u32 {
+        if !matches!(fd, 1 | 2) {
+            return 8; // EBADF
+        }
+        let text = String::from_utf8_lossy(&data);
+        with(|state| {
+            for line in text.lines().filter(|l| !l.is_empty()) {
+                eprintln!(
+                    "{} {}: {line}",
+                    state.name(),
+                    ["", "stdout", "stderr"][fd as usize]
+                );
+            }
+        });
+        0
+    }
+
+    fn random() -> u64 {
+        use std::hash::BuildHasher;
+        std::collections::hash_map::RandomState::new().hash_one(now())
+    }
+}
+
+impl legacy_control::Guest for Component {
+    fn setup(settings: Settings) {
+        with(|state| state.settings = Some(settings));
+    }
+
+    fn begin(context: u32, properties: Pairs) {
+        let properties = properties
+            .into_iter()
+            .map(|(k, v)| (String::from_utf8_lossy(&k).into_owned(), v))
+            .collect();
+        with(|state| {
+            state.streams.insert(
+                context,
+                Stream {
+                    properties,
+                    ..Stream::default()
+                },
+            );
+        });
+    }
+
+    fn end(context: u32) {
+        with(|state| state.streams.remove(&context));
+    }
+
+    fn enter(context: u32) {
+        with(|state| state.current = context);
+    }
+
+    fn set_map(context: u32, map: u32, pairs: Pairs) {
+        with(|state| {
+            state.current = context;
+            if let Ok(m) = state.map(map) {
+                *m = pairs;
+            }
+        });
+    }
+
+    fn get_map(context: u32, map: u32) -> Pairs {
+        with(|state| {
+            state.current = context;
+            state.map(map).map(|m| m.clone()).unwrap_or_default()
+        })
+    }
+
+    fn set_buffer(context: u32, kind: u32, data: Vec<u8>) {
+        with(|state| {
+            state.current = context;
+            if let Ok(b) = state.buffer(kind) {
+                *b = data;
+            }
+        });
+    }
+
+    fn get_buffer(context: u32, kind: u32) -> Vec<u8> {
+        with(|state| {
+            state.current = context;
+            state.buffer(kind).map(|b| b.clone()).unwrap_or_default()
+        })
+    }
+
+    fn take_local_response(context: u32) -> Option<LocalResponse> {
+        with(|state| state.streams.get_mut(&context)?.local.take())
+    }
+
+    fn take_continued(context: u32) -> u32 {
+        with(|state| {
+            state
+                .streams
+                .get_mut(&context)
+                .map_or(0, |s| std::mem::take(&mut s.continued))
+        })
+    }
+
+    fn take_calls() -> Vec<Call> {
+        with(|state| std::mem::take(&mut state.calls))
+    }
+
+    fn set_call_response(status: u32, headers: Pairs, body: Vec<u8>, trailers: Pairs) {
+        with(|state| {
+            state.call_response = CallResponse {
+                status,
+                headers,
+                body,
+                trailers,
+            }
+        });
+    }
+
+    fn take_ready_queues() -> Vec<u32> {
+        with(|state| std::mem::take(&mut state.ready))
+    }
+
+    fn tick_due() -> bool {
+        with(|state| match &mut state.tick {
+            Some((period, last)) if last.elapsed().is_ok_and(|e| e >= *period) => {
+                *last = now();
+                true
+            }
+            _ => false,
+        })
+    }
+}
+
+export!(Component);
