@@ -3,7 +3,8 @@
 
 mod common;
 
-use common::{Workspace, compose_fails, legacy_plugins, run};
+use common::{Peer, Reply, Served, Workspace, compose_fails, legacy_plugins, plugin, request, run};
+use std::time::{Duration, Instant};
 
 #[test]
 fn inspect_reads_a_proxy_wasm_module_of_either_target() {
@@ -53,6 +54,371 @@ fn compose_sends_a_proxy_wasm_module_to_wrap() {
             "chain.toml:3:8",
             "core WebAssembly module, not a component",
             "pwchain wrap",
+        ],
+    );
+}
+
+/// `pwchain wrap FLAVOUR-of-header-filter` into the workspace, checked.
+fn wrapped(ws: &Workspace, module: &str, args: &[&str]) -> std::path::PathBuf {
+    let input = legacy_plugins().join(module);
+    let output = ws.path(&format!("{module}.component.wasm"));
+    let mut all = vec![
+        "wrap",
+        input.to_str().unwrap(),
+        "-o",
+        output.to_str().unwrap(),
+    ];
+    all.extend_from_slice(args);
+    let result = run(&all);
+    assert!(result.status.success(), "{}", common::stderr(&result));
+    output
+}
+
+#[test]
+fn wrapped_filters_of_either_target_run_between_native_plugins() {
+    for flavour in ["unknown", "wasip1"] {
+        let ws = Workspace::new();
+        let component = wrapped(
+            &ws,
+            &format!("header-filter.{flavour}.wasm"),
+            &["--config-string", &format!("tag-{flavour}"), "--name", "hf"],
+        );
+        let info = run(&["inspect", "--json", component.to_str().unwrap()]);
+        let info: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+        assert_eq!(info["role"], "middleware", "{info}");
+        assert_eq!(info["entry"], "wasi:http/handler@0.3.2");
+
+        let composite = ws.compose(&format!(
+            r#"
+[[plugin]]
+name = "add-header"
+path = "{{plugins}}/add-header.wasm"
+
+[[plugin]]
+name = "legacy"
+path = "{}"
+
+[[plugin]]
+name = "rewrite-body"
+path = "{{plugins}}/rewrite-body.wasm"
+
+[origin]
+path = "{{plugins}}/echo.wasm"
+"#,
+            component.display()
+        ));
+        let served = Served::start(&composite, &[]);
+        let answer = served.request("GET", "/hello", &[], b"");
+        assert_eq!(answer.status, 200, "{flavour}: {}", answer.text());
+        let tag = format!("tag-{flavour}");
+        // The echo shows the request the legacy filter passed on, upper-cased
+        // by rewrite-body on its way back.
+        let echoed = answer.text();
+        assert!(
+            echoed.contains(&format!("X-LEGACY-REQUEST: {}", tag.to_uppercase())),
+            "{flavour}: {echoed}"
+        );
+        assert!(echoed.contains("X-CHAIN-HOP: ADD-HEADER"), "{echoed}");
+        assert_eq!(answer.header("x-legacy-response"), Some(tag.as_str()));
+        assert!(answer.header("x-served-by").is_some(), "add-header outside");
+
+        let denied = served.request("GET", "/legacy-deny/x", &[], b"");
+        assert_eq!(denied.status, 403, "{flavour}");
+        assert_eq!(denied.header("x-legacy"), Some(tag.as_str()));
+        assert_eq!(
+            denied.text(),
+            "denied by a proxy-wasm filter\n",
+            "not passed on"
+        );
+        assert!(
+            denied.header("x-served-by").is_some(),
+            "add-header still sees it"
+        );
+        assert!(
+            served
+                .log_line(&format!("hf info: configured with tag {tag}"))
+                .is_some()
+        );
+        assert!(served.log_line("hf info: denying /legacy-deny/x").is_some());
+    }
+}
+
+const PROBE_CHAIN: &str = r#"
+[[plugin]]
+name = "probe"
+proxy-wasm = "{legacy}/abi-probe.FLAVOUR.wasm"
+configuration = "upstream=UPSTREAM\ntag=probe-tag"
+vm-configuration = "vm-settings"
+
+[origin]
+path = "{plugins}/echo.wasm"
+"#;
+
+#[test]
+fn a_chain_names_a_proxy_wasm_module_and_its_abi_works() {
+    let upstream = Peer::start("forty-two\n");
+    for flavour in ["unknown", "wasip1"] {
+        let ws = Workspace::new();
+        let composite = ws.compose(
+            &PROBE_CHAIN
+                .replace("FLAVOUR", flavour)
+                .replace("UPSTREAM", &upstream.addr.to_string()),
+        );
+        let served = Served::start(&composite, &[]);
+        let first = served.request(
+            "GET",
+            "/hello?x=1",
+            &[("x-replace-me", "a"), ("x-remove-me", "b")],
+            b"",
+        );
+        assert_eq!(first.status, 200, "{flavour}: {}", first.text());
+        let echoed = first.text();
+        for line in [
+            "x-probe-method: GET",
+            "x-probe-path: /hello?x=1",
+            &format!("x-probe-authority: {}", served.addr),
+            "x-probe-scheme: http",
+            "x-probe-request-path: /hello?x=1",
+            "x-probe-request-method: GET",
+            "x-probe-request-url_path: /hello",
+            "x-probe-no-such-thing: <none>",
+            "x-replace-me: replaced",
+        ] {
+            assert!(echoed.contains(line), "{flavour}: {line:?} in {echoed}");
+        }
+        assert!(!echoed.contains("x-remove-me"), "{echoed}");
+        assert!(
+            !echoed.contains("x-probe-request-headers-bytes: 0"),
+            "request.headers is a map"
+        );
+        assert!(echoed.ends_with("-- seen by probe-tag\n"), "{echoed}");
+        assert_eq!(first.header("x-probe-metric"), Some("1"));
+        assert_eq!(first.header("x-probe-hits"), Some("1"));
+        assert_eq!(first.header("x-probe-upstream-status"), Some("200"));
+        assert_eq!(first.header("x-probe-log-level"), Some("2"), "info");
+        assert!(
+            served
+                .log_line("probe info: vm started with \"vm-settings\"")
+                .is_some()
+        );
+        assert!(
+            served
+                .log_line("probe info: configured: upstream")
+                .is_some()
+        );
+        assert!(served.log_line("probe info: dequeued /hello?x=1").is_some());
+
+        // A paused body, rewritten once complete, with content-length fixed.
+        let posted = served.request("POST", "/post", &[], b"ping, ping and ping");
+        let echoed = posted.text();
+        assert!(echoed.contains("PONG, PONG and PONG"), "{echoed}");
+        assert!(echoed.contains("content-length: 19"), "{echoed}");
+        assert_eq!(posted.header("x-probe-metric"), Some("2"), "per instance");
+
+        // proxy_http_call: the request waits for the answer, then goes on.
+        let called = served.request("GET", "/call", &[], b"");
+        assert!(
+            called.text().contains("x-call-answer: 200 forty-two"),
+            "{}",
+            called.text()
+        );
+        let side = upstream.next().expect("the side call arrived");
+        assert!(side.request_line.starts_with("GET /answer"), "{side:?}");
+        assert_eq!(side.header("x-from"), Some("probe"));
+
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let ticked = served.request("GET", "/tick", &[], b"");
+        let ticks: u32 = ticked.header("x-probe-ticks").unwrap().parse().unwrap();
+        assert!(ticks >= 1, "ticks run as requests arrive");
+
+        // A trap costs its own request; the next one gets a fresh instance.
+        let trapped = served.request("GET", "/trap", &[], b"");
+        assert_eq!(trapped.status, 500);
+        assert!(served.log_line("probe critical: panicked").is_some());
+        let after = served.request("GET", "/after", &[], b"");
+        assert_eq!(after.status, 200);
+        assert_eq!(
+            after.header("x-probe-metric"),
+            Some("1"),
+            "a fresh instance"
+        );
+    }
+}
+
+#[test]
+fn a_paused_body_over_the_limit_gets_413() {
+    let ws = Workspace::new();
+    // The echo's answer (the request's head and body) must fit too: a
+    // response body over the limit gets 500.
+    let component = wrapped(&ws, "abi-probe.unknown.wasm", &["--max-body-bytes", "2000"]);
+    let composite = ws.compose(&format!(
+        "[[plugin]]\nname = \"probe\"\npath = \"{}\"\n\n[origin]\npath = \"{{plugins}}/echo.wasm\"\n",
+        component.display()
+    ));
+    let served = Served::start(&composite, &[]);
+    let small = served.request("POST", "/", &[], &[b'a'; 100]);
+    assert_eq!(small.status, 200, "{}", small.text());
+    let large = served.request("POST", "/", &[], &[b'a'; 5000]);
+    assert_eq!(large.status, 413, "{}", large.text());
+    assert!(large.text().contains("over the plugin's buffer limit"));
+}
+
+#[test]
+fn a_wrapped_plugin_serves_concurrent_requests_without_serialising() {
+    let ws = Workspace::new();
+    let upstream = Peer::replying(Reply::Slow(Duration::from_millis(800), "slow"));
+    let composite = ws.compose(
+        "[[plugin]]\nname = \"legacy\"\nproxy-wasm = \"{legacy}/header-filter.unknown.wasm\"\n\n[origin]\nhost = true\n",
+    );
+    let served = Served::with_args(
+        &composite,
+        &["--upstream", &format!("http://{}", upstream.addr)],
+    );
+    let addr = served.addr;
+    // One instance up first, so the host has no reason to start another.
+    assert_eq!(request(addr, "GET", "/warm", &[], b"").status, 200);
+    let started = Instant::now();
+    let clients: Vec<_> = (0..16)
+        .map(|i| std::thread::spawn(move || request(addr, "GET", &format!("/slow/{i}"), &[], b"")))
+        .collect();
+    for client in clients {
+        let answer = client.join().unwrap();
+        assert_eq!(answer.status, 200);
+        assert_eq!(answer.header("x-legacy-response"), Some("legacy"));
+    }
+    let took = started.elapsed();
+    // wasmtime's handler may start more instances under load; each logs its
+    // own `on_configure`. Were each instance to take one request at a
+    // time, the busiest would need ceil(16 / instances) × 0.8 s.
+    let instances = served
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains("configured with tag"))
+        .count();
+    assert!((1..16).contains(&instances), "{instances} instances");
+    let serial = Duration::from_millis(800) * 16usize.div_ceil(instances) as u32;
+    assert!(
+        took < serial.min(Duration::from_millis(3000)),
+        "16 requests over {instances} instances took {took:?}"
+    );
+}
+
+#[test]
+fn wrap_refuses_what_it_cannot_run() {
+    let ws = Workspace::new();
+    let out = ws.path("out.wasm");
+    let refuse = |input: &std::path::Path, args: &[&str], expected: &[&str]| {
+        let mut all = vec!["wrap", input.to_str().unwrap(), "-o", out.to_str().unwrap()];
+        all.extend_from_slice(args);
+        let result = run(&all);
+        let message = common::stderr(&result);
+        assert_eq!(result.status.code(), Some(1), "{message}");
+        for piece in expected {
+            assert!(message.contains(piece), "expected {piece:?} in:\n{message}");
+        }
+        assert!(!out.exists(), "a failed wrap wrote its output");
+    };
+    let plain = ws.write(
+        "plain.wasm",
+        wat::parse_str("(module (func (export \"_start\")))").unwrap(),
+    );
+    refuse(
+        &plain,
+        &[],
+        &["not a proxy-wasm module", "proxy_abi_version_"],
+    );
+    let old = ws.write(
+        "old.wasm",
+        wat::parse_str(
+            r#"(module (memory (export "memory") 1)
+                (func (export "proxy_abi_version_0_1_0"))
+                (func (export "malloc") (param i32) (result i32) (i32.const 0)))"#,
+        )
+        .unwrap(),
+    );
+    refuse(&old, &[], &["ABI 0.1.0", "0.2.x"]);
+    let unknown = r#"(module
+        (import "env" "proxy_log" (func (param i32 i32 i32) (result i32)))
+        (import "env" "proxy_teleport" (func (param i32) (result i32)))
+        (memory (export "memory") 1)
+        (func (export "proxy_abi_version_0_2_1"))
+        (func (export "proxy_on_memory_allocate") (param i32) (result i32) (i32.const 1024))
+        (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+          (drop (call 1 (i32.const 7)))
+          (i32.const 0)))"#;
+    let unknown = ws.write("unknown.wasm", wat::parse_str(unknown).unwrap());
+    refuse(&unknown, &[], &["proxy_teleport", "--allow-unimplemented"]);
+    refuse(&plugin("echo"), &[], &["a component, not a core module"]);
+    let mismatched = ws.write(
+        "mismatched.wasm",
+        wat::parse_str(
+            r#"(module
+                (import "env" "proxy_log" (func (param i32 i32) (result i32)))
+                (memory (export "memory") 1)
+                (func (export "proxy_abi_version_0_2_1"))
+                (func (export "malloc") (param i32) (result i32) (i32.const 0)))"#,
+        )
+        .unwrap(),
+    );
+    refuse(
+        &mismatched,
+        &[],
+        &["env.proxy_log", "(param i32 i32 i32) (result i32)"],
+    );
+
+    // Allowed, the unknown hostcall answers Unimplemented and the module runs.
+    let result = run(&[
+        "wrap",
+        unknown.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--allow-unimplemented",
+        "--json",
+    ]);
+    assert!(result.status.success(), "{}", common::stderr(&result));
+    let report: serde_json::Value = serde_json::from_slice(&result.stdout).unwrap();
+    assert_eq!(
+        report["unimplemented"],
+        serde_json::json!(["proxy_teleport"])
+    );
+    assert_eq!(report["side_calls"], false);
+    let composite = ws.compose(&format!(
+        "[[plugin]]\nname = \"tiny\"\npath = \"{}\"\n\n[origin]\npath = \"{{plugins}}/echo.wasm\"\n",
+        out.display()
+    ));
+    let served = Served::start(&composite, &[]);
+    assert_eq!(served.request("GET", "/", &[], b"").status, 200);
+}
+
+#[test]
+fn manifest_errors_about_proxy_wasm_keys_are_located() {
+    let ws = Workspace::new();
+    compose_fails(
+        &ws,
+        "[[plugin]]\nname = \"a\"\npath = \"{plugins}/add-header.wasm\"\nconfiguration = \"x\"\n\n[origin]\npath = \"{plugins}/echo.wasm\"\n",
+        &[
+            "chain.toml:4:17",
+            "`configuration` and `vm-configuration` are for `proxy-wasm` plugins",
+            "config = {",
+        ],
+    );
+    compose_fails(
+        &ws,
+        "[[plugin]]\nname = \"a\"\npath = \"{plugins}/add-header.wasm\"\nproxy-wasm = \"{legacy}/header-filter.unknown.wasm\"\n\n[origin]\npath = \"{plugins}/echo.wasm\"\n",
+        &[
+            "chain.toml:4:14",
+            "only one of `path`, `source`, `package` and `proxy-wasm`",
+        ],
+    );
+    compose_fails(
+        &ws,
+        "[[plugin]]\nname = \"a\"\nproxy-wasm = \"{plugins}/echo.wasm\"\n\n[origin]\npath = \"{plugins}/echo.wasm\"\n",
+        &[
+            "chain.toml:3:14",
+            "cannot wrap",
+            "a component, not a core module",
         ],
     );
 }

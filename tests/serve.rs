@@ -220,7 +220,13 @@ host = true
 
 #[test]
 fn built_ins_match_their_sources() {
-    for name in ["forward", "allow-calls", "echo"] {
+    for name in [
+        "forward",
+        "allow-calls",
+        "echo",
+        "legacy-state",
+        "legacy-driver",
+    ] {
         let committed =
             std::fs::read(repo().join(format!("crates/compose/builtins/{name}.wasm"))).unwrap();
         let rebuilt = std::fs::read(plugin(name)).unwrap();

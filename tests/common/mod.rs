@@ -91,8 +91,13 @@ impl Workspace {
         path
     }
 
+    /// Writes `chain.toml`; `{plugins}` and `{legacy}` stand for the built
+    /// plugins' directories.
     pub fn manifest(&self, toml: &str) -> PathBuf {
-        let text = toml.replace("{plugins}", &plugins().display().to_string());
+        let mut text = toml.replace("{plugins}", &plugins().display().to_string());
+        if text.contains("{legacy}") {
+            text = text.replace("{legacy}", &legacy_plugins().display().to_string());
+        }
         self.write("chain.toml", text)
     }
 

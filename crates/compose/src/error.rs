@@ -232,7 +232,7 @@ impl PluginProblem {
                 "point `path` at a component built for wasm32-wasip2 (e.g. `target/wasm32-wasip2/release/NAME.wasm`)".into()
             }
             PluginProblem::CoreModule { .. } => {
-                "turn it into a component (e.g. build for `wasm32-wasip2`, or `wasm-tools component new`); a proxy-wasm filter needs `pwchain wrap`".into()
+                "turn it into a component (e.g. build for `wasm32-wasip2`, or `wasm-tools component new`); a proxy-wasm filter goes in a chain as `proxy-wasm = \"FILE\"`, or through `pwchain wrap`".into()
             }
             PluginProblem::NoEntry { .. } => {
                 "a plugin must export `wasi:http/handler@0.3.x` (world `wasi:http/middleware`, `wasi:http/service` or `pwchain:proxy/proxy`)".into()

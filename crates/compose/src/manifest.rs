@@ -46,6 +46,18 @@ pub struct PluginSpec {
     pub side_calls_span: Option<Range<usize>>,
     /// Where the plugin's table is, for errors that concern it.
     pub span: Range<usize>,
+    /// Set when the source is a legacy proxy-wasm module, wrapped as the
+    /// chain is composed.
+    pub legacy: Option<Legacy>,
+}
+
+/// `proxy-wasm = "…"`: what Envoy would pass the module, as strings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Legacy {
+    /// `configuration`, read in `on_configure`.
+    pub configuration: String,
+    /// `vm-configuration`, read in `on_vm_start`.
+    pub vm_configuration: String,
 }
 
 /// Where a component comes from.
@@ -129,6 +141,11 @@ struct RawPlugin {
     config: Option<Spanned<toml::Value>>,
     #[serde(rename = "side-calls")]
     side_calls: Option<Spanned<toml::Value>>,
+    #[serde(rename = "proxy-wasm")]
+    proxy_wasm: Option<Spanned<String>>,
+    configuration: Option<Spanned<String>>,
+    #[serde(rename = "vm-configuration")]
+    vm_configuration: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -221,7 +238,34 @@ impl Manifest {
                     )),
                 ));
             }
-            let source = one_source(&file, &span, plugin.path, plugin.source, plugin.package)?;
+            let legacy = legacy(
+                &file,
+                &plugin.proxy_wasm,
+                plugin.configuration,
+                plugin.vm_configuration,
+            )?;
+            let proxy_wasm = plugin.proxy_wasm.map(|p| {
+                let span = p.span();
+                let text = p.into_inner();
+                match text.starts_with("oci://") {
+                    true => Source::Oci {
+                        reference: text,
+                        span,
+                    },
+                    false => Source::Path {
+                        path: PathBuf::from(text),
+                        span,
+                    },
+                }
+            });
+            let source = one_source(
+                &file,
+                &span,
+                plugin.path,
+                plugin.source,
+                plugin.package,
+                proxy_wasm,
+            )?;
             let digest = plugin.digest.map(|d| check_digest(&file, d)).transpose()?;
             let (settings, config_span, side_calls_span) = parse_settings(
                 &file,
@@ -238,6 +282,7 @@ impl Manifest {
                 config_span,
                 side_calls_span,
                 span,
+                legacy,
             });
         }
 
@@ -311,12 +356,39 @@ fn check_digest(file: &SourceFile, digest: Spanned<String>) -> Result<Spanned<St
     ))
 }
 
+/// `configuration` and `vm-configuration`, which only a `proxy-wasm`
+/// plugin reads.
+fn legacy(
+    file: &SourceFile,
+    proxy_wasm: &Option<Spanned<String>>,
+    configuration: Option<Spanned<String>>,
+    vm_configuration: Option<Spanned<String>>,
+) -> Result<Option<Legacy>, Error> {
+    if proxy_wasm.is_none() {
+        if let Some(key) = configuration.as_ref().or(vm_configuration.as_ref()) {
+            return Err(file.error(
+                key.span(),
+                "`configuration` and `vm-configuration` are for `proxy-wasm` plugins".into(),
+                Some("a component plugin reads its settings from `config = { … }`".into()),
+            ));
+        }
+        return Ok(None);
+    }
+    Ok(Some(Legacy {
+        configuration: configuration.map(Spanned::into_inner).unwrap_or_default(),
+        vm_configuration: vm_configuration
+            .map(Spanned::into_inner)
+            .unwrap_or_default(),
+    }))
+}
+
 fn one_source(
     file: &SourceFile,
     table: &Range<usize>,
     path: Option<Spanned<String>>,
     source: Option<Spanned<String>>,
     package: Option<Spanned<String>>,
+    proxy_wasm: Option<Source>,
 ) -> Result<Source, Error> {
     let given: Vec<Source> = [
         path.map(|p| Source::Path {
@@ -331,6 +403,7 @@ fn one_source(
             span: s.span(),
             spec: s.into_inner(),
         }),
+        proxy_wasm,
     ]
     .into_iter()
     .flatten()
@@ -339,12 +412,12 @@ fn one_source(
         Ok([source]) => Ok(source),
         Err(given) if given.is_empty() => Err(file.error(
             table.clone(),
-            "missing field `path`: a plugin needs one of `path`, `source` or `package`".into(),
+            "missing field `path`: a plugin needs one of `path`, `source`, `package` or `proxy-wasm`".into(),
             None,
         )),
         Err(given) => Err(file.error(
             given[1].span(),
-            "a plugin takes only one of `path`, `source` and `package`".into(),
+            "a plugin takes only one of `path`, `source`, `package` and `proxy-wasm`".into(),
             Some("keep the one that says where this component comes from".into()),
         )),
     }
@@ -418,12 +491,13 @@ fn parse_origin(file: &SourceFile, origin: Spanned<RawOrigin>) -> Result<Origin,
                 }
                 None => "origin".into(),
             },
-            source: one_source(file, &span, raw.path, raw.source, raw.package)?,
+            source: one_source(file, &span, raw.path, raw.source, raw.package, None)?,
             digest: raw.digest.map(|d| check_digest(file, d)).transpose()?,
             settings,
             config_span,
             side_calls_span,
             span,
+            legacy: None,
         }))),
         None => Err(file.error(
             span,

@@ -10,10 +10,11 @@ use crate::lock::{Lock, Locked};
 use crate::manifest::{Manifest, Origin, PluginSpec, Source};
 use crate::packages::{PackageSpec, Registries, select};
 use crate::policy::{Settings, SideCalls};
+use crate::proxy_wasm::WrapOptions;
 use crate::registry::{OciRef, Registry, RegistryError};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Resolves registry sources: through the lock, the cache, and (unless
 /// offline) the registry; records what each resolved to.
@@ -278,48 +279,66 @@ fn load_stage(
     resolver: &mut Resolver,
 ) -> Result<Stage, Error> {
     let at = |e: Error| e.at(&manifest.file, spec.source.span());
-    let (written, bytes) = match &spec.source {
+    let (written, bytes, path) = match &spec.source {
         Source::Path { path, .. } => {
             let path = manifest.dir().join(path);
-            let stage = Stage::read(&spec.name, &path, spec.source.to_string());
-            return pinned(stage, spec, manifest);
+            let bytes = std::fs::read(&path).map_err(|source| {
+                at(Error::Read {
+                    path: path.clone(),
+                    source,
+                })
+            })?;
+            (spec.source.to_string(), bytes, path)
         }
         Source::Oci { reference, .. } => {
             let oci = reference.parse().map_err(|e: RegistryError| at(e.into()))?;
-            (
-                reference,
-                resolver.fetch(&spec.name, reference, oci).map_err(at)?,
-            )
+            let bytes = resolver.fetch(&spec.name, reference, oci).map_err(at)?;
+            (reference.clone(), bytes, PathBuf::from(reference))
         }
-        Source::Package { spec: package, .. } => (
-            package,
-            resolver.fetch_package(&spec.name, package).map_err(at)?,
-        ),
+        Source::Package { spec: package, .. } => {
+            let bytes = resolver.fetch_package(&spec.name, package).map_err(at)?;
+            (package.clone(), bytes, PathBuf::from(package))
+        }
     };
-    let stage = Stage::from_bytes(&spec.name, bytes, written.clone(), Path::new(written));
-    pinned(stage, spec, manifest)
+    // A `digest` pin is on the bytes the user has: the module, not what
+    // wrapping makes of it.
+    check_pin(spec, manifest, &digest(&bytes))?;
+    let bytes = match &spec.legacy {
+        Some(legacy) => {
+            let options = WrapOptions {
+                name: spec.name.clone(),
+                configuration: legacy.configuration.clone(),
+                vm_configuration: legacy.vm_configuration.clone(),
+                ..WrapOptions::default()
+            };
+            crate::proxy_wasm::wrap(&written, &bytes, &options)
+                .map_err(at)?
+                .bytes
+        }
+        None => bytes,
+    };
+    let source = match &spec.legacy {
+        Some(_) => format!("proxy-wasm:{written}"),
+        None => written,
+    };
+    Stage::from_bytes(&spec.name, bytes, source, &path).map_err(at)
 }
 
-/// Checks a stage against the manifest's `digest` pin, if it has one.
-fn pinned(
-    stage: Result<Stage, Error>,
-    spec: &PluginSpec,
-    manifest: &Manifest,
-) -> Result<Stage, Error> {
-    let stage = stage.map_err(|e| e.at(&manifest.file, spec.source.span()))?;
+/// Checks `found` against the manifest's `digest` pin, if it has one.
+fn check_pin(spec: &PluginSpec, manifest: &Manifest, found: &str) -> Result<(), Error> {
     match &spec.digest {
-        Some(pin) if *pin.get_ref() != stage.digest => Err(manifest.file.error(
+        Some(pin) if pin.get_ref() != found => Err(manifest.file.error(
             pin.span(),
             format!(
                 "plugin `{}` is pinned to {}, but `{}` hashes to {}",
                 spec.name,
                 pin.get_ref(),
                 spec.source,
-                stage.digest
+                found
             ),
             Some("if the new component is expected, update the `digest`".into()),
         )),
-        _ => Ok(stage),
+        _ => Ok(()),
     }
 }
 

@@ -425,6 +425,20 @@ impl Stream<'_> {
             let pairs = string_pairs(state::get_map(self.context, map));
             fields = Fields::from_list(&pairs).ok();
         }
+        // The callback may have changed the body's length.
+        let headers_map = if kind == REQUEST_BODY {
+            REQUEST_HEADERS
+        } else {
+            RESPONSE_HEADERS
+        };
+        let mut headers = state::get_map(self.context, headers_map);
+        if let Some(length) = headers
+            .iter_mut()
+            .find(|(k, _)| k.eq_ignore_ascii_case(b"content-length"))
+        {
+            length.1 = passed.len().to_string().into_bytes();
+            state::set_map(self.context, headers_map, &headers);
+        }
         Next::Go((body_stream(passed, None), trailers(fields)))
     }
 }

@@ -295,8 +295,25 @@ impl legacy_host::Guest for Component {
         let path = path.strip_suffix(b"\0").unwrap_or(&path);
         let key = String::from_utf8_lossy(path).replace('\0', ".");
         with(|state| {
-            if let Some(value) = state.stream().and_then(|s| s.properties.get(&key)) {
-                return Ok(value.clone());
+            if let Some(stream) = state.stream() {
+                if let Some(value) = stream.properties.get(&key) {
+                    return Ok(value.clone());
+                }
+                // Envoy's attributes: maps in the header-map format,
+                // integers as 8 little-endian bytes.
+                match key.as_str() {
+                    "request.headers" => return Ok(serialize(&stream.maps[0])),
+                    "request.trailers" => return Ok(serialize(&stream.maps[1])),
+                    "response.headers" => return Ok(serialize(&stream.maps[2])),
+                    "response.trailers" => return Ok(serialize(&stream.maps[3])),
+                    "response.code" => {
+                        let status = stream.maps[2].iter().find(|(k, _)| k == b":status");
+                        let code = status
+                            .and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse::<i64>().ok());
+                        return code.map(|c| c.to_le_bytes().to_vec()).ok_or(NOT_FOUND);
+                    }
+                    _ => {}
+                }
             }
             let settings = state.settings.as_ref().ok_or(NOT_FOUND)?;
             match key.as_str() {
