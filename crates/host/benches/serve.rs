@@ -8,24 +8,15 @@
 //!
 //! `cargo bench -p pwchain-host --bench serve [-- SECONDS CONNECTIONS]`
 
+mod common;
+
 use bytes::Bytes;
+use common::{built, in_process};
 use http_body_util::{BodyExt, Empty};
 use pwchain_compose::{Chain, Stage, Terminal, providers};
 use pwchain_host::{ServeOptions, Server};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::{Duration, Instant};
-
-fn plugins() -> PathBuf {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let status = Command::new("bash")
-        .arg(repo.join("plugins/build.sh"))
-        .env("CARGO_BUILD_QUIET", "1")
-        .status()
-        .expect("run plugins/build.sh");
-    assert!(status.success(), "plugins/build.sh failed");
-    repo.join("plugins/dist")
-}
 
 /// Wraps the core module `wat` as a `wasi:http/middleware` component.
 fn middleware_component(wat: &str) -> Vec<u8> {
@@ -245,37 +236,6 @@ async fn load(addr: std::net::SocketAddr, seconds: f64, connections: usize) -> F
     }
 }
 
-/// Calls `server` in-process from `tasks` concurrent loops for `seconds`;
-/// returns requests/s.
-async fn in_process(server: &Server, seconds: f64, tasks: usize) -> f64 {
-    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
-    let peer: std::net::SocketAddr = ([127, 0, 0, 1], 1).into();
-    let loops: Vec<_> = (0..tasks)
-        .map(|_| {
-            let server = server.clone();
-            tokio::spawn(async move {
-                let mut done = 0usize;
-                while Instant::now() < deadline {
-                    let request = hyper::Request::get("http://bench/bench")
-                        .body(Empty::<Bytes>::new())
-                        .unwrap();
-                    let response = server.handle(request, peer).await;
-                    assert_eq!(response.status(), 200);
-                    let _ = response.into_body().collect().await;
-                    done += 1;
-                }
-                done
-            })
-        })
-        .collect();
-    let started = Instant::now();
-    let mut total = 0;
-    for task in loops {
-        total += task.await.unwrap();
-    }
-    total as f64 / started.elapsed().as_secs_f64()
-}
-
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -283,7 +243,7 @@ fn main() {
         .collect();
     let seconds: f64 = args.first().and_then(|s| s.parse().ok()).unwrap_or(4.0);
     let connections: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(16);
-    let dir = plugins();
+    let dir = built("plugins/build.sh", "plugins/dist");
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let mut best: Vec<(&str, Figures)> = Vec::new();
     runtime.block_on(async {

@@ -21,6 +21,7 @@ use pwchain_guest::{
     body_done, body_stream, fields, method_name, text_response, trailers,
 };
 use std::cell::{Cell, OnceCell};
+use std::rc::Rc;
 use wasi::config::store;
 use wasi::http::handler;
 
@@ -51,7 +52,7 @@ impl Setup {
 }
 
 thread_local! {
-    static SETUP: OnceCell<Result<Setup, String>> = const { OnceCell::new() };
+    static SETUP: OnceCell<Result<Rc<Setup>, String>> = const { OnceCell::new() };
     static NEXT_CONTEXT: Cell<u32> = const { Cell::new(0) };
 }
 
@@ -61,7 +62,7 @@ fn setting(key: &str) -> Option<String> {
 
 /// Starts the module once per instance: `main`, the root context,
 /// `on_vm_start` and `on_configure`, as Envoy does when it loads a plugin.
-fn start() -> Result<Setup, String> {
+fn start() -> Result<Rc<Setup>, String> {
     let root = setting("root-id").and_then(|r| r.parse().ok()).unwrap_or(1);
     let configuration = setting("configuration").unwrap_or_default().into_bytes();
     let vm_configuration = setting("vm-configuration").unwrap_or_default().into_bytes();
@@ -96,21 +97,14 @@ fn start() -> Result<Setup, String> {
     if callback::on_configure(root, size) == 0 {
         return Err("its on_configure rejected the configuration".into());
     }
-    Ok(setup)
+    Ok(Rc::new(setup))
 }
 
 struct Driver;
 
 impl Guest for Driver {
     async fn handle(request: Request) -> Result<Response, ErrorCode> {
-        let setup = SETUP.with(|s| match s.get_or_init(start) {
-            Ok(setup) => Ok(Setup {
-                root: setup.root,
-                max_body: setup.max_body,
-                callbacks: setup.callbacks.clone(),
-            }),
-            Err(why) => Err(why.clone()),
-        });
+        let setup = SETUP.with(|s| s.get_or_init(start).clone());
         let setup = match setup {
             Ok(setup) => setup,
             Err(why) => {
@@ -121,7 +115,7 @@ impl Guest for Driver {
                 );
             }
         };
-        if state::tick_due() {
+        if setup.has("proxy_on_tick") && state::tick_due() {
             state::enter(setup.root);
             callback::on_tick(setup.root);
         }
@@ -134,6 +128,7 @@ impl Guest for Driver {
         }
         .run(request)
         .await;
+        state::enter(context);
         callback::on_log(context);
         callback::on_done(context);
         callback::on_delete(context);
@@ -181,46 +176,22 @@ impl Stream<'_> {
             (b":path".to_vec(), path.clone().into_bytes()),
         ];
         headers.extend(bytes_pairs(request.get_headers().copy_all()));
-        let (url_path, query) = path.split_once('?').unwrap_or((&path, ""));
-        let header = |name: &str| {
-            headers
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name.as_bytes()))
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default()
-        };
-        let properties = vec![
-            prop("request.path", path.as_bytes()),
-            prop("request.url_path", url_path.as_bytes()),
-            prop("request.query", query.as_bytes()),
-            prop("request.host", authority.as_bytes()),
-            prop("request.scheme", scheme.as_bytes()),
-            prop("request.method", method.as_bytes()),
-            prop("request.protocol", b"HTTP/1.1"),
-            prop("request.id", &header("x-request-id")),
-            prop("request.referer", &header("referer")),
-            prop("request.useragent", &header("user-agent")),
-        ];
-        let end_of_stream = header("content-length") == b"0"
-            || (matches!(method.as_str(), "GET" | "HEAD") && header("content-length").is_empty());
-        state::begin(self.context, &properties);
-        state::set_map(self.context, REQUEST_HEADERS, &headers);
+        let length = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(b"content-length"))
+            .map(|(_, v)| v.as_slice());
+        let end_of_stream =
+            length == Some(b"0") || (matches!(method.as_str(), "GET" | "HEAD") && length.is_none());
+        state::begin(self.context, &headers);
 
         let count = headers.len() as u32;
-        self.call(|c| callback::on_request_headers(c, count, end_of_stream as u32));
-        go!(self.settle().await);
+        callback::on_request_headers(self.context, count, end_of_stream as u32);
+        go!(self.settle(REQUEST_HEADERS, &mut headers).await);
 
         let (body, body_trailers) = Request::consume_body(request, body_done());
         let (body, body_trailers) = go!(self
-            .body(
-                body,
-                body_trailers,
-                (REQUEST_BODY, "proxy_on_request_body"),
-                (REQUEST_TRAILERS, "proxy_on_request_trailers"),
-                413,
-            )
+            .body(body, body_trailers, Phase::Request, &mut headers,)
             .await);
-        let mut headers = state::get_map(self.context, REQUEST_HEADERS);
         let pseudo = |headers: &mut Pairs, name: &str| {
             let found = headers.iter().position(|(k, _)| k == name.as_bytes());
             found.map(|i| String::from_utf8_lossy(&headers.remove(i).1).into_owned())
@@ -257,20 +228,13 @@ impl Stream<'_> {
         headers.extend(bytes_pairs(response.get_headers().copy_all()));
         state::set_map(self.context, RESPONSE_HEADERS, &headers);
         let count = headers.len() as u32;
-        self.call(|c| callback::on_response_headers(c, count, 0));
-        go!(self.settle().await);
+        callback::on_response_headers(self.context, count, 0);
+        go!(self.settle(RESPONSE_HEADERS, &mut headers).await);
 
         let (body, body_trailers) = Response::consume_body(response, body_done());
         let (body, body_trailers) = go!(self
-            .body(
-                body,
-                body_trailers,
-                (RESPONSE_BODY, "proxy_on_response_body"),
-                (RESPONSE_TRAILERS, "proxy_on_response_trailers"),
-                500,
-            )
+            .body(body, body_trailers, Phase::Response, &mut headers,)
             .await);
-        let mut headers = state::get_map(self.context, RESPONSE_HEADERS);
         let status = match headers.iter().position(|(k, _)| k == b":status") {
             Some(i) => String::from_utf8_lossy(&headers.remove(i).1)
                 .parse()
@@ -286,26 +250,27 @@ impl Stream<'_> {
         Ok(outgoing)
     }
 
-    /// Runs one callback with this context as the hostcalls' context.
-    fn call<T>(&self, f: impl FnOnce(u32) -> T) -> T {
-        state::enter(self.context);
-        f(self.context)
-    }
-
-    /// Makes the `proxy_http_call`s and delivers the queue notifications
-    /// the last callback caused, and what those callbacks cause in turn;
-    /// then answers with the plugin's local response, if it sent one.
-    async fn settle(&self) -> Next<()> {
+    /// Acts on what the last callback left: makes its `proxy_http_call`s
+    /// and delivers queue notifications (and what those callbacks cause in
+    /// turn), takes the header map `map` into `headers` if the plugin
+    /// changed it, and answers with the plugin's local response, if any.
+    async fn settle(&self, map: u32, headers: &mut Pairs) -> Next<()> {
         loop {
-            for queue in state::take_ready_queues() {
+            let outcome = state::finish(self.context, map);
+            if let Some(changed) = outcome.changed {
+                *headers = changed;
+            }
+            if let Some(local) = outcome.local_response {
+                return Next::Answer(local_response(local));
+            }
+            if outcome.calls.is_empty() && outcome.ready_queues.is_empty() {
+                return Next::Go(());
+            }
+            for queue in outcome.ready_queues {
                 state::enter(self.setup.root);
                 callback::on_queue_ready(self.setup.root, queue);
             }
-            let calls = state::take_calls();
-            if calls.is_empty() {
-                break;
-            }
-            for call in calls {
+            for call in outcome.calls {
                 let (status, headers, body, trailers) =
                     match side_call(&call, self.setup.max_body).await {
                         Ok(answer) => answer,
@@ -334,28 +299,23 @@ impl Stream<'_> {
                 state::set_call_response(0, &[], &[], &[]);
             }
         }
-        state::take_continued(self.context);
-        match state::take_local_response(self.context) {
-            Some(local) => Next::Answer(local_response(local)),
-            None => Next::Go(()),
-        }
     }
 
     /// Passes a body through untouched if the module has no callback for
     /// it; else feeds it to the callback chunk by chunk, holding what the
-    /// callback pauses on (up to `max-body-bytes`, then `too_large`), and
-    /// returns what the callback let through.
+    /// callback pauses on (up to `max-body-bytes`, then 413 for a request
+    /// and 500 for a response, as Envoy answers), and returns what the
+    /// callback let through. `headers` are the phase's, kept current.
     async fn body(
         &self,
         mut body: StreamReader<u8>,
         body_trailers: Trailers,
-        (kind, body_callback): (u32, &str),
-        (map, trailers_callback): (u32, &str),
-        too_large: u16,
+        phase: Phase,
+        headers: &mut Pairs,
     ) -> Next<(StreamReader<u8>, Trailers)> {
         let (has_body, has_trailers) = (
-            self.setup.has(body_callback),
-            self.setup.has(trailers_callback),
+            self.setup.has(phase.body_callback()),
+            self.setup.has(phase.trailers_callback()),
         );
         if !has_body && !has_trailers {
             return Next::Go((body, body_trailers));
@@ -367,14 +327,10 @@ impl Stream<'_> {
             let end = !matches!(status, StreamResult::Complete(_));
             held.extend(chunk);
             if held.len() > self.setup.max_body {
-                let reason = if too_large == 413 {
-                    "Payload Too Large"
-                } else {
-                    "Internal Server Error"
-                };
+                let (code, reason) = phase.too_large();
                 return Next::Answer(plain(
-                    too_large,
-                    format!("{too_large} {reason}: body over the plugin's buffer limit\n"),
+                    code,
+                    format!("{code} {reason}: body over the plugin's buffer limit\n"),
                 ));
             }
             if !has_body {
@@ -384,19 +340,12 @@ impl Stream<'_> {
                 }
                 continue;
             }
-            state::set_buffer(self.context, kind, &held);
-            let size = held.len() as u32;
-            let action = self.call(|c| {
-                if kind == REQUEST_BODY {
-                    callback::on_request_body(c, size, end as u32)
-                } else {
-                    callback::on_response_body(c, size, end as u32)
-                }
-            });
-            if let Next::Answer(response) = self.settle().await {
+            state::set_buffer(self.context, phase.buffer(), &held);
+            let action = phase.on_body(self.context, held.len() as u32, end);
+            if let Next::Answer(response) = self.settle(phase.headers(), headers).await {
                 return Next::Answer(response);
             }
-            held = state::get_buffer(self.context, kind);
+            held = state::get_buffer(self.context, phase.buffer());
             if action == CONTINUE || end {
                 passed.append(&mut held);
             }
@@ -409,37 +358,88 @@ impl Stream<'_> {
             _ => None,
         };
         if has_trailers && let Some(found) = fields.take() {
-            let pairs = bytes_pairs(found.copy_all());
-            state::set_map(self.context, map, &pairs);
-            let count = pairs.len() as u32;
-            self.call(|c| {
-                if map == REQUEST_TRAILERS {
-                    callback::on_request_trailers(c, count)
-                } else {
-                    callback::on_response_trailers(c, count)
-                }
-            });
-            if let Next::Answer(response) = self.settle().await {
+            let mut pairs = bytes_pairs(found.copy_all());
+            state::set_map(self.context, phase.trailers(), &pairs);
+            phase.on_trailers(self.context, pairs.len() as u32);
+            if let Next::Answer(response) = self.settle(phase.trailers(), &mut pairs).await {
                 return Next::Answer(response);
             }
-            let pairs = string_pairs(state::get_map(self.context, map));
-            fields = Fields::from_list(&pairs).ok();
+            fields = Fields::from_list(&string_pairs(pairs)).ok();
         }
         // The callback may have changed the body's length.
-        let headers_map = if kind == REQUEST_BODY {
-            REQUEST_HEADERS
-        } else {
-            RESPONSE_HEADERS
-        };
-        let mut headers = state::get_map(self.context, headers_map);
         if let Some(length) = headers
             .iter_mut()
             .find(|(k, _)| k.eq_ignore_ascii_case(b"content-length"))
         {
             length.1 = passed.len().to_string().into_bytes();
-            state::set_map(self.context, headers_map, &headers);
         }
         Next::Go((body_stream(passed, None), trailers(fields)))
+    }
+}
+
+/// The request or the response side of a stream, and the ABI's numbers
+/// and callbacks for it.
+#[derive(Clone, Copy)]
+enum Phase {
+    Request,
+    Response,
+}
+
+impl Phase {
+    fn headers(self) -> u32 {
+        match self {
+            Phase::Request => REQUEST_HEADERS,
+            Phase::Response => RESPONSE_HEADERS,
+        }
+    }
+
+    fn trailers(self) -> u32 {
+        match self {
+            Phase::Request => REQUEST_TRAILERS,
+            Phase::Response => RESPONSE_TRAILERS,
+        }
+    }
+
+    fn buffer(self) -> u32 {
+        match self {
+            Phase::Request => REQUEST_BODY,
+            Phase::Response => RESPONSE_BODY,
+        }
+    }
+
+    fn body_callback(self) -> &'static str {
+        match self {
+            Phase::Request => "proxy_on_request_body",
+            Phase::Response => "proxy_on_response_body",
+        }
+    }
+
+    fn trailers_callback(self) -> &'static str {
+        match self {
+            Phase::Request => "proxy_on_request_trailers",
+            Phase::Response => "proxy_on_response_trailers",
+        }
+    }
+
+    fn too_large(self) -> (u16, &'static str) {
+        match self {
+            Phase::Request => (413, "Payload Too Large"),
+            Phase::Response => (500, "Internal Server Error"),
+        }
+    }
+
+    fn on_body(self, context: u32, size: u32, end: bool) -> u32 {
+        match self {
+            Phase::Request => callback::on_request_body(context, size, end as u32),
+            Phase::Response => callback::on_response_body(context, size, end as u32),
+        }
+    }
+
+    fn on_trailers(self, context: u32, count: u32) -> u32 {
+        match self {
+            Phase::Request => callback::on_request_trailers(context, count),
+            Phase::Response => callback::on_response_trailers(context, count),
+        }
     }
 }
 
@@ -516,10 +516,6 @@ fn local_response(local: LocalResponse) -> Response {
 fn plain(status: u16, text: String) -> Response {
     let fallback = || Response::new(Fields::new(), None, trailers(None)).0;
     text_response(status, &[], text).unwrap_or_else(|_| fallback())
-}
-
-fn prop(name: &str, value: &[u8]) -> (Vec<u8>, Vec<u8>) {
-    (name.as_bytes().to_vec(), value.to_vec())
 }
 
 fn bytes_pairs(pairs: Vec<(String, Vec<u8>)>) -> Pairs {

@@ -9,7 +9,9 @@
 //! Built from this source and embedded in the `pwchain` binary; a test checks
 //! that the committed `crates/compose/builtins/legacy-state.wasm` matches it.
 
-use exports::pwchain::proxy::legacy_control::{self, Call, LocalResponse, Pairs, Settings};
+use exports::pwchain::proxy::legacy_control::{
+    self, Call, LocalResponse, Outcome, Pairs, Settings,
+};
 use exports::pwchain::proxy::legacy_host;
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
@@ -46,11 +48,51 @@ const PLUGIN_CONFIGURATION: u32 = 7;
 struct Stream {
     /// Request headers, request trailers, response headers, response trailers.
     maps: [Pairs; 4],
+    /// Which maps the plugin changed since the driver last looked.
+    changed: [bool; 4],
     /// Request body, response body (what the current callback sees).
     bodies: [Vec<u8>; 2],
+    /// Properties the plugin set.
     properties: HashMap<String, Vec<u8>>,
     local: Option<LocalResponse>,
-    continued: u32,
+}
+
+impl Stream {
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        let found = self.maps[0]
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name.as_bytes()));
+        found.map(|(_, v)| v.as_slice())
+    }
+
+    /// Envoy's request and response attributes, from the header maps:
+    /// maps in the header-map format, integers as 8 little-endian bytes.
+    fn attribute(&self, key: &str) -> Option<Vec<u8>> {
+        let path = self.header(":path").unwrap_or_default();
+        let split = path.iter().position(|b| *b == b'?');
+        Some(match key {
+            "request.path" => path.to_vec(),
+            "request.url_path" => path[..split.unwrap_or(path.len())].to_vec(),
+            "request.query" => split.map_or(Vec::new(), |at| path[at + 1..].to_vec()),
+            "request.host" => self.header(":authority")?.to_vec(),
+            "request.scheme" => self.header(":scheme")?.to_vec(),
+            "request.method" => self.header(":method")?.to_vec(),
+            "request.protocol" => b"HTTP/1.1".to_vec(),
+            "request.id" => self.header("x-request-id")?.to_vec(),
+            "request.referer" => self.header("referer")?.to_vec(),
+            "request.useragent" => self.header("user-agent")?.to_vec(),
+            "request.headers" => serialize(&self.maps[0]),
+            "request.trailers" => serialize(&self.maps[1]),
+            "response.headers" => serialize(&self.maps[2]),
+            "response.trailers" => serialize(&self.maps[3]),
+            "response.code" => {
+                let status = self.maps[2].iter().find(|(k, _)| k == b":status")?;
+                let code: i64 = std::str::from_utf8(&status.1).ok()?.parse().ok()?;
+                code.to_le_bytes().to_vec()
+            }
+            _ => return None,
+        })
+    }
 }
 
 #[derive(Default)]
@@ -93,6 +135,14 @@ impl State {
     fn stream(&mut self) -> Option<&mut Stream> {
         let current = self.current;
         self.streams.get_mut(&current)
+    }
+
+    /// A header map the plugin is changing.
+    fn map_mut(&mut self, map: u32) -> Result<&mut Pairs, u32> {
+        if let Some(flag) = self.stream().and_then(|s| s.changed.get_mut(map as usize)) {
+            *flag = true;
+        }
+        self.map(map)
     }
 
     fn map(&mut self, map: u32) -> Result<&mut Pairs, u32> {
@@ -174,6 +224,14 @@ fn lower(bytes: &[u8]) -> Vec<u8> {
     bytes.to_ascii_lowercase()
 }
 
+/// Writes one line to stderr in one write, so that lines of instances
+/// running side by side do not interleave.
+fn line(mut text: String) {
+    use std::io::Write;
+    text.push('\n');
+    let _ = std::io::stderr().write_all(text.as_bytes());
+}
+
 fn now() -> SystemTime {
     SystemTime::now()
 }
@@ -192,11 +250,11 @@ impl legacy_host::Guest for Component {
                 let name = ["trace", "debug", "info", "warn", "error", "critical"]
                     .get(level as usize)
                     .unwrap_or(&"log");
-                eprintln!(
+                line(format!(
                     "{} {name}: {}",
                     state.name(),
                     String::from_utf8_lossy(&message)
-                );
+                ));
             }
         });
         OK
@@ -254,7 +312,7 @@ impl legacy_host::Guest for Component {
         let Some(pairs) = deserialize(&pairs) else {
             return PARSE_FAILURE;
         };
-        with(|state| status(state.map(map).map(|m| *m = pairs)))
+        with(|state| status(state.map_mut(map).map(|m| *m = pairs)))
     }
 
     fn get_header_map_value(map: u32, key: Vec<u8>) -> Result<Vec<u8>, u32> {
@@ -269,7 +327,7 @@ impl legacy_host::Guest for Component {
     fn replace_header_map_value(map: u32, key: Vec<u8>, value: Vec<u8>) -> u32 {
         let key = lower(&key);
         with(|state| {
-            status(state.map(map).map(|pairs| {
+            status(state.map_mut(map).map(|pairs| {
                 pairs.retain(|(k, _)| !k.eq_ignore_ascii_case(&key));
                 pairs.push((key, value));
             }))
@@ -288,7 +346,7 @@ impl legacy_host::Guest for Component {
 
     fn add_header_map_value(map: u32, key: Vec<u8>, value: Vec<u8>) -> u32 {
         let key = lower(&key);
-        with(|state| status(state.map(map).map(|pairs| pairs.push((key, value)))))
+        with(|state| status(state.map_mut(map).map(|pairs| pairs.push((key, value)))))
     }
 
     fn get_property(path: Vec<u8>) -> Result<Vec<u8>, u32> {
@@ -296,23 +354,9 @@ impl legacy_host::Guest for Component {
         let key = String::from_utf8_lossy(path).replace('\0', ".");
         with(|state| {
             if let Some(stream) = state.stream() {
-                if let Some(value) = stream.properties.get(&key) {
-                    return Ok(value.clone());
-                }
-                // Envoy's attributes: maps in the header-map format,
-                // integers as 8 little-endian bytes.
-                match key.as_str() {
-                    "request.headers" => return Ok(serialize(&stream.maps[0])),
-                    "request.trailers" => return Ok(serialize(&stream.maps[1])),
-                    "response.headers" => return Ok(serialize(&stream.maps[2])),
-                    "response.trailers" => return Ok(serialize(&stream.maps[3])),
-                    "response.code" => {
-                        let status = stream.maps[2].iter().find(|(k, _)| k == b":status");
-                        let code = status
-                            .and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse::<i64>().ok());
-                        return code.map(|c| c.to_le_bytes().to_vec()).ok_or(NOT_FOUND);
-                    }
-                    _ => {}
+                let set = stream.properties.get(&key).cloned();
+                if let Some(value) = set.or_else(|| stream.attribute(&key)) {
+                    return Ok(value);
                 }
             }
             let settings = state.settings.as_ref().ok_or(NOT_FOUND)?;
@@ -392,18 +436,10 @@ impl legacy_host::Guest for Component {
         )
     }
 
+    /// The driver goes on once a callback returns; a paused stream resumes
+    /// when its pending calls have been answered.
     fn continue_stream(stream: u32) -> u32 {
-        if stream > 1 {
-            return BAD_ARGUMENT;
-        }
-        with(|state| {
-            status(
-                state
-                    .stream()
-                    .map(|s| s.continued |= 1 << stream)
-                    .ok_or(NOT_FOUND),
-            )
-        })
+        if stream > 1 { BAD_ARGUMENT } else { OK }
     }
 
     fn close_stream(_stream: u32) -> u32 {
@@ -535,11 +571,11 @@ impl legacy_host::Guest for Component {
         let text = String::from_utf8_lossy(&data);
         with(|state| {
             for line in text.lines().filter(|l| !l.is_empty()) {
-                eprintln!(
+                self::line(format!(
                     "{} {}: {line}",
                     state.name(),
                     ["", "stdout", "stderr"][fd as usize]
-                );
+                ));
             }
         });
         0
@@ -556,19 +592,12 @@ impl legacy_control::Guest for Component {
         with(|state| state.settings = Some(settings));
     }
 
-    fn begin(context: u32, properties: Pairs) {
-        let properties = properties
-            .into_iter()
-            .map(|(k, v)| (String::from_utf8_lossy(&k).into_owned(), v))
-            .collect();
+    fn begin(context: u32, request_headers: Pairs) {
         with(|state| {
-            state.streams.insert(
-                context,
-                Stream {
-                    properties,
-                    ..Stream::default()
-                },
-            );
+            let mut stream = Stream::default();
+            stream.maps[0] = request_headers;
+            state.streams.insert(context, stream);
+            state.current = context;
         });
     }
 
@@ -583,7 +612,7 @@ impl legacy_control::Guest for Component {
     fn set_map(context: u32, map: u32, pairs: Pairs) {
         with(|state| {
             state.current = context;
-            if let Ok(m) = state.map(map) {
+            if let Ok(m) = state.map_mut(map) {
                 *m = pairs;
             }
         });
@@ -612,21 +641,26 @@ impl legacy_control::Guest for Component {
         })
     }
 
-    fn take_local_response(context: u32) -> Option<LocalResponse> {
-        with(|state| state.streams.get_mut(&context)?.local.take())
-    }
-
-    fn take_continued(context: u32) -> u32 {
+    fn finish(context: u32, map: u32) -> Outcome {
         with(|state| {
-            state
-                .streams
-                .get_mut(&context)
-                .map_or(0, |s| std::mem::take(&mut s.continued))
+            let (local_response, changed) = match state.streams.get_mut(&context) {
+                Some(stream) => {
+                    let changed = stream
+                        .changed
+                        .get_mut(map as usize)
+                        .is_some_and(std::mem::take)
+                        .then(|| stream.maps[map as usize].clone());
+                    (stream.local.take(), changed)
+                }
+                None => (None, None),
+            };
+            Outcome {
+                local_response,
+                calls: std::mem::take(&mut state.calls),
+                ready_queues: std::mem::take(&mut state.ready),
+                changed,
+            }
         })
-    }
-
-    fn take_calls() -> Vec<Call> {
-        with(|state| std::mem::take(&mut state.calls))
     }
 
     fn set_call_response(status: u32, headers: Pairs, body: Vec<u8>, trailers: Pairs) {
@@ -638,10 +672,6 @@ impl legacy_control::Guest for Component {
                 trailers,
             }
         });
-    }
-
-    fn take_ready_queues() -> Vec<u32> {
-        with(|state| std::mem::take(&mut state.ready))
     }
 
     fn tick_due() -> bool {

@@ -154,9 +154,9 @@ fn env_adapter(signatures: &Signatures, allocator: &str) -> Result<String, Error
                 let args: String = (0..call.inputs.len())
                     .map(|i| format!("(local.get {i}) "))
                     .collect();
-                let _ = write!(
+                let _ = writeln!(
                     body,
-                    "  (func (export \"{}\") {} (local $r i32)\n",
+                    "  (func (export \"{}\") {} (local $r i32)",
                     import.name,
                     import.signature()
                 );

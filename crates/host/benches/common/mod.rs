@@ -1,0 +1,53 @@
+//! What the benches share: building the plugins, and calling a server
+//! in-process (no sockets), which gives a request's CPU cost.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use pwchain_host::Server;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Runs the build script `script` (relative to the repository) and returns
+/// `repo/out`.
+pub fn built(script: &str, out: &str) -> PathBuf {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let status = Command::new("bash")
+        .arg(repo.join(script))
+        .env("CARGO_BUILD_QUIET", "1")
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run {script}: {e}"));
+    assert!(status.success(), "{script} failed");
+    repo.join(out)
+}
+
+/// Calls `server` in-process from `tasks` concurrent loops for `seconds`;
+/// returns requests/s.
+pub async fn in_process(server: &Server, seconds: f64, tasks: usize) -> f64 {
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let peer: std::net::SocketAddr = ([127, 0, 0, 1], 1).into();
+    let loops: Vec<_> = (0..tasks)
+        .map(|_| {
+            let server = server.clone();
+            tokio::spawn(async move {
+                let mut done = 0usize;
+                while Instant::now() < deadline {
+                    let request = hyper::Request::get("http://bench/bench")
+                        .body(Empty::<Bytes>::new())
+                        .unwrap();
+                    let response = server.handle(request, peer).await;
+                    assert_eq!(response.status(), 200);
+                    let _ = response.into_body().collect().await;
+                    done += 1;
+                }
+                done
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    let mut total = 0;
+    for task in loops {
+        total += task.await.unwrap();
+    }
+    total as f64 / started.elapsed().as_secs_f64()
+}
