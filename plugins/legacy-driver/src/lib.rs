@@ -129,9 +129,7 @@ impl Guest for Driver {
         .run(request)
         .await;
         state::enter(context);
-        callback::on_log(context);
-        callback::on_done(context);
-        callback::on_delete(context);
+        callback::on_stream_end(context);
         state::end(context);
         result
     }

@@ -15,7 +15,7 @@
 //! them as the ABI says).
 
 use super::hostcalls::{self, Output, Slot};
-use super::{Imported, Signatures};
+use super::{FuncSig, Imported, Signatures};
 use crate::error::Error;
 use std::fmt::Write;
 use wit_component::StringEncoding;
@@ -255,6 +255,30 @@ fn callbacks(signatures: &Signatures, wat: &mut Wat) {
             callback.function
         );
     }
+    let mut end = String::new();
+    for (export, returns) in hostcalls::STREAM_END {
+        let expected = FuncSig {
+            params: vec!["i32"],
+            results: if *returns { vec!["i32"] } else { vec![] },
+        };
+        if signatures.exports.get(*export) == Some(&expected) {
+            let result = if *returns { "(result i32)" } else { "" };
+            let _ = writeln!(
+                wat.imports,
+                "  (import \"__main_module__\" \"{export}\" (func ${export} (param i32) {result}))"
+            );
+            let call = format!("(call ${export} (local.get 0))");
+            end.push_str(&if *returns {
+                format!("(drop {call}) ")
+            } else {
+                format!("{call} ")
+            });
+        }
+    }
+    let _ = writeln!(
+        wat.definitions,
+        "  (func (export \"{CALLBACKS}#on-stream-end\") (param i32) {end})"
+    );
     let main = signatures
         .exports
         .get("main")

@@ -351,9 +351,15 @@ pub const CALLBACKS: &[Callback] = &[
     ),
     callback("on-queue-ready", "proxy_on_queue_ready", 2, None),
     callback("on-tick", "proxy_on_tick", 1, None),
-    callback("on-log", "proxy_on_log", 1, None),
-    callback("on-done", "proxy_on_done", 1, Some(1)),
-    callback("on-delete", "proxy_on_delete", 1, None),
+];
+
+/// What `on-stream-end` runs, in order, each if the module exports it
+/// (`proxy_on_done` returns whether the context is done; pwchain deletes
+/// it either way).
+pub const STREAM_END: &[(&str, bool)] = &[
+    ("proxy_on_log", false),
+    ("proxy_on_done", true),
+    ("proxy_on_delete", false),
 ];
 
 /// How pwchain answers a hostcall a module imports.

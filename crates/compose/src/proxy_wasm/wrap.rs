@@ -188,7 +188,10 @@ fn link(plugin: &[u8], info: &LegacyModule, options: &WrapOptions) -> Result<Vec
         "config",
         &providers::config_store("0.2.0-rc.1", &entries)?,
     )?;
-    wire(&mut graph, module, HOST, state, HOST)?;
+    // A module that makes no hostcall at all leaves the state unused.
+    if imports(plugin).iter().any(|i| i == HOST) {
+        wire(&mut graph, module, HOST, state, HOST)?;
+    }
     wire(&mut graph, driver, CALLBACKS, module, CALLBACKS)?;
     wire(&mut graph, driver, CONTROL, state, CONTROL)?;
     wire(&mut graph, driver, CONFIG, store, CONFIG)?;
@@ -205,4 +208,60 @@ fn link(plugin: &[u8], info: &LegacyModule, options: &WrapOptions) -> Result<Vec
         driver,
         &format!("wasi:http/handler@{}", providers::http_version()),
     )
+}
+
+/// The names a component imports.
+fn imports(component: &[u8]) -> Vec<String> {
+    let mut names = Vec::new();
+    for payload in Parser::new(0).parse_all(component).flatten() {
+        if let wasmparser::Payload::ComponentImportSection(section) = payload {
+            for import in section.into_iter().flatten() {
+                names.push(import.name.name.to_string());
+            }
+        }
+    }
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn module(imports: &str) -> Vec<u8> {
+        wat::parse_str(format!(
+            r#"(module {imports}
+                (memory (export "memory") 1)
+                (func (export "proxy_abi_version_0_2_1"))
+                (func (export "malloc") (param i32) (result i32) (i32.const 1024)))"#
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_module_without_hostcalls_or_calls_is_a_middleware() {
+        let wrapped = wrap("m", &module(""), &WrapOptions::default()).unwrap();
+        let info = crate::inspect(&wrapped.bytes, std::path::Path::new("m")).unwrap();
+        assert_eq!(info.role, crate::Role::Middleware, "{info:?}");
+        assert!(info.side_calls.is_empty(), "a refusing client is linked in");
+        assert!(wrapped.unimplemented.is_empty());
+    }
+
+    #[test]
+    fn proxy_http_call_leaves_the_client_to_the_host() {
+        let imports = r#"(import "env" "proxy_http_call"
+            (func (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))"#;
+        let wrapped = wrap("m", &module(imports), &WrapOptions::default()).unwrap();
+        let info = crate::inspect(&wrapped.bytes, std::path::Path::new("m")).unwrap();
+        assert_eq!(
+            info.side_calls,
+            [format!("wasi:http/client@{}", providers::http_version())]
+        );
+    }
+
+    #[test]
+    fn known_unimplemented_hostcalls_need_no_flag() {
+        let imports = r#"(import "env" "proxy_grpc_cancel" (func (param i32) (result i32)))"#;
+        let wrapped = wrap("m", &module(imports), &WrapOptions::default()).unwrap();
+        assert_eq!(wrapped.unimplemented, ["proxy_grpc_cancel"]);
+    }
 }
