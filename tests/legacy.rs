@@ -35,9 +35,18 @@ fn inspect_reads_a_proxy_wasm_module_of_either_target() {
         ] {
             assert!(hostcalls.contains(&needed), "{flavour}: {hostcalls:?}");
         }
+        assert_eq!(report["support"]["proxy_log"], "supported");
+        assert_eq!(report["support"]["proxy_http_call"], "supported");
+        assert_eq!(report["support"]["proxy_grpc_call"], "unimplemented");
         let text = run(&["inspect", file.to_str().unwrap()]);
         let text = String::from_utf8_lossy(&text.stdout);
         assert!(text.contains("proxy-wasm module (ABI 0.2.1)"), "{text}");
+        assert!(text.contains("supported by `pwchain wrap`"), "{text}");
+        assert!(text.contains("answer Unimplemented, 0 unknown"), "{text}");
+        assert!(
+            text.contains("stubbed    proxy_call_foreign_function"),
+            "{text}"
+        );
     }
 }
 
@@ -230,6 +239,20 @@ fn a_chain_names_a_proxy_wasm_module_and_its_abi_works() {
         let ticked = served.request("GET", "/tick", &[], b"");
         let ticks: u32 = ticked.header("x-probe-ticks").unwrap().parse().unwrap();
         assert!(ticks >= 1, "ticks run as requests arrive");
+
+        // Request trailers reach the plugin.
+        let raw = format!(
+            "POST /trailers HTTP/1.1\r\nhost: {}\r\nconnection: close\r\ntransfer-encoding: chunked\r\ntrailer: x-checksum\r\n\r\n5\r\nhello\r\n0\r\nx-checksum: abc123\r\n\r\n",
+            served.addr
+        );
+        let trailed = common::exchange(served.addr, raw.as_bytes());
+        assert_eq!(trailed.status, 200, "{}", trailed.text());
+        assert_eq!(
+            trailed.header("x-probe-request-trailer"),
+            Some("abc123"),
+            "{flavour}: {:?}",
+            trailed.headers
+        );
 
         // A trap costs its own request; the next one gets a fresh instance.
         let trapped = served.request("GET", "/trap", &[], b"");

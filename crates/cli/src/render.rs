@@ -197,23 +197,25 @@ impl fmt::Display for LegacyReport {
         writeln!(f, "  allocator  {}", or_none(&m.allocator))?;
         writeln!(f, "  start      {}", or_none(&m.start))?;
         let supported = self.with(Support::Supported);
+        let unimplemented = self.with(Support::Unimplemented);
+        let unknown = self.with(Support::Unknown);
         writeln!(
             f,
-            "  hostcalls  {} imported, {} supported by `pwchain wrap`",
+            "  hostcalls  {} imported: {} supported by `pwchain wrap`, {} answer Unimplemented, {} unknown",
             m.hostcalls.len(),
-            supported.len()
+            supported.len(),
+            unimplemented.len(),
+            unknown.len()
         )?;
         writeln!(f, "  supported  {}", list(&supported))?;
-        let unimplemented = self.with(Support::Unimplemented);
         if !unimplemented.is_empty() {
-            writeln!(f, "  answered Unimplemented  {}", list(&unimplemented))?;
+            writeln!(f, "  stubbed    {}", list(&unimplemented))?;
         }
-        let unknown = self.with(Support::Unknown);
         if !unknown.is_empty() {
+            writeln!(f, "  unknown    {}", list(&unknown))?;
             writeln!(
                 f,
-                "  unknown    {} (wrap needs --allow-unimplemented)",
-                list(&unknown)
+                "  note       wrapping needs --allow-unimplemented for the unknown hostcalls"
             )?;
         }
         writeln!(f, "  callbacks  {}", list(&m.callbacks))?;
@@ -266,7 +268,11 @@ impl fmt::Display for WrapReport {
         };
         writeln!(f, "  side calls {calls}")?;
         if !self.unimplemented.is_empty() {
-            writeln!(f, "  answered Unimplemented  {}", list(&self.unimplemented))?;
+            writeln!(
+                f,
+                "  stubbed    {} (answer Unimplemented)",
+                list(&self.unimplemented)
+            )?;
         }
         Ok(())
     }

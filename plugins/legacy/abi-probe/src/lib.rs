@@ -7,7 +7,9 @@
 //!   replaces `x-replace-me`, removes `x-remove-me`, counts requests in a
 //!   metric and in shared data (with CAS), enqueues the path on a shared
 //!   queue (the root context logs what it dequeues), and starts a tick.
-//! - `POST` bodies: held (Pause) to the end, then `ping` becomes `PONG`.
+//! - `POST` bodies: held (Pause) to the end, then `ping` becomes `PONG`;
+//!   a request trailer `x-checksum` comes back as a response header, and
+//!   `x-checksum-seen` is added to the trailers passed on.
 //! - responses: `x-probe-*` headers with the counters, the log level, the
 //!   ticks seen, and `:status`; the body, held to the end, gets a last line.
 //! - `/call`: asks `upstream` (`proxy_http_call`) and resumes the request
@@ -83,6 +85,7 @@ impl RootContext for Root {
             metric: self.metric,
             path: String::new(),
             hits: 0,
+            trailer: String::new(),
         }))
     }
 
@@ -105,6 +108,7 @@ struct Probe {
     metric: u32,
     path: String,
     hits: u64,
+    trailer: String,
 }
 
 impl Probe {
@@ -226,7 +230,16 @@ impl HttpContext for Probe {
         Action::Continue
     }
 
+    fn on_http_request_trailers(&mut self, _trailers: usize) -> Action {
+        self.trailer = self.get_http_request_trailer("x-checksum").unwrap_or_default();
+        self.add_http_request_trailer("x-checksum-seen", "yes");
+        Action::Continue
+    }
+
     fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        if !self.trailer.is_empty() {
+            self.set_http_response_header("x-probe-request-trailer", Some(&self.trailer));
+        }
         let status = self.get_http_response_header(":status").unwrap_or_default();
         let count = hostcalls::get_metric(self.metric).unwrap_or(0);
         let level = hostcalls::get_log_level().map_or(-1, |l| l as i32);
