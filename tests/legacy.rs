@@ -445,3 +445,58 @@ fn manifest_errors_about_proxy_wasm_keys_are_located() {
         ],
     );
 }
+
+#[test]
+fn the_example_legacy_chain_composes() {
+    common::plugins();
+    legacy_plugins();
+    let ws = Workspace::new();
+    let out = ws.path("legacy.wasm");
+    let chain = common::repo().join("chains/legacy.toml");
+    let result = run(&[
+        "compose",
+        chain.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(result.status.success(), "{}", common::stderr(&result));
+    let served = Served::start(&out, &[]);
+    let answer = served.request("GET", "/", &[], b"");
+    assert_eq!(answer.header("x-legacy-response"), Some("from-chain-toml"));
+}
+
+#[test]
+fn a_proxy_wasm_module_comes_from_a_registry_too() {
+    let registry = common::TestRegistry::start();
+    let ws = Workspace::new();
+    let module = legacy_plugins().join("header-filter.wasip1.wasm");
+    let reference = registry.reference("filters/header-filter:1.0.0");
+    let published = common::pwchain()
+        .env("PWCHAIN_CACHE_DIR", ws.path("cache"))
+        .args(["publish", module.to_str().unwrap(), &reference])
+        .output()
+        .unwrap();
+    let message = common::stderr(&published);
+    assert!(published.status.success(), "{message}");
+    assert!(message.contains("proxy-wasm module"), "{message}");
+    let manifest = ws.manifest(&format!(
+        "[[plugin]]\nname = \"filter\"\nproxy-wasm = \"{reference}\"\nconfiguration = \"from-oci\"\n\n[origin]\npath = \"{{plugins}}/echo.wasm\"\n"
+    ));
+    let out = ws.path("chain.wasm");
+    let composed = common::pwchain()
+        .env("PWCHAIN_CACHE_DIR", ws.path("cache"))
+        .args([
+            "compose",
+            manifest.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(composed.status.success(), "{}", common::stderr(&composed));
+    let lock = std::fs::read_to_string(ws.path("pwchain.lock")).unwrap();
+    assert!(lock.contains("filters/header-filter:1.0.0"), "{lock}");
+    let served = Served::start(&out, &[]);
+    let answer = served.request("GET", "/", &[], b"");
+    assert_eq!(answer.header("x-legacy-response"), Some("from-oci"));
+}

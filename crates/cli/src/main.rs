@@ -36,7 +36,7 @@ use pwchain_compose::cache::Cache;
 use pwchain_compose::lock::Lock;
 use pwchain_compose::packages::{PackageSpec, Registries};
 use pwchain_compose::proxy_wasm::{self, WrapOptions};
-use pwchain_compose::registry::{OciRef, Registry};
+use pwchain_compose::registry::{Contents, OciRef, Registry};
 use pwchain_compose::resolve::Resolver;
 use pwchain_compose::{
     Composite, Manifest, Step, compose_manifest, output::write_atomically, resolve, wac,
@@ -487,7 +487,22 @@ fn publish(args: PublishArgs) -> miette::Result<ExitCode> {
             args.reference
         ));
     }
-    let (bytes, info) = read_component(&args.file)?;
+    let bytes = std::fs::read(&args.file)
+        .into_diagnostic()
+        .wrap_err_with(|| format!("cannot read `{}`", args.file.display()))?;
+    let legacy = proxy_wasm::detect(&bytes).ok().flatten();
+    let info;
+    let contents = match &legacy {
+        Some(module) => Contents::ProxyWasm(module),
+        None => {
+            info = read_component(&args.file)?.1;
+            Contents::Component(&info)
+        }
+    };
+    let what = match contents {
+        Contents::ProxyWasm(_) => "proxy-wasm module".to_string(),
+        Contents::Component(info) => info.role.to_string(),
+    };
     let title = reference
         .repository()
         .rsplit('/')
@@ -515,7 +530,7 @@ fn publish(args: PublishArgs) -> miette::Result<ExitCode> {
         .map_err(pwchain_compose::Error::from)?
         .with_progress(progress::bars());
     let published = registry
-        .publish(&reference, &bytes, &info, annotations, args.force)
+        .publish(&reference, &bytes, contents, annotations, args.force)
         .map_err(pwchain_compose::Error::from)?;
     if args.json {
         outln!(
@@ -527,7 +542,7 @@ fn publish(args: PublishArgs) -> miette::Result<ExitCode> {
         eprintln!(
             "published {} ({} {}, layer {})",
             published.reference,
-            info.role,
+            what,
             render::kib(published.size),
             published.layer_digest
         );

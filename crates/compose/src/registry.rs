@@ -123,6 +123,14 @@ impl OciRef {
     }
 }
 
+/// What an artifact holds, described in its config blob.
+#[derive(Debug, Clone, Copy)]
+pub enum Contents<'a> {
+    Component(&'a Inspection),
+    /// A legacy proxy-wasm module, for `proxy-wasm = "oci://…"`.
+    ProxyWasm(&'a crate::proxy_wasm::LegacyModule),
+}
+
 /// A component fetched from a registry.
 #[derive(Debug, Clone)]
 pub struct Pulled {
@@ -229,7 +237,7 @@ impl Registry {
         &self,
         reference: &OciRef,
         component: &[u8],
-        info: &Inspection,
+        contents: Contents<'_>,
         annotations: BTreeMap<String, String>,
         force: bool,
     ) -> Result<Published, RegistryError> {
@@ -247,18 +255,30 @@ impl Registry {
                 });
             }
             let layer_digest = digest(component);
-            let config = serde_json::to_vec(&serde_json::json!({
+            let mut config = serde_json::json!({
                 "created": annotations.get("org.opencontainers.image.created"),
                 "architecture": "wasm",
-                "os": "wasip2",
                 "layerDigests": [layer_digest],
-                "component": {
-                    "exports": info.other_exports.iter().chain(&info.entry).collect::<Vec<_>>(),
-                    "imports": info.host_imports.iter().chain(&info.side_calls).chain(info.next_hop.iter().map(|h| &h.import)).collect::<Vec<_>>(),
-                    "role": info.role,
-                },
-            }))
-            .expect("config serialises");
+            });
+            match contents {
+                Contents::Component(info) => {
+                    config["os"] = "wasip2".into();
+                    config["component"] = serde_json::json!({
+                        "exports": info.other_exports.iter().chain(&info.entry).collect::<Vec<_>>(),
+                        "imports": info.host_imports.iter().chain(&info.side_calls).chain(info.next_hop.iter().map(|h| &h.import)).collect::<Vec<_>>(),
+                        "role": info.role,
+                    });
+                }
+                Contents::ProxyWasm(module) => {
+                    config["os"] = if module.wasi.is_empty() { "unknown" } else { "wasip1" }.into();
+                    config["proxyWasm"] = serde_json::json!({
+                        "abi": module.abi,
+                        "hostcalls": module.hostcalls,
+                        "callbacks": module.callbacks,
+                    });
+                }
+            }
+            let config = serde_json::to_vec(&config).expect("config serialises");
             let config_digest = digest(&config);
             let manifest = OciImageManifest {
                 schema_version: 2,
