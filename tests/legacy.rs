@@ -87,10 +87,11 @@ fn wrapped(ws: &Workspace, module: &str, args: &[&str]) -> std::path::PathBuf {
 fn wrapped_filters_of_either_target_run_between_native_plugins() {
     for flavour in ["unknown", "wasip1"] {
         let ws = Workspace::new();
+        let config = ws.write("config.txt", format!("tag-{flavour}\n"));
         let component = wrapped(
             &ws,
             &format!("header-filter.{flavour}.wasm"),
-            &["--config-string", &format!("tag-{flavour}"), "--name", "hf"],
+            &["--config", config.to_str().unwrap(), "--name", "hf"],
         );
         let info = run(&["inspect", "--json", component.to_str().unwrap()]);
         let info: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
@@ -205,6 +206,9 @@ fn a_chain_names_a_proxy_wasm_module_and_its_abi_works() {
         assert_eq!(first.header("x-probe-hits"), Some("1"));
         assert_eq!(first.header("x-probe-upstream-status"), Some("200"));
         assert_eq!(first.header("x-probe-log-level"), Some("2"), "info");
+        assert_eq!(first.header("x-probe-gauge"), Some("7"));
+        let pairs: usize = first.header("x-probe-pairs").unwrap().parse().unwrap();
+        assert!(pairs >= 8, "{:?}", first.headers);
         assert!(
             served
                 .log_line("probe info: vm started with \"vm-settings\"")
@@ -269,7 +273,7 @@ fn a_chain_names_a_proxy_wasm_module_and_its_abi_works() {
 }
 
 #[test]
-fn a_paused_body_over_the_limit_gets_413() {
+fn a_held_body_over_the_limit_gets_413_or_500() {
     let ws = Workspace::new();
     // The echo's answer (the request's head and body) must fit too: a
     // response body over the limit gets 500.
@@ -284,6 +288,14 @@ fn a_paused_body_over_the_limit_gets_413() {
     let large = served.request("POST", "/", &[], &[b'a'; 5000]);
     assert_eq!(large.status, 413, "{}", large.text());
     assert!(large.text().contains("over the plugin's buffer limit"));
+    // A request under the limit whose echo is over it.
+    let echoed_large = served.request("POST", "/", &[], &[b'a'; 1800]);
+    assert_eq!(echoed_large.status, 500, "{}", echoed_large.text());
+    assert!(
+        echoed_large
+            .text()
+            .contains("over the plugin's buffer limit")
+    );
 }
 
 #[test]

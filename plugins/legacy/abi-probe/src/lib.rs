@@ -10,8 +10,9 @@
 //! - `POST` bodies: held (Pause) to the end, then `ping` becomes `PONG`;
 //!   a request trailer `x-checksum` comes back as a response header, and
 //!   `x-checksum-seen` is added to the trailers passed on.
-//! - responses: `x-probe-*` headers with the counters, the log level, the
-//!   ticks seen, and `:status`; the body, held to the end, gets a last line.
+//! - responses: `x-probe-*` headers with the counters, a gauge, the log
+//!   level, the ticks seen, `:status`, and the number of headers (the map
+//!   read whole and set whole); the body, held to the end, gets a last line.
 //! - `/call`: asks `upstream` (`proxy_http_call`) and resumes the request
 //!   with the answer in `x-call-answer`; `/call-deny` turns a 403 from it
 //!   into a local response.
@@ -251,6 +252,16 @@ impl HttpContext for Probe {
         self.set_http_response_header("x-probe-ticks", Some(&number(ticks).to_string()));
         self.set_http_response_header("x-probe-tag", Some(&self.tag));
         self.set_http_response_header("content-length", None);
+        if let Ok(gauge) = hostcalls::define_metric(MetricType::Gauge, "probe_gauge") {
+            let _ = hostcalls::record_metric(gauge, 7);
+            let value = hostcalls::get_metric(gauge).unwrap_or(0);
+            self.set_http_response_header("x-probe-gauge", Some(&value.to_string()));
+        }
+        // The whole map, read and written back with one more entry.
+        let mut pairs = self.get_http_response_headers();
+        let count = pairs.len().to_string();
+        pairs.push(("x-probe-pairs".into(), count));
+        self.set_http_response_headers(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect());
         Action::Continue
     }
 
