@@ -132,6 +132,13 @@ path = "{{plugins}}/echo.wasm"
         assert_eq!(answer.header("x-legacy-response"), Some(tag.as_str()));
         assert!(answer.header("x-served-by").is_some(), "add-header outside");
 
+        // The SDK exports every body callback; bodies it lets through stream,
+        // whatever their size.
+        let large = vec![b'x'; 3 << 19];
+        let answer = served.request("POST", "/large", &[], &large);
+        assert_eq!(answer.status, 200, "{flavour}: {}", answer.status);
+        assert!(answer.body.len() > large.len(), "{}", answer.body.len());
+
         let denied = served.request("GET", "/legacy-deny/x", &[], b"");
         assert_eq!(denied.status, 403, "{flavour}");
         assert_eq!(denied.header("x-legacy"), Some(tag.as_str()));

@@ -74,6 +74,20 @@ pub fn body_done() -> FutureReader<Result<(), ErrorCode>> {
     wit_future::new(|| Ok(())).1
 }
 
+/// Where a body's trailers (or its failure) are sent.
+pub type TrailersWriter = wit_bindgen::FutureWriter<Result<Option<Fields>, ErrorCode>>;
+
+/// A body's trailers to be written later; dropping the writer unwritten
+/// means "no trailers".
+pub fn trailers_channel() -> (TrailersWriter, Trailers) {
+    wit_future::new(|| Ok(None))
+}
+
+/// A body stream to be written later.
+pub fn body_channel() -> (StreamWriter<u8>, StreamReader<u8>) {
+    wit_stream::new()
+}
+
 /// Trailers that resolve to "none".
 pub fn no_trailers() -> Trailers {
     trailers(None)

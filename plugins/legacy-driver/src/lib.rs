@@ -17,8 +17,9 @@ use pwchain::proxy::legacy_callbacks as callback;
 use pwchain::proxy::legacy_control::{self as state, LocalResponse, Pairs, Settings};
 use pwchain_guest::wasi::http::client;
 use pwchain_guest::{
-    ErrorCode, Fields, Method, Request, Response, Scheme, StreamReader, StreamResult, Trailers,
-    body_done, body_stream, fields, method_name, text_response, trailers,
+    ErrorCode, Fields, Method, Request, Response, Scheme, StreamReader, StreamResult, StreamWriter,
+    Trailers, TrailersWriter, body_channel, body_done, body_stream, fields, method_name, spawn,
+    text_response, trailers, trailers_channel,
 };
 use std::cell::{Cell, OnceCell};
 use std::rc::Rc;
@@ -26,6 +27,9 @@ use wasi::config::store;
 use wasi::http::handler;
 
 pwchain_guest::bindings!("pwchain:proxy/legacy-driver@0.1.0");
+
+/// How much of a body is read at a time.
+const CHUNK: usize = 16 * 1024;
 
 /// Actions a callback returns.
 const CONTINUE: u32 = 0;
@@ -122,23 +126,32 @@ impl Guest for Driver {
         let context = NEXT_CONTEXT.get() + 1;
         NEXT_CONTEXT.set(context);
         callback::on_context_create(context, setup.root);
-        let result = Stream {
-            setup: &setup,
-            context,
+        Stream {
+            setup,
+            context: Rc::new(Context(context)),
         }
         .run(request)
-        .await;
-        state::enter(context);
-        callback::on_stream_end(context);
-        state::end(context);
-        result
+        .await
     }
 }
 
-/// One request's context.
-struct Stream<'a> {
-    setup: &'a Setup,
-    context: u32,
+/// One request's context, shared with the tasks that stream its bodies.
+#[derive(Clone)]
+struct Stream {
+    setup: Rc<Setup>,
+    context: Rc<Context>,
+}
+
+/// A stream context's id. The context ends (`on_log`, `on_done`,
+/// `on_delete`) when the last task that uses it lets go of it.
+struct Context(u32);
+
+impl Drop for Context {
+    fn drop(&mut self) {
+        state::enter(self.0);
+        callback::on_stream_end(self.0);
+        state::end(self.0);
+    }
 }
 
 /// What a phase of the filter chain ended with.
@@ -156,7 +169,11 @@ macro_rules! go {
     };
 }
 
-impl Stream<'_> {
+impl Stream {
+    fn id(&self) -> u32 {
+        self.context.0
+    }
+
     async fn run(&self, request: Request) -> Result<Response, ErrorCode> {
         let method = method_name(&request.get_method()).to_string();
         let scheme = match request.get_scheme() {
@@ -180,10 +197,10 @@ impl Stream<'_> {
             .map(|(_, v)| v.as_slice());
         let end_of_stream =
             length == Some(b"0") || (matches!(method.as_str(), "GET" | "HEAD") && length.is_none());
-        state::begin(self.context, &headers);
+        state::begin(self.id(), &headers);
 
         let count = headers.len() as u32;
-        callback::on_request_headers(self.context, count, end_of_stream as u32);
+        callback::on_request_headers(self.id(), count, end_of_stream as u32);
         go!(self.settle(REQUEST_HEADERS, &mut headers).await);
 
         let (body, body_trailers) = Request::consume_body(request, body_done());
@@ -224,9 +241,9 @@ impl Stream<'_> {
         let status = response.get_status_code();
         let mut headers = vec![(b":status".to_vec(), status.to_string().into_bytes())];
         headers.extend(bytes_pairs(response.get_headers().copy_all()));
-        state::set_map(self.context, RESPONSE_HEADERS, &headers);
+        state::set_map(self.id(), RESPONSE_HEADERS, &headers);
         let count = headers.len() as u32;
-        callback::on_response_headers(self.context, count, 0);
+        callback::on_response_headers(self.id(), count, 0);
         go!(self.settle(RESPONSE_HEADERS, &mut headers).await);
 
         let (body, body_trailers) = Response::consume_body(response, body_done());
@@ -254,7 +271,7 @@ impl Stream<'_> {
     /// changed it, and answers with the plugin's local response, if any.
     async fn settle(&self, map: u32, headers: &mut Pairs) -> Next<()> {
         loop {
-            let outcome = state::finish(self.context, map);
+            let outcome = state::finish(self.id(), map);
             if let Some(changed) = outcome.changed {
                 *headers = changed;
             }
@@ -300,10 +317,11 @@ impl Stream<'_> {
     }
 
     /// Passes a body through untouched if the module has no callback for
-    /// it; else feeds it to the callback chunk by chunk, holding what the
-    /// callback pauses on (up to `max-body-bytes`, then 413 for a request
-    /// and 500 for a response, as Envoy answers), and returns what the
-    /// callback let through. `headers` are the phase's, kept current.
+    /// it. Else the body is held while the body callback pauses on it (up
+    /// to `max-body-bytes`, then 413 for a request and 500 for a response,
+    /// as Envoy answers), so the headers wait too; once the callback lets
+    /// data through, the rest streams, each chunk through the callback, in
+    /// a task of its own. `headers` are the phase's, kept current.
     async fn body(
         &self,
         mut body: StreamReader<u8>,
@@ -318,11 +336,11 @@ impl Stream<'_> {
         if !has_body && !has_trailers {
             return Next::Go((body, body_trailers));
         }
-        let mut passed = Vec::new();
         let mut held = Vec::new();
-        loop {
-            let (status, chunk) = body.read(Vec::with_capacity(16 * 1024)).await;
-            let end = !matches!(status, StreamResult::Complete(_));
+        let mut end = false;
+        while has_body && !end {
+            let (status, chunk) = body.read(Vec::with_capacity(CHUNK)).await;
+            end = !matches!(status, StreamResult::Complete(_));
             held.extend(chunk);
             if held.len() > self.setup.max_body {
                 let (code, reason) = phase.too_large();
@@ -331,47 +349,136 @@ impl Stream<'_> {
                     format!("{code} {reason}: body over the plugin's buffer limit\n"),
                 ));
             }
-            if !has_body {
-                if end {
-                    passed.append(&mut held);
-                    break;
-                }
-                continue;
-            }
-            state::set_buffer(self.context, phase.buffer(), &held);
-            let action = phase.on_body(self.context, held.len() as u32, end);
+            let passes = self.feed(phase, &mut held, end);
             if let Next::Answer(response) = self.settle(phase.headers(), headers).await {
                 return Next::Answer(response);
             }
-            held = state::get_buffer(self.context, phase.buffer());
-            if action == CONTINUE || end {
-                passed.append(&mut held);
+            if passes {
+                break;
+            }
+        }
+        // A body seen whole has a known length; one still streaming may yet
+        // be changed by the callback, so it goes without one.
+        let length = headers
+            .iter()
+            .position(|(k, _)| k.eq_ignore_ascii_case(b"content-length"));
+        match length {
+            Some(at) if end => headers[at].1 = held.len().to_string().into_bytes(),
+            Some(at) if has_body => {
+                headers.remove(at);
+            }
+            _ => {}
+        }
+        if end {
+            // Held whole: the trailers too are seen before anything goes on.
+            return match self.trailers(phase, body_trailers).await {
+                Next::Go(Ok(fields)) => Next::Go((body_stream(held, None), trailers(fields))),
+                Next::Go(Err(e)) => {
+                    let (code, reason) = phase.failed();
+                    Next::Answer(plain(
+                        code,
+                        format!("{code} {reason}: the body failed: {e:?}\n"),
+                    ))
+                }
+                Next::Answer(response) => Next::Answer(response),
+            };
+        }
+        let (to, streamed) = body_channel();
+        let (trailers_to, trailers) = trailers_channel();
+        let this = self.clone();
+        spawn(async move {
+            this.pump(phase, (held, end), body, body_trailers, to, trailers_to)
+                .await;
+        });
+        Next::Go((streamed, trailers))
+    }
+
+    /// Streams the rest of a body: `held` first, then each chunk through
+    /// the body callback (held again while it pauses), then the trailers
+    /// through their callback. The headers have gone, so a local response
+    /// or a body over the limit now can only cut the stream, with an error.
+    async fn pump(
+        self,
+        phase: Phase,
+        (mut held, mut end): (Vec<u8>, bool),
+        mut body: StreamReader<u8>,
+        body_trailers: Trailers,
+        mut to: StreamWriter<u8>,
+        trailers_to: TrailersWriter,
+    ) {
+        let has_body = self.setup.has(phase.body_callback());
+        let cut =
+            |why: &str| ErrorCode::InternalError(Some(format!("the proxy-wasm plugin {why}")));
+        let mut too_late = Vec::new();
+        let mut passes = true;
+        loop {
+            if passes
+                && !held.is_empty()
+                && !to.write_all(std::mem::take(&mut held)).await.is_empty()
+            {
+                return;
             }
             if end {
                 break;
             }
-        }
-        let mut fields = match body_trailers.await {
-            Ok(Some(fields)) => Some(fields),
-            _ => None,
-        };
-        if has_trailers && let Some(found) = fields.take() {
-            let mut pairs = bytes_pairs(found.copy_all());
-            state::set_map(self.context, phase.trailers(), &pairs);
-            phase.on_trailers(self.context, pairs.len() as u32);
-            if let Next::Answer(response) = self.settle(phase.trailers(), &mut pairs).await {
-                return Next::Answer(response);
+            let (status, chunk) = body.read(Vec::with_capacity(CHUNK)).await;
+            end = !matches!(status, StreamResult::Complete(_));
+            held.extend(chunk);
+            if !has_body {
+                passes = true;
+                continue;
             }
-            fields = Fields::from_list(&string_pairs(pairs)).ok();
+            if held.len() > self.setup.max_body {
+                let _ = trailers_to
+                    .write(Err(cut("held a body over its buffer limit")))
+                    .await;
+                return;
+            }
+            passes = self.feed(phase, &mut held, end);
+            if let Next::Answer(_) = self.settle(phase.headers(), &mut too_late).await {
+                let _ = trailers_to
+                    .write(Err(cut("answered after the headers had gone")))
+                    .await;
+                return;
+            }
         }
-        // The callback may have changed the body's length.
-        if let Some(length) = headers
-            .iter_mut()
-            .find(|(k, _)| k.eq_ignore_ascii_case(b"content-length"))
-        {
-            length.1 = passed.len().to_string().into_bytes();
+        drop(to);
+        let cut_short = match self.trailers(phase, body_trailers).await {
+            Next::Go(Ok(None)) => return,
+            Next::Go(Ok(fields)) => Ok(fields),
+            Next::Go(Err(e)) => Err(e),
+            Next::Answer(_) => Err(cut("answered after the headers had gone")),
+        };
+        let _ = trailers_to.write(cut_short).await;
+    }
+
+    /// Awaits a body's trailers and runs them through their callback, if
+    /// the module has one.
+    async fn trailers(
+        &self,
+        phase: Phase,
+        body_trailers: Trailers,
+    ) -> Next<Result<Option<Fields>, ErrorCode>> {
+        let found = match body_trailers.await {
+            Ok(Some(found)) if self.setup.has(phase.trailers_callback()) => found,
+            other => return Next::Go(other),
+        };
+        let mut pairs = bytes_pairs(found.copy_all());
+        state::set_map(self.id(), phase.trailers(), &pairs);
+        phase.on_trailers(self.id(), pairs.len() as u32);
+        if let Next::Answer(response) = self.settle(phase.trailers(), &mut pairs).await {
+            return Next::Answer(response);
         }
-        Next::Go((body_stream(passed, None), trailers(fields)))
+        Next::Go(Ok(Fields::from_list(&string_pairs(pairs)).ok()))
+    }
+
+    /// Runs what is held through the body callback, which may change it;
+    /// whether it may pass (Continue, or the end of the body).
+    fn feed(&self, phase: Phase, held: &mut Vec<u8>, end: bool) -> bool {
+        state::set_buffer(self.id(), phase.buffer(), held);
+        let action = phase.on_body(self.id(), held.len() as u32, end);
+        *held = state::get_buffer(self.id(), phase.buffer());
+        action == CONTINUE || end
     }
 }
 
@@ -423,6 +530,15 @@ impl Phase {
         match self {
             Phase::Request => (413, "Payload Too Large"),
             Phase::Response => (500, "Internal Server Error"),
+        }
+    }
+
+    /// The answer when the body itself fails (the client's, or the next
+    /// hop's).
+    fn failed(self) -> (u16, &'static str) {
+        match self {
+            Phase::Request => (400, "Bad Request"),
+            Phase::Response => (502, "Bad Gateway"),
         }
     }
 
@@ -479,7 +595,7 @@ async fn side_call(
     let (mut body, body_trailers) = Response::consume_body(response, body_done());
     let mut bytes = Vec::new();
     loop {
-        let (status, chunk) = body.read(Vec::with_capacity(16 * 1024)).await;
+        let (status, chunk) = body.read(Vec::with_capacity(CHUNK)).await;
         bytes.extend(chunk);
         if bytes.len() > max_body {
             return Err(ErrorCode::HttpResponseBodySize(Some(bytes.len() as u64)));
