@@ -265,6 +265,7 @@ impl Manifest {
                 plugin.source,
                 plugin.package,
                 proxy_wasm,
+                "`path`, `source`, `package` and `proxy-wasm`",
             )?;
             let digest = plugin.digest.map(|d| check_digest(&file, d)).transpose()?;
             let (settings, config_span, side_calls_span) = parse_settings(
@@ -389,6 +390,7 @@ fn one_source(
     source: Option<Spanned<String>>,
     package: Option<Spanned<String>>,
     proxy_wasm: Option<Source>,
+    keys: &str,
 ) -> Result<Source, Error> {
     let given: Vec<Source> = [
         path.map(|p| Source::Path {
@@ -412,12 +414,12 @@ fn one_source(
         Ok([source]) => Ok(source),
         Err(given) if given.is_empty() => Err(file.error(
             table.clone(),
-            "missing field `path`: a plugin needs one of `path`, `source`, `package` or `proxy-wasm`".into(),
+            format!("missing field `path`: a plugin needs one of {keys}"),
             None,
         )),
         Err(given) => Err(file.error(
             given[1].span(),
-            "a plugin takes only one of `path`, `source`, `package` and `proxy-wasm`".into(),
+            format!("a plugin takes only one of {keys}"),
             Some("keep the one that says where this component comes from".into()),
         )),
     }
@@ -491,7 +493,15 @@ fn parse_origin(file: &SourceFile, origin: Spanned<RawOrigin>) -> Result<Origin,
                 }
                 None => "origin".into(),
             },
-            source: one_source(file, &span, raw.path, raw.source, raw.package, None)?,
+            source: one_source(
+                file,
+                &span,
+                raw.path,
+                raw.source,
+                raw.package,
+                None,
+                "`path`, `source` and `package`",
+            )?,
             digest: raw.digest.map(|d| check_digest(file, d)).transpose()?,
             settings,
             config_span,
@@ -632,7 +642,7 @@ mod tests {
         assert_eq!(message(""), "1:1: the chain has no plugins");
         assert_eq!(
             message("[[plugin]]\nname = \"a\"\npath = \"a\"\npackage = \"x:y@1\"\n"),
-            "4:11: a plugin takes only one of `path`, `source` and `package`"
+            "4:11: a plugin takes only one of `path`, `source`, `package` and `proxy-wasm`"
         );
         assert_eq!(
             message("[[plugin]]\nname = \"a-\"\npath = \"a\"\n"),
