@@ -490,11 +490,8 @@ fn a_proxy_wasm_module_comes_from_a_registry_too() {
     let ws = Workspace::new();
     let module = legacy_plugins().join("header-filter.wasip1.wasm");
     let reference = registry.reference("filters/header-filter:1.0.0");
-    let published = common::pwchain()
-        .env("PWCHAIN_CACHE_DIR", ws.path("cache"))
-        .args(["publish", module.to_str().unwrap(), &reference])
-        .output()
-        .unwrap();
+    let cache = ws.path("cache");
+    let published = common::run_in(&cache, &["publish", module.to_str().unwrap(), &reference]);
     let message = common::stderr(&published);
     assert!(published.status.success(), "{message}");
     assert!(message.contains("proxy-wasm module"), "{message}");
@@ -502,16 +499,15 @@ fn a_proxy_wasm_module_comes_from_a_registry_too() {
         "[[plugin]]\nname = \"filter\"\nproxy-wasm = \"{reference}\"\nconfiguration = \"from-oci\"\n\n[origin]\npath = \"{{plugins}}/echo.wasm\"\n"
     ));
     let out = ws.path("chain.wasm");
-    let composed = common::pwchain()
-        .env("PWCHAIN_CACHE_DIR", ws.path("cache"))
-        .args([
+    let composed = common::run_in(
+        &cache,
+        &[
             "compose",
             manifest.to_str().unwrap(),
             "-o",
             out.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+        ],
+    );
     assert!(composed.status.success(), "{}", common::stderr(&composed));
     let lock = std::fs::read_to_string(ws.path("pwchain.lock")).unwrap();
     assert!(lock.contains("filters/header-filter:1.0.0"), "{lock}");

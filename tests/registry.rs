@@ -4,18 +4,9 @@
 
 mod common;
 
-use common::{Served, TestRegistry, Workspace, plugin, pwchain, stderr};
+use common::{Served, TestRegistry, Workspace, plugin, pwchain, run_in, stderr};
 use std::path::Path;
 use std::process::Output;
-
-/// `pwchain ARGS` with its cache in `cache`.
-fn run_in(cache: &Path, args: &[&str]) -> Output {
-    pwchain()
-        .env("PWCHAIN_CACHE_DIR", cache)
-        .args(args)
-        .output()
-        .unwrap()
-}
 
 /// `pwchain` with its cache in `ws` and credentials only from the Docker
 /// configuration in `docker` (none from the environment).

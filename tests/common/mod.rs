@@ -64,6 +64,15 @@ pub fn run(args: &[&str]) -> Output {
     pwchain().args(args).output().expect("run pwchain")
 }
 
+/// `pwchain ARGS` with its cache in `cache`.
+pub fn run_in(cache: &Path, args: &[&str]) -> Output {
+    pwchain()
+        .env("PWCHAIN_CACHE_DIR", cache)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }

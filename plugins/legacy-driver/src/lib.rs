@@ -16,6 +16,7 @@ use exports::wasi::http::handler::Guest;
 use pwchain::proxy::legacy_callbacks as callback;
 use pwchain::proxy::legacy_control::{self as state, LocalResponse, Pairs, Settings};
 use pwchain_guest::wasi::http::client;
+use pwchain_guest::wasi::http::types::RequestOptions;
 use pwchain_guest::{
     ErrorCode, Fields, Method, Request, Response, Scheme, StreamReader, StreamResult, StreamWriter,
     Trailers, TrailersWriter, body_channel, body_done, body_stream, fields, method_name, spawn,
@@ -207,40 +208,23 @@ impl Stream {
         let (body, body_trailers) = go!(self
             .body(body, body_trailers, Phase::Request, &mut headers,)
             .await);
-        let pseudo = |headers: &mut Pairs, name: &str| {
-            let found = headers.iter().position(|(k, _)| k == name.as_bytes());
-            found.map(|i| String::from_utf8_lossy(&headers.remove(i).1).into_owned())
+        let target = Target {
+            method,
+            scheme,
+            authority,
+            path,
         };
-        let method = pseudo(&mut headers, ":method").unwrap_or(method);
-        let scheme = pseudo(&mut headers, ":scheme").unwrap_or(scheme);
-        let authority = pseudo(&mut headers, ":authority").unwrap_or(authority);
-        let path = pseudo(&mut headers, ":path").unwrap_or(path);
-        let (outgoing, _) = Request::new(
-            fields(&string_pairs(headers))?,
+        let outgoing = build_request(
+            headers,
+            target,
             Some(body),
             body_trailers,
             options,
-        );
-        let invalid = |what: &str| {
-            ErrorCode::InternalError(Some(format!("the plugin set an invalid {what}")))
-        };
-        outgoing
-            .set_method(&parse_method(&method))
-            .map_err(|()| invalid(":method"))?;
-        outgoing
-            .set_scheme(Some(&parse_scheme(&scheme)))
-            .map_err(|()| invalid(":scheme"))?;
-        outgoing
-            .set_authority(Some(&authority))
-            .map_err(|()| invalid(":authority"))?;
-        outgoing
-            .set_path_with_query(Some(&path))
-            .map_err(|()| invalid(":path"))?;
+            "the request the plugin passed on",
+        )?;
 
         let response = handler::handle(outgoing).await?;
-        let status = response.get_status_code();
-        let mut headers = vec![(b":status".to_vec(), status.to_string().into_bytes())];
-        headers.extend(bytes_pairs(response.get_headers().copy_all()));
+        let (status, mut headers) = response_head(&response);
         state::set_map(self.id(), RESPONSE_HEADERS, &headers);
         let count = headers.len() as u32;
         callback::on_response_headers(self.id(), count, 0);
@@ -564,34 +548,24 @@ async fn side_call(
     max_body: usize,
 ) -> Result<(u32, Pairs, Vec<u8>, Pairs), ErrorCode> {
     let mut headers = call.headers.clone();
-    let mut pseudo = |name: &str| {
-        let found = headers.iter().position(|(k, _)| k == name.as_bytes());
-        found.map(|i| String::from_utf8_lossy(&headers.remove(i).1).into_owned())
+    headers.retain(|(k, _)| k != b":authority");
+    let target = Target {
+        method: "GET".into(),
+        scheme: "http".into(),
+        authority: String::from_utf8_lossy(&call.upstream).into_owned(),
+        path: "/".into(),
     };
-    let method = pseudo(":method").unwrap_or_else(|| "GET".into());
-    let path = pseudo(":path").unwrap_or_else(|| "/".into());
-    let scheme = pseudo(":scheme").unwrap_or_else(|| "http".into());
-    pseudo(":authority");
     let body = (!call.body.is_empty()).then(|| body_stream(call.body.clone(), None));
-    let (request, _) = Request::new(fields(&string_pairs(headers))?, body, trailers(None), None);
-    let invalid =
-        |what: &str| ErrorCode::InternalError(Some(format!("invalid {what} in proxy_http_call")));
-    request
-        .set_method(&parse_method(&method))
-        .map_err(|()| invalid(":method"))?;
-    request
-        .set_scheme(Some(&parse_scheme(&scheme)))
-        .map_err(|()| invalid(":scheme"))?;
-    request
-        .set_authority(Some(&String::from_utf8_lossy(&call.upstream)))
-        .map_err(|()| invalid("upstream"))?;
-    request
-        .set_path_with_query(Some(&path))
-        .map_err(|()| invalid(":path"))?;
+    let request = build_request(
+        headers,
+        target,
+        body,
+        trailers(None),
+        None,
+        "a proxy_http_call",
+    )?;
     let response = client::send(request).await?;
-    let status = response.get_status_code();
-    let mut headers = vec![(b":status".to_vec(), status.to_string().into_bytes())];
-    headers.extend(bytes_pairs(response.get_headers().copy_all()));
+    let (status, headers) = response_head(&response);
     let (mut body, body_trailers) = Response::consume_body(response, body_done());
     let mut bytes = Vec::new();
     loop {
@@ -609,6 +583,61 @@ async fn side_call(
         _ => Vec::new(),
     };
     Ok((status.into(), headers, bytes, trailers))
+}
+
+/// Where a request goes: what its pseudo-headers say.
+struct Target {
+    method: String,
+    scheme: String,
+    authority: String,
+    path: String,
+}
+
+/// A request with `headers`, whose pseudo-headers (taken out of them)
+/// override `target`'s parts; `what` names the request in errors.
+fn build_request(
+    mut headers: Pairs,
+    mut target: Target,
+    body: Option<StreamReader<u8>>,
+    trailers: Trailers,
+    options: Option<RequestOptions>,
+    what: &str,
+) -> Result<Request, ErrorCode> {
+    for (name, part) in [
+        (":method", &mut target.method),
+        (":scheme", &mut target.scheme),
+        (":authority", &mut target.authority),
+        (":path", &mut target.path),
+    ] {
+        if let Some(at) = headers.iter().position(|(k, _)| k == name.as_bytes()) {
+            *part = String::from_utf8_lossy(&headers.remove(at).1).into_owned();
+        }
+    }
+    let (request, _) = Request::new(fields(&string_pairs(headers))?, body, trailers, options);
+    let invalid =
+        |part: &str| ErrorCode::InternalError(Some(format!("{what} has an invalid {part}")));
+    request
+        .set_method(&parse_method(&target.method))
+        .map_err(|()| invalid(":method"))?;
+    request
+        .set_scheme(Some(&parse_scheme(&target.scheme)))
+        .map_err(|()| invalid(":scheme"))?;
+    request
+        .set_authority(Some(&target.authority))
+        .map_err(|()| invalid(":authority"))?;
+    request
+        .set_path_with_query(Some(&target.path))
+        .map_err(|()| invalid(":path"))?;
+    Ok(request)
+}
+
+/// A response's status, and its headers with `:status` first, as the ABI
+/// has them.
+fn response_head(response: &Response) -> (u16, Pairs) {
+    let status = response.get_status_code();
+    let mut headers = vec![(b":status".to_vec(), status.to_string().into_bytes())];
+    headers.extend(bytes_pairs(response.get_headers().copy_all()));
+    (status, headers)
 }
 
 fn local_response(local: LocalResponse) -> Response {
