@@ -206,8 +206,15 @@ impl Stream {
 
         let (body, body_trailers) = Request::consume_body(request, body_done());
         let (body, body_trailers) = go!(self
-            .body(body, body_trailers, Phase::Request, &mut headers,)
+            .body(
+                body,
+                body_trailers,
+                Phase::Request,
+                &mut headers,
+                end_of_stream
+            )
             .await);
+        let head = method == "HEAD";
         let target = Target {
             method,
             scheme,
@@ -230,9 +237,21 @@ impl Stream {
         callback::on_response_headers(self.id(), count, 0);
         go!(self.settle(RESPONSE_HEADERS, &mut headers).await);
 
+        // As Envoy, no body callbacks for a response that has no body.
+        let declared_empty = head
+            || matches!(status, 100..=199 | 204 | 304)
+            || headers
+                .iter()
+                .any(|(k, v)| k.eq_ignore_ascii_case(b"content-length") && v == b"0");
         let (body, body_trailers) = Response::consume_body(response, body_done());
         let (body, body_trailers) = go!(self
-            .body(body, body_trailers, Phase::Response, &mut headers,)
+            .body(
+                body,
+                body_trailers,
+                Phase::Response,
+                &mut headers,
+                declared_empty
+            )
             .await);
         let status = match headers.iter().position(|(k, _)| k == b":status") {
             Some(i) => String::from_utf8_lossy(&headers.remove(i).1)
@@ -301,7 +320,7 @@ impl Stream {
     }
 
     /// Passes a body through untouched if the module has no callback for
-    /// it. Else the body is held while the body callback pauses on it (up
+    /// it, or the headers said there is none (`declared_empty`). Else the body is held while the body callback pauses on it (up
     /// to `max-body-bytes`, then 413 for a request and 500 for a response,
     /// as Envoy answers), so the headers wait too; once the callback lets
     /// data through, the rest streams, each chunk through the callback, in
@@ -312,12 +331,13 @@ impl Stream {
         body_trailers: Trailers,
         phase: Phase,
         headers: &mut Pairs,
+        declared_empty: bool,
     ) -> Next<(StreamReader<u8>, Trailers)> {
         let (has_body, has_trailers) = (
             self.setup.has(phase.body_callback()),
             self.setup.has(phase.trailers_callback()),
         );
-        if !has_body && !has_trailers {
+        if declared_empty || (!has_body && !has_trailers) {
             return Next::Go((body, body_trailers));
         }
         let mut held = Vec::new();
