@@ -61,13 +61,14 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct WrapArgs {
     /// The proxy-wasm module (`.wasm`, a core module).
+    #[arg(value_name = "MODULE")]
     pub file: PathBuf,
 
     /// Where to write the component.
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,
 
-    /// A file whose contents are the plugin configuration.
+    /// A file whose contents (UTF-8 text) are the plugin configuration.
     #[arg(long, value_name = "FILE", conflicts_with = "config_string")]
     pub config: Option<PathBuf>,
 
@@ -92,8 +93,8 @@ pub struct WrapArgs {
     #[arg(long)]
     pub allow_unimplemented: bool,
 
-    /// The most body a paused request or response may buffer (then 413 or
-    /// 500, as Envoy answers).
+    /// The most body a request or response may hold while the plugin
+    /// pauses on it (then 413 or 500, as Envoy answers).
     #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
     pub max_body_bytes: usize,
 

@@ -107,7 +107,9 @@ impl Wat {
             definitions: r#"  (global $scratch (mut i32) (i32.const 0))
   (func $scratch (result i32)
     (if (i32.eqz (global.get $scratch))
-      (then (global.set $scratch (call $alloc (i32.const 16)))))
+      ;; 16 bytes, aligned to 8 whatever the allocator's alignment.
+      (then (global.set $scratch
+        (i32.and (i32.add (call $alloc (i32.const 24)) (i32.const 7)) (i32.const -8)))))
     (global.get $scratch))
   (func (export "cabi_import_realloc") (param i32 i32 i32 i32) (result i32)
     (call $alloc (local.get 3)))
