@@ -232,7 +232,9 @@ impl HttpContext for Probe {
     }
 
     fn on_http_request_trailers(&mut self, _trailers: usize) -> Action {
-        self.trailer = self.get_http_request_trailer("x-checksum").unwrap_or_default();
+        self.trailer = self
+            .get_http_request_trailer("x-checksum")
+            .unwrap_or_default();
         self.add_http_request_trailer("x-checksum-seen", "yes");
         Action::Continue
     }
@@ -261,7 +263,12 @@ impl HttpContext for Probe {
         let mut pairs = self.get_http_response_headers();
         let count = pairs.len().to_string();
         pairs.push(("x-probe-pairs".into(), count));
-        self.set_http_response_headers(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect());
+        self.set_http_response_headers(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect(),
+        );
         Action::Continue
     }
 
