@@ -515,3 +515,32 @@ fn a_proxy_wasm_module_comes_from_a_registry_too() {
     let answer = served.request("GET", "/", &[], b"");
     assert_eq!(answer.header("x-legacy-response"), Some("from-oci"));
 }
+
+#[test]
+fn a_side_call_past_its_timeout_is_answered_as_failed() {
+    let upstream = Peer::replying(Reply::Slow(Duration::from_millis(2500), "late"));
+    let ws = Workspace::new();
+    let composite = ws.compose(
+        &PROBE_CHAIN
+            .replace("FLAVOUR", "unknown")
+            .replace("UPSTREAM", &upstream.addr.to_string())
+            .replace("tag=probe-tag", "tag=probe-tag\\ntimeout-ms=300"),
+    );
+    let served = Served::start(&composite, &[]);
+    let started = Instant::now();
+    let called = served.request("GET", "/call", &[], b"");
+    assert_eq!(called.status, 200);
+    // The call failed: the plugin saw no `:status` and no body.
+    assert!(
+        called.text().contains("x-call-answer:"),
+        "{}",
+        called.text()
+    );
+    assert!(!called.text().contains("late"), "{}", called.text());
+    assert!(
+        started.elapsed() < Duration::from_millis(2000),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(served.log_line("proxy_http_call to").is_some());
+}

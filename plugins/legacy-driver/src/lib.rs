@@ -576,12 +576,19 @@ async fn side_call(
         path: "/".into(),
     };
     let body = (!call.body.is_empty()).then(|| body_stream(call.body.clone(), None));
+    // The call's timeout bounds the connection and each wait for data; a
+    // host that cannot enforce timeouts makes the call without them.
+    let options = RequestOptions::new();
+    let timeout = Some(u64::from(call.timeout_ms) * 1_000_000).filter(|t| *t > 0);
+    let _ = options.set_connect_timeout(timeout);
+    let _ = options.set_first_byte_timeout(timeout);
+    let _ = options.set_between_bytes_timeout(timeout);
     let request = build_request(
         headers,
         target,
         body,
         trailers(None),
-        None,
+        Some(options),
         "a proxy_http_call",
     )?;
     let response = client::send(request).await?;

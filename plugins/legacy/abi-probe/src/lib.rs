@@ -1,6 +1,7 @@
 //! A proxy-wasm filter that touches most of ABI 0.2.1, so the tests can
 //! see each part work through `pwchain wrap`. Its configuration is lines of
-//! `key=value`: `upstream` (an authority for `proxy_http_call`s) and `tag`.
+//! `key=value`: `upstream` (an authority for `proxy_http_call`s), its
+//! `timeout-ms` (default 5000) and `tag`.
 //!
 //! - every request: copies `:method`, `:path`, `:authority` and `:scheme`
 //!   and the `request.*` properties into `x-probe-*` request headers,
@@ -26,13 +27,20 @@ use std::time::Duration;
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Trace);
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> {
-        Box::new(Root { upstream: String::new(), tag: "probe".into(), queue: 0, metric: 0 })
+        Box::new(Root {
+            upstream: String::new(),
+            tag: "probe".into(),
+            timeout: Duration::from_secs(5),
+            queue: 0,
+            metric: 0,
+        })
     });
 }}
 
 struct Root {
     upstream: String,
     tag: String,
+    timeout: Duration,
     queue: u32,
     metric: u32,
 }
@@ -55,6 +63,9 @@ impl RootContext for Root {
             match line.split_once('=') {
                 Some(("upstream", v)) => self.upstream = v.trim().to_string(),
                 Some(("tag", v)) => self.tag = v.trim().to_string(),
+                Some(("timeout-ms", v)) => {
+                    self.timeout = Duration::from_millis(v.trim().parse().unwrap_or(5000))
+                }
                 _ => {}
             }
         }
@@ -82,6 +93,7 @@ impl RootContext for Root {
         Some(Box::new(Probe {
             upstream: self.upstream.clone(),
             tag: self.tag.clone(),
+            timeout: self.timeout,
             queue: self.queue,
             metric: self.metric,
             path: String::new(),
@@ -105,6 +117,7 @@ fn number(bytes: Option<Vec<u8>>) -> u64 {
 struct Probe {
     upstream: String,
     tag: String,
+    timeout: Duration,
     queue: u32,
     metric: u32,
     path: String,
@@ -206,13 +219,7 @@ impl HttpContext for Probe {
                 (":authority", "upstream"),
                 ("x-from", "probe"),
             ];
-            match self.dispatch_http_call(
-                &self.upstream,
-                headers,
-                None,
-                vec![],
-                Duration::from_secs(5),
-            ) {
+            match self.dispatch_http_call(&self.upstream, headers, None, vec![], self.timeout) {
                 Ok(_) => return Action::Pause,
                 Err(status) => log::warn!("dispatch failed: {status:?}"),
             }
