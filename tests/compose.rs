@@ -442,10 +442,10 @@ fn compose_as_commented(wac: &std::path::Path, out: &std::path::Path) -> std::pr
 }
 
 #[test]
-fn emitted_wac_carries_generated_components() {
+fn emitted_wac_carries_generated_and_wrapped_components() {
     let ws = Workspace::new();
     let manifest = ws.manifest(
-        "[chain]\nname = \"cfg\"\n\n[[plugin]]\nname = \"tag\"\npath = \"{plugins}/add-header.wasm\"\nconfig = { \"response.x-tag\" = \"from-wac\" }\n\n[[plugin]]\nname = \"audit\"\npath = \"{plugins}/audit.wasm\"\nside-calls = { allow = [\"*.internal\"] }\n\n[origin]\npath = \"{plugins}/echo.wasm\"\n",
+        "[chain]\nname = \"cfg\"\n\n[[plugin]]\nname = \"tag\"\npath = \"{plugins}/add-header.wasm\"\nconfig = { \"response.x-tag\" = \"from-wac\" }\n\n[[plugin]]\nname = \"legacy\"\nproxy-wasm = \"{legacy}/header-filter.unknown.wasm\"\nconfiguration = \"wrapped-for-wac\"\n\n[[plugin]]\nname = \"audit\"\npath = \"{plugins}/audit.wasm\"\nside-calls = { allow = [\"*.internal\"] }\n\n[origin]\npath = \"{plugins}/echo.wasm\"\n",
     );
     // On standard output there is nowhere to put them.
     let printed = run(&["compose", manifest.to_str().unwrap(), "--emit-wac"]);
@@ -473,6 +473,11 @@ fn emitted_wac_carries_generated_components() {
             "{generated}"
         );
     }
+    // The wrapped proxy-wasm module is generated too; its source is not a
+    // component `wac` could use.
+    assert!(ws.path("cfg.deps/chain/legacy.wasm").exists());
+    let text = std::fs::read_to_string(&wac).unwrap();
+    assert!(!text.contains("--dep chain:legacy="), "{text}");
     let out = ws.path("from-wac.wasm");
     let composed = compose_as_commented(&wac, &out);
     assert!(composed.status.success(), "{}", stderr(&composed));
@@ -480,4 +485,5 @@ fn emitted_wac_carries_generated_components() {
     let answer = served.request("GET", "/", &[], b"");
     assert_eq!(answer.status, 200, "{}", answer.text());
     assert_eq!(answer.header("x-tag"), Some("from-wac"));
+    assert_eq!(answer.header("x-legacy-response"), Some("wrapped-for-wac"));
 }

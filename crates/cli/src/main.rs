@@ -290,6 +290,8 @@ fn emit_wac(
             _ => None,
         })
         .filter_map(|spec| match &spec.source {
+            // A wrapped module's component is generated, not read.
+            pwchain_compose::Source::Path { .. } if spec.legacy.is_some() => None,
             pwchain_compose::Source::Path { path, .. } => {
                 Some((format!("chain:{}", spec.name), manifest.dir().join(path)))
             }

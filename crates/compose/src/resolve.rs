@@ -318,11 +318,15 @@ fn load_stage(
         None => bytes,
     };
     let source = match &spec.legacy {
-        Some(_) => format!("proxy-wasm:{written}"),
+        Some(_) => format!("{WRAPPED}{written}"),
         None => written,
     };
     Stage::from_bytes(&spec.name, bytes, source, &path).map_err(at)
 }
+
+/// How a stage's `source` starts when pwchain wrapped a proxy-wasm module
+/// for it: its bytes are made here, not read from where the source says.
+pub const WRAPPED: &str = "proxy-wasm:";
 
 /// Checks `found` against the manifest's `digest` pin, if it has one.
 fn check_pin(spec: &PluginSpec, manifest: &Manifest, found: &str) -> Result<(), Error> {
@@ -343,6 +347,11 @@ fn check_pin(spec: &PluginSpec, manifest: &Manifest, found: &str) -> Result<(), 
 }
 
 impl Stage {
+    /// Whether this stage is a proxy-wasm module pwchain wrapped.
+    pub fn is_wrapped(&self) -> bool {
+        self.source.starts_with(WRAPPED)
+    }
+
     /// Reads and inspects the component at `path`; `source` is what the
     /// chain record will say it came from.
     pub fn read(name: &str, path: &Path, source: String) -> Result<Stage, Error> {

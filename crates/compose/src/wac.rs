@@ -65,8 +65,9 @@ fn id(name: &str) -> String {
 }
 
 /// A chain as a WAC document, and the components pwchain generated for it
-/// (configuration stores, side-call policies), which the document names as
-/// packages `pwchain:…` and which must be found in a deps directory.
+/// (configuration stores, side-call policies, wrapped proxy-wasm modules),
+/// which the document names as packages and which must be found in a deps
+/// directory.
 pub struct Wac {
     pub text: String,
     /// Package name and bytes of each generated component.
@@ -119,6 +120,9 @@ impl Chain {
                     &format!("\"{}\": {}[\"{entry}\"], ", hop.import, id(&next.name)),
                 );
             }
+            if stage.is_wrapped() {
+                generated.push((package_name(stage), stage.bytes.clone()));
+            }
             let _ = writeln!(
                 body,
                 "let {} = new {} {{ {args}... }};",
@@ -128,7 +132,7 @@ impl Chain {
         }
         if !generated.is_empty() && deps_dir.is_none() {
             return Err(Error::Compose(
-                "this chain needs components pwchain generates (configuration stores, side-call policies); write the WAC to a file with `-o`, and they are written beside it".into(),
+                "this chain needs components pwchain generates (configuration stores, side-call policies, wrapped proxy-wasm modules); write the WAC to a file with `-o`, and they are written beside it".into(),
             ));
         }
 
