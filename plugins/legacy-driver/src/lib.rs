@@ -182,7 +182,14 @@ impl Stream {
             Some(Scheme::Other(other)) => other,
             _ => "http".to_string(),
         };
-        let authority = request.get_authority().unwrap_or_default();
+        let incoming = request.get_headers().copy_all();
+        // Hosts that leave an origin-form request without an authority
+        // still have its `host` header, which is what Envoy's `:authority`
+        // holds.
+        let authority = request
+            .get_authority()
+            .or_else(|| pwchain_guest::header(&incoming, "host").map(str::to_string))
+            .unwrap_or_default();
         let path = request.get_path_with_query().unwrap_or_else(|| "/".into());
         let options = request.get_options().map(|o| o.clone());
         let mut headers = vec![
@@ -191,7 +198,7 @@ impl Stream {
             (b":authority".to_vec(), authority.clone().into_bytes()),
             (b":path".to_vec(), path.clone().into_bytes()),
         ];
-        headers.extend(bytes_pairs(request.get_headers().copy_all()));
+        headers.extend(bytes_pairs(incoming));
         let length = headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(b"content-length"))
@@ -649,8 +656,9 @@ fn build_request(
     request
         .set_scheme(Some(&parse_scheme(&target.scheme)))
         .map_err(|()| invalid(":scheme"))?;
+    let authority = Some(target.authority.as_str()).filter(|a| !a.is_empty());
     request
-        .set_authority(Some(&target.authority))
+        .set_authority(authority)
         .map_err(|()| invalid(":authority"))?;
     request
         .set_path_with_query(Some(&target.path))
