@@ -284,6 +284,11 @@ pub const UNIMPLEMENTED: &[&str] = &[
     "proxy_clear_route_cache",
 ];
 
+/// Imports from `env` that are not hostcalls but runtime hooks some SDKs'
+/// languages import; each traps, as it would in Envoy (AssemblyScript's
+/// `abort(message, file, line, column)`).
+pub const TRAPS: &[&str] = &["abort"];
+
 /// The ABI's `Unimplemented` status.
 pub const UNIMPLEMENTED_STATUS: i32 = 12;
 
@@ -374,7 +379,7 @@ pub enum Support {
 }
 
 pub fn support(name: &str) -> Support {
-    if supported(name).is_some() {
+    if supported(name).is_some() || TRAPS.contains(&name) {
         Support::Supported
     } else if UNIMPLEMENTED.contains(&name) {
         Support::Unimplemented

@@ -95,7 +95,8 @@ pub fn wrap(module: &str, bytes: &[u8], options: &WrapOptions) -> Result<Wrapped
             None,
         )
     })?;
-    if let Some(other) = info.other_imports.first() {
+    // `env` imports that are no hostcall are classified with the hostcalls.
+    if let Some(other) = info.other_imports.iter().find(|i| !i.starts_with("env.")) {
         return Err(refuse(
             format!("it imports `{other}`, which no proxy-wasm host provides"),
             None,
@@ -119,6 +120,7 @@ pub fn wrap(module: &str, bytes: &[u8], options: &WrapOptions) -> Result<Wrapped
                     ));
                 }
             }
+            None if hostcalls::TRAPS.contains(&import.name.as_str()) => {}
             None if UNIMPLEMENTED.contains(&import.name.as_str()) => {
                 unimplemented.push(import.name.clone())
             }
@@ -256,6 +258,13 @@ mod tests {
             info.side_calls,
             [format!("wasi:http/client@{}", providers::http_version())]
         );
+    }
+
+    #[test]
+    fn assemblyscript_abort_traps_without_a_flag() {
+        let imports = r#"(import "env" "abort" (func (param i32 i32 i32 i32)))"#;
+        let wrapped = wrap("m", &module(imports), &WrapOptions::default()).unwrap();
+        assert!(wrapped.unimplemented.is_empty());
     }
 
     #[test]
