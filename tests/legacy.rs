@@ -544,3 +544,59 @@ fn a_side_call_past_its_timeout_is_answered_as_failed() {
     );
     assert!(served.log_line("proxy_http_call to").is_some());
 }
+
+#[test]
+fn wrapped_plugins_of_one_chain_share_data_and_queues() {
+    let ws = Workspace::new();
+    let composite = ws.compose(
+        r#"
+[[plugin]]
+name = "outer"
+proxy-wasm = "{legacy}/abi-probe.unknown.wasm"
+configuration = "tag=outer"
+
+[[plugin]]
+name = "inner"
+proxy-wasm = "{legacy}/abi-probe.wasip1.wasm"
+configuration = "tag=inner"
+
+[origin]
+path = "{plugins}/echo.wasm"
+"#,
+    );
+    let served = Served::start(&composite, &[]);
+    for round in 0..2 {
+        let answer = served.request("GET", &format!("/round{round}"), &[], b"");
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        // Both count every request in the same `hits` entry, outer first.
+        let (outer, inner) = (2 * round + 1, 2 * round + 2);
+        assert_eq!(
+            answer.header("x-probe-hits-outer"),
+            Some(outer.to_string().as_str())
+        );
+        assert_eq!(
+            answer.header("x-probe-hits-inner"),
+            Some(inner.to_string().as_str())
+        );
+        // Metrics stay each plugin's own.
+        assert_eq!(
+            answer.header("x-probe-metric"),
+            Some((round + 1).to_string().as_str())
+        );
+    }
+    // Both enqueue each path on the queue `paths` they both registered;
+    // each of the 4 items is dequeued once, by whichever plugin heard first.
+    let dequeued = || {
+        let log = served.log.lock().unwrap();
+        log.iter()
+            .filter(|l| l.contains("info: dequeued /round"))
+            .count()
+    };
+    let waited = Instant::now();
+    while dequeued() < 4 && waited.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let dequeued = dequeued();
+    assert_eq!(dequeued, 4);
+}

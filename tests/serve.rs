@@ -226,6 +226,7 @@ fn built_ins_match_their_sources() {
         "echo",
         "legacy-state",
         "legacy-driver",
+        "legacy-shared",
     ] {
         let committed =
             std::fs::read(repo().join(format!("crates/compose/builtins/{name}.wasm"))).unwrap();

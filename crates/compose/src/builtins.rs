@@ -27,3 +27,13 @@ pub const LEGACY_DRIVER: &[u8] = include_bytes!("../builtins/legacy-driver.wasm"
 /// The state of wrapped proxy-wasm modules (`plugins/legacy-state`): what
 /// their hostcalls read and write.
 pub const LEGACY_STATE: &[u8] = include_bytes!("../builtins/legacy-state.wasm");
+
+/// The shared data and queues of wrapped proxy-wasm modules
+/// (`plugins/legacy-shared`): one instance for all of a chain's.
+pub const LEGACY_SHARED: &[u8] = include_bytes!("../builtins/legacy-shared.wasm");
+
+/// Name of the shared data and queues' package in graphs and WAC documents.
+pub const LEGACY_SHARED_PACKAGE: &str = "pwchain:legacy-shared";
+
+/// The interface through which wrapped modules reach it.
+pub const LEGACY_SHARED_INTERFACE: &str = "pwchain:proxy/legacy-shared@0.1.0";

@@ -134,7 +134,9 @@ impl Chain {
             let mut add =
                 |who: &str, import: &String| found.push((who.to_string(), import.clone()));
             for import in &stage.info.host_imports {
-                if config_import(&stage.info) != Some(import) {
+                if config_import(&stage.info) != Some(import)
+                    && import != builtins::LEGACY_SHARED_INTERFACE
+                {
                     add(&stage.name, import);
                 }
             }
@@ -229,8 +231,11 @@ impl Chain {
             // Consumers are instantiated first: the stage, then each
             // provider before the one that feeds it.
             for provider in providers(stage)?.into_iter().rev() {
-                let instance =
-                    graph.instance(&provider.package, &provider.node, &provider.bytes)?;
+                // A provider several stages name is instantiated once.
+                let instance = match nodes.get(&provider.node) {
+                    Some(shared) => *shared,
+                    None => graph.instance(&provider.package, &provider.node, &provider.bytes)?,
+                };
                 let consumer = *nodes.get(&provider.consumer).ok_or_else(|| {
                     Error::Compose(format!(
                         "`{}` feeds unknown `{}`",
@@ -371,8 +376,9 @@ pub(crate) struct Provider {
 }
 
 /// What `stage` needs pwchain to provide: its own `wasi:config/store`
-/// (empty without `config`), and the side-call policy in front of its
-/// `wasi:http/client` import. Each provider is listed before the provider
+/// (empty without `config`), the shared data and queues of wrapped
+/// proxy-wasm modules (one instance, node `legacy-shared`, for all), and
+/// the side-call policy in front of its `wasi:http/client` import. Each provider is listed before the provider
 /// that consumes it.
 pub(crate) fn providers(stage: &Stage) -> Result<Vec<Provider>, Error> {
     let mut provided = Vec::new();
@@ -387,6 +393,23 @@ pub(crate) fn providers(stage: &Stage) -> Result<Vec<Provider>, Error> {
             consumer: stage.name.clone(),
             import: import.to_string(),
             export: import.to_string(),
+        });
+    }
+    // Wrapped proxy-wasm modules share one store of shared data and queues.
+    if stage
+        .info
+        .host_imports
+        .iter()
+        .any(|i| i == builtins::LEGACY_SHARED_INTERFACE)
+    {
+        let interface = builtins::LEGACY_SHARED_INTERFACE.to_string();
+        provided.push(Provider {
+            node: "legacy-shared".into(),
+            package: builtins::LEGACY_SHARED_PACKAGE.into(),
+            bytes: builtins::LEGACY_SHARED.to_vec(),
+            consumer: stage.name.clone(),
+            import: interface.clone(),
+            export: interface,
         });
     }
     let clients = stage.info.side_calls.iter().filter(|i| is_client(i));

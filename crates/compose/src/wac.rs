@@ -86,10 +86,15 @@ impl Chain {
     ) -> Result<Wac, Error> {
         let stages = self.stages()?;
         let mut generated: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut declared = std::collections::HashSet::new();
         let mut body = String::new();
         for (i, stage) in stages.iter().enumerate().rev() {
             let providers = crate::compose::providers(stage)?;
             for provider in &providers {
+                // A provider several stages name is declared once.
+                if !declared.insert(provider.node.clone()) {
+                    continue;
+                }
                 if !generated.iter().any(|(name, _)| *name == provider.package) {
                     generated.push((provider.package.clone(), provider.bytes.clone()));
                 }
@@ -268,6 +273,9 @@ fn find_package(
     }
     if name == builtins::ALLOW_CALLS_PACKAGE {
         return Ok(builtins::ALLOW_CALLS.to_vec());
+    }
+    if name == builtins::LEGACY_SHARED_PACKAGE {
+        return Ok(builtins::LEGACY_SHARED.to_vec());
     }
     Err(format!("unknown package `{name}`"))
 }

@@ -13,8 +13,9 @@ use exports::pwchain::proxy::legacy_control::{
     self, Call, LocalResponse, Outcome, Pairs, Settings,
 };
 use exports::pwchain::proxy::legacy_host;
+use pwchain::proxy::legacy_shared as shared;
 use std::cell::RefCell;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 wit_bindgen::generate!({
@@ -28,8 +29,6 @@ const OK: u32 = 0;
 const NOT_FOUND: u32 = 1;
 const BAD_ARGUMENT: u32 = 2;
 const PARSE_FAILURE: u32 = 4;
-const EMPTY: u32 = 7;
-const CAS_MISMATCH: u32 = 8;
 
 /// Header map types.
 const REQUEST_HEADERS: u32 = 0;
@@ -117,9 +116,9 @@ struct State {
     next_token: u32,
     call_response: CallResponse,
     metrics: Vec<Metric>,
-    shared: HashMap<Vec<u8>, (Vec<u8>, u32)>,
-    queues: Vec<(Vec<u8>, VecDeque<Vec<u8>>)>,
-    ready: Vec<u32>,
+    /// Whether the plugin registered a shared queue, so that `finish` asks
+    /// which of them got items.
+    has_queues: bool,
     tick: Option<(Duration, SystemTime)>,
 }
 
@@ -381,59 +380,31 @@ impl legacy_host::Guest for Component {
     }
 
     fn get_shared_data(key: Vec<u8>) -> Result<(Vec<u8>, u32), u32> {
-        with(|state| state.shared.get(&key).cloned().ok_or(NOT_FOUND))
+        shared::get_data(&key)
     }
 
     fn set_shared_data(key: Vec<u8>, value: Vec<u8>, cas: u32) -> u32 {
-        with(|state| {
-            let entry = state.shared.entry(key).or_insert((Vec::new(), 0));
-            if cas != 0 && cas != entry.1 {
-                return CAS_MISMATCH;
-            }
-            *entry = (value, entry.1.wrapping_add(1).max(1));
-            OK
-        })
+        shared::set_data(&key, &value, cas)
     }
 
     fn register_shared_queue(name: Vec<u8>) -> Result<u32, u32> {
-        with(|state| {
-            let found = state.queues.iter().position(|(n, _)| *n == name);
-            let index = found.unwrap_or_else(|| {
-                state.queues.push((name, VecDeque::new()));
-                state.queues.len() - 1
-            });
-            Ok(index as u32 + 1)
-        })
+        let owner = with(|state| {
+            state.has_queues = true;
+            state.name().to_string()
+        });
+        Ok(shared::register_queue(&owner, &name))
     }
 
     fn resolve_shared_queue(_vm: Vec<u8>, name: Vec<u8>) -> Result<u32, u32> {
-        with(|state| {
-            let found = state.queues.iter().position(|(n, _)| *n == name);
-            found.map(|i| i as u32 + 1).ok_or(NOT_FOUND)
-        })
+        shared::resolve_queue(&name)
     }
 
     fn dequeue_shared_queue(queue: u32) -> Result<Vec<u8>, u32> {
-        with(|state| {
-            let (_, items) = state
-                .queues
-                .get_mut(queue.wrapping_sub(1) as usize)
-                .ok_or(NOT_FOUND)?;
-            items.pop_front().ok_or(EMPTY)
-        })
+        shared::dequeue(queue)
     }
 
     fn enqueue_shared_queue(queue: u32, value: Vec<u8>) -> u32 {
-        with(
-            |state| match state.queues.get_mut(queue.wrapping_sub(1) as usize) {
-                Some((_, items)) => {
-                    items.push_back(value);
-                    state.ready.push(queue);
-                    OK
-                }
-                None => NOT_FOUND,
-            },
-        )
+        shared::enqueue(queue, &value)
     }
 
     /// The driver goes on once a callback returns; a paused stream resumes
@@ -657,7 +628,10 @@ impl legacy_control::Guest for Component {
             Outcome {
                 local_response,
                 calls: std::mem::take(&mut state.calls),
-                ready_queues: std::mem::take(&mut state.ready),
+                ready_queues: match state.has_queues {
+                    true => shared::take_ready(state.name()),
+                    false => Vec::new(),
+                },
                 changed,
             }
         })

@@ -30,6 +30,10 @@ pub struct WrapOptions {
     pub max_body_bytes: usize,
     /// The least level logged (proxy-wasm's 0 trace … 5 critical).
     pub log_level: u32,
+    /// Leave the shared data and queues (`legacy-shared`) an import, for a
+    /// chain to give all its wrapped plugins one; else the component has
+    /// its own.
+    pub shared_by_chain: bool,
 }
 
 impl Default for WrapOptions {
@@ -42,6 +46,7 @@ impl Default for WrapOptions {
             allow_unimplemented: false,
             max_body_bytes: 1 << 20,
             log_level: 2,
+            shared_by_chain: false,
         }
     }
 }
@@ -185,6 +190,15 @@ fn link(plugin: &[u8], info: &LegacyModule, options: &WrapOptions) -> Result<Vec
     let driver = graph.instance("pwchain:legacy-driver", "driver", builtins::LEGACY_DRIVER)?;
     let module = graph.instance("pwchain:legacy-plugin", "module", plugin)?;
     let state = graph.instance("pwchain:legacy-state", "state", builtins::LEGACY_STATE)?;
+    if !options.shared_by_chain {
+        let shared = graph.instance(
+            builtins::LEGACY_SHARED_PACKAGE,
+            "shared",
+            builtins::LEGACY_SHARED,
+        )?;
+        let interface = builtins::LEGACY_SHARED_INTERFACE;
+        wire(&mut graph, state, interface, shared, interface)?;
+    }
     let store = graph.instance(
         "pwchain:legacy-config",
         "config",

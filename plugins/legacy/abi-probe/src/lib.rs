@@ -257,6 +257,8 @@ impl HttpContext for Probe {
         self.set_http_response_header("x-probe-upstream-status", Some(&status));
         self.set_http_response_header("x-probe-metric", Some(&count.to_string()));
         self.set_http_response_header("x-probe-hits", Some(&self.hits.to_string()));
+        let hits = format!("x-probe-hits-{}", self.tag);
+        self.set_http_response_header(&hits, Some(&self.hits.to_string()));
         self.set_http_response_header("x-probe-log-level", Some(&level.to_string()));
         self.set_http_response_header("x-probe-ticks", Some(&number(ticks).to_string()));
         self.set_http_response_header("x-probe-tag", Some(&self.tag));
