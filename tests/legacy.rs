@@ -600,3 +600,27 @@ path = "{plugins}/echo.wasm"
     let dequeued = dequeued();
     assert_eq!(dequeued, 4);
 }
+
+#[test]
+fn a_side_call_policy_applies_to_a_wrapped_plugin() {
+    let upstream = Peer::start("forty-two\n");
+    let ws = Workspace::new();
+    let composite = ws.compose(
+        &PROBE_CHAIN
+            .replace("FLAVOUR", "unknown")
+            .replace("UPSTREAM", &upstream.addr.to_string())
+            .replace(
+                "vm-configuration",
+                "side-calls = \"deny\"\nvm-configuration",
+            ),
+    );
+    let served = Served::start(&composite, &[]);
+    let called = served.request("GET", "/call", &[], b"");
+    assert_eq!(called.status, 200);
+    assert!(!called.text().contains("forty-two"), "{}", called.text());
+    assert!(served.log_line("HttpRequestDenied").is_some());
+    assert!(
+        upstream.received.try_recv().is_err(),
+        "nothing reached the upstream"
+    );
+}
