@@ -97,6 +97,14 @@ fn wrapped_filters_of_either_target_run_between_native_plugins() {
         let info: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
         assert_eq!(info["role"], "middleware", "{info}");
         assert_eq!(info["entry"], "wasi:http/handler@0.3.2");
+        let module = std::fs::read(legacy_plugins().join(format!("header-filter.{flavour}.wasm")));
+        let digest = format!(
+            "sha256:{}",
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(module.unwrap()))
+        );
+        assert_eq!(info["wrapped"]["module"], digest.as_str());
+        assert_eq!(info["wrapped"]["abi"], "0.2.1");
+        assert_eq!(info["wrapped"]["name"], "hf");
 
         let composite = ws.compose(&format!(
             r#"

@@ -112,6 +112,13 @@ impl fmt::Display for InspectReport {
             })
             .collect();
         writeln!(f, "  wasi       {}", list(&wasi))?;
+        if let Some(wrapped) = &info.wrapped {
+            writeln!(
+                f,
+                "  wrapped    proxy-wasm module {} (ABI {}) by pwchain {}; logs as `{}`",
+                wrapped.module, wrapped.abi, wrapped.pwchain, wrapped.name
+            )?;
+        }
         if let Some(chain) = &info.chain {
             writeln!(
                 f,

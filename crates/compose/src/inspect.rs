@@ -3,7 +3,7 @@
 //! rest it leaves to the host.
 
 use crate::error::PluginProblem;
-use crate::record::ChainRecord;
+use crate::record::{ChainRecord, WrapRecord};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -69,6 +69,9 @@ pub struct Inspection {
     /// For a composite made by pwchain: the chain it was made from.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub chain: Option<ChainRecord>,
+    /// For a proxy-wasm module wrapped by `pwchain wrap`: which one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wrapped: Option<WrapRecord>,
 }
 
 /// An interface name `ns:pkg/iface@version`, taken apart.
@@ -131,6 +134,7 @@ pub fn inspect(bytes: &[u8], path: &Path) -> Result<Inspection, PluginProblem> {
         notes: Vec::new(),
         wasi: BTreeMap::new(),
         chain: crate::record::read(bytes),
+        wrapped: crate::record::read_section(bytes, crate::record::WRAPPED_SECTION),
     };
 
     for name in world.imports.keys().chain(world.exports.keys()) {

@@ -37,27 +37,56 @@ pub struct StageRecord {
     pub side_calls: crate::policy::SideCalls,
 }
 
+/// What `pwchain wrap` stores in the component it makes (custom section
+/// `pwchain:wrapped`, JSON): which module went in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WrapRecord {
+    /// Version of pwchain that wrapped it.
+    pub pwchain: String,
+    /// `sha256:<hex>` of the module.
+    pub module: String,
+    /// Its proxy-wasm ABI version.
+    pub abi: String,
+    /// The plugin's name in its log lines.
+    pub name: String,
+}
+
+/// Custom section holding a [`WrapRecord`].
+pub const WRAPPED_SECTION: &str = "pwchain:wrapped";
+
 /// Appends the record to `component` as a top-level custom section.
 pub fn append(component: &mut Vec<u8>, record: &ChainRecord) {
-    use wasm_encoder::ComponentSection;
-    let data = serde_json::to_vec(record).expect("a record always serialises");
-    wasm_encoder::CustomSection {
-        name: SECTION.into(),
-        data: data.into(),
-    }
-    .append_to_component(component);
+    append_section(component, SECTION, record);
 }
 
 /// The record of a pwchain composite, if `component` carries one at its top
 /// level (records of nested components are ignored).
 pub fn read(component: &[u8]) -> Option<ChainRecord> {
+    read_section(component, SECTION)
+}
+
+/// Appends `value` to `component` as the JSON of top-level custom section
+/// `name`.
+pub fn append_section(component: &mut Vec<u8>, name: &str, value: &impl Serialize) {
+    use wasm_encoder::ComponentSection;
+    let data = serde_json::to_vec(value).expect("a record always serialises");
+    wasm_encoder::CustomSection {
+        name: name.into(),
+        data: data.into(),
+    }
+    .append_to_component(component);
+}
+
+/// The JSON of top-level custom section `name` of `component`, if it has
+/// one that parses.
+pub fn read_section<T: serde::de::DeserializeOwned>(component: &[u8], name: &str) -> Option<T> {
     let mut depth = 0usize;
     for payload in wasmparser::Parser::new(0).parse_all(component) {
         match payload.ok()? {
             wasmparser::Payload::ModuleSection { .. }
             | wasmparser::Payload::ComponentSection { .. } => depth += 1,
             wasmparser::Payload::End(_) => depth = depth.saturating_sub(1),
-            wasmparser::Payload::CustomSection(c) if depth == 0 && c.name() == SECTION => {
+            wasmparser::Payload::CustomSection(c) if depth == 0 && c.name() == name => {
                 return serde_json::from_slice(c.data()).ok();
             }
             _ => {}

@@ -11,6 +11,7 @@ use crate::builtins;
 use crate::compose::Graph;
 use crate::error::Error;
 use crate::providers;
+use crate::record::{self, WrapRecord};
 use wasmparser::Parser;
 
 /// How to wrap: what Envoy would pass the plugin.
@@ -62,6 +63,7 @@ pub struct Wrapped {
 
 /// Wraps the module `bytes`; `module` names it in errors.
 pub fn wrap(module: &str, bytes: &[u8], options: &WrapOptions) -> Result<Wrapped, Error> {
+    let module_bytes = bytes;
     let refuse = |problem: String, help: Option<&str>| Error::Wrap {
         module: module.to_string(),
         problem,
@@ -153,7 +155,14 @@ pub fn wrap(module: &str, bytes: &[u8], options: &WrapOptions) -> Result<Wrapped
     }
     let plugin =
         adapter::fuse(bytes, &signatures, &allocator).map_err(|e| refuse(e.to_string(), None))?;
-    let bytes = link(&plugin, &info, options)?;
+    let mut bytes = link(&plugin, &info, options)?;
+    let record = WrapRecord {
+        pwchain: env!("CARGO_PKG_VERSION").into(),
+        module: crate::resolve::digest(module_bytes),
+        abi: info.abi.clone(),
+        name: options.name.clone(),
+    };
+    record::append_section(&mut bytes, record::WRAPPED_SECTION, &record);
     Ok(Wrapped {
         bytes,
         module: info,
