@@ -126,7 +126,6 @@ impl Guest for Driver {
         }
         let context = NEXT_CONTEXT.get() + 1;
         NEXT_CONTEXT.set(context);
-        callback::on_context_create(context, setup.root);
         Stream {
             setup,
             context: Rc::new(Context(context)),
@@ -205,7 +204,10 @@ impl Stream {
             .map(|(_, v)| v.as_slice());
         let end_of_stream =
             length == Some(b"0") || (matches!(method.as_str(), "GET" | "HEAD") && length.is_none());
+        // The context exists, with its request, before the plugin hears of
+        // it: `on_context_create` may already read headers and properties.
         state::begin(self.id(), &headers);
+        callback::on_context_create(self.id(), self.setup.root);
 
         let count = headers.len() as u32;
         callback::on_request_headers(self.id(), count, end_of_stream as u32);

@@ -63,7 +63,6 @@ pub struct Wrapped {
 
 /// Wraps the module `bytes`; `module` names it in errors.
 pub fn wrap(module: &str, bytes: &[u8], options: &WrapOptions) -> Result<Wrapped, Error> {
-    let module_bytes = bytes;
     let refuse = |problem: String, help: Option<&str>| Error::Wrap {
         module: module.to_string(),
         problem,
@@ -155,16 +154,16 @@ pub fn wrap(module: &str, bytes: &[u8], options: &WrapOptions) -> Result<Wrapped
     }
     let plugin =
         adapter::fuse(bytes, &signatures, &allocator).map_err(|e| refuse(e.to_string(), None))?;
-    let mut bytes = link(&plugin, &info, options)?;
+    let mut wrapped = link(&plugin, &info, options)?;
     let record = WrapRecord {
         pwchain: env!("CARGO_PKG_VERSION").into(),
-        module: crate::resolve::digest(module_bytes),
+        module: crate::resolve::digest(bytes),
         abi: info.abi.clone(),
         name: options.name.clone(),
     };
-    record::append_section(&mut bytes, record::WRAPPED_SECTION, &record);
+    record::append_section(&mut wrapped, record::WRAPPED_SECTION, &record);
     Ok(Wrapped {
-        bytes,
+        bytes: wrapped,
         module: info,
         unimplemented,
     })
