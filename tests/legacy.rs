@@ -632,3 +632,23 @@ fn a_side_call_policy_applies_to_a_wrapped_plugin() {
         "nothing reached the upstream"
     );
 }
+
+#[test]
+fn a_local_response_from_a_side_call_answer_short_circuits() {
+    let upstream = Peer::replying(Reply::Status(403, "no"));
+    let ws = Workspace::new();
+    let composite = ws.compose(
+        &PROBE_CHAIN
+            .replace("FLAVOUR", "wasip1")
+            .replace("UPSTREAM", &upstream.addr.to_string()),
+    );
+    let served = Served::start(&composite, &[]);
+    let denied = served.request("GET", "/call-deny", &[], b"");
+    assert_eq!(denied.status, 403, "{}", denied.text());
+    assert_eq!(denied.header("x-call-status"), Some("403"));
+    assert_eq!(
+        denied.text(),
+        "the upstream said no\n",
+        "the echo never answered"
+    );
+}

@@ -386,6 +386,8 @@ pub enum Reply {
     Echo,
     /// Like `Text`, after a pause.
     Slow(Duration, &'static str),
+    /// This status with this body.
+    Status(u16, &'static str),
 }
 
 /// A loopback HTTP server that records each request and answers 200: the
@@ -412,18 +414,20 @@ impl Peer {
                     let mut reader = BufReader::new(stream.try_clone().unwrap());
                     let (request_line, headers) = read_head(&mut reader);
                     let body = read_body(&mut reader, &headers, false);
-                    let answer = match reply {
-                        Reply::Text(text) => text.as_bytes().to_vec(),
-                        Reply::Echo => body.clone(),
+                    let (status, answer) = match reply {
+                        Reply::Text(text) => (200, text.as_bytes().to_vec()),
+                        Reply::Echo => (200, body.clone()),
                         Reply::Slow(pause, text) => {
                             std::thread::sleep(pause);
-                            text.as_bytes().to_vec()
+                            (200, text.as_bytes().to_vec())
                         }
+                        Reply::Status(status, text) => (status, text.as_bytes().to_vec()),
                     };
                     let mut stream = stream;
                     let _ = write!(
                         stream,
-                        "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nx-upstream: yes\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                        "HTTP/1.1 {status} {}\r\ncontent-type: text/plain\r\nx-upstream: yes\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                        if status == 200 { "OK" } else { "Not OK" },
                         answer.len()
                     );
                     let _ = stream.write_all(&answer);
