@@ -150,7 +150,7 @@ fn env_adapter(signatures: &Signatures, allocator: &str) -> Result<String, Error
                     "  (import \"{HOST}\" \"{}\" (func $h_{} {}))",
                     call.function,
                     call.name,
-                    host_signature(call)
+                    host_signature(call).signature()
                 );
                 let args: String = (0..call.inputs.len())
                     .map(|i| format!("(local.get {i}) "))
@@ -201,20 +201,18 @@ fn env_adapter(signatures: &Signatures, allocator: &str) -> Result<String, Error
 
 /// The core type of `legacy-host`'s function for `call`: its inputs, then
 /// a return pointer unless it returns only a status.
-fn host_signature(call: &hostcalls::Hostcall) -> String {
-    let inputs: Vec<&str> = call
-        .inputs
-        .iter()
-        .map(|i| match i {
-            hostcalls::Input::I32 => "i32",
-            hostcalls::Input::I64 => "i64",
-        })
-        .collect();
-    let params = inputs.join(" ");
-    if call.output == Output::Status {
-        format!("(param {params}) (result i32)")
-    } else {
-        format!("(param {params} i32)")
+fn host_signature(call: &hostcalls::Hostcall) -> Imported {
+    let mut params: Vec<&str> = call.inputs.iter().map(|i| i.wat()).collect();
+    let mut results = Vec::new();
+    match call.output {
+        Output::Status => results.push("i32"),
+        _ => params.push("i32"),
+    }
+    Imported {
+        module: HOST.into(),
+        name: call.function.into(),
+        params,
+        results,
     }
 }
 

@@ -69,14 +69,21 @@ pub struct Hostcall {
     pub output: Output,
 }
 
+impl Input {
+    /// Its WAT name.
+    pub fn wat(self) -> &'static str {
+        match self {
+            Input::I32 => "i32",
+            Input::I64 => "i64",
+        }
+    }
+}
+
 impl Hostcall {
     /// The core type the module must import it with: inputs, one pointer
     /// per result slot, and an `i32` status.
     pub fn params(&self) -> Vec<&'static str> {
-        let inputs = self.inputs.iter().map(|i| match i {
-            Input::I32 => "i32",
-            Input::I64 => "i64",
-        });
+        let inputs = self.inputs.iter().map(|i| i.wat());
         let pointers = self.output.layout().0.iter().map(|_| "i32");
         inputs.chain(pointers).collect()
     }

@@ -9,7 +9,7 @@ mod wrap;
 pub use wrap::{WrapOptions, wrap};
 
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 /// What a proxy-wasm module declares.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -41,57 +41,51 @@ impl LegacyModule {
 /// The proxy-wasm declarations of `bytes`, if it is a core module that
 /// exports a `proxy_abi_version_*` marker; `Err` if it is not valid wasm.
 pub fn detect(bytes: &[u8]) -> Result<Option<LegacyModule>, String> {
-    use wasmparser::{Parser, Payload, TypeRef};
-    if !Parser::is_core_wasm(bytes) {
+    Ok(read(bytes)?.map(|(module, _)| module))
+}
+
+/// What [`detect`] finds, with the types of the module's imports and
+/// exports, read in one pass.
+pub(crate) fn read(bytes: &[u8]) -> Result<Option<(LegacyModule, Signatures)>, String> {
+    if !wasmparser::Parser::is_core_wasm(bytes) {
         return Ok(None);
     }
+    let found = signatures(bytes)?;
+    let exports = &found.exports;
+    let Some(abi) = exports
+        .keys()
+        .find_map(|name| name.strip_prefix("proxy_abi_version_"))
+    else {
+        return Ok(None);
+    };
     let mut module = LegacyModule {
-        abi: String::new(),
+        abi: abi.replace('_', "."),
         hostcalls: Vec::new(),
         wasi: Vec::new(),
         other_imports: Vec::new(),
-        callbacks: Vec::new(),
-        allocator: None,
-        start: None,
+        callbacks: exports
+            .keys()
+            .filter(|name| name.starts_with("proxy_on_") && *name != "proxy_on_memory_allocate")
+            .cloned()
+            .collect(),
+        allocator: ["proxy_on_memory_allocate", "malloc"]
+            .into_iter()
+            .find(|name| exports.contains_key(*name))
+            .map(str::to_string),
+        start: ["_initialize", "_start"]
+            .into_iter()
+            .find(|name| exports.contains_key(*name))
+            .map(str::to_string),
     };
-    for payload in Parser::new(0).parse_all(bytes) {
-        match payload.map_err(|e| e.to_string())? {
-            Payload::ImportSection(imports) => {
-                for import in imports.into_imports() {
-                    let import = import.map_err(|e| e.to_string())?;
-                    if !matches!(import.ty, TypeRef::Func(_)) {
-                        continue;
-                    }
-                    let name = import.name.to_string();
-                    match import.module {
-                        "env" if name.starts_with("proxy_") => module.hostcalls.push(name),
-                        "wasi_snapshot_preview1" | "wasi_unstable" => module.wasi.push(name),
-                        other => module.other_imports.push(format!("{other}.{name}")),
-                    }
-                }
-            }
-            Payload::ExportSection(exports) => {
-                for export in exports {
-                    let name = export.map_err(|e| e.to_string())?.name;
-                    if let Some(version) = name.strip_prefix("proxy_abi_version_") {
-                        module.abi = version.replace('_', ".");
-                    } else if name.starts_with("proxy_on_") {
-                        if name == "proxy_on_memory_allocate" {
-                            module.allocator = Some(name.to_string());
-                        } else {
-                            module.callbacks.push(name.to_string());
-                        }
-                    } else if name == "malloc" && module.allocator.is_none() {
-                        module.allocator = Some(name.to_string());
-                    } else if matches!(name, "_initialize" | "_start") {
-                        module.start = Some(name.to_string());
-                    }
-                }
-            }
-            _ => {}
+    for import in &found.imports {
+        let name = import.name.clone();
+        match import.module.as_str() {
+            "env" if name.starts_with("proxy_") => module.hostcalls.push(name),
+            module_name if adapter::is_wasi(module_name) => module.wasi.push(name),
+            other => module.other_imports.push(format!("{other}.{name}")),
         }
     }
-    Ok((!module.abi.is_empty()).then_some(module))
+    Ok(Some((module, found)))
 }
 
 /// A function import of a core module, with its core type.
@@ -128,20 +122,23 @@ pub(crate) struct FuncSig {
 #[derive(Debug, Default)]
 pub(crate) struct Signatures {
     pub imports: Vec<Imported>,
-    pub exports: HashMap<String, FuncSig>,
+    pub exports: BTreeMap<String, FuncSig>,
 }
 
 /// Reads the types of `bytes`' function imports and exports.
 pub(crate) fn signatures(bytes: &[u8]) -> Result<Signatures, String> {
     use wasmparser::{CompositeInnerType, ExternalKind, Parser, Payload, TypeRef, ValType};
-    fn name(ty: &ValType) -> Result<&'static str, String> {
-        Ok(match ty {
+    // Hostcalls and callbacks take numbers only; other types are named so
+    // that a mismatch can be reported.
+    fn name(ty: &ValType) -> &'static str {
+        match ty {
             ValType::I32 => "i32",
             ValType::I64 => "i64",
             ValType::F32 => "f32",
             ValType::F64 => "f64",
-            other => return Err(format!("value type {other} is not supported")),
-        })
+            ValType::V128 => "v128",
+            ValType::Ref(_) => "ref",
+        }
     }
     let mut types: Vec<Option<FuncSig>> = Vec::new();
     let mut funcs: Vec<u32> = Vec::new();
@@ -160,8 +157,8 @@ pub(crate) fn signatures(bytes: &[u8]) -> Result<Signatures, String> {
                     for sub in group.map_err(|e| e.to_string())?.into_types() {
                         types.push(match &sub.composite_type.inner {
                             CompositeInnerType::Func(f) => Some(FuncSig {
-                                params: f.params().iter().map(name).collect::<Result<_, _>>()?,
-                                results: f.results().iter().map(name).collect::<Result<_, _>>()?,
+                                params: f.params().iter().map(name).collect(),
+                                results: f.results().iter().map(name).collect(),
                             }),
                             _ => None,
                         });

@@ -6,7 +6,7 @@
 //! driver, whose store carries the configuration.
 
 use super::hostcalls::{self, UNIMPLEMENTED};
-use super::{LegacyModule, adapter, detect, signatures};
+use super::{LegacyModule, adapter, read};
 use crate::builtins;
 use crate::compose::Graph;
 use crate::error::Error;
@@ -76,7 +76,7 @@ pub fn wrap(module: &str, bytes: &[u8], options: &WrapOptions) -> Result<Wrapped
             ),
         ));
     }
-    let info = detect(bytes)
+    let (info, signatures) = read(bytes)
         .map_err(|e| refuse(format!("it is not valid WebAssembly: {e}"), None))?
         .ok_or_else(|| {
             refuse(
@@ -108,7 +108,6 @@ pub fn wrap(module: &str, bytes: &[u8], options: &WrapOptions) -> Result<Wrapped
             None,
         ));
     }
-    let signatures = signatures(bytes).map_err(|e| refuse(e, None))?;
     let mut unknown = Vec::new();
     let mut unimplemented = Vec::new();
     for import in signatures.imports.iter().filter(|i| i.module == "env") {
