@@ -54,8 +54,14 @@ pub fn kib(bytes: usize) -> String {
 
 fn stages(chain: &ChainRecord) -> String {
     let mut names: Vec<&str> = chain.plugins.iter().map(|p| p.name.as_str()).collect();
-    if chain.origin == "forward" || chain.origin == "host" {
-        names.push(&chain.origin);
+    let upstream;
+    match (chain.origin.as_str(), &chain.upstream) {
+        ("upstream", Some(url)) => {
+            upstream = format!("upstream {url}");
+            names.push(&upstream);
+        }
+        ("forward" | "host", _) => names.push(&chain.origin),
+        _ => {}
     }
     names.join(" → ")
 }
@@ -311,7 +317,7 @@ impl fmt::Display for ValidateReport {
         if let Some(hop) = &v.unterminated {
             writeln!(
                 f,
-                "  imports `{hop}`: the chain is not terminated; `wasmtime serve` does not provide a next hop, so it needs a host that does (or compose it with `[origin] forward = true` or a service)"
+                "  imports `{hop}`: the chain is not terminated; `wasmtime serve` does not provide a next hop, so it needs a host that does (or compose it with `[origin] upstream = \"http://…\"`, `forward = true` or a service)"
             )?;
         }
         match &v.runs_in {

@@ -7,6 +7,7 @@
 use crate::builtins;
 use crate::error::{Error, PluginProblem};
 use crate::inspect::{Inspection, Role};
+use crate::manifest::Forwarding;
 use crate::policy::{ImportPattern, Settings, SideCalls};
 use crate::providers;
 use crate::record::{self, ChainRecord, StageRecord};
@@ -37,7 +38,7 @@ pub enum Terminal {
     /// A service component.
     Service(Box<Stage>),
     /// The built-in forwarding terminator.
-    Forward,
+    Forward(Forwarding),
     /// The host provides the next hop.
     Host,
 }
@@ -85,7 +86,7 @@ impl Chain {
             }
         }
         match (&last.info.next_hop, &self.terminal) {
-            (None, Terminal::None) | (Some(_), Terminal::Forward | Terminal::Host) => Ok(()),
+            (None, Terminal::None) | (Some(_), Terminal::Forward(_) | Terminal::Host) => Ok(()),
             (None, _) => problem(last, PluginProblem::ServiceBeforeOrigin),
             (Some(hop), Terminal::None) => problem(
                 last,
@@ -167,9 +168,17 @@ impl Chain {
     /// The record stored in the composite.
     pub fn record(&self) -> ChainRecord {
         let mut plugins: Vec<StageRecord> = self.plugins.iter().map(stage_record).collect();
+        let mut upstream = None;
         let origin = match &self.terminal {
             Terminal::None => "none".to_string(),
-            Terminal::Forward => "forward".to_string(),
+            Terminal::Forward(Forwarding {
+                upstream: Some(url),
+                ..
+            }) => {
+                upstream = Some(url.to_string());
+                "upstream".to_string()
+            }
+            Terminal::Forward(_) => "forward".to_string(),
             Terminal::Host => "host".to_string(),
             Terminal::Service(service) => {
                 plugins.push(stage_record(service));
@@ -181,6 +190,7 @@ impl Chain {
             name: self.name.clone(),
             plugins,
             origin,
+            upstream,
         }
     }
 
@@ -189,7 +199,7 @@ impl Chain {
         let mut stages = self.plugins.clone();
         match &self.terminal {
             Terminal::Service(service) => stages.push(service.as_ref().clone()),
-            Terminal::Forward => stages.push(forward_stage()?),
+            Terminal::Forward(forwarding) => stages.push(forward_stage(forwarding)?),
             Terminal::None | Terminal::Host => {}
         }
         Ok(stages)
@@ -279,13 +289,31 @@ pub(crate) fn package_name(stage: &Stage) -> String {
     }
 }
 
-pub(crate) fn forward_stage() -> Result<Stage, Error> {
-    Stage::from_bytes(
+/// The built-in terminator, its store holding where to send requests and
+/// how long to wait (what `plugins/forward` reads).
+pub(crate) fn forward_stage(forwarding: &Forwarding) -> Result<Stage, Error> {
+    let mut stage = Stage::from_bytes(
         "forward",
         builtins::FORWARD.to_vec(),
         builtins::FORWARD_PACKAGE.to_string(),
         Path::new("<built-in forward>"),
-    )
+    )?;
+    let millis = |d: std::time::Duration| d.as_millis().to_string();
+    let mut config = vec![
+        (
+            "connect-timeout-ms".to_string(),
+            millis(forwarding.connect_timeout),
+        ),
+        (
+            "first-byte-timeout-ms".to_string(),
+            millis(forwarding.first_byte_timeout),
+        ),
+    ];
+    if let Some(upstream) = &forwarding.upstream {
+        config.push(("upstream".to_string(), upstream.to_string()));
+    }
+    stage.settings.config = Some(config);
+    Ok(stage)
 }
 
 /// A composition graph that registers each distinct component once.

@@ -250,7 +250,7 @@ impl PluginProblem {
                 "remove `[origin]`, or replace the last plugin with a middleware".into()
             }
             PluginProblem::MiddlewareLast { .. } => {
-                "add `[origin]` with `forward = true`, `host = true`, or `path = \"service.wasm\"`".into()
+                "add `[origin]` with `upstream = \"http://host:port\"`, `forward = true`, `host = true`, or `path = \"service.wasm\"`".into()
             }
             PluginProblem::OriginNotService { .. } => {
                 "list it as a `[[plugin]]` instead, and end the chain with another origin".into()

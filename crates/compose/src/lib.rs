@@ -28,7 +28,7 @@ pub mod wac;
 pub use compose::{Chain, Composite, Stage, Terminal};
 pub use error::{Error, PluginProblem};
 pub use inspect::{Inspection, Role, inspect};
-pub use manifest::{Manifest, Origin, Source};
+pub use manifest::{Forwarding, Manifest, Origin, Source};
 pub use record::ChainRecord;
 pub use resolve::{Fetched, Step};
 

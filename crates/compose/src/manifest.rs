@@ -7,10 +7,12 @@
 
 use crate::error::{Error, SourceFile};
 use crate::policy::{AuthorityPattern, ImportPattern, Settings, SideCalls};
+use pwchain_forwarding::Upstream;
 use serde::Deserialize;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 use toml::Spanned;
 
 /// A parsed chain manifest.
@@ -100,11 +102,37 @@ impl std::fmt::Display for Source {
 pub enum Origin {
     /// A service component.
     Service(Box<PluginSpec>),
-    /// pwchain's built-in terminator: send the request on to its authority
-    /// through the host's `wasi:http/client`.
-    Forward,
+    /// pwchain's built-in terminator: send the request on through the
+    /// host's `wasi:http/client` (`forward = true` or `upstream = "…"`).
+    Forward(Forwarding),
     /// Leave the next-hop import open for the host to provide.
     Host,
+}
+
+/// Where the built-in terminator sends requests and how long it waits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forwarding {
+    /// `upstream`: every request goes there, as to a reverse proxy's
+    /// backend; `None` (`forward = true`): to the request's own authority.
+    pub upstream: Option<Upstream>,
+    /// `connect-timeout`: connecting (TLS included).
+    pub connect_timeout: Duration,
+    /// `first-byte-timeout`: from sending to the response's first byte.
+    pub first_byte_timeout: Duration,
+}
+
+impl Forwarding {
+    pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+    pub const DEFAULT_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(60);
+
+    /// `forward = true` with the default timeouts.
+    pub fn to_authority() -> Forwarding {
+        Forwarding {
+            upstream: None,
+            connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
+            first_byte_timeout: Self::DEFAULT_FIRST_BYTE_TIMEOUT,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -155,6 +183,10 @@ struct RawOrigin {
     forward: Option<Spanned<bool>>,
     host: Option<Spanned<bool>>,
     upstream: Option<Spanned<String>>,
+    #[serde(rename = "connect-timeout")]
+    connect_timeout: Option<Spanned<String>>,
+    #[serde(rename = "first-byte-timeout")]
+    first_byte_timeout: Option<Spanned<String>>,
     path: Option<Spanned<String>>,
     source: Option<Spanned<String>>,
     package: Option<Spanned<String>>,
@@ -428,13 +460,6 @@ fn one_source(
 fn parse_origin(file: &SourceFile, origin: Spanned<RawOrigin>) -> Result<Origin, Error> {
     let span = origin.span();
     let raw = origin.into_inner();
-    if let Some(upstream) = &raw.upstream {
-        return Err(file.error(
-            upstream.span(),
-            "`upstream` is not supported yet".into(),
-            Some("use `forward = true` to send requests to their own authority, or `host = true` and let the host choose".into()),
-        ));
-    }
     let mut chosen = Vec::new();
     for (flag, what) in [(&raw.forward, "forward"), (&raw.host, "host")] {
         match flag {
@@ -454,6 +479,25 @@ fn parse_origin(file: &SourceFile, origin: Spanned<RawOrigin>) -> Result<Origin,
         .flatten()
         .next()
         .map(|s| s.span());
+    let upstream = raw
+        .upstream
+        .map(|text| {
+            let parsed = text.get_ref().parse::<Upstream>().map_err(|e| {
+                file.error(
+                    text.span(),
+                    format!(
+                        "`upstream` = `{}` is not an upstream URL: {e}",
+                        text.get_ref()
+                    ),
+                    Some(e.hint().into()),
+                )
+            })?;
+            Ok::<_, Error>((text.span(), parsed))
+        })
+        .transpose()?;
+    if let Some((span, _)) = &upstream {
+        chosen.push((span.clone(), "upstream"));
+    }
     if let Some(span) = service {
         chosen.push((span, "a service component"));
     }
@@ -482,8 +526,45 @@ fn parse_origin(file: &SourceFile, origin: Spanned<RawOrigin>) -> Result<Origin,
             Some("set them on the plugin they are for".into()),
         ));
     }
+    let forwards = matches!(chosen.first().map(|c| c.1), Some("forward" | "upstream"));
+    let timeout = |key: Option<Spanned<String>>, name: &str, default: Duration| match key {
+        None => Ok(default),
+        Some(text) if !forwards => Err(file.error(
+            text.span(),
+            format!("`{name}` is for an origin that forwards"),
+            Some(
+                "only `forward = true` or `upstream = \"…\"` sends requests on and waits for them"
+                    .into(),
+            ),
+        )),
+        Some(text) => parse_duration(text.get_ref()).ok_or_else(|| {
+            file.error(
+                text.span(),
+                format!("`{name}` = `{}` is not a duration", text.get_ref()),
+                Some("write a number and a unit: `250ms`, `5s` or `2m`".into()),
+            )
+        }),
+    };
+    let connect_timeout = timeout(
+        raw.connect_timeout,
+        "connect-timeout",
+        Forwarding::DEFAULT_CONNECT_TIMEOUT,
+    )?;
+    let first_byte_timeout = timeout(
+        raw.first_byte_timeout,
+        "first-byte-timeout",
+        Forwarding::DEFAULT_FIRST_BYTE_TIMEOUT,
+    )?;
+    let forwarding = |upstream| {
+        Origin::Forward(Forwarding {
+            upstream,
+            connect_timeout,
+            first_byte_timeout,
+        })
+    };
     match chosen.first().map(|c| c.1) {
-        Some("forward") => Ok(Origin::Forward),
+        Some("forward") => Ok(forwarding(None)),
+        Some("upstream") => Ok(forwarding(upstream.map(|(_, upstream)| upstream))),
         Some("host") => Ok(Origin::Host),
         Some(_) => Ok(Origin::Service(Box::new(PluginSpec {
             name: match raw.name {
@@ -512,8 +593,21 @@ fn parse_origin(file: &SourceFile, origin: Spanned<RawOrigin>) -> Result<Origin,
         None => Err(file.error(
             span,
             "`[origin]` says nothing".into(),
-            Some("set `forward = true`, `host = true`, or `path = \"service.wasm\"`".into()),
+            Some("set `upstream = \"http://host:port\"`, `forward = true`, `host = true`, or `path = \"service.wasm\"`".into()),
         )),
+    }
+}
+
+/// `250ms`, `5s`, `2m`: a whole number and a unit.
+fn parse_duration(text: &str) -> Option<Duration> {
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    match unit.trim() {
+        "ms" => Some(Duration::from_millis(number)),
+        "s" => Some(Duration::from_secs(number)),
+        "m" => Some(Duration::from_secs(number.checked_mul(60)?)),
+        _ => None,
     }
 }
 
@@ -627,7 +721,13 @@ mod tests {
         assert!(
             matches!(&m.plugins[1].source, Source::Oci { reference, .. } if reference == "oci://r/b:1")
         );
-        assert!(matches!(m.origin, Some(Origin::Forward)));
+        assert_eq!(
+            m.origin.and_then(|o| match o {
+                Origin::Forward(f) => Some(f),
+                _ => None,
+            }),
+            Some(Forwarding::to_authority())
+        );
     }
 
     #[test]
@@ -635,6 +735,109 @@ mod tests {
         let m = parse("[[plugin]]\nname = \"a\"\npath = \"a.wasm\"\n").unwrap();
         assert_eq!(m.name, "chain");
         assert!(m.origin.is_none());
+    }
+
+    fn origin(table: &str) -> Result<Manifest, Error> {
+        parse(&format!(
+            "[[plugin]]\nname = \"a\"\npath = \"a\"\n[origin]\n{table}"
+        ))
+    }
+
+    fn origin_message(table: &str) -> String {
+        message(&format!(
+            "[[plugin]]\nname = \"a\"\npath = \"a\"\n[origin]\n{table}"
+        ))
+    }
+
+    #[test]
+    fn upstream_origin() {
+        let m = origin("upstream = \"http://127.0.0.1:9000/api/\"\nconnect-timeout = \"250ms\"\nfirst-byte-timeout = \"2m\"\n").unwrap();
+        let Some(Origin::Forward(forwarding)) = m.origin else {
+            panic!("expected a forwarding origin");
+        };
+        assert_eq!(
+            forwarding.upstream.map(|u| u.to_string()).as_deref(),
+            Some("http://127.0.0.1:9000/api")
+        );
+        assert_eq!(forwarding.connect_timeout, Duration::from_millis(250));
+        assert_eq!(forwarding.first_byte_timeout, Duration::from_secs(120));
+        let Some(Origin::Forward(forwarding)) =
+            origin("forward = true\nconnect-timeout = \"1s\"\n")
+                .unwrap()
+                .origin
+        else {
+            panic!("expected a forwarding origin");
+        };
+        assert_eq!(forwarding.upstream, None);
+        assert_eq!(forwarding.connect_timeout, Duration::from_secs(1));
+        assert_eq!(
+            forwarding.first_byte_timeout,
+            Forwarding::DEFAULT_FIRST_BYTE_TIMEOUT
+        );
+    }
+
+    #[test]
+    fn bad_upstreams_are_located() {
+        for (table, expected) in [
+            (
+                "upstream = \"127.0.0.1:9000\"\n",
+                "5:12: `upstream` = `127.0.0.1:9000` is not an upstream URL: it is not an absolute URL",
+            ),
+            (
+                "upstream = \"ftp://x\"\n",
+                "5:12: `upstream` = `ftp://x` is not an upstream URL: scheme `ftp` is not http or https",
+            ),
+            (
+                "upstream = \"http://x/#a\"\n",
+                "5:12: `upstream` = `http://x/#a` is not an upstream URL: it has a fragment (`#…`)",
+            ),
+            (
+                "upstream = \"http://u:p@x\"\n",
+                "5:12: `upstream` = `http://u:p@x` is not an upstream URL: it carries user information (`user@`)",
+            ),
+            (
+                "upstream = \"http://x:70000\"\n",
+                "5:12: `upstream` = `http://x:70000` is not an upstream URL: port `70000` is not a number from 1 to 65535",
+            ),
+            (
+                "forward = true\nupstream = \"http://x\"\n",
+                "6:12: `[origin]` can be only one thing, found forward and upstream",
+            ),
+            (
+                "host = true\nupstream = \"http://x\"\n",
+                "6:12: `[origin]` can be only one thing, found host and upstream",
+            ),
+            (
+                "upstream = \"http://x\"\npath = \"b.wasm\"\n",
+                "6:8: `[origin]` can be only one thing, found upstream and a service component",
+            ),
+            (
+                "upstream = \"http://x\"\nconnect-timeout = \"soon\"\n",
+                "6:19: `connect-timeout` = `soon` is not a duration",
+            ),
+            (
+                "upstream = \"http://x\"\nfirst-byte-timeout = \"5\"\n",
+                "6:22: `first-byte-timeout` = `5` is not a duration",
+            ),
+            (
+                "host = true\nconnect-timeout = \"5s\"\n",
+                "6:19: `connect-timeout` is for an origin that forwards",
+            ),
+            (
+                "upstream = \"http://x\"\nconfig = { a = \"b\" }\n",
+                "6:10: only a service `[origin]` takes `config` or `side-calls`",
+            ),
+        ] {
+            assert_eq!(origin_message(table), expected, "{table}");
+        }
+        let Err(Error::Located(e)) = origin("upstream = \"http://u:p@x\"\n") else {
+            panic!("expected a located error");
+        };
+        assert!(
+            e.help.as_deref().is_some_and(|h| h.contains("credentials")),
+            "{:?}",
+            e.help
+        );
     }
 
     #[test]
@@ -647,10 +850,6 @@ mod tests {
         assert_eq!(
             message("[[plugin]]\nname = \"a-\"\npath = \"a\"\n"),
             "2:8: invalid plugin name `a-`"
-        );
-        assert_eq!(
-            message("[[plugin]]\nname = \"a\"\npath = \"a\"\n[origin]\nupstream = \"http://x\"\n"),
-            "5:12: `upstream` is not supported yet"
         );
         assert_eq!(
             message(

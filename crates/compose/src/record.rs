@@ -14,10 +14,14 @@ pub struct ChainRecord {
     pub name: String,
     /// Stages in request order.
     pub plugins: Vec<StageRecord>,
-    /// What answers after the last plugin: `forward`, `host`, or the service
-    /// (also listed last in `plugins`), or `none` when the last plugin is a
-    /// service.
+    /// What answers after the last plugin: `forward`, `upstream`, `host`,
+    /// or the service (also listed last in `plugins`), or `none` when the
+    /// last plugin is a service.
     pub origin: String,
+    /// Where an `upstream` origin sends requests, as composed (the
+    /// terminator's `PWCHAIN_UPSTREAM` may override it where it runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,7 +119,8 @@ mod tests {
                 config: vec!["greeting".into()],
                 side_calls: crate::policy::SideCalls::Deny,
             }],
-            origin: "forward".into(),
+            origin: "upstream".into(),
+            upstream: Some("http://127.0.0.1:9000".into()),
         };
         append(&mut component, &record);
         wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all())

@@ -211,7 +211,7 @@ pub fn load(manifest: &Manifest, resolver: &mut Resolver) -> Result<Chain, Error
         .collect::<Result<Vec<_>, _>>()?;
     let terminal = match &manifest.origin {
         None => Terminal::None,
-        Some(Origin::Forward) => Terminal::Forward,
+        Some(Origin::Forward(forwarding)) => Terminal::Forward(forwarding.clone()),
         Some(Origin::Host) => Terminal::Host,
         Some(Origin::Service(spec)) => {
             let stage = load_stage(manifest, spec, resolver)?;

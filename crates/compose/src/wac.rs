@@ -137,7 +137,7 @@ impl Chain {
         }
         if !generated.is_empty() && deps_dir.is_none() {
             return Err(Error::Compose(
-                "this chain needs components pwchain generates (configuration stores, side-call policies, wrapped proxy-wasm modules); write the WAC to a file with `-o`, and they are written beside it".into(),
+                "this chain needs components pwchain generates (configuration stores, side-call policies, wrapped proxy-wasm modules, the settings of an `upstream` or `forward` origin); write the WAC to a file with `-o`, and they are written beside it".into(),
             ));
         }
 
@@ -160,7 +160,7 @@ impl Chain {
             "// wac compose {} CHAIN.wac -o chain.wasm",
             flags.join(" ")
         );
-        if matches!(self.terminal, crate::compose::Terminal::Forward) {
+        if matches!(self.terminal, crate::compose::Terminal::Forward(_)) {
             let _ = writeln!(
                 wac,
                 "// `{}` is built into pwchain (`pwchain compose` resolves it itself).",

@@ -13,8 +13,8 @@ pub mod upstream;
 pub mod validate;
 
 pub use linker::ImportSet;
+pub use pwchain_forwarding::Upstream;
 pub use serve::{ServeOptions, Server};
-pub use upstream::Upstream;
 pub use validate::{Validation, validate};
 
 use std::path::Path;

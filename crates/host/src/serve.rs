@@ -6,9 +6,10 @@
 use crate::guest_log::GuestLog;
 use crate::linker::{ImportSet, linker};
 use crate::state::{Host, http_view};
-use crate::upstream::{self, Upstream};
+use crate::upstream;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
+use pwchain_forwarding::{Forwarded, Upstream};
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -270,23 +271,12 @@ fn as_reverse_proxy(mut request: http::Request<Body>, peer: SocketAddr) -> http:
         .get(http::header::HOST)
         .and_then(|h| h.to_str().ok())
         .map(str::to_string);
-    let headers = request.headers_mut();
-    let forwarded_for = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(earlier) => format!("{earlier}, {}", peer.ip()),
-        None => peer.ip().to_string(),
-    };
-    if let Ok(value) = http::HeaderValue::from_str(&forwarded_for) {
-        headers.insert("x-forwarded-for", value);
+    Forwarded {
+        client: Some(&peer.ip().to_string()),
+        host: host.as_deref(),
+        proto: Some("http"),
     }
-    headers
-        .entry("x-forwarded-proto")
-        .or_insert(http::HeaderValue::from_static("http"));
-    if let Some(host) = host
-        .as_deref()
-        .and_then(|h| http::HeaderValue::from_str(h).ok())
-    {
-        headers.entry("x-forwarded-host").or_insert(host);
-    }
+    .record(request.headers_mut());
     if request.uri().authority().is_some() {
         return request;
     }
