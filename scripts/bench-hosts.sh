@@ -35,7 +35,7 @@ measure() {
   "$@" 2>"$log" >/dev/null &
   local pid=$! addr=""
   for _ in $(seq 600); do
-    addr=$(grep -o 'on http://[0-9.:]*' "$log" | head -1 | cut -c9- || true)
+    addr=$(grep -o 'on http://[0-9.:]*' "$log" | head -1 | cut -c11- || true)
     [ -n "$addr" ] && break
     sleep 0.1
   done

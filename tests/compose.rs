@@ -69,6 +69,65 @@ fn unknown_keys_missing_fields_and_wrong_types_have_positions() {
 }
 
 #[test]
+fn bad_upstreams_are_located_and_leave_nothing() {
+    let ws = Workspace::new();
+    let chain = |origin: &str| {
+        format!(
+            "[[plugin]]\nname = \"a\"\npath = \"{{plugins}}/add-header.wasm\"\n[origin]\n{origin}\n"
+        )
+    };
+    ws.write("out.wasm", "an earlier build");
+    for (origin, expected) in [
+        (
+            "upstream = \"http://admin:secret@10.0.0.1\"",
+            &[
+                "chain.toml:5:12",
+                "user information",
+                "credentials belong in a header",
+            ][..],
+        ),
+        (
+            "upstream = \"10.0.0.1:8080\"",
+            &[
+                "chain.toml:5:12",
+                "not an absolute URL",
+                "http://127.0.0.1:9000",
+            ],
+        ),
+        (
+            "upstream = \"http://up/#frag\"",
+            &["chain.toml:5:12", "has a fragment"],
+        ),
+        (
+            "path = \"{plugins}/echo.wasm\"\nupstream = \"http://up\"",
+            &["chain.toml:5:8", "found upstream and a service component"],
+        ),
+        (
+            "upstream = \"http://up\"\nfirst-byte-timeout = \"soon\"",
+            &["chain.toml:6:22", "not a duration", "`250ms`, `5s` or `2m`"],
+        ),
+    ] {
+        compose_fails(&ws, &chain(origin), expected);
+        assert_eq!(
+            std::fs::read_to_string(ws.path("out.wasm")).unwrap(),
+            "an earlier build"
+        );
+    }
+    // And a good one says where it goes.
+    let composite = ws.compose(&chain("upstream = \"http://127.0.0.1:9000/api\""));
+    let text = run(&["inspect", composite.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("a → upstream http://127.0.0.1:9000/api"),
+        "{text}"
+    );
+    assert!(
+        text.contains("`PWCHAIN_UPSTREAM` in the host's environment overrides it"),
+        "{text}"
+    );
+}
+
+#[test]
 fn missing_path_is_named_relative_to_the_manifest() {
     let ws = Workspace::new();
     let message = compose_fails(

@@ -149,6 +149,13 @@ impl fmt::Display for InspectReport {
                     "", stage.side_calls
                 )?;
             }
+            if let Some(url) = &chain.upstream {
+                writeln!(
+                    f,
+                    "             {:<14} {url}; `PWCHAIN_UPSTREAM` in the host's environment overrides it",
+                    "upstream"
+                )?;
+            }
         }
         Ok(())
     }
