@@ -80,16 +80,17 @@ pub struct WrapArgs {
     #[arg(long, value_name = "TEXT", default_value = "")]
     pub vm_config: String,
 
-    /// The root context id the plugin's callbacks see.
-    #[arg(long, value_name = "ID", default_value_t = 1)]
-    pub root_id: u32,
+    /// The plugin's root id, a name as in Envoy's `root_id` (the C++ and
+    /// AssemblyScript SDKs pick the root context registered under it).
+    #[arg(long, value_name = "NAME", default_value = "")]
+    pub root_id: String,
 
     /// The plugin's name in its log lines (default: the file's stem).
     #[arg(long)]
     pub name: Option<String>,
 
-    /// Wrap even if the module imports hostcalls pwchain does not know;
-    /// they answer `Unimplemented`.
+    /// Wrap even if the module imports hostcalls or WASI functions pwchain
+    /// does not provide; they answer `Unimplemented` or `ENOSYS`.
     #[arg(long)]
     pub allow_unimplemented: bool,
 

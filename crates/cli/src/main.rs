@@ -122,7 +122,7 @@ fn wrap(args: WrapArgs) -> miette::Result<ExitCode> {
         name: args.name.or(stem).unwrap_or_else(|| "proxy-wasm".into()),
         configuration,
         vm_configuration: args.vm_config,
-        root_id: args.root_id,
+        root_id: args.root_id.clone(),
         allow_unimplemented: args.allow_unimplemented,
         max_body_bytes: args.max_body_bytes,
         ..WrapOptions::default()

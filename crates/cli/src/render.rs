@@ -168,8 +168,11 @@ pub struct LegacyReport {
     pub bytes: usize,
     pub digest: String,
     pub proxy_wasm: LegacyModule,
-    /// How `wrap` answers each imported hostcall.
+    /// How `wrap` answers each imported hostcall (and other `env` import).
     pub support: BTreeMap<String, Support>,
+    /// WASI functions it imports that pwchain (like Envoy) does not give a
+    /// filter: wrapping needs `--allow-unimplemented`.
+    pub wasi_unprovided: Vec<String>,
 }
 
 impl LegacyReport {
@@ -181,7 +184,20 @@ impl LegacyReport {
             support: module
                 .hostcalls
                 .iter()
-                .map(|h| (h.clone(), hostcalls::support(h)))
+                .map(String::as_str)
+                .chain(
+                    module
+                        .other_imports
+                        .iter()
+                        .filter_map(|i| i.strip_prefix("env.")),
+                )
+                .map(|h| (h.to_string(), hostcalls::support(h)))
+                .collect(),
+            wasi_unprovided: module
+                .wasi
+                .iter()
+                .filter(|name| !pwchain_compose::proxy_wasm::wasi_provided(name))
+                .cloned()
                 .collect(),
             proxy_wasm: module,
         }
@@ -208,11 +224,19 @@ impl fmt::Display for LegacyReport {
             "wasm32-unknown-unknown (no WASI imports)".to_string()
         } else {
             format!(
-                "wasm32-wasip1 (wasi_snapshot_preview1: {})",
+                "wasm32-wasip1 ({}: {})",
+                m.wasi_module.as_deref().unwrap_or("wasi_snapshot_preview1"),
                 m.wasi.join(", ")
             )
         };
         writeln!(f, "  built for  {target}")?;
+        if !self.wasi_unprovided.is_empty() {
+            writeln!(
+                f,
+                "  wasi       not provided (as in Envoy): {}; wrapping needs --allow-unimplemented",
+                self.wasi_unprovided.join(", ")
+            )?;
+        }
         let or_none = |o: &Option<String>| o.clone().unwrap_or_else(|| "—".into());
         writeln!(f, "  allocator  {}", or_none(&m.allocator))?;
         writeln!(f, "  start      {}", or_none(&m.start))?;
@@ -222,7 +246,7 @@ impl fmt::Display for LegacyReport {
         writeln!(
             f,
             "  hostcalls  {} imported: {} supported by `pwchain wrap`, {} answer Unimplemented, {} unknown",
-            m.hostcalls.len(),
+            self.support.len(),
             supported.len(),
             unimplemented.len(),
             unknown.len()

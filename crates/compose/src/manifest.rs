@@ -60,6 +60,8 @@ pub struct Legacy {
     pub configuration: String,
     /// `vm-configuration`, read in `on_vm_start`.
     pub vm_configuration: String,
+    /// `root-id`, the root context's name, as Envoy's `root_id`.
+    pub root_id: String,
 }
 
 /// Where a component comes from.
@@ -174,6 +176,8 @@ struct RawPlugin {
     configuration: Option<Spanned<String>>,
     #[serde(rename = "vm-configuration")]
     vm_configuration: Option<Spanned<String>>,
+    #[serde(rename = "root-id")]
+    root_id: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -275,6 +279,7 @@ impl Manifest {
                 &plugin.proxy_wasm,
                 plugin.configuration,
                 plugin.vm_configuration,
+                plugin.root_id,
             )?;
             let proxy_wasm = plugin.proxy_wasm.map(|p| {
                 let span = p.span();
@@ -389,29 +394,32 @@ fn check_digest(file: &SourceFile, digest: Spanned<String>) -> Result<Spanned<St
     ))
 }
 
-/// `configuration` and `vm-configuration`, which only a `proxy-wasm`
-/// plugin reads.
+/// `configuration`, `vm-configuration` and `root-id`, which only a
+/// `proxy-wasm` plugin reads.
 fn legacy(
     file: &SourceFile,
     proxy_wasm: &Option<Spanned<String>>,
     configuration: Option<Spanned<String>>,
     vm_configuration: Option<Spanned<String>>,
+    root_id: Option<Spanned<String>>,
 ) -> Result<Option<Legacy>, Error> {
     if proxy_wasm.is_none() {
-        if let Some(key) = configuration.as_ref().or(vm_configuration.as_ref()) {
+        let given = [&configuration, &vm_configuration, &root_id];
+        if let Some(key) = given.into_iter().flatten().next() {
             return Err(file.error(
                 key.span(),
-                "`configuration` and `vm-configuration` are for `proxy-wasm` plugins".into(),
+                "`configuration`, `vm-configuration` and `root-id` are for `proxy-wasm` plugins"
+                    .into(),
                 Some("a component plugin reads its settings from `config = { … }`".into()),
             ));
         }
         return Ok(None);
     }
+    let text = |key: Option<Spanned<String>>| key.map(Spanned::into_inner).unwrap_or_default();
     Ok(Some(Legacy {
-        configuration: configuration.map(Spanned::into_inner).unwrap_or_default(),
-        vm_configuration: vm_configuration
-            .map(Spanned::into_inner)
-            .unwrap_or_default(),
+        configuration: text(configuration),
+        vm_configuration: text(vm_configuration),
+        root_id: text(root_id),
     }))
 }
 

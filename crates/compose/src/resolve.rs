@@ -309,6 +309,7 @@ fn load_stage(
                 name: spec.name.clone(),
                 configuration: legacy.configuration.clone(),
                 vm_configuration: legacy.vm_configuration.clone(),
+                root_id: legacy.root_id.clone(),
                 shared_by_chain: true,
                 ..WrapOptions::default()
             };

@@ -68,7 +68,8 @@ fn setting(key: &str) -> Option<String> {
 /// Starts the module once per instance: `main`, the root context,
 /// `on_vm_start` and `on_configure`, as Envoy does when it loads a plugin.
 fn start() -> Result<Rc<Setup>, String> {
-    let root = setting("root-id").and_then(|r| r.parse().ok()).unwrap_or(1);
+    // The root context's id; its name (`root-id`) is a string, as in Envoy.
+    let root = 1;
     let configuration = setting("configuration").unwrap_or_default().into_bytes();
     let vm_configuration = setting("vm-configuration").unwrap_or_default().into_bytes();
     let setup = Setup {
@@ -86,6 +87,7 @@ fn start() -> Result<Rc<Setup>, String> {
     state::setup(&Settings {
         name: setting("name").unwrap_or_else(|| "proxy-wasm".into()),
         root,
+        root_id: setting("root-id").unwrap_or_default(),
         vm_configuration,
         configuration,
         log_level: setting("log-level")

@@ -361,7 +361,7 @@ impl legacy_host::Guest for Component {
             let settings = state.settings.as_ref().ok_or(NOT_FOUND)?;
             match key.as_str() {
                 "plugin_name" => Ok(settings.name.clone().into_bytes()),
-                "plugin_root_id" => Ok(settings.root.to_string().into_bytes()),
+                "plugin_root_id" => Ok(settings.root_id.clone().into_bytes()),
                 "plugin_vm_id" => Ok(Vec::new()),
                 _ => Err(NOT_FOUND),
             }
@@ -555,6 +555,20 @@ impl legacy_host::Guest for Component {
     fn random() -> u64 {
         use std::hash::BuildHasher;
         std::collections::hash_map::RandomState::new().hash_one(now())
+    }
+
+    fn clock_now(monotonic: bool) -> u64 {
+        if monotonic {
+            // From an arbitrary origin, never 0 (a Go runtime refuses a
+            // clock that reads 0 at start).
+            static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+            let elapsed = START.get_or_init(std::time::Instant::now).elapsed();
+            1_000_000_000 + elapsed.as_nanos() as u64
+        } else {
+            now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64)
+        }
     }
 }
 

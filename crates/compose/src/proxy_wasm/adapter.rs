@@ -5,9 +5,10 @@
 //! - `env` gives the module its `proxy_*` hostcalls, each a call of
 //!   `legacy-host` with the module's own pointers and lengths, and exports
 //!   `legacy-callbacks`, each a call of the module's `proxy_on_*` export.
-//! - `wasi_snapshot_preview1` (for `wasm32-wasip1` builds) gives output,
-//!   clocks and randomness through the same state component, and `ENOSYS`
-//!   for the rest.
+//! - `wasi_snapshot_preview1` (for `wasm32-wasip1` builds; `wasi_unstable`
+//!   likewise) gives what Envoy gives a filter: output to the log, clocks
+//!   and randomness through the same state component, and Envoy's error
+//!   numbers for files and sockets.
 //!
 //! Adapters use the module's memory and hold no data of their own: a
 //! 16-byte scratch area for results comes from the module's allocator on
@@ -27,6 +28,9 @@ const CALLBACKS: &str = "pwchain:proxy/legacy-callbacks@0.1.0";
 /// WASI errno values.
 const ENOSYS: i32 = 52;
 const EBADF: i32 = 8;
+const ENOENT: i32 = 44;
+const ENOTDIR: i32 = 20;
+const ENOTSUP: i32 = 58;
 
 /// The module with both adapters applied, as a component exporting
 /// `legacy-callbacks` and importing `legacy-host`.
@@ -44,15 +48,17 @@ pub fn fuse(module: &[u8], signatures: &Signatures, allocator: &str) -> Result<V
     encoder
         .adapter("env", &env)
         .map_err(|e| bug("the env adapter", e))?;
-    if signatures.imports.iter().any(|i| is_wasi(&i.module)) {
-        let wasi = adapter(
-            &resolve,
-            "legacy-wasi",
-            &wasi_adapter(signatures, allocator)?,
-        )?;
-        encoder
-            .adapter("wasi_snapshot_preview1", &wasi)
-            .map_err(|e| bug("the wasi_snapshot_preview1 adapter", e))?;
+    for module in ["wasi_snapshot_preview1", "wasi_unstable"] {
+        if signatures.imports.iter().any(|i| i.module == module) {
+            let wasi = adapter(
+                &resolve,
+                "legacy-wasi",
+                &wasi_adapter(signatures, allocator, module)?,
+            )?;
+            encoder
+                .adapter(module, &wasi)
+                .map_err(|e| bug(&format!("the {module} adapter"), e))?;
+        }
     }
     encoder
         .validate(true)
@@ -111,7 +117,10 @@ impl Wat {
       (then (global.set $scratch
         (i32.and (i32.add (call $alloc (i32.const 24)) (i32.const 7)) (i32.const -8)))))
     (global.get $scratch))
+  ;; An empty list needs no memory, and some allocators fail on 0 (the Go
+  ;; SDK's panics): it gets a pointer at its alignment instead.
   (func (export "cabi_import_realloc") (param i32 i32 i32 i32) (result i32)
+    (if (i32.eqz (local.get 3)) (then (return (local.get 2))))
     (call $alloc (local.get 3)))
 "#
             .to_string(),
@@ -191,6 +200,16 @@ fn env_adapter(signatures: &Signatures, allocator: &str) -> Result<String, Error
                     let _ = writeln!(body, "    {store}");
                 }
                 let _ = writeln!(body, "    (i32.const 0))");
+            }
+            None if hostcalls::NO_OPS.contains(&import.name.as_str())
+                && import.results.is_empty() =>
+            {
+                let _ = writeln!(
+                    body,
+                    "  (func (export \"{}\") {})",
+                    import.name,
+                    import.signature()
+                );
             }
             None => body.push_str(&stub(import, hostcalls::UNIMPLEMENTED_STATUS)),
         }
@@ -304,16 +323,85 @@ fn callbacks(signatures: &Signatures, wat: &mut Wat) {
     );
 }
 
-fn wasi_adapter(signatures: &Signatures, allocator: &str) -> Result<String, Error> {
+/// The WASI preview1 functions a proxy-wasm host gives a filter, as
+/// Envoy's (proxy-wasm-cpp-host `src/exports.cc`): output to the log,
+/// clocks, randomness, an empty environment, and for the rest the error
+/// numbers Envoy answers (no files, no sockets). Each is
+/// `(name, body)`; a body of `None` is written per function below.
+const WASI: &[(&str, Option<i32>)] = &[
+    ("fd_write", None),
+    ("clock_time_get", None),
+    ("clock_res_get", None),
+    ("random_get", None),
+    ("poll_oneoff", None),
+    ("fd_fdstat_get", None),
+    ("environ_sizes_get", None),
+    ("args_sizes_get", None),
+    ("environ_get", Some(0)),
+    ("args_get", Some(0)),
+    ("sched_yield", Some(0)),
+    ("proc_exit", None),
+    ("fd_close", Some(0)),
+    ("fd_seek", Some(0)),
+    ("fd_advise", Some(0)),
+    ("fd_read", Some(ENOSYS)),
+    ("fd_pread", Some(ENOSYS)),
+    ("fd_prestat_get", Some(EBADF)),
+    ("fd_prestat_dir_name", Some(ENOSYS)),
+    ("fd_filestat_get", Some(EBADF)),
+    ("fd_fdstat_set_flags", Some(ENOSYS)),
+    ("fd_allocate", None),
+    ("fd_datasync", None),
+    ("fd_sync", None),
+    ("fd_fdstat_set_rights", None),
+    ("fd_filestat_set_size", None),
+    ("fd_filestat_set_times", None),
+    ("fd_pwrite", Some(EBADF)),
+    ("fd_readdir", Some(ENOTDIR)),
+    ("fd_renumber", Some(ENOTSUP)),
+    ("fd_tell", None),
+    ("path_open", Some(ENOENT)),
+    ("path_filestat_get", Some(ENOTSUP)),
+    ("path_create_directory", Some(ENOTSUP)),
+    ("path_filestat_set_times", Some(ENOTSUP)),
+    ("path_link", Some(ENOTSUP)),
+    ("path_readlink", Some(ENOTSUP)),
+    ("path_remove_directory", Some(ENOTSUP)),
+    ("path_rename", Some(ENOTSUP)),
+    ("path_symlink", Some(ENOTSUP)),
+    ("path_unlink_file", Some(ENOTSUP)),
+    ("sock_accept", Some(ENOTSUP)),
+    ("sock_recv", Some(ENOTSUP)),
+    ("sock_send", Some(ENOTSUP)),
+    ("sock_shutdown", Some(ENOTSUP)),
+];
+
+/// Whether pwchain gives a module the preview1 function `name`, as Envoy
+/// does.
+pub fn wasi_provided(name: &str) -> bool {
+    WASI.iter().any(|(n, _)| *n == name)
+}
+
+/// The adapter for the preview1 imports of `module` (`wasi_snapshot_preview1`,
+/// or `wasi_unstable`, its pre-snapshot name, which AssemblyScript builds
+/// import and Envoy accepts). It never calls the module's allocator: a Go
+/// runtime reads clocks and randomness inside `_initialize`, before its
+/// allocator can run.
+fn wasi_adapter(signatures: &Signatures, allocator: &str, module: &str) -> Result<String, Error> {
     let mut wat = Wat::new(allocator);
     let _ = writeln!(
         wat.imports,
         r#"  (import "{HOST}" "write" (func $write (param i32 i32 i32) (result i32)))
   (import "{HOST}" "random" (func $random (result i64)))
-  (import "{HOST}" "get-current-time" (func $now (param i32)))"#
+  (import "{HOST}" "clock-now" (func $clock_now (param i32) (result i64)))"#
     );
-    for import in signatures.imports.iter().filter(|i| is_wasi(&i.module)) {
-        let known = match (import.name.as_str(), import.signature().as_str()) {
+    // Functions that act on stdout and stderr only, as in Envoy.
+    let stdio =
+        "(if (i32.or (i32.eq (local.get 0) (i32.const 1)) (i32.eq (local.get 0) (i32.const 2)))
+      (then (return (i32.const 0))))
+    (i32.const 8)";
+    for import in signatures.imports.iter().filter(|i| i.module == module) {
+        let body = match (import.name.as_str(), import.signature().as_str()) {
             ("fd_write", "(param i32 i32 i32 i32) (result i32)") => Some(
                 "(local $i i32) (local $n i32) (local $e i32) (local $len i32)
     (block $out (loop $next
@@ -333,17 +421,19 @@ fn wasi_adapter(signatures: &Signatures, allocator: &str) -> Result<String, Erro
             ("environ_sizes_get" | "args_sizes_get", "(param i32 i32) (result i32)") => Some(
                 "(i32.store (local.get 0) (i32.const 0)) (i32.store (local.get 1) (i32.const 0)) (i32.const 0)".into(),
             ),
-            ("environ_get" | "args_get", "(param i32 i32) (result i32)") => Some("(i32.const 0)".into()),
-            ("sched_yield", "(result i32)") => Some("(i32.const 0)".into()),
             ("proc_exit", "(param i32)") => Some("unreachable".into()),
-            ("clock_time_get", "(param i32 i64 i32) (result i32)") => Some(
-                "(local $r i32)
-    (call $now (local.tee $r (call $scratch)))
-    (if (i32.load8_u (local.get $r)) (then (return (i32.const 58))))
-    (i64.store (local.get 2) (i64.load offset=8 (local.get $r)))
+            // Realtime (0) and monotonic (1); the CPU-time clocks are not
+            // supported, as in Envoy.
+            ("clock_time_get", "(param i32 i64 i32) (result i32)") => Some(format!(
+                "(if (i32.gt_u (local.get 0) (i32.const 1)) (then (return (i32.const {ENOTSUP}))))
+    (i64.store (local.get 2) (call $clock_now (local.get 0)))
     (i32.const 0)"
-                    .into(),
-            ),
+            )),
+            ("clock_res_get", "(param i32 i32) (result i32)") => Some(format!(
+                "(if (i32.gt_u (local.get 0) (i32.const 1)) (then (return (i32.const {ENOTSUP}))))
+    (i64.store (local.get 1) (i64.const 1))
+    (i32.const 0)"
+            )),
             ("random_get", "(param i32 i32) (result i32)") => Some(
                 "(local $i i32)
     (block $out (loop $next
@@ -354,9 +444,38 @@ fn wasi_adapter(signatures: &Signatures, allocator: &str) -> Result<String, Erro
     (i32.const 0)"
                     .into(),
             ),
+            // Nothing to wait for: no events, at once, as Envoy answers (a
+            // Go runtime sleeps and yields through it and wants success).
+            ("poll_oneoff", "(param i32 i32 i32 i32) (result i32)") => {
+                Some("(i32.store (local.get 3) (i32.const 0)) (i32.const 0)".into())
+            }
+            // stdout and stderr, writable, of no particular file type.
+            ("fd_fdstat_get", "(param i32 i32) (result i32)") => Some(
+                "(if (i32.or (i32.eq (local.get 0) (i32.const 1)) (i32.eq (local.get 0) (i32.const 2)))
+      (then
+        (i64.store (local.get 1) (i64.const 0))
+        (i64.store offset=8 (local.get 1) (i64.const 64))
+        (i64.store offset=16 (local.get 1) (i64.const 0))
+        (return (i32.const 0))))
+    (i32.const 8)"
+                    .into(),
+            ),
+            ("fd_tell", "(param i32 i32) (result i32)") => Some(
+                "(if (i32.or (i32.eq (local.get 0) (i32.const 1)) (i32.eq (local.get 0) (i32.const 2)))
+      (then (i64.store (local.get 1) (i64.const 0)) (return (i32.const 0))))
+    (i32.const 8)"
+                    .into(),
+            ),
+            (
+                "fd_allocate" | "fd_datasync" | "fd_sync" | "fd_fdstat_set_rights"
+                | "fd_filestat_set_size" | "fd_filestat_set_times",
+                _,
+            ) if import.results == ["i32"] && import.params.first() == Some(&"i32") => {
+                Some(stdio.into())
+            }
             _ => None,
         };
-        match known {
+        match body {
             Some(body) => {
                 let _ = writeln!(
                     wat.definitions,
@@ -365,10 +484,14 @@ fn wasi_adapter(signatures: &Signatures, allocator: &str) -> Result<String, Erro
                     import.signature()
                 );
             }
-            None if import.name == "fd_prestat_get" => {
-                wat.definitions.push_str(&stub(import, EBADF))
+            None => {
+                let status = WASI
+                    .iter()
+                    .find(|(n, _)| *n == import.name)
+                    .and_then(|(_, status)| *status)
+                    .unwrap_or(ENOSYS);
+                wat.definitions.push_str(&stub(import, status));
             }
-            None => wat.definitions.push_str(&stub(import, ENOSYS)),
         }
     }
     Ok(wat.finish())

@@ -296,6 +296,10 @@ pub const UNIMPLEMENTED: &[&str] = &[
 /// `abort(message, file, line, column)`).
 pub const TRAPS: &[&str] = &["abort"];
 
+/// Imports from `env` that Envoy answers by doing nothing: the C++ SDK's
+/// emscripten builds report memory growth.
+pub const NO_OPS: &[&str] = &["emscripten_notify_memory_growth"];
+
 /// The ABI's `Unimplemented` status.
 pub const UNIMPLEMENTED_STATUS: i32 = 12;
 
@@ -386,7 +390,7 @@ pub enum Support {
 }
 
 pub fn support(name: &str) -> Support {
-    if supported(name).is_some() || TRAPS.contains(&name) {
+    if supported(name).is_some() || TRAPS.contains(&name) || NO_OPS.contains(&name) {
         Support::Supported
     } else if UNIMPLEMENTED.contains(&name) {
         Support::Unimplemented

@@ -6,6 +6,7 @@ mod adapter;
 pub mod hostcalls;
 mod wrap;
 
+pub use adapter::wasi_provided;
 pub use wrap::{WrapOptions, wrap};
 
 use serde::Serialize;
@@ -18,8 +19,11 @@ pub struct LegacyModule {
     pub abi: String,
     /// The hostcalls it imports from `env` (`proxy_log`, …).
     pub hostcalls: Vec<String>,
-    /// Its `wasi_snapshot_preview1` imports (a `wasm32-wasip1` build).
+    /// Its WASI preview1 imports (a `wasm32-wasip1` build).
     pub wasi: Vec<String>,
+    /// The module they come from: `wasi_snapshot_preview1`, or
+    /// `wasi_unstable`, its pre-snapshot name (AssemblyScript builds).
+    pub wasi_module: Option<String>,
     /// Imports from any other module, as `module.name`.
     pub other_imports: Vec<String>,
     /// The `proxy_on_*` callbacks it exports.
@@ -62,6 +66,7 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Option<(LegacyModule, Signatures)>, S
         abi: abi.replace('_', "."),
         hostcalls: Vec::new(),
         wasi: Vec::new(),
+        wasi_module: None,
         other_imports: Vec::new(),
         callbacks: exports
             .keys()
@@ -81,7 +86,12 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Option<(LegacyModule, Signatures)>, S
         let name = import.name.clone();
         match import.module.as_str() {
             "env" if name.starts_with("proxy_") => module.hostcalls.push(name),
-            module_name if adapter::is_wasi(module_name) => module.wasi.push(name),
+            module_name if adapter::is_wasi(module_name) => {
+                module
+                    .wasi_module
+                    .get_or_insert_with(|| module_name.to_string());
+                module.wasi.push(name)
+            }
             other => module.other_imports.push(format!("{other}.{name}")),
         }
     }

@@ -23,9 +23,12 @@ pub struct WrapOptions {
     pub configuration: String,
     /// The VM configuration `on_vm_start` reads.
     pub vm_configuration: String,
-    pub root_id: u32,
-    /// Wrap even when the module imports hostcalls pwchain does not know;
-    /// they answer `Unimplemented`.
+    /// The plugin's root id, a name as in Envoy (`root_id: "add_header"`):
+    /// the `plugin_root_id` property, by which the C++ and AssemblyScript
+    /// SDKs pick the root context they registered under it. Default empty.
+    pub root_id: String,
+    /// Wrap even when the module imports hostcalls or WASI functions
+    /// pwchain does not provide; they answer `Unimplemented` or `ENOSYS`.
     pub allow_unimplemented: bool,
     /// The most body a paused stream may hold (then 413 or 500, as Envoy).
     pub max_body_bytes: usize,
@@ -43,7 +46,7 @@ impl Default for WrapOptions {
             name: "proxy-wasm".into(),
             configuration: String::new(),
             vm_configuration: String::new(),
-            root_id: 1,
+            root_id: String::new(),
             allow_unimplemented: false,
             max_body_bytes: 1 << 20,
             log_level: 2,
@@ -126,26 +129,37 @@ pub fn wrap(module: &str, bytes: &[u8], options: &WrapOptions) -> Result<Wrapped
                 }
             }
             None if hostcalls::TRAPS.contains(&import.name.as_str()) => {}
+            None if hostcalls::NO_OPS.contains(&import.name.as_str()) => {}
             None if UNIMPLEMENTED.contains(&import.name.as_str()) => {
                 unimplemented.push(import.name.clone())
             }
             None => unknown.push(import.name.clone()),
         }
     }
+    // Preview1 functions Envoy does not give a filter either.
+    for import in signatures
+        .imports
+        .iter()
+        .filter(|i| adapter::is_wasi(&i.module))
+    {
+        if !adapter::wasi_provided(&import.name) {
+            unknown.push(format!("{}.{}", import.module, import.name));
+        }
+    }
     if !unknown.is_empty() {
         if !options.allow_unimplemented {
             return Err(refuse(
                 format!(
-                    "it imports {} pwchain does not know: {}",
+                    "it imports {} pwchain does not provide: {}",
                     if unknown.len() == 1 {
-                        "a hostcall"
+                        "a function"
                     } else {
-                        "hostcalls"
+                        "functions"
                     },
                     unknown.join(", ")
                 ),
                 Some(
-                    "pass --allow-unimplemented to wrap it anyway; those calls then answer `Unimplemented` (or trap, if they return nothing)",
+                    "pass --allow-unimplemented to wrap it anyway; those calls then answer `Unimplemented` (hostcalls) or `ENOSYS` (WASI), or trap if they return nothing",
                 ),
             ));
         }
@@ -178,7 +192,7 @@ const HOST: &str = "pwchain:proxy/legacy-host@0.1.0";
 fn link(plugin: &[u8], info: &LegacyModule, options: &WrapOptions) -> Result<Vec<u8>, Error> {
     let entries: Vec<(String, String)> = [
         ("name", options.name.clone()),
-        ("root-id", options.root_id.to_string()),
+        ("root-id", options.root_id.clone()),
         ("configuration", options.configuration.clone()),
         ("vm-configuration", options.vm_configuration.clone()),
         ("callbacks", info.callbacks.join("\n")),

@@ -1,0 +1,153 @@
+//! Legacy proxy-wasm filters built by other SDKs than the Rust one (Go,
+//! AssemblyScript, C++: `../shared/fixtures/proxy-wasm`, built from the
+//! SDKs' own examples and never rebuilt), wrapped in one chain between
+//! native plugins and driven over real HTTP in `pwchain serve` and in the
+//! real `wasmtime serve -Scli`. Each check is a behaviour the fixtures'
+//! README gives for Envoy.
+
+mod common;
+
+use common::{Served, Workspace, exchange, plugins, repo, run, wasmtime_serve};
+use std::path::PathBuf;
+
+fn fixture(name: &str) -> PathBuf {
+    repo().join("../shared/fixtures/proxy-wasm").join(name)
+}
+
+/// `[native add-header, go-http-body, as-add-header, cpp-add-header,
+/// native rewrite-body] + echo`.
+fn sdk_chain(ws: &Workspace) -> PathBuf {
+    plugins();
+    ws.compose(&format!(
+        r#"[chain]
+name = "sdks"
+
+[[plugin]]
+name = "native"
+path = "{{plugins}}/add-header.wasm"
+
+[[plugin]]
+name = "go-body"
+proxy-wasm = "{go}"
+
+[[plugin]]
+name = "as-header"
+proxy-wasm = "{as_}"
+root-id = "add_header"
+configuration = "from-chain"
+
+[[plugin]]
+name = "cpp-header"
+proxy-wasm = "{cpp}"
+root-id = "cpp"
+
+[[plugin]]
+name = "upper"
+path = "{{plugins}}/rewrite-body.wasm"
+
+[origin]
+path = "{{plugins}}/echo.wasm"
+"#,
+        go = fixture("go-http-body.wasm").display(),
+        as_ = fixture("as-add-header.wasm").display(),
+        cpp = fixture("cpp-add-header.wasm").display(),
+    ))
+}
+
+fn behaves_as_in_envoy(served: &Served, host: &str) {
+    // Go: the request body is replaced (the default operation); the echo
+    // shows it, upper-cased on the way back by rewrite-body.
+    let answer = served.request("POST", "/x", &[], b"hello");
+    assert_eq!(answer.status, 200, "{host}: {}", answer.text());
+    let echoed = answer.text();
+    assert!(
+        echoed.ends_with("[THIS IS REPLACED BODY]"),
+        "{host}: {echoed}"
+    );
+    // AssemblyScript and C++ both saw the request and the response.
+    assert!(echoed.contains("X-AS-REQUEST: SEEN"), "{host}: {echoed}");
+    assert_eq!(answer.header("hello"), Some("from-chain"), "{host}");
+    assert_eq!(answer.header("x-cpp"), Some("1"), "{host}");
+    assert_eq!(answer.header("x-served-by"), Some("pwchain add-header"));
+
+    let appended = served.request("POST", "/x", &[("buffer-operation", "append")], b"hello");
+    assert!(
+        appended.text().ends_with("HELLO[THIS IS APPENDED BODY]"),
+        "{host}: {}",
+        appended.text()
+    );
+    let prepended = served.request("POST", "/x", &[("buffer-operation", "prepend")], b"hello");
+    assert!(
+        prepended.text().ends_with("[THIS IS PREPENDED BODY]HELLO"),
+        "{host}: {}",
+        prepended.text()
+    );
+
+    // Go: no content-length, a local 400 that the inner filters never see.
+    let raw = "GET /x HTTP/1.1\r\nhost: sdks\r\nconnection: close\r\n\r\n";
+    let refused = exchange(served.addr, raw.as_bytes());
+    assert_eq!(refused.status, 400, "{host}: {}", refused.text());
+    assert_eq!(refused.text(), "content must be provided", "{host}");
+    assert_eq!(refused.header("x-cpp"), None, "{host}: not passed on");
+}
+
+#[test]
+fn go_assemblyscript_and_cpp_filters_run_in_one_chain_in_pwchain_serve() {
+    let ws = Workspace::new();
+    let chain = sdk_chain(&ws);
+    let served = Served::start(&chain, &[]);
+    behaves_as_in_envoy(&served, "pwchain serve");
+    // The C++ filter's log line carries its plugin name from the chain.
+    let line = served
+        .log_line("cpp filter: request /x")
+        .expect("no log line from the C++ filter");
+    assert!(line.contains("cpp-header info:"), "{line}");
+}
+
+#[test]
+fn go_assemblyscript_and_cpp_filters_run_in_one_chain_in_wasmtime_serve() {
+    let ws = Workspace::new();
+    let chain = sdk_chain(&ws);
+    let served = wasmtime_serve(&chain, &["-Scli"])
+        .unwrap_or_else(|log| panic!("wasmtime serve refused it:\n{log}"));
+    behaves_as_in_envoy(&served, "wasmtime serve");
+}
+
+#[test]
+fn inspect_names_each_sdks_wasi_module_and_what_wrap_provides() {
+    let output = run(&[
+        "inspect",
+        "--json",
+        fixture("as-add-header.wasm").to_str().unwrap(),
+    ]);
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["proxy_wasm"]["wasi_module"], "wasi_unstable");
+    assert_eq!(report["proxy_wasm"]["abi"], "0.2.0");
+    let text = run(&["inspect", fixture("as-add-header.wasm").to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("wasi_unstable: proc_exit"), "{text}");
+
+    let go = run(&[
+        "inspect",
+        "--json",
+        fixture("go-http-body.wasm").to_str().unwrap(),
+    ]);
+    let report: serde_json::Value = serde_json::from_slice(&go.stdout).unwrap();
+    assert_eq!(
+        report["proxy_wasm"]["wasi_module"],
+        "wasi_snapshot_preview1"
+    );
+    assert_eq!(report["proxy_wasm"]["start"], "_initialize");
+    assert_eq!(report["wasi_unprovided"], serde_json::json!([]));
+
+    let cpp = run(&[
+        "inspect",
+        "--json",
+        fixture("cpp-add-header.wasm").to_str().unwrap(),
+    ]);
+    let report: serde_json::Value = serde_json::from_slice(&cpp.stdout).unwrap();
+    assert_eq!(
+        report["support"]["emscripten_notify_memory_growth"],
+        "supported"
+    );
+}
