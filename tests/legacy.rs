@@ -450,7 +450,7 @@ fn manifest_errors_about_proxy_wasm_keys_are_located() {
         "[[plugin]]\nname = \"a\"\npath = \"{plugins}/add-header.wasm\"\nconfiguration = \"x\"\n\n[origin]\npath = \"{plugins}/echo.wasm\"\n",
         &[
             "chain.toml:4:17",
-            "`configuration`, `vm-configuration` and `root-id` are for `proxy-wasm` plugins",
+            "`configuration`, `vm-configuration`, `root-id` and `clusters` are for `proxy-wasm` plugins",
             "config = {",
         ],
     );

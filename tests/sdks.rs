@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{Served, Workspace, exchange, plugins, repo, run, wasmtime_serve};
+use common::{Peer, Reply, Served, Workspace, exchange, plugins, repo, run, wasmtime_serve};
 use std::path::PathBuf;
 
 fn fixture(name: &str) -> PathBuf {
@@ -150,4 +150,136 @@ fn inspect_names_each_sdks_wasi_module_and_what_wrap_provides() {
         report["support"]["emscripten_notify_memory_growth"],
         "supported"
     );
+}
+
+/// Go's `hash/fnv` New32a, which `http_auth_random` applies to the body its
+/// call gets back.
+fn fnv32a(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(2_166_136_261u32, |h, b| {
+        (h ^ u32::from(*b)).wrapping_mul(16_777_619)
+    })
+}
+
+/// `go-http-auth-random` in front of echo, its cluster `httpbin` mapped as
+/// `clusters` says (`[chain]`-wide, then the plugin's own).
+fn auth_chain(ws: &Workspace, chain_clusters: &str, plugin_clusters: &str) -> PathBuf {
+    plugins();
+    ws.compose(&format!(
+        "[chain]\nname = \"auth\"\n{chain_clusters}\n\n\
+         [[plugin]]\nname = \"auth\"\nproxy-wasm = \"{}\"\n{plugin_clusters}\n\n\
+         [origin]\npath = \"{{plugins}}/echo.wasm\"\n",
+        fixture("go-http-auth-random.wasm").display()
+    ))
+}
+
+#[test]
+fn go_http_auth_random_asks_the_cluster_it_names_in_both_hosts() {
+    // An even hash lets the request through, an odd one is refused.
+    assert_eq!(fnv32a(b"yes") % 2, 0);
+    assert_eq!(fnv32a(b"deny") % 2, 1);
+    let grant = Peer::replying(Reply::Text("yes"));
+    let deny = Peer::replying(Reply::Text("deny"));
+    let ws = Workspace::new();
+    // The plugin's mapping wins over the chain's.
+    let granted = auth_chain(
+        &ws,
+        &format!("clusters = {{ httpbin = \"http://{}\" }}", deny.addr),
+        &format!("clusters = {{ httpbin = \"http://{}\" }}", grant.addr),
+    );
+    let granted = std::fs::read(&granted).unwrap();
+    let granted_path = ws.write("granted.wasm", granted);
+    let denied = auth_chain(
+        &ws,
+        &format!("clusters = {{ httpbin = \"http://{}\" }}", deny.addr),
+        "",
+    );
+    for host in ["pwchain serve", "wasmtime serve"] {
+        let serve = |chain: &PathBuf| match host {
+            "pwchain serve" => Served::start(chain, &[]),
+            _ => wasmtime_serve(chain, &["-Scli"]).unwrap_or_else(|log| panic!("{log}")),
+        };
+        let served = serve(&granted_path);
+        let answer = served.request("GET", "/x", &[], b"");
+        assert_eq!(answer.status, 200, "{host}: {}", answer.text());
+        assert!(
+            answer.text().starts_with("GET /x\n"),
+            "{host}: {}",
+            answer.text()
+        );
+        let call = grant
+            .next()
+            .expect("the call never reached the mapped cluster");
+        assert_eq!(call.header("host"), Some(grant.addr.to_string().as_str()));
+        drop(served);
+
+        let served = serve(&denied);
+        let refused = served.request("GET", "/x", &[], b"");
+        assert_eq!(refused.status, 403, "{host}: {}", refused.text());
+        assert_eq!(refused.text(), "access forbidden", "{host}");
+        assert_eq!(refused.header("powered-by"), Some("proxy-wasm-go-sdk!!"));
+        assert!(deny.next().is_some(), "{host}: no call arrived");
+    }
+}
+
+#[test]
+fn a_cluster_nobody_mapped_fails_the_call_as_in_envoy() {
+    let ws = Workspace::new();
+    let chain = auth_chain(&ws, "", "");
+    let served = Served::start(&chain, &[]);
+    // The example logs the failed dispatch and lets the request through.
+    let answer = served.request("GET", "/x", &[], b"");
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let line = served
+        .log_line("dipatch httpcall failed")
+        .expect("no log line about the failed call");
+    assert!(line.contains("bad argument"), "{line}");
+    assert!(line.contains("auth critical:"), "{line}");
+}
+
+#[test]
+fn bad_cluster_mappings_are_refused_where_they_are_written() {
+    let ws = Workspace::new();
+    for (chain_clusters, plugin_clusters, expected) in [
+        (
+            "clusters = { httpbin = \"127.0.0.1:80\" }",
+            "",
+            "chain.toml:3:24",
+        ),
+        (
+            "",
+            "clusters = { httpbin = \"ftp://x\" }",
+            "chain.toml:8:24",
+        ),
+        (
+            "",
+            "clusters = { httpbin = \"http://x:1/base\" }",
+            "chain.toml:8:24",
+        ),
+    ] {
+        common::compose_fails(
+            &ws,
+            &format!(
+                "[chain]\nname = \"auth\"\n{chain_clusters}\n\n\
+                 [[plugin]]\nname = \"auth\"\nproxy-wasm = \"{}\"\n{plugin_clusters}\n\n\
+                 [origin]\npath = \"{{plugins}}/echo.wasm\"\n",
+                fixture("go-http-auth-random.wasm").display()
+            ),
+            &[expected, "cluster `httpbin`", "not an upstream URL"],
+        );
+    }
+    common::compose_fails(
+        &ws,
+        "[[plugin]]\nname = \"a\"\npath = \"{plugins}/add-header.wasm\"\nclusters = { x = \"http://x:1\" }\n",
+        &["chain.toml:4:12", "are for `proxy-wasm` plugins"],
+    );
+    let output = run(&[
+        "wrap",
+        fixture("go-http-auth-random.wasm").to_str().unwrap(),
+        "-o",
+        ws.path("out.wasm").to_str().unwrap(),
+        "--cluster",
+        "httpbin=localhost:80",
+    ]);
+    assert_eq!(output.status.code(), Some(2), "{}", common::stderr(&output));
+    assert!(common::stderr(&output).contains("not an absolute URL"));
 }

@@ -85,6 +85,13 @@ pub struct WrapArgs {
     #[arg(long, value_name = "NAME", default_value = "")]
     pub root_id: String,
 
+    /// Where `proxy_http_call`s to an Envoy cluster go, as
+    /// `NAME=http://host:port` (repeatable). A call to a cluster with no
+    /// mapping fails with BadArgument, as in Envoy, unless it names a
+    /// literal `host:port`.
+    #[arg(long = "cluster", value_name = "NAME=URL", value_parser = parse_cluster)]
+    pub clusters: Vec<(String, String)>,
+
     /// The plugin's name in its log lines (default: the file's stem).
     #[arg(long)]
     pub name: Option<String>,
@@ -374,4 +381,15 @@ fn parse_env(s: &str) -> Result<(String, String), String> {
         .split_once('=')
         .ok_or_else(|| format!("expected KEY=VALUE, found `{s}`"))?;
     Ok((key.to_string(), value.to_string()))
+}
+
+fn parse_cluster(s: &str) -> Result<(String, String), String> {
+    let (name, url) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=http://host:port, found `{s}`"))?;
+    if name.is_empty() {
+        return Err("the cluster name is empty".into());
+    }
+    let url = pwchain_compose::proxy_wasm::cluster_url(url).map_err(|e| format!("`{url}`: {e}"))?;
+    Ok((name.to_string(), url))
 }

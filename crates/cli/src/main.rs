@@ -123,6 +123,7 @@ fn wrap(args: WrapArgs) -> miette::Result<ExitCode> {
         configuration,
         vm_configuration: args.vm_config,
         root_id: args.root_id.clone(),
+        clusters: args.clusters.clone(),
         allow_unimplemented: args.allow_unimplemented,
         max_body_bytes: args.max_body_bytes,
         ..WrapOptions::default()

@@ -62,6 +62,9 @@ pub struct Legacy {
     pub vm_configuration: String,
     /// `root-id`, the root context's name, as Envoy's `root_id`.
     pub root_id: String,
+    /// `clusters` (the chain's, then the plugin's over them): where a
+    /// `proxy_http_call` naming each Envoy cluster goes, `scheme://authority`.
+    pub clusters: Vec<(String, String)>,
 }
 
 /// Where a component comes from.
@@ -152,7 +155,11 @@ struct RawChain {
     name: Option<Spanned<String>>,
     #[serde(rename = "allow-imports")]
     allow_imports: Option<Spanned<Vec<Spanned<String>>>>,
+    clusters: Option<RawClusters>,
 }
+
+/// `clusters = { NAME = "http://host:port", … }`.
+type RawClusters = Spanned<indexmap::IndexMap<String, Spanned<String>>>;
 
 /// The keys that set what a plugin may have and do.
 struct RawSettings {
@@ -178,6 +185,7 @@ struct RawPlugin {
     vm_configuration: Option<Spanned<String>>,
     #[serde(rename = "root-id")]
     root_id: Option<Spanned<String>>,
+    clusters: Option<RawClusters>,
 }
 
 #[derive(Deserialize)]
@@ -217,10 +225,14 @@ impl Manifest {
         let raw: RawManifest = toml::from_str(&file.text)
             .map_err(|e| file.error(e.span().unwrap_or(0..0), e.message().to_string(), None))?;
 
-        let (name, allow_imports) = match raw.chain {
-            Some(chain) => (chain.name, chain.allow_imports),
-            None => (None, None),
+        let (name, allow_imports, chain_clusters) = match raw.chain {
+            Some(chain) => (chain.name, chain.allow_imports, chain.clusters),
+            None => (None, None, None),
         };
+        let chain_clusters = chain_clusters
+            .map(|c| parse_clusters(&file, c))
+            .transpose()?
+            .unwrap_or_default();
         let allow_imports = allow_imports
             .map(|list| {
                 let span = list.span();
@@ -277,9 +289,13 @@ impl Manifest {
             let legacy = legacy(
                 &file,
                 &plugin.proxy_wasm,
-                plugin.configuration,
-                plugin.vm_configuration,
-                plugin.root_id,
+                RawLegacy {
+                    configuration: plugin.configuration,
+                    vm_configuration: plugin.vm_configuration,
+                    root_id: plugin.root_id,
+                    clusters: plugin.clusters,
+                },
+                &chain_clusters,
             )?;
             let proxy_wasm = plugin.proxy_wasm.map(|p| {
                 let span = p.span();
@@ -394,21 +410,32 @@ fn check_digest(file: &SourceFile, digest: Spanned<String>) -> Result<Spanned<St
     ))
 }
 
-/// `configuration`, `vm-configuration` and `root-id`, which only a
-/// `proxy-wasm` plugin reads.
-fn legacy(
-    file: &SourceFile,
-    proxy_wasm: &Option<Spanned<String>>,
+/// The keys only a `proxy-wasm` plugin reads.
+struct RawLegacy {
     configuration: Option<Spanned<String>>,
     vm_configuration: Option<Spanned<String>>,
     root_id: Option<Spanned<String>>,
+    clusters: Option<RawClusters>,
+}
+
+/// A `proxy-wasm` plugin's settings; the chain's `clusters` under its own.
+fn legacy(
+    file: &SourceFile,
+    proxy_wasm: &Option<Spanned<String>>,
+    raw: RawLegacy,
+    chain_clusters: &[(String, String)],
 ) -> Result<Option<Legacy>, Error> {
     if proxy_wasm.is_none() {
-        let given = [&configuration, &vm_configuration, &root_id];
-        if let Some(key) = given.into_iter().flatten().next() {
+        let given = [&raw.configuration, &raw.vm_configuration, &raw.root_id]
+            .into_iter()
+            .flatten()
+            .map(|key| key.span())
+            .chain(raw.clusters.as_ref().map(|c| c.span()))
+            .next();
+        if let Some(span) = given {
             return Err(file.error(
-                key.span(),
-                "`configuration`, `vm-configuration` and `root-id` are for `proxy-wasm` plugins"
+                span,
+                "`configuration`, `vm-configuration`, `root-id` and `clusters` are for `proxy-wasm` plugins"
                     .into(),
                 Some("a component plugin reads its settings from `config = { … }`".into()),
             ));
@@ -416,11 +443,44 @@ fn legacy(
         return Ok(None);
     }
     let text = |key: Option<Spanned<String>>| key.map(Spanned::into_inner).unwrap_or_default();
+    let own = raw
+        .clusters
+        .map(|c| parse_clusters(file, c))
+        .transpose()?
+        .unwrap_or_default();
+    let mut clusters: Vec<(String, String)> = chain_clusters
+        .iter()
+        .filter(|(name, _)| !own.iter().any(|(n, _)| n == name))
+        .cloned()
+        .collect();
+    clusters.extend(own);
     Ok(Some(Legacy {
-        configuration: text(configuration),
-        vm_configuration: text(vm_configuration),
-        root_id: text(root_id),
+        configuration: text(raw.configuration),
+        vm_configuration: text(raw.vm_configuration),
+        root_id: text(raw.root_id),
+        clusters,
     }))
+}
+
+/// `clusters = { httpbin = "http://127.0.0.1:9000" }`: each name an Envoy
+/// cluster, each value where calls to it go.
+fn parse_clusters(file: &SourceFile, raw: RawClusters) -> Result<Vec<(String, String)>, Error> {
+    raw.into_inner()
+        .into_iter()
+        .map(|(name, url)| {
+            let mapped = crate::proxy_wasm::cluster_url(url.get_ref()).map_err(|why| {
+                file.error(
+                    url.span(),
+                    format!(
+                        "cluster `{name}` = `{}` is not an upstream URL: {why}",
+                        url.get_ref()
+                    ),
+                    Some("map a cluster to `http://host:port` or `https://host:port`".into()),
+                )
+            })?;
+            Ok((name, mapped))
+        })
+        .collect()
 }
 
 fn one_source(

@@ -310,6 +310,7 @@ fn load_stage(
                 configuration: legacy.configuration.clone(),
                 vm_configuration: legacy.vm_configuration.clone(),
                 root_id: legacy.root_id.clone(),
+                clusters: legacy.clusters.clone(),
                 shared_by_chain: true,
                 ..WrapOptions::default()
             };

@@ -188,6 +188,12 @@ impl Upstream {
         &self.authority
     }
 
+    /// The base path every request's path is joined to (empty, or
+    /// `/segments` without a trailing `/`).
+    pub fn base_path(&self) -> &str {
+        &self.base_path
+    }
+
     /// The path and query to ask the upstream for: the base path joined
     /// with the request's own (`/` when it has none).
     pub fn target(&self, path_with_query: Option<&str>) -> String {

@@ -93,6 +93,12 @@ fn start() -> Result<Rc<Setup>, String> {
         log_level: setting("log-level")
             .and_then(|l| l.parse().ok())
             .unwrap_or(2),
+        clusters: setting("clusters")
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| line.split_once('='))
+            .map(|(name, url)| (name.to_string(), url.to_string()))
+            .collect(),
     });
     NEXT_CONTEXT.set(root);
     state::enter(root);
@@ -573,17 +579,27 @@ impl Phase {
 }
 
 /// Makes one `proxy_http_call` through the host's `wasi:http/client`:
-/// the upstream names the authority to connect to.
+/// the upstream is the authority to connect to, or the `scheme://authority`
+/// of the cluster the filter named (the state component mapped it), whose
+/// scheme then replaces the call's.
 async fn side_call(
     call: &state::Call,
     max_body: usize,
 ) -> Result<(u32, Pairs, Vec<u8>, Pairs), ErrorCode> {
     let mut headers = call.headers.clone();
     headers.retain(|(k, _)| k != b":authority");
+    let upstream = String::from_utf8_lossy(&call.upstream).into_owned();
+    let (scheme, authority) = match upstream.split_once("://") {
+        Some((scheme, authority)) => {
+            headers.retain(|(k, _)| k != b":scheme");
+            (scheme.to_string(), authority.to_string())
+        }
+        None => ("http".to_string(), upstream),
+    };
     let target = Target {
         method: "GET".into(),
-        scheme: "http".into(),
-        authority: String::from_utf8_lossy(&call.upstream).into_owned(),
+        scheme,
+        authority,
         path: "/".into(),
     };
     let body = (!call.body.is_empty()).then(|| body_stream(call.body.clone(), None));

@@ -177,6 +177,30 @@ impl State {
     fn name(&self) -> &str {
         self.settings.as_ref().map_or("proxy-wasm", |s| &s.name)
     }
+
+    /// Where a `proxy_http_call` to `upstream` goes: in Envoy it names a
+    /// cluster, so a mapped name becomes its `scheme://authority`, a
+    /// literal `host:port` stays as it is, and any other name is
+    /// BadArgument, as Envoy answers a cluster it does not know.
+    fn cluster(&self, upstream: &[u8]) -> Result<Vec<u8>, u32> {
+        let name = String::from_utf8_lossy(upstream);
+        let clusters = self.settings.as_ref().map(|s| s.clusters.as_slice());
+        if let Some((_, url)) = clusters
+            .unwrap_or_default()
+            .iter()
+            .find(|(n, _)| *n == name)
+        {
+            return Ok(url.as_bytes().to_vec());
+        }
+        let literal = name.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty() && !host.contains(['/', ' ']) && port.parse::<u16>().is_ok()
+        });
+        if literal {
+            Ok(upstream.to_vec())
+        } else {
+            Err(BAD_ARGUMENT)
+        }
+    }
 }
 
 /// `[u32 count][count × (u32 key length, u32 value length)]` then each key
@@ -455,6 +479,7 @@ impl legacy_host::Guest for Component {
             return Err(BAD_ARGUMENT);
         }
         with(|state| {
+            let upstream = state.cluster(&upstream)?;
             state.next_token += 1;
             let token = state.next_token;
             state.calls.push(Call {

@@ -27,6 +27,9 @@ pub struct WrapOptions {
     /// the `plugin_root_id` property, by which the C++ and AssemblyScript
     /// SDKs pick the root context they registered under it. Default empty.
     pub root_id: String,
+    /// Envoy cluster names and the `http(s)://host:port` each stands for
+    /// (see [`super::cluster_url`]).
+    pub clusters: Vec<(String, String)>,
     /// Wrap even when the module imports hostcalls or WASI functions
     /// pwchain does not provide; they answer `Unimplemented` or `ENOSYS`.
     pub allow_unimplemented: bool,
@@ -47,6 +50,7 @@ impl Default for WrapOptions {
             configuration: String::new(),
             vm_configuration: String::new(),
             root_id: String::new(),
+            clusters: Vec::new(),
             allow_unimplemented: false,
             max_body_bytes: 1 << 20,
             log_level: 2,
@@ -193,6 +197,14 @@ fn link(plugin: &[u8], info: &LegacyModule, options: &WrapOptions) -> Result<Vec
     let entries: Vec<(String, String)> = [
         ("name", options.name.clone()),
         ("root-id", options.root_id.clone()),
+        (
+            "clusters",
+            options
+                .clusters
+                .iter()
+                .map(|(name, url)| format!("{name}={url}\n"))
+                .collect(),
+        ),
         ("configuration", options.configuration.clone()),
         ("vm-configuration", options.vm_configuration.clone()),
         ("callbacks", info.callbacks.join("\n")),
