@@ -4,8 +4,11 @@
 //! `plugins/add-header` configured to add the same two headers, each in
 //! front of `echo`, beside `echo` alone. The servers are called
 //! in-process, one request at a time (CPU cost per request) and 16 at a
-//! time; the plugin's own cost is the difference from `echo` alone. All
-//! figures and ratios come from this one run.
+//! time; the plugin's own cost is the difference from `echo` alone. Then
+//! filters of two SDKs side by side on a POST with a small body: the Rust
+//! SDK's `header-filter` and the Go SDK's `http_body` example
+//! (`../shared/fixtures/proxy-wasm/go-http-body.wasm`, which replaces the
+//! body). All figures and ratios come from this one run.
 //!
 //! `cargo bench -p pwchain-host --bench legacy [-- SECONDS]`
 
@@ -62,15 +65,22 @@ fn main() {
         ),
     ];
 
+    let go = read(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/fixtures/proxy-wasm/go-http-body.wasm"),
+    );
+    let go = wrap("go-http-body", &go, &WrapOptions::default()).expect("wrap the Go filter");
+    let go_chain = ("go-sdk", chain("go", vec![stage("go", go.bytes)], &echo));
+
     let runtime = tokio::runtime::Runtime::new().expect("tokio");
     runtime.block_on(async {
         let mut serial = Vec::new();
         let mut concurrent = Vec::new();
         for (label, component) in &chains {
             let server = Server::new(component, ServeOptions::default()).expect("server");
-            in_process(&server, 0.5, 4).await; // warm up: instances, caches
-            let one = in_process(&server, seconds, 1).await;
-            let many = in_process(&server, seconds, 16).await;
+            in_process(&server, 0.5, 4, b"").await; // warm up: instances, caches
+            let one = in_process(&server, seconds, 1, b"").await;
+            let many = in_process(&server, seconds, 16, b"").await;
             println!(
                 "{label:<8} {one:>8.0} req/s one at a time ({:.1} µs each), {many:>8.0} req/s with 16 at once",
                 1e6 / one
@@ -89,6 +99,26 @@ fn main() {
             "whole chain, one at a time: wrapped/native {:.2}x; 16 at once: throughput wrapped/native {:.2}x",
             wrapped / native,
             concurrent[2] / concurrent[1]
+        );
+
+        let body: &'static [u8] = b"a small request body";
+        let mut each = Vec::new();
+        for (label, component) in [&chains[0], &chains[2], &go_chain] {
+            let server = Server::new(component, ServeOptions::default()).expect("server");
+            in_process(&server, 0.5, 4, body).await;
+            let one = in_process(&server, seconds, 1, body).await;
+            println!(
+                "POST {label:<8} {one:>8.0} req/s one at a time ({:.1} µs each)",
+                1e6 / one
+            );
+            each.push(1e6 / one);
+        }
+        let (echo, rust, go) = (each[0], each[1], each[2]);
+        println!(
+            "SDK filter cost per POST: Rust SDK header-filter {:.1} µs, Go SDK http_body {:.1} µs: go/rust {:.2}x",
+            rust - echo,
+            go - echo,
+            (go - echo) / (rust - echo)
         );
     });
 }

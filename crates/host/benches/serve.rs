@@ -286,8 +286,8 @@ fn main() {
         // so the difference over 10 hops is the cost of one hop.
         let mut serial = Vec::new();
         for (label, _, server) in &servers {
-            let rps = in_process(server, seconds / 2.0, 1).await;
-            let concurrent = in_process(server, seconds / 2.0, connections).await;
+            let rps = in_process(server, seconds / 2.0, 1, b"").await;
+            let concurrent = in_process(server, seconds / 2.0, connections, b"").await;
             println!(
                 "{label:<12} in-process: {:>8.0} req/s one at a time ({:.1} µs each), {:>8.0} req/s with {connections} at once",
                 rps,

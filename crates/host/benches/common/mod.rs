@@ -2,7 +2,7 @@
 //! in-process (no sockets), which gives a request's CPU cost.
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use pwchain_host::Server;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,8 +22,9 @@ pub fn built(script: &str, out: &str) -> PathBuf {
 }
 
 /// Calls `server` in-process from `tasks` concurrent loops for `seconds`;
-/// returns requests/s.
-pub async fn in_process(server: &Server, seconds: f64, tasks: usize) -> f64 {
+/// returns requests/s. Each request is a GET, or with a `body` a POST that
+/// carries it (and its `content-length`).
+pub async fn in_process(server: &Server, seconds: f64, tasks: usize, body: &'static [u8]) -> f64 {
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let peer: std::net::SocketAddr = ([127, 0, 0, 1], 1).into();
     let loops: Vec<_> = (0..tasks)
@@ -32,9 +33,13 @@ pub async fn in_process(server: &Server, seconds: f64, tasks: usize) -> f64 {
             tokio::spawn(async move {
                 let mut done = 0usize;
                 while Instant::now() < deadline {
-                    let request = hyper::Request::get("http://bench/bench")
-                        .body(Empty::<Bytes>::new())
-                        .unwrap();
+                    let request = match body {
+                        [] => hyper::Request::get("http://bench/bench"),
+                        _ => hyper::Request::post("http://bench/bench")
+                            .header("content-length", body.len()),
+                    }
+                    .body(Full::new(Bytes::from_static(body)))
+                    .unwrap();
                     let response = server.handle(request, peer).await;
                     assert_eq!(response.status(), 200);
                     let _ = response.into_body().collect().await;
