@@ -652,3 +652,39 @@ fn a_local_response_from_a_side_call_answer_short_circuits() {
         "the echo never answered"
     );
 }
+
+#[test]
+fn a_module_whose_initialize_traps_fails_its_request_and_names_itself() {
+    let ws = Workspace::new();
+    ws.write(
+        "broken.wasm",
+        wat::parse_str(
+            r#"(module
+                (import "env" "proxy_log" (func (param i32 i32 i32) (result i32)))
+                (memory (export "memory") 1)
+                (func (export "proxy_abi_version_0_2_1"))
+                (func (export "malloc") (param i32) (result i32) (i32.const 1024))
+                (func (export "_initialize") unreachable))"#,
+        )
+        .unwrap(),
+    );
+    let composite = ws.compose(&format!(
+        "[[plugin]]\nname = \"broken-init\"\nproxy-wasm = \"{}\"\n\n[origin]\npath = \"{{plugins}}/echo.wasm\"\n",
+        ws.path("broken.wasm").display()
+    ));
+    let served = Served::start(&composite, &[]);
+    for _ in 0..2 {
+        let answer = served.request("GET", "/", &[], b"");
+        assert_eq!(answer.status, 500, "{}", answer.text());
+    }
+    let line = served
+        .log_line("broken-init!")
+        .expect("no log line names the plugin");
+    assert!(
+        line.contains("_initialize") || line.contains("wasm"),
+        "{line}"
+    );
+    // The server stays up for the rest of the chain's life.
+    let again = served.request("GET", "/", &[], b"");
+    assert_eq!(again.status, 500);
+}

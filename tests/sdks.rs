@@ -283,3 +283,26 @@ fn bad_cluster_mappings_are_refused_where_they_are_written() {
     assert_eq!(output.status.code(), Some(2), "{}", common::stderr(&output));
     assert!(common::stderr(&output).contains("not an absolute URL"));
 }
+
+#[test]
+fn the_side_call_policy_applies_to_the_mapped_cluster() {
+    let grant = Peer::replying(Reply::Text("yes"));
+    let ws = Workspace::new();
+    let cluster = format!("clusters = {{ httpbin = \"http://{}\" }}", grant.addr);
+    for (policy, reaches) in [
+        (
+            format!("side-calls = {{ allow = [\"{}\"] }}", grant.addr),
+            true,
+        ),
+        ("side-calls = { allow = [\"httpbin\"] }".to_string(), false),
+    ] {
+        let chain = auth_chain(&ws, "", &format!("{cluster}\n{policy}"));
+        let served = Served::start(&chain, &[]);
+        let _ = served.request("GET", "/x", &[], b"");
+        let arrived = grant
+            .received
+            .recv_timeout(std::time::Duration::from_secs(2))
+            .is_ok();
+        assert_eq!(arrived, reaches, "{policy}");
+    }
+}

@@ -169,8 +169,10 @@ pub fn wrap(module: &str, bytes: &[u8], options: &WrapOptions) -> Result<Wrapped
         }
         unimplemented.extend(unknown);
     }
-    let plugin =
-        adapter::fuse(bytes, &signatures, &allocator).map_err(|e| refuse(e.to_string(), None))?;
+    let module_named = named(bytes, &options.name)
+        .map_err(|e| refuse(format!("it is not valid WebAssembly: {e}"), None))?;
+    let plugin = adapter::fuse(&module_named, &signatures, &allocator)
+        .map_err(|e| refuse(e.to_string(), None))?;
     let mut wrapped = link(&plugin, &info, options)?;
     let record = WrapRecord {
         pwchain: env!("CARGO_PKG_VERSION").into(),
@@ -184,6 +186,39 @@ pub fn wrap(module: &str, bytes: &[u8], options: &WrapOptions) -> Result<Wrapped
         module: info,
         unimplemented,
     })
+}
+
+/// `module` with its name section naming the module `name` (the plugin's),
+/// so that a trap in it, `_initialize` included, says whose it is in the
+/// host's backtrace (`name!function`).
+fn named(module: &[u8], name: &str) -> Result<Vec<u8>, wasmparser::BinaryReaderError> {
+    let mut out = wasm_encoder::Module::new();
+    let mut names = wasm_encoder::NameSection::new();
+    names.module(name);
+    for payload in Parser::new(0).parse_all(module) {
+        let payload = payload?;
+        if let wasmparser::Payload::CustomSection(custom) = &payload
+            && custom.name() == "name"
+        {
+            // Keep the other subsections (functions, locals, …) as they are.
+            let mut reader = wasmparser::BinaryReader::new(custom.data(), custom.data_offset());
+            while !reader.eof() {
+                let id = reader.read_u8()?;
+                let len = reader.read_var_u32()?;
+                let data = reader.read_bytes(len as usize)?;
+                if id != 0 {
+                    names.raw(id, data);
+                }
+            }
+        } else if let Some((id, range)) = payload.as_section() {
+            out.section(&wasm_encoder::RawSection {
+                id,
+                data: &module[range.start as usize..range.end as usize],
+            });
+        }
+    }
+    out.section(&names);
+    Ok(out.finish())
 }
 
 const CONFIG: &str = "wasi:config/store@0.2.0-rc.1";
