@@ -306,3 +306,37 @@ fn the_side_call_policy_applies_to_the_mapped_cluster() {
         assert_eq!(arrived, reaches, "{policy}");
     }
 }
+
+#[test]
+fn a_root_id_no_root_context_answers_to_gets_the_sdks_own_behaviour() {
+    plugins();
+    let ws = Workspace::new();
+    let chain = |module: &str, root_id: &str| {
+        let result = ws.compose_to(
+            &format!(
+                "[[plugin]]\nname = \"f\"\nproxy-wasm = \"{}\"\nroot-id = \"{root_id}\"\nconfiguration = \"x\"\n\n\
+                 [origin]\npath = \"{{plugins}}/echo.wasm\"\n",
+                fixture(module).display()
+            ),
+            "chain.wasm",
+        );
+        let said = common::stderr(&result);
+        assert!(result.status.success(), "{said}");
+        // The name is in neither module's data: compose says so.
+        assert!(
+            said.contains("warning: ") && said.contains(&format!("root id `{root_id}`")),
+            "{said}"
+        );
+        ws.path("chain.wasm")
+    };
+    // C++: a no-op root context, so the request passes untouched.
+    let served = Served::start(&chain("cpp-add-header.wasm", "not-cpp"), &[]);
+    let answer = served.request("GET", "/", &[], b"");
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.header("x-cpp"), None);
+    drop(served);
+    // AssemblyScript: aborts ("Missing root context factory"), a trap.
+    let served = Served::start(&chain("as-add-header.wasm", "not-add-header"), &[]);
+    let answer = served.request("GET", "/", &[], b"");
+    assert_eq!(answer.status, 500, "{}", answer.text());
+}

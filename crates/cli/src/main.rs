@@ -143,6 +143,9 @@ fn wrap(args: WrapArgs) -> miette::Result<ExitCode> {
             .any(|h| h == "proxy_http_call"),
         unimplemented: wrapped.unimplemented,
     };
+    for warning in &wrapped.warnings {
+        eprintln!("warning: {warning}");
+    }
     print_report(&report, args.json)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -314,9 +314,18 @@ fn load_stage(
                 shared_by_chain: true,
                 ..WrapOptions::default()
             };
-            crate::proxy_wasm::wrap(&written, &bytes, &options)
-                .map_err(at)?
-                .bytes
+            let wrapped = crate::proxy_wasm::wrap(&written, &bytes, &options).map_err(at)?;
+            let (line, column) = manifest.file.line_col(spec.span.start);
+            resolver
+                .warnings
+                .extend(wrapped.warnings.iter().map(|warning| {
+                    format!(
+                        "{}:{line}:{column}: plugin `{}`: {warning}",
+                        manifest.file.path.display(),
+                        spec.name
+                    )
+                }));
+            wrapped.bytes
         }
         None => bytes,
     };

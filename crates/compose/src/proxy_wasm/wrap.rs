@@ -66,6 +66,8 @@ pub struct Wrapped {
     pub module: LegacyModule,
     /// Imported hostcalls that answer `Unimplemented`.
     pub unimplemented: Vec<String>,
+    /// What may not work as meant, for the user to read.
+    pub warnings: Vec<String>,
 }
 
 /// Wraps the module `bytes`; `module` names it in errors.
@@ -181,10 +183,18 @@ pub fn wrap(module: &str, bytes: &[u8], options: &WrapOptions) -> Result<Wrapped
         name: options.name.clone(),
     };
     record::append_section(&mut wrapped, record::WRAPPED_SECTION, &record);
+    let mut warnings = Vec::new();
+    if !options.root_id.is_empty() && !data_holds(bytes, options.root_id.as_bytes()) {
+        warnings.push(format!(
+            "root id `{}`: the module's data holds no such name, so an SDK that picks its root context by name (C++, AssemblyScript) will find none and run its fallback (a no-op context, or an abort)",
+            options.root_id
+        ));
+    }
     Ok(Wrapped {
         bytes: wrapped,
         module: info,
         unimplemented,
+        warnings,
     })
 }
 
@@ -219,6 +229,21 @@ fn named(module: &[u8], name: &str) -> Result<Vec<u8>, wasmparser::BinaryReaderE
     }
     out.section(&names);
     Ok(out.finish())
+}
+
+/// Whether any data segment of `module` contains `needle` (where SDKs keep
+/// the names they register root contexts under).
+fn data_holds(module: &[u8], needle: &[u8]) -> bool {
+    Parser::new(0).parse_all(module).any(|payload| {
+        let Ok(wasmparser::Payload::DataSection(reader)) = payload else {
+            return false;
+        };
+        reader.into_iter().flatten().any(|data| {
+            data.data
+                .windows(needle.len())
+                .any(|window| window == needle)
+        })
+    })
 }
 
 const CONFIG: &str = "wasi:config/store@0.2.0-rc.1";
