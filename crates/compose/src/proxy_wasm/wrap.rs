@@ -184,7 +184,10 @@ pub fn wrap(module: &str, bytes: &[u8], options: &WrapOptions) -> Result<Wrapped
     };
     record::append_section(&mut wrapped, record::WRAPPED_SECTION, &record);
     let mut warnings = Vec::new();
-    if !options.root_id.is_empty() && !data_holds(bytes, options.root_id.as_bytes()) {
+    if !options.root_id.is_empty()
+        && !data_holds(bytes, options.root_id.as_bytes())
+        && !data_holds(bytes, &utf16_stem(&options.root_id))
+    {
         warnings.push(format!(
             "root id `{}`: the module's data holds no such name, so an SDK that picks its root context by name (C++, AssemblyScript) will find none and run its fallback (a no-op context, or an abort)",
             options.root_id
@@ -229,6 +232,15 @@ fn named(module: &[u8], name: &str) -> Result<Vec<u8>, wasmparser::BinaryReaderE
     }
     out.section(&names);
     Ok(out.finish())
+}
+
+/// `text` as AssemblyScript keeps a string (UTF-16LE), less its last byte:
+/// optimizers trim a segment's trailing zeros, and an ASCII string's last
+/// UTF-16 byte is one.
+fn utf16_stem(text: &str) -> Vec<u8> {
+    let mut bytes: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    bytes.pop();
+    bytes
 }
 
 /// Whether any data segment of `module` contains `needle` (where SDKs keep
@@ -335,6 +347,23 @@ fn imports(component: &[u8]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn data_holds_finds_what_the_data_segments_hold() {
+        let module =
+            wat::parse_str(r#"(module (memory 1) (data (i32.const 8) "a\00d\00d\00_\00cpp"))"#)
+                .unwrap();
+        assert!(data_holds(&module, b"cpp"));
+        assert!(data_holds(&module, &[b'a', 0, b'd', 0, b'd', 0]));
+        assert!(!data_holds(&module, b"add"));
+        let fixture = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/fixtures/proxy-wasm/as-add-header.wasm"
+        ));
+        if let Ok(fixture) = fixture {
+            assert!(data_holds(&fixture, &utf16_stem("add_header")));
+        }
+    }
 
     fn module(imports: &str) -> Vec<u8> {
         wat::parse_str(format!(
