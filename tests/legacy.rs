@@ -159,12 +159,23 @@ path = "{{plugins}}/echo.wasm"
             denied.header("x-served-by").is_some(),
             "add-header still sees it"
         );
+        // Wrapped as `hf`, it logs under the name the chain gives it.
         assert!(
             served
-                .log_line(&format!("hf info: configured with tag {tag}"))
+                .log_line(&format!("legacy info: configured with tag {tag}"))
                 .is_some()
         );
-        assert!(served.log_line("hf info: denying /legacy-deny/x").is_some());
+        assert!(
+            served
+                .log_line("legacy info: denying /legacy-deny/x")
+                .is_some()
+        );
+        let log = served.log.lock().unwrap().join("\n");
+        assert!(!log.contains("hf info:"), "{log}");
+        // The record in the composite says so too.
+        let info = run(&["inspect", "--json", composite.to_str().unwrap()]);
+        let info: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+        assert_eq!(info["chain"]["plugins"][1]["name"], "legacy");
     }
 }
 

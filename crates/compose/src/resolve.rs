@@ -327,7 +327,18 @@ fn load_stage(
                 }));
             wrapped.bytes
         }
-        None => bytes,
+        // A component `pwchain wrap` made logs under the plugin's name here.
+        None => match crate::record::read_section::<crate::record::WrapRecord>(
+            &bytes,
+            crate::record::WRAPPED_SECTION,
+        ) {
+            Some(record) if record.name != spec.name => {
+                crate::proxy_wasm::rename(&bytes, &spec.name)
+                    .map_err(at)?
+                    .unwrap_or(bytes)
+            }
+            _ => bytes,
+        },
     };
     let source = match &spec.legacy {
         Some(_) => format!("{WRAPPED}{written}"),

@@ -4,9 +4,11 @@
 
 mod adapter;
 pub mod hostcalls;
+mod rename;
 mod wrap;
 
 pub use adapter::wasi_provided;
+pub use rename::rename;
 
 /// The `scheme://authority` an Envoy cluster name stands for, from a URL
 /// `http(s)://host:port`: what `proxy_http_call`s to that cluster reach.
