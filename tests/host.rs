@@ -294,3 +294,95 @@ fn http2_with_prior_knowledge() {
     assert!(body.starts_with("POST /over-h2\n"), "{body}");
     assert!(body.ends_with("\n\nh2 body"), "{body}");
 }
+
+/// `GET / HTTP/1.1` with the headers never finished, held open.
+fn partial(addr: std::net::SocketAddr) -> Option<std::net::TcpStream> {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    stream.write_all(b"GET / HTTP/1.1\r\nhost: slow\r\n").ok()?;
+    Some(stream)
+}
+
+#[test]
+fn slow_clients_are_disconnected_and_big_heads_refused() {
+    use std::io::Read;
+    let ws = Workspace::new();
+    let composite = ws.compose("[[plugin]]\nname = \"pass\"\npath = \"{plugins}/pass.wasm\"\n[origin]\npath = \"{plugins}/echo.wasm\"\n");
+    let served = Served::with_args(&composite, &["--header-timeout", "1"]);
+    let mut slow = partial(served.addr).expect("connect");
+    slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    let _ = slow.read_to_end(&mut rest);
+    let waited = started.elapsed();
+    assert!(
+        waited > Duration::from_millis(800) && waited < Duration::from_secs(4),
+        "closed after {waited:?}"
+    );
+    // Others are served meanwhile and after.
+    assert_eq!(served.request("GET", "/", &[], b"").status, 200);
+    // A head over the limit: 431, and the server goes on.
+    let big = "x".repeat(80 << 10);
+    let refused = served.request("GET", "/", &[("x-big", &big)], b"");
+    assert_eq!(refused.status, 431);
+    assert_eq!(served.request("GET", "/", &[], b"").status, 200);
+}
+
+#[test]
+fn running_out_of_descriptors_is_survived() {
+    let ws = Workspace::new();
+    let composite = ws.compose("[[plugin]]\nname = \"pass\"\npath = \"{plugins}/pass.wasm\"\n[origin]\npath = \"{plugins}/echo.wasm\"\n");
+    let mut command = std::process::Command::new("bash");
+    command
+        .args(["-c", "ulimit -n 96 && exec \"$0\" \"$@\""])
+        .arg(env!("CARGO_BIN_EXE_pwchain"))
+        .args([
+            "serve",
+            composite.to_str().unwrap(),
+            "--addr",
+            "127.0.0.1:0",
+        ])
+        .args(["--header-timeout", "2"]);
+    let mut served = Served::spawn(command).unwrap_or_else(|log| panic!("{log}"));
+    // More held partial connections than the server has descriptors.
+    let held: Vec<_> = (0..160).filter_map(|_| partial(served.addr)).collect();
+    assert!(held.len() > 96, "only {} connections", held.len());
+    std::thread::sleep(Duration::from_secs(1));
+    // Once the header timeout frees descriptors, a normal client is served.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let answered = loop {
+        let answer = std::panic::catch_unwind(|| request(served.addr, "GET", "/", &[], b""));
+        match answer {
+            Ok(answer) if answer.status == 200 => break true,
+            _ if Instant::now() > deadline => break false,
+            _ => std::thread::sleep(Duration::from_millis(250)),
+        }
+    };
+    assert!(answered, "no answer after the slow clients timed out");
+    drop(held);
+    let failures = served
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains("accept failed"))
+        .count();
+    assert!(failures < 20, "{failures} accept-failure lines");
+    // One SIGTERM stops it within seconds.
+    let pid = served.child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if served.child.try_wait().unwrap().is_some() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "SIGTERM did not stop the server");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

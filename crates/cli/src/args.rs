@@ -362,6 +362,25 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 256)]
     pub max_memory: usize,
 
+    /// Seconds a client may take to send a request's headers (also how
+    /// long an idle keep-alive connection stays open); slower clients are
+    /// disconnected, so they cannot hold the server's descriptors.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_timeout: u64,
+
+    /// Connections served at once; past it new ones wait in the kernel's
+    /// backlog until one closes.
+    #[arg(long, value_name = "N", default_value_t = 4096,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections: u64,
+
+    /// The largest request head (request line and headers), in bytes; a
+    /// larger one is answered 431 (414 for a long request line).
+    #[arg(long, value_name = "BYTES", default_value_t = 65536,
+          value_parser = clap::value_parser!(u64).range(8192..=16 << 20))]
+    pub max_header_bytes: u64,
+
     #[command(flatten)]
     pub resolve: ResolveArgs,
 }

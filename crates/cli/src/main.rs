@@ -433,6 +433,9 @@ fn serve(args: ServeArgs) -> miette::Result<ExitCode> {
         max_instance_reuse: args.max_instance_reuse,
         max_instance_concurrency: args.max_instance_concurrency,
         request_timeout: std::time::Duration::from_secs(args.request_timeout),
+        header_timeout: std::time::Duration::from_secs(args.header_timeout),
+        max_connections: args.max_connections as usize,
+        max_header_bytes: args.max_header_bytes as usize,
         compile_cache: Some(compiled(&args.resolve)),
         ..Default::default()
     };

@@ -50,6 +50,16 @@ pub struct ServeOptions {
     pub max_memory: usize,
     /// wasmtime's compilation cache (none: compile every time).
     pub compile_cache: Option<std::path::PathBuf>,
+    /// How long a client may take to send a request's headers; a slower
+    /// (or idle keep-alive) connection is closed, so slow clients cannot
+    /// hold descriptors forever.
+    pub header_timeout: Duration,
+    /// Connections served at once; past it the server stops accepting
+    /// (new clients wait in the kernel's backlog) until one closes.
+    pub max_connections: usize,
+    /// The largest request head (request line and headers) read; a larger
+    /// one is answered 431 (or 414 for a long request line).
+    pub max_header_bytes: usize,
 }
 
 impl Default for ServeOptions {
@@ -65,6 +75,9 @@ impl Default for ServeOptions {
             request_timeout: Duration::from_secs(60),
             max_memory: 256 << 20,
             compile_cache: None,
+            header_timeout: Duration::from_secs(10),
+            max_connections: 4096,
+            max_header_bytes: 64 << 10,
         }
     }
 }
@@ -134,14 +147,41 @@ impl Server {
     ) -> anyhow::Result<()> {
         let mut shutdown = std::pin::pin!(shutdown);
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let options = &self.handler.state().options;
+        let connections = Arc::new(tokio::sync::Semaphore::new(options.max_connections));
+        let mut builder =
+            hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+        builder
+            .http1()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(options.header_timeout)
+            .max_buf_size(options.max_header_bytes);
+        builder
+            .http2()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .max_header_list_size(options.max_header_bytes as u32);
+        let mut accept_errors = RateLimited::new(Duration::from_secs(5));
         loop {
+            // A slot first: at the cap, connections wait in the backlog.
+            let permit = tokio::select! {
+                () = &mut shutdown => break,
+                permit = connections.clone().acquire_owned() => permit?,
+            };
             let (stream, peer) = tokio::select! {
                 () = &mut shutdown => break,
                 accepted = listener.accept() => match accepted {
                     Ok(accepted) => accepted,
                     Err(e) => {
-                        tracing::warn!("accept failed: {e}");
-                        continue;
+                        // Out of descriptors (or memory): back off instead
+                        // of spinning, keep serving what is open, log
+                        // once per interval.
+                        accept_errors.warn(|suppressed| {
+                            tracing::warn!("accept failed: {e} (and {suppressed} more since the last report); backing off")
+                        });
+                        tokio::select! {
+                            () = &mut shutdown => break,
+                            () = tokio::time::sleep(Duration::from_millis(100)) => continue,
+                        }
                     }
                 },
             };
@@ -152,15 +192,15 @@ impl Server {
                 async move { Ok::<_, Infallible>(server.handle(request, peer).await) }
             });
             // HTTP/1.1, or HTTP/2 with prior knowledge (h2c).
-            let connection =
-                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                    .into_owned();
+            let connection = builder
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .into_owned();
             let connection = graceful.watch(connection);
             tokio::spawn(async move {
                 if let Err(e) = connection.await {
                     tracing::debug!("connection from {peer}: {e}");
                 }
+                drop(permit);
             });
         }
         tracing::info!("shutting down: finishing in-flight requests");
@@ -297,6 +337,34 @@ fn as_reverse_proxy(mut request: http::Request<Body>, peer: SocketAddr) -> http:
         *request.uri_mut() = uri;
     }
     request
+}
+
+/// A warning logged at most once per interval, with how many were held
+/// back meanwhile.
+struct RateLimited {
+    interval: Duration,
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl RateLimited {
+    fn new(interval: Duration) -> RateLimited {
+        RateLimited {
+            interval,
+            last: None,
+            suppressed: 0,
+        }
+    }
+
+    fn warn(&mut self, log: impl FnOnce(u64)) {
+        if self.last.is_some_and(|at| at.elapsed() < self.interval) {
+            self.suppressed += 1;
+            return;
+        }
+        log(self.suppressed);
+        self.suppressed = 0;
+        self.last = Some(Instant::now());
+    }
 }
 
 fn text(status: u16, body: &'static str) -> hyper::Response<Body> {
