@@ -386,3 +386,61 @@ fn running_out_of_descriptors_is_survived() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn a_burst_on_a_long_chain_gets_no_5xx() {
+    let ws = Workspace::new();
+    let mut toml = String::new();
+    for i in 0..10 {
+        toml.push_str(&format!(
+            "[[plugin]]\nname = \"tag{i}\"\npath = \"{{plugins}}/add-header.wasm\"\n\n"
+        ));
+    }
+    toml.push_str("[origin]\npath = \"{plugins}/echo.wasm\"\n");
+    let composite = ws.compose(&toml);
+    let served = Served::with_args(&composite, &[]);
+    let addr = served.addr;
+    let clients: Vec<_> = (0..256)
+        .map(|_| std::thread::spawn(move || request(addr, "GET", "/burst", &[], b"").status))
+        .collect();
+    let statuses: Vec<u16> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+    let failed: Vec<&u16> = statuses.iter().filter(|s| **s >= 500).collect();
+    let log = served.log.lock().unwrap().clone();
+    let errors: Vec<&String> = log.iter().filter(|l| l.contains("ERROR")).take(3).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of 256 failed: {errors:#?}",
+        failed.len()
+    );
+}
+
+#[test]
+fn past_its_turns_a_request_waits_then_gets_503() {
+    let ws = Workspace::new();
+    let composite = ws.compose(HOST_CHAIN);
+    let upstream = Peer::replying(Reply::Slow(Duration::from_millis(2500), "slow answer"));
+    let served = Served::with_args(
+        &composite,
+        &[
+            "--upstream",
+            &format!("http://{}", upstream.addr),
+            "--max-requests",
+            "1",
+            "--queue-timeout",
+            "1",
+        ],
+    );
+    let addr = served.addr;
+    let first = std::thread::spawn(move || request(addr, "GET", "/slow", &[], b""));
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let second = request(addr, "GET", "/next", &[], b"");
+    assert_eq!(second.status, 503, "{}", second.text());
+    assert_eq!(second.header("retry-after"), Some("1"));
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    assert_eq!(first.join().unwrap().status, 200);
+    assert!(served.log_line("every turn busy").is_some());
+    // Nonsense limits are refused at start.
+    let refused = run(&["serve", "x.wasm", "--max-requests", "0"]);
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+}

@@ -375,6 +375,18 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_connections: u64,
 
+    /// Requests in the chain at once; the instance pool is sized for them.
+    /// More wait their turn for `--queue-timeout`.
+    #[arg(long, value_name = "N", default_value_t = 256,
+          value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub max_requests: u64,
+
+    /// Seconds a request past `--max-requests` waits for a turn before it
+    /// is answered 503 with `retry-after`.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub queue_timeout: u64,
+
     /// The largest request head (request line and headers), in bytes; a
     /// larger one is answered 431 (414 for a long request line).
     #[arg(long, value_name = "BYTES", default_value_t = 65536,

@@ -436,6 +436,8 @@ fn serve(args: ServeArgs) -> miette::Result<ExitCode> {
         header_timeout: std::time::Duration::from_secs(args.header_timeout),
         max_connections: args.max_connections as usize,
         max_header_bytes: args.max_header_bytes as usize,
+        max_requests: args.max_requests as usize,
+        queue_timeout: std::time::Duration::from_secs(args.queue_timeout),
         compile_cache: Some(compiled(&args.resolve)),
         ..Default::default()
     };

@@ -60,6 +60,11 @@ pub struct ServeOptions {
     /// The largest request head (request line and headers) read; a larger
     /// one is answered 431 (or 414 for a long request line).
     pub max_header_bytes: usize,
+    /// Requests in the chain at once; the instance pool is sized for them.
+    pub max_requests: usize,
+    /// How long a request past `max_requests` waits for a turn before it
+    /// is answered 503 with `retry-after`.
+    pub queue_timeout: Duration,
 }
 
 impl Default for ServeOptions {
@@ -78,6 +83,8 @@ impl Default for ServeOptions {
             header_timeout: Duration::from_secs(10),
             max_connections: 4096,
             max_header_bytes: 64 << 10,
+            max_requests: 256,
+            queue_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -92,6 +99,11 @@ const EPOCH_TICK: Duration = Duration::from_millis(10);
 #[derive(Clone)]
 pub struct Server {
     handler: ProxyHandler<Chain>,
+    /// Turns for requests in the chain (`max_requests`).
+    admission: Arc<tokio::sync::Semaphore>,
+    /// Requests answered 503 for want of a turn, and when that was last
+    /// logged.
+    shed: Arc<std::sync::Mutex<RateLimited>>,
 }
 
 struct Chain {
@@ -105,7 +117,7 @@ impl Server {
     /// Compiles `component` and links it with the `wasmtime serve -Scli`
     /// import set, plus the next hop when `options.upstream` is set.
     pub fn new(component: &[u8], options: ServeOptions) -> anyhow::Result<Server> {
-        let engine = serving_engine(options.compile_cache.as_deref())?;
+        let engine = serving_engine(component, &options)?;
         let component = Component::new(&engine, component)?;
         let mut linker = linker(&engine, ImportSet::ServeCli)?;
         let next_hop = component
@@ -128,6 +140,10 @@ impl Server {
         let pre = ServicePre::new(linker.instantiate_pre(&component)?)?;
         let ticker = EpochTicker::start(engine.clone());
         Ok(Server {
+            admission: Arc::new(tokio::sync::Semaphore::new(options.max_requests)),
+            shed: Arc::new(std::sync::Mutex::new(RateLimited::new(
+                Duration::from_secs(5),
+            ))),
             handler: ProxyHandler::new(Chain {
                 engine,
                 pre,
@@ -222,6 +238,28 @@ impl Server {
         let started = Instant::now();
         let method = request.method().clone();
         let path = request.uri().path().to_string();
+        // A burst waits its turn (bounded), then is told to come back.
+        let queue_timeout = self.handler.state().options.queue_timeout;
+        let turn =
+            tokio::time::timeout(queue_timeout, self.admission.clone().acquire_owned()).await;
+        let Ok(Ok(turn)) = turn else {
+            if let Ok(mut shed) = self.shed.lock() {
+                shed.warn(|before| {
+                    tracing::warn!(
+                        "{method} {path}: 503: every turn busy for {queue_timeout:?} (and {before} more shed since the last report)"
+                    )
+                });
+            }
+            let mut busy = text(
+                503,
+                "503 Service Unavailable: the chain is busy; retry shortly\n",
+            );
+            busy.headers_mut().insert(
+                http::header::RETRY_AFTER,
+                http::HeaderValue::from_static("1"),
+            );
+            return busy;
+        };
         let request = as_reverse_proxy(
             request.map(|body| body.map_err(Into::into).boxed_unsync()),
             peer,
@@ -246,7 +284,34 @@ impl Server {
             "{method} {path} {}",
             response.status().as_u16(),
         );
-        response
+        // The turn is the request's until its body has gone out.
+        response.map(|body| Turned { body, _turn: turn }.boxed_unsync())
+    }
+}
+
+/// A response body that holds its request's turn until it is done.
+struct Turned {
+    body: Body,
+    _turn: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl http_body::Body for Turned {
+    type Data = Bytes;
+    type Error = wasmtime_wasi_http::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
     }
 }
 
@@ -379,20 +444,65 @@ fn text(status: u16, body: &'static str) -> hyper::Response<Body> {
 }
 
 /// The engine `serve` uses: epoch interruption for timeouts, and the pooling
-/// allocator where the machine has the address space for it.
-fn serving_engine(compiled: Option<&std::path::Path>) -> anyhow::Result<Engine> {
-    let mut config = crate::config(compiled)?;
+/// allocator where it can hold the worst case of this composite: a burst
+/// may start one chain instance per admitted request before any is ready
+/// for reuse, so the pool needs `max_requests` chains' core instances,
+/// memories and tables. A chain too big for that (each pooled memory
+/// reserves gigabytes of address space) is allocated on demand instead, so
+/// a burst never fails for want of a pool slot.
+fn serving_engine(component: &[u8], options: &ServeOptions) -> anyhow::Result<Engine> {
+    /// The most linear memories a pool reserves address space for.
+    const MAX_POOLED_MEMORIES: u32 = 2048;
+    let mut config = crate::config(options.compile_cache.as_deref())?;
     config.epoch_interruption(true);
+    let per_chain = PerChain::count(component);
+    let chains = u32::try_from(options.max_requests + 2).unwrap_or(u32::MAX);
+    let slots = |each: u32| each.saturating_mul(chains).max(1000);
+    if slots(per_chain.core_instances) > MAX_POOLED_MEMORIES {
+        tracing::info!(
+            "allocating instances on demand: {} requests at once of a chain with {} core instances would need more pooled memories than {MAX_POOLED_MEMORIES}",
+            options.max_requests,
+            per_chain.core_instances
+        );
+        return Ok(Engine::new(&config)?);
+    }
+    let mut pool = wasmtime::PoolingAllocationConfig::default();
+    pool.total_component_instances(slots(per_chain.components))
+        .total_core_instances(slots(per_chain.core_instances))
+        .total_memories(slots(per_chain.core_instances))
+        .total_tables(slots(per_chain.core_instances));
     let mut pooled = config.clone();
-    pooled.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(
-        Default::default(),
-    ));
+    pooled.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
     match Engine::new(&pooled) {
         Ok(engine) => Ok(engine),
         Err(e) => {
             tracing::warn!("pooling allocator unavailable ({e}); allocating instances on demand");
             Ok(Engine::new(&config)?)
         }
+    }
+}
+
+/// What one instance of a composite holds: components and core instances
+/// (each core instance has at most one memory and one table of its own).
+struct PerChain {
+    components: u32,
+    core_instances: u32,
+}
+
+impl PerChain {
+    fn count(component: &[u8]) -> PerChain {
+        let mut per = PerChain {
+            components: 1,
+            core_instances: 0,
+        };
+        for payload in wasmparser::Parser::new(0).parse_all(component).flatten() {
+            match payload {
+                wasmparser::Payload::InstanceSection(s) => per.core_instances += s.count(),
+                wasmparser::Payload::ComponentInstanceSection(s) => per.components += s.count(),
+                _ => {}
+            }
+        }
+        per
     }
 }
 
