@@ -240,8 +240,13 @@ impl Server {
         let path = request.uri().path().to_string();
         // A burst waits its turn (bounded), then is told to come back.
         let queue_timeout = self.handler.state().options.queue_timeout;
-        let turn =
-            tokio::time::timeout(queue_timeout, self.admission.clone().acquire_owned()).await;
+        // The common case, a free turn, takes no timer.
+        let turn = match self.admission.clone().try_acquire_owned() {
+            Ok(turn) => Ok(Ok(turn)),
+            Err(_) => {
+                tokio::time::timeout(queue_timeout, self.admission.clone().acquire_owned()).await
+            }
+        };
         let Ok(Ok(turn)) = turn else {
             if let Ok(mut shed) = self.shed.lock() {
                 shed.warn(|before| {
