@@ -104,7 +104,9 @@ impl Settings {
 
 impl Guest for Forward {
     async fn handle(request: Request) -> Result<Response, ErrorCode> {
-        let settings = match Settings::load() {
+        // Store and environment are fixed for an instance's life: read once.
+        static SETTINGS: std::sync::OnceLock<Result<Settings, String>> = std::sync::OnceLock::new();
+        let settings = match SETTINGS.get_or_init(Settings::load) {
             Ok(settings) => settings,
             Err(why) => {
                 return text_response(
