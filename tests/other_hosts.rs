@@ -8,7 +8,7 @@ mod common;
 
 use common::{
     Peer, Reply, Served, Workspace, closed_port, legacy_plugins, node_host, node_serve, plugins,
-    python_plugins, repo, run, wasmtime_serve,
+    python_plugins, run, wasmtime_serve,
 };
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -52,14 +52,10 @@ impl Host {
 /// `(from, to)` of `edits` applied to its text first (plugin paths point at
 /// the built plugins).
 fn repo_chain(ws: &Workspace, name: &str, edits: &[(&str, &str)]) -> PathBuf {
-    let mut text = std::fs::read_to_string(repo().join(format!("chains/{name}.toml"))).unwrap();
-    text = text.replace("../plugins/dist", "{plugins}");
+    let mut text = common::repo_chain_text(name);
     for (from, to) in edits {
         assert!(text.contains(from), "chains/{name}.toml has no {from:?}");
         text = text.replace(from, to);
-    }
-    if text.contains("{plugins}/legacy") {
-        text = text.replace("{plugins}/legacy", "{legacy}");
     }
     let out = format!("{name}.wasm");
     let result = ws.compose_to(&text, &out);

@@ -113,26 +113,22 @@ fn go_assemblyscript_and_cpp_filters_run_in_one_chain_in_wasmtime_serve() {
     behaves_as_in_envoy(&served, "wasmtime serve");
 }
 
+/// `pwchain inspect --json` of a fixture.
+fn inspect(name: &str) -> serde_json::Value {
+    let output = run(&["inspect", "--json", fixture(name).to_str().unwrap()]);
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
 #[test]
 fn inspect_names_each_sdks_wasi_module_and_what_wrap_provides() {
-    let output = run(&[
-        "inspect",
-        "--json",
-        fixture("as-add-header.wasm").to_str().unwrap(),
-    ]);
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let report = inspect("as-add-header.wasm");
     assert_eq!(report["proxy_wasm"]["wasi_module"], "wasi_unstable");
     assert_eq!(report["proxy_wasm"]["abi"], "0.2.0");
     let text = run(&["inspect", fixture("as-add-header.wasm").to_str().unwrap()]);
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains("wasi_unstable: proc_exit"), "{text}");
 
-    let go = run(&[
-        "inspect",
-        "--json",
-        fixture("go-http-body.wasm").to_str().unwrap(),
-    ]);
-    let report: serde_json::Value = serde_json::from_slice(&go.stdout).unwrap();
+    let report = inspect("go-http-body.wasm");
     assert_eq!(
         report["proxy_wasm"]["wasi_module"],
         "wasi_snapshot_preview1"
@@ -140,12 +136,7 @@ fn inspect_names_each_sdks_wasi_module_and_what_wrap_provides() {
     assert_eq!(report["proxy_wasm"]["start"], "_initialize");
     assert_eq!(report["wasi_unprovided"], serde_json::json!([]));
 
-    let cpp = run(&[
-        "inspect",
-        "--json",
-        fixture("cpp-add-header.wasm").to_str().unwrap(),
-    ]);
-    let report: serde_json::Value = serde_json::from_slice(&cpp.stdout).unwrap();
+    let report = inspect("cpp-add-header.wasm");
     assert_eq!(
         report["support"]["emscripten_notify_memory_growth"],
         "supported"

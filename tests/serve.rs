@@ -141,11 +141,7 @@ path = "{plugins}/echo.wasm"
 #[test]
 fn forward_origin_sends_requests_to_a_real_upstream() {
     let ws = Workspace::new();
-    let composite = ws.compose(
-        &std::fs::read_to_string(repo().join("chains/forward.toml"))
-            .unwrap()
-            .replace("../plugins/dist", "{plugins}"),
-    );
+    let composite = ws.compose(&common::repo_chain_text("forward"));
     let upstream = Peer::start("hello from upstream");
     let served = Served::start(&composite, &[]);
     let authority = upstream.addr.to_string();
@@ -173,9 +169,7 @@ fn composites_link_with_the_wasmtime_serve_import_set() {
     for (toml, expected) in [
         (DEMO.to_string(), "runs in    `wasmtime serve -Scli`"),
         (
-            std::fs::read_to_string(repo().join("chains/forward.toml"))
-                .unwrap()
-                .replace("../plugins/dist", "{plugins}"),
+            common::repo_chain_text("forward"),
             "runs in    `wasmtime serve -Scli`",
         ),
     ] {

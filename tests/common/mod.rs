@@ -115,6 +115,15 @@ pub fn node_serve(chain: &Path, env: &[(&str, &str)]) -> Served {
     Served::spawn(command).unwrap_or_else(|log| panic!("the Node.js host did not start:\n{log}"))
 }
 
+/// The repository's `chains/NAME.toml`, its plugin paths as `{plugins}`
+/// and `{legacy}` for [`Workspace::manifest`].
+pub fn repo_chain_text(name: &str) -> String {
+    std::fs::read_to_string(repo().join(format!("chains/{name}.toml")))
+        .unwrap()
+        .replace("../plugins/dist/legacy", "{legacy}")
+        .replace("../plugins/dist", "{plugins}")
+}
+
 pub fn plugin(name: &str) -> PathBuf {
     plugins().join(format!("{name}.wasm"))
 }

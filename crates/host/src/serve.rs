@@ -171,7 +171,8 @@ impl Server {
             .http1()
             .timer(hyper_util::rt::TokioTimer::new())
             .header_read_timeout(options.header_timeout)
-            .max_buf_size(options.max_header_bytes);
+            // hyper's own floor: it refuses a smaller buffer.
+            .max_buf_size(options.max_header_bytes.max(8192));
         builder
             .http2()
             .timer(hyper_util::rt::TokioTimer::new())
