@@ -129,15 +129,6 @@ pub struct Forwarding {
 impl Forwarding {
     pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
     pub const DEFAULT_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(60);
-
-    /// `forward = true` with the default timeouts.
-    pub fn to_authority() -> Forwarding {
-        Forwarding {
-            upstream: None,
-            connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
-            first_byte_timeout: Self::DEFAULT_FIRST_BYTE_TIMEOUT,
-        }
-    }
 }
 
 #[derive(Deserialize)]
@@ -794,7 +785,11 @@ mod tests {
                 Origin::Forward(f) => Some(f),
                 _ => None,
             }),
-            Some(Forwarding::to_authority())
+            Some(Forwarding {
+                upstream: None,
+                connect_timeout: Forwarding::DEFAULT_CONNECT_TIMEOUT,
+                first_byte_timeout: Forwarding::DEFAULT_FIRST_BYTE_TIMEOUT,
+            })
         );
     }
 
