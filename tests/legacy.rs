@@ -412,6 +412,35 @@ fn wrap_refuses_what_it_cannot_run() {
     let unknown = ws.write("unknown.wasm", wat::parse_str(unknown).unwrap());
     refuse(&unknown, &[], &["proxy_teleport", "--allow-unimplemented"]);
     refuse(&plugin("echo"), &[], &["a component, not a core module"]);
+    // A preview1 function Envoy does not give a filter either.
+    let sockets = ws.write(
+        "sockets.wasm",
+        wat::parse_str(
+            r#"(module
+                (import "wasi_snapshot_preview1" "sock_open" (func (param i32 i32 i32) (result i32)))
+                (memory (export "memory") 1)
+                (func (export "proxy_abi_version_0_2_1"))
+                (func (export "malloc") (param i32) (result i32) (i32.const 1024)))"#,
+        )
+        .unwrap(),
+    );
+    refuse(
+        &sockets,
+        &[],
+        &["wasi_snapshot_preview1.sock_open", "--allow-unimplemented"],
+    );
+    let inspected = run(&["inspect", "--json", sockets.to_str().unwrap()]);
+    let report: serde_json::Value = serde_json::from_slice(&inspected.stdout).unwrap();
+    assert_eq!(report["wasi_unprovided"], serde_json::json!(["sock_open"]));
+    let allowed = run(&[
+        "wrap",
+        sockets.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--allow-unimplemented",
+    ]);
+    assert!(allowed.status.success(), "{}", common::stderr(&allowed));
+    std::fs::remove_file(&out).unwrap();
     let mismatched = ws.write(
         "mismatched.wasm",
         wat::parse_str(
