@@ -9,14 +9,14 @@
 //! `cargo bench -p pwchain-host --bench serve [-- SECONDS CONNECTIONS]`
 
 mod common;
+#[path = "common/load.rs"]
+mod load;
 
-use bytes::Bytes;
 use common::{built, in_process};
-use http_body_util::{BodyExt, Empty};
+use load::{Figures, load};
 use pwchain_compose::{Chain, Stage, Terminal, providers};
 use pwchain_host::{ServeOptions, Server};
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 /// Wraps the core module `wat` as a `wasi:http/middleware` component.
 fn middleware_component(wat: &str) -> Vec<u8> {
@@ -172,68 +172,6 @@ fn chain(dir: &Path, passes: usize, pass: Pass) -> Vec<u8> {
     .compose()
     .expect("compose")
     .bytes
-}
-
-struct Figures {
-    rps: f64,
-    p50: Duration,
-    p99: Duration,
-    errors: usize,
-}
-
-/// Loads a server for `seconds` with `connections` keep-alive clients.
-async fn load(addr: std::net::SocketAddr, seconds: f64, connections: usize) -> Figures {
-    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
-    let clients: Vec<_> = (0..connections)
-        .map(|_| {
-            tokio::spawn(async move {
-                let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-                stream.set_nodelay(true).unwrap();
-                let (mut sender, connection) =
-                    hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                        .await
-                        .unwrap();
-                tokio::spawn(connection);
-                let (mut latencies, mut errors) = (Vec::new(), 0);
-                while Instant::now() < deadline {
-                    let request = hyper::Request::get("/bench")
-                        .header("host", addr.to_string())
-                        .body(Empty::<Bytes>::new())
-                        .unwrap();
-                    let started = Instant::now();
-                    match sender.send_request(request).await {
-                        Ok(response) if response.status() == 200 => {
-                            let _ = response.into_body().collect().await;
-                            latencies.push(started.elapsed());
-                        }
-                        _ => errors += 1,
-                    }
-                }
-                (latencies, errors)
-            })
-        })
-        .collect();
-    let started = Instant::now();
-    let mut all = Vec::new();
-    let mut errors = 0;
-    for client in clients {
-        let (latencies, failed) = client.await.unwrap();
-        all.extend(latencies);
-        errors += failed;
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    all.sort();
-    let at = |q: f64| {
-        all.get(((all.len() as f64 * q) as usize).min(all.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or_default()
-    };
-    Figures {
-        rps: all.len() as f64 / elapsed,
-        p50: at(0.50),
-        p99: at(0.99),
-        errors,
-    }
 }
 
 fn main() {

@@ -4,22 +4,10 @@
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use pwchain_host::Server;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// Runs the build script `script` (relative to the repository) and returns
-/// `repo/out`.
-pub fn built(script: &str, out: &str) -> PathBuf {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let status = Command::new("bash")
-        .arg(repo.join(script))
-        .env("CARGO_BUILD_QUIET", "1")
-        .status()
-        .unwrap_or_else(|e| panic!("cannot run {script}: {e}"));
-    assert!(status.success(), "{script} failed");
-    repo.join(out)
-}
+mod built;
+pub use built::built;
 
 /// Calls `server` in-process from `tasks` concurrent loops for `seconds`;
 /// returns requests/s. Each request is a GET, or with a `body` a POST that

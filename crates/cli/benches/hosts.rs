@@ -1,0 +1,226 @@
+//! `pwchain serve` against the real `wasmtime serve -Scli` (48, installed by
+//! `scripts/wasmtime-cli.sh`), both as the processes a user runs, on the
+//! same composites: the bare `echo` service, and echo behind 1 and 10
+//! header-rewriting `add-header` plugins. Each composite is loaded over
+//! loopback with 1 and with 16 keep-alive connections, the two hosts
+//! alternating round by round; each host's best round counts (the machine
+//! is shared, the best round is the least disturbed one). Prints requests/s,
+//! p50 and the ratio pwchain / wasmtime, and each server's peak memory per
+//! concurrent request: (peak RSS under 16 connections − RSS before the
+//! first request) / 16.
+//!
+//! `cargo bench -p pwchain --bench hosts [-- SECONDS ROUNDS]`
+
+#[path = "../../host/benches/common/built.rs"]
+mod built;
+#[path = "../../host/benches/common/load.rs"]
+mod load;
+
+use load::{Figures, load};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A server process, its address, and its memory before the first request.
+struct Host {
+    name: &'static str,
+    child: Child,
+    addr: SocketAddr,
+    idle_rss_kib: u64,
+}
+
+impl Host {
+    /// Starts `command` and waits for the `on http://ADDR/` line both hosts
+    /// print on stderr (which goes to `log`, so a full pipe never blocks
+    /// the server's access log).
+    fn start(name: &'static str, mut command: Command, log: &Path) -> Host {
+        let stderr = std::fs::File::create(log).expect("log file");
+        let child = command
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let addr = loop {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            if let Some(addr) = text.split("on http://").nth(1).and_then(|rest| {
+                rest.split(|c: char| c == '/' || c.is_whitespace())
+                    .next()?
+                    .parse()
+                    .ok()
+            }) {
+                break addr;
+            }
+            assert!(Instant::now() < deadline, "{name} did not start:\n{text}");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let mut host = Host {
+            name,
+            child,
+            addr,
+            idle_rss_kib: 0,
+        };
+        host.idle_rss_kib = host.status("VmRSS:");
+        host
+    }
+
+    /// A field of `/proc/PID/status`, in KiB.
+    fn status(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("/proc/PID/status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(field))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in /proc/PID/status"))
+    }
+
+    /// Forgets the peak so far (`VmHWM` restarts from the current RSS).
+    fn reset_peak(&self) {
+        std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5")
+            .expect("reset the peak RSS");
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Composes `plugins` (file names in `dist`, each as its own stage) in front
+/// of echo with the pwchain under bench; returns the composite.
+fn compose(pwchain: &Path, dist: &Path, dir: &Path, name: &str, plugins: &[&str]) -> PathBuf {
+    if plugins.is_empty() {
+        return dist.join("echo.wasm");
+    }
+    let mut manifest = format!("[chain]\nname = \"{name}\"\n");
+    for (i, plugin) in plugins.iter().enumerate() {
+        manifest += &format!(
+            "\n[[plugin]]\nname = \"p{i}\"\npath = {:?}\n",
+            dist.join(plugin)
+        );
+    }
+    manifest += &format!("\n[origin]\npath = {:?}\n", dist.join("echo.wasm"));
+    let toml = dir.join(format!("{name}.toml"));
+    std::fs::write(&toml, manifest).expect("write chain.toml");
+    let out = dir.join(format!("{name}.wasm"));
+    let status = Command::new(pwchain)
+        .args(["compose", "-o"])
+        .arg(&out)
+        .arg(&toml)
+        .stdout(Stdio::null())
+        .status()
+        .expect("run pwchain compose");
+    assert!(status.success(), "pwchain compose {name} failed");
+    out
+}
+
+fn print(host: &str, connections: usize, f: &Figures) {
+    println!(
+        "  {host:<15} {connections:>2} conn  {:>8.0} req/s  p50 {:>7.1} µs  p99 {:>7.1} µs  errors {}",
+        f.rps,
+        f.p50.as_secs_f64() * 1e6,
+        f.p99.as_secs_f64() * 1e6,
+        f.errors
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let seconds: f64 = args.first().and_then(|s| s.parse().ok()).unwrap_or(3.0);
+    let rounds: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(3);
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dist = built::built("plugins/build.sh", "plugins/dist");
+    let wasmtime = Command::new("bash")
+        .arg(repo.join("scripts/wasmtime-cli.sh"))
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("scripts/wasmtime-cli.sh");
+    assert!(wasmtime.status.success(), "cannot install wasmtime");
+    let wasmtime = PathBuf::from(String::from_utf8_lossy(&wasmtime.stdout).trim());
+    let pwchain = Path::new(env!("CARGO_BIN_EXE_pwchain"));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let composites = [
+        ("bare", vec![]),
+        ("mw1", vec!["add-header.wasm"]),
+        ("mw10", vec!["add-header.wasm"; 10]),
+    ];
+    let mut summary = Vec::new();
+    for (name, plugins) in composites {
+        let composite = compose(pwchain, &dist, dir.path(), name, &plugins);
+        let mut pw = Command::new(pwchain);
+        pw.arg("serve")
+            .arg(&composite)
+            .args(["--addr", "127.0.0.1:0"]);
+        let mut wt = Command::new(&wasmtime);
+        wt.args(["serve", "-Scli", "--addr", "127.0.0.1:0"])
+            .arg(&composite);
+        let hosts = [
+            Host::start(
+                "pwchain serve",
+                pw,
+                &dir.path().join(format!("{name}-pw.log")),
+            ),
+            Host::start(
+                "wasmtime serve",
+                wt,
+                &dir.path().join(format!("{name}-wt.log")),
+            ),
+        ];
+        println!("{name} ({} plugins in front of echo)", plugins.len());
+        for connections in [1, 16] {
+            if connections == 16 {
+                for host in &hosts {
+                    host.reset_peak();
+                }
+            }
+            let mut best: [Option<Figures>; 2] = [None, None];
+            runtime.block_on(async {
+                for host in &hosts {
+                    load(host.addr, 0.5, connections).await; // warm up
+                }
+                for _ in 0..rounds {
+                    for (host, best) in hosts.iter().zip(&mut best) {
+                        let figures = load(host.addr, seconds, connections).await;
+                        if best.as_ref().is_none_or(|b| b.rps < figures.rps) {
+                            *best = Some(figures);
+                        }
+                    }
+                }
+            });
+            let [Some(pw), Some(wt)] = best else {
+                unreachable!("at least one round")
+            };
+            print(hosts[0].name, connections, &pw);
+            print(hosts[1].name, connections, &wt);
+            let ratio = pw.rps / wt.rps;
+            println!("  pwchain/wasmtime {connections:>2} conn: throughput {ratio:.2}x");
+            summary.push(format!(
+                "{name:<5} {connections:>2} conn: pwchain/wasmtime throughput {ratio:.2}x, p50 {:.1} µs vs {:.1} µs",
+                pw.p50.as_secs_f64() * 1e6,
+                wt.p50.as_secs_f64() * 1e6
+            ));
+        }
+        for host in &hosts {
+            let peak = host.status("VmHWM:");
+            println!(
+                "  {:<15} memory: {:.1} MiB before the first request, peak {:.1} MiB under 16 connections: {:.2} MiB per concurrent request",
+                host.name,
+                host.idle_rss_kib as f64 / 1024.0,
+                peak as f64 / 1024.0,
+                peak.saturating_sub(host.idle_rss_kib) as f64 / 1024.0 / 16.0
+            );
+        }
+    }
+    println!("summary ({rounds} rounds of {seconds} s each, best round per host):");
+    for line in summary {
+        println!("  {line}");
+    }
+}
