@@ -387,17 +387,19 @@ fn running_out_of_descriptors_is_survived() {
     }
 }
 
+/// Ten `add-header` plugins, the `[[plugin]]` part of a long chain.
+fn ten_tags() -> String {
+    (0..10)
+        .map(|i| {
+            format!("[[plugin]]\nname = \"tag{i}\"\npath = \"{{plugins}}/add-header.wasm\"\n\n")
+        })
+        .collect()
+}
+
 #[test]
 fn a_burst_on_a_long_chain_gets_no_5xx() {
     let ws = Workspace::new();
-    let mut toml = String::new();
-    for i in 0..10 {
-        toml.push_str(&format!(
-            "[[plugin]]\nname = \"tag{i}\"\npath = \"{{plugins}}/add-header.wasm\"\n\n"
-        ));
-    }
-    toml.push_str("[origin]\npath = \"{plugins}/echo.wasm\"\n");
-    let composite = ws.compose(&toml);
+    let composite = ws.compose(&(ten_tags() + "[origin]\npath = \"{plugins}/echo.wasm\"\n"));
     let served = Served::with_args(&composite, &[]);
     let addr = served.addr;
     let clients: Vec<_> = (0..256)
@@ -412,6 +414,41 @@ fn a_burst_on_a_long_chain_gets_no_5xx() {
         "{} of 256 failed: {errors:#?}",
         failed.len()
     );
+}
+
+#[test]
+fn a_burst_beyond_the_instance_pool_is_served_on_demand() {
+    let ws = Workspace::new();
+    let composite = ws.compose(&(ten_tags() + "[origin]\nhost = true\n"));
+    let upstream = Peer::replying(Reply::Slow(Duration::from_millis(500), "slow answer"));
+    // One request per instance, each held half a second by the upstream:
+    // 80 at once need 80 instances of this 10-plugin chain, more than the
+    // pool holds (2048 memories over its core instances: about 45 chains);
+    // the rest are allocated on demand, and every request is answered.
+    let served = Served::with_args(
+        &composite,
+        &[
+            "--upstream",
+            &format!("http://{}", upstream.addr),
+            "--max-instance-concurrency",
+            "1",
+        ],
+    );
+    let addr = served.addr;
+    let clients: Vec<_> = (0..80)
+        .map(|_| std::thread::spawn(move || request(addr, "GET", "/burst", &[], b"").status))
+        .collect();
+    let statuses: Vec<u16> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+    let failed = statuses.iter().filter(|s| **s != 200).count();
+    let log = served.log.lock().unwrap().clone();
+    let errors: Vec<&String> = log
+        .iter()
+        .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+        .take(6)
+        .collect();
+    assert_eq!(failed, 0, "{failed} of 80 failed: {errors:#?}");
+    let overflow = served.log_line("the instance pool is full");
+    assert!(overflow.is_some(), "the burst never left the pool");
 }
 
 #[test]

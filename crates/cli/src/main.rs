@@ -57,14 +57,25 @@ fn main() -> ExitCode {
     }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log_filter(&cli)));
+    // Log lines are written by a thread of their own, in batches, so that
+    // a request never waits on a write to stderr (an access-log line per
+    // request would otherwise cost a system call on the request's path).
+    // Nothing is dropped: a full queue holds the logger back instead.
+    let (writer, flushed) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("pwchain-log")
+        .finish(std::io::BufWriter::new(std::io::stderr()));
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     match cli.log_format {
         LogFormat::Json => logs.json().init(),
         LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
     }
-    match run(cli) {
+    let result = run(cli);
+    // The logs so far come before the error that ends the run.
+    drop(flushed);
+    match result {
         Ok(code) => code,
         Err(report) => {
             eprintln!("{report:?}");

@@ -107,8 +107,14 @@ pub struct Server {
 }
 
 struct Chain {
-    engine: Engine,
-    pre: ServicePre<Host>,
+    /// Instances from the pool (fast to create and to reuse), while it has
+    /// room.
+    pooled: Option<ServicePre<Host>>,
+    /// Instances allocated on demand, when the pool is full (a burst) or
+    /// unavailable.
+    on_demand: ServicePre<Host>,
+    /// Instances that did not fit the pool, and when that was last logged.
+    overflow: std::sync::Mutex<RateLimited>,
     options: ServeOptions,
     _ticker: EpochTicker,
 }
@@ -117,12 +123,12 @@ impl Server {
     /// Compiles `component` and links it with the `wasmtime serve -Scli`
     /// import set, plus the next hop when `options.upstream` is set.
     pub fn new(component: &[u8], options: ServeOptions) -> anyhow::Result<Server> {
-        let engine = serving_engine(component, &options)?;
-        let component = Component::new(&engine, component)?;
-        let mut linker = linker(&engine, ImportSet::ServeCli)?;
+        let engines = Engines::new(component, &options)?;
+        let component = Component::new(&engines.on_demand, component)?;
+        let mut linker = linker(&engines.on_demand, ImportSet::ServeCli)?;
         let next_hop = component
             .component_type()
-            .imports(&engine)
+            .imports(&engines.on_demand)
             .map(|(name, _)| name.to_string())
             .find(|name| name.starts_with("wasi:http/handler@0.3."));
         match (&next_hop, &options.upstream) {
@@ -138,15 +144,20 @@ impl Server {
             (None, None) => {}
         }
         let pre = ServicePre::new(linker.instantiate_pre(&component)?)?;
-        let ticker = EpochTicker::start(engine.clone());
+        let pooled = match &engines.pooled {
+            Some(pooled) => Some(pooled_pre(pooled, &component, &options)?),
+            None => None,
+        };
+        let ticker = EpochTicker::start(engines.all());
         Ok(Server {
             admission: Arc::new(tokio::sync::Semaphore::new(options.max_requests)),
             shed: Arc::new(std::sync::Mutex::new(RateLimited::new(
                 Duration::from_secs(5),
             ))),
             handler: ProxyHandler::new(Chain {
-                engine,
-                pre,
+                pooled,
+                on_demand: pre,
+                overflow: std::sync::Mutex::new(RateLimited::new(Duration::from_secs(5))),
                 options,
                 _ticker: ticker,
             }),
@@ -391,20 +402,17 @@ fn as_reverse_proxy(mut request: http::Request<Body>, peer: SocketAddr) -> http:
     if request.uri().authority().is_some() {
         return request;
     }
-    let Some(host) = host else {
+    // The path is kept as parsed; only the scheme and authority are added.
+    let Some(authority) = host.and_then(|host| http::uri::Authority::try_from(host).ok()) else {
         return request;
     };
-    let path = request
-        .uri()
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_string();
-    if let Ok(uri) = http::Uri::builder()
-        .scheme("http")
-        .authority(host)
-        .path_and_query(path)
-        .build()
-    {
+    let mut parts = request.uri().clone().into_parts();
+    parts.scheme = Some(http::uri::Scheme::HTTP);
+    parts.authority = Some(authority);
+    if parts.path_and_query.is_none() {
+        parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+    }
+    if let Ok(uri) = http::Uri::from_parts(parts) {
         *request.uri_mut() = uri;
     }
     request
@@ -449,43 +457,97 @@ fn text(status: u16, body: &'static str) -> hyper::Response<Body> {
     response
 }
 
-/// The engine `serve` uses: epoch interruption for timeouts, and the pooling
-/// allocator where it can hold the worst case of this composite: a burst
-/// may start one chain instance per admitted request before any is ready
-/// for reuse, so the pool needs `max_requests` chains' core instances,
-/// memories and tables. A chain too big for that (each pooled memory
-/// reserves gigabytes of address space) is allocated on demand instead, so
-/// a burst never fails for want of a pool slot.
-fn serving_engine(component: &[u8], options: &ServeOptions) -> anyhow::Result<Engine> {
-    /// The most linear memories a pool reserves address space for.
-    const MAX_POOLED_MEMORIES: u32 = 2048;
-    let mut config = crate::config(options.compile_cache.as_deref())?;
-    config.epoch_interruption(true);
-    let per_chain = PerChain::count(component);
-    let chains = u32::try_from(options.max_requests + 2).unwrap_or(u32::MAX);
-    let slots = |each: u32| each.saturating_mul(chains).max(1000);
-    if slots(per_chain.core_instances) > MAX_POOLED_MEMORIES {
-        tracing::info!(
-            "allocating instances on demand: {} requests at once of a chain with {} core instances would need more pooled memories than {MAX_POOLED_MEMORIES}",
-            options.max_requests,
-            per_chain.core_instances
-        );
-        return Ok(Engine::new(&config)?);
-    }
-    let mut pool = wasmtime::PoolingAllocationConfig::default();
-    pool.total_component_instances(slots(per_chain.components))
-        .total_core_instances(slots(per_chain.core_instances))
-        .total_memories(slots(per_chain.core_instances))
-        .total_tables(slots(per_chain.core_instances));
-    let mut pooled = config.clone();
-    pooled.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
-    match Engine::new(&pooled) {
-        Ok(engine) => Ok(engine),
-        Err(e) => {
-            tracing::warn!("pooling allocator unavailable ({e}); allocating instances on demand");
-            Ok(Engine::new(&config)?)
+/// The engines `serve` uses, both with epoch interruption for timeouts:
+/// one with a pooling allocator sized for as many chain instances as fit
+/// [`MAX_POOLED_MEMORIES`] (up to `max_requests`; instances come from it
+/// while it has room, which is what makes creating and reusing them cheap),
+/// and one that allocates on demand, for a burst that outgrows the pool (a
+/// burst may start one chain instance per admitted request before any is
+/// ready for reuse) or a chain too big to pool. A request never fails for
+/// want of a pool slot.
+struct Engines {
+    pooled: Option<Engine>,
+    on_demand: Engine,
+}
+
+/// The most linear memories a pool reserves address space for (each
+/// reserves gigabytes).
+const MAX_POOLED_MEMORIES: u32 = 2048;
+
+impl Engines {
+    fn new(component: &[u8], options: &ServeOptions) -> anyhow::Result<Engines> {
+        let mut config = crate::config(options.compile_cache.as_deref())?;
+        config.epoch_interruption(true);
+        let on_demand = Engine::new(&config)?;
+        let per_chain = PerChain::count(component);
+        let fit = MAX_POOLED_MEMORIES / per_chain.core_instances.max(1);
+        let chains = u32::try_from(options.max_requests + 2)
+            .unwrap_or(u32::MAX)
+            .min(fit);
+        if chains == 0 {
+            tracing::info!(
+                "allocating instances on demand: a chain with {} core instances is too big to pool",
+                per_chain.core_instances
+            );
+            return Ok(Engines {
+                pooled: None,
+                on_demand,
+            });
         }
+        let mut pool = wasmtime::PoolingAllocationConfig::default();
+        let slots = |each: u32| each.saturating_mul(chains).max(1);
+        pool.total_component_instances(slots(per_chain.components))
+            .total_core_instances(slots(per_chain.core_instances))
+            .total_memories(slots(per_chain.core_instances))
+            .total_tables(slots(per_chain.core_instances))
+            // A request holds at most one fiber per component it passes
+            // through, and `max_requests` are in the chain at once.
+            .total_stacks(
+                u32::try_from(options.max_requests)
+                    .unwrap_or(u32::MAX)
+                    .saturating_mul(per_chain.components + 1)
+                    .max(1000),
+            );
+        config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+        let pooled = match Engine::new(&config) {
+            Ok(engine) => Some(engine),
+            Err(e) => {
+                tracing::warn!(
+                    "pooling allocator unavailable ({e}); allocating instances on demand"
+                );
+                None
+            }
+        };
+        tracing::debug!("pooling {chains} chain instances; more are allocated on demand");
+        Ok(Engines { pooled, on_demand })
     }
+
+    fn all(&self) -> Vec<Engine> {
+        self.pooled
+            .iter()
+            .chain([&self.on_demand])
+            .cloned()
+            .collect()
+    }
+}
+
+/// `component`, compiled for the on-demand engine, linked for the pooled
+/// one: the two engines differ only in how they allocate instances, so the
+/// machine code is shared through serialization instead of compiling twice.
+fn pooled_pre(
+    engine: &Engine,
+    component: &Component,
+    options: &ServeOptions,
+) -> anyhow::Result<ServicePre<Host>> {
+    let bytes = component.serialize()?;
+    // SAFETY: the bytes were serialized just now, in this process, by an
+    // engine with the same compilation settings.
+    let component = unsafe { Component::deserialize(engine, bytes)? };
+    let mut linker = linker(engine, ImportSet::ServeCli)?;
+    if let Some(upstream) = &options.upstream {
+        upstream::add_to_linker(&mut linker, Arc::new(upstream.clone()))?;
+    }
+    Ok(ServicePre::new(linker.instantiate_pre(&component)?)?)
 }
 
 /// What one instance of a composite holds: components and core instances
@@ -512,19 +574,21 @@ impl PerChain {
     }
 }
 
-/// Advances the engine's epoch every [`EPOCH_TICK`] while it lives.
+/// Advances the engines' epochs every [`EPOCH_TICK`] while it lives.
 struct EpochTicker {
     stop: Arc<AtomicBool>,
 }
 
 impl EpochTicker {
-    fn start(engine: Engine) -> EpochTicker {
+    fn start(engines: Vec<Engine>) -> EpochTicker {
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = stop.clone();
         std::thread::spawn(move || {
             while !stopped.load(Ordering::Relaxed) {
                 std::thread::sleep(EPOCH_TICK);
-                engine.increment_epoch();
+                for engine in &engines {
+                    engine.increment_epoch();
+                }
             }
         });
         EpochTicker { stop }
@@ -537,12 +601,10 @@ impl Drop for EpochTicker {
     }
 }
 
-impl HandlerState for Chain {
-    type StoreData = Host;
-    type WorkerExpiration = Expiry;
-    type WorkerState = Worker;
-
-    async fn instantiate(&self) -> wasmtime::Result<Instance<Host, Expiry, Worker>> {
+impl Chain {
+    /// A store for one chain instance: its WASI context, memory limit and
+    /// epoch deadline.
+    fn store(&self, engine: &Engine) -> Store<Host> {
         let mut wasi = WasiCtxBuilder::new();
         wasi.stdout(GuestLog::new(&self.options.name, "stdout"))
             .stderr(GuestLog::new(&self.options.name, "stderr"));
@@ -554,12 +616,53 @@ impl HandlerState for Chain {
             .memory_size(self.options.max_memory)
             .trap_on_grow_failure(true)
             .build();
-        let mut store = Store::new(&self.engine, host);
+        let mut store = Store::new(engine, host);
         store.limiter(|host| &mut host.limits);
         // Yield to the event loop at every tick, so that expirations are
         // noticed even while a guest spins.
         store.epoch_deadline_async_yield_and_update(1);
-        let proxy = Proxy::P3(self.pre.instantiate_async(&mut store).await?);
+        store
+    }
+
+    async fn instantiate_on_demand(
+        &self,
+    ) -> wasmtime::Result<(Store<Host>, wasmtime_wasi_http::p3::bindings::Service)> {
+        let mut store = self.store(self.on_demand.engine());
+        let instance = self.on_demand.instantiate_async(&mut store).await?;
+        Ok((store, instance))
+    }
+}
+
+impl HandlerState for Chain {
+    type StoreData = Host;
+    type WorkerExpiration = Expiry;
+    type WorkerState = Worker;
+
+    async fn instantiate(&self) -> wasmtime::Result<Instance<Host, Expiry, Worker>> {
+        let (store, instance) = match &self.pooled {
+            Some(pooled) => {
+                let mut store = self.store(pooled.engine());
+                match pooled.instantiate_async(&mut store).await {
+                    Ok(instance) => (store, instance),
+                    Err(e)
+                        if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+                            .is_some() =>
+                    {
+                        if let Ok(mut overflow) = self.overflow.lock() {
+                            overflow.warn(|before| {
+                                tracing::info!(
+                                    "the instance pool is full; allocating on demand ({e}; {before} more since the last report)"
+                                )
+                            });
+                        }
+                        self.instantiate_on_demand().await?
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            None => self.instantiate_on_demand().await?,
+        };
+        let proxy = Proxy::P3(instance);
         Ok(Instance {
             store,
             proxy,
