@@ -172,6 +172,20 @@ pub struct ResolveArgs {
     pub registry: Option<String>,
 }
 
+impl ResolveArgs {
+    /// How the library resolves and locks a chain, from these flags.
+    pub fn options(&self) -> pwchain_compose::pipeline::Options {
+        pwchain_compose::pipeline::Options {
+            cache_dir: self.cache_dir.clone(),
+            registry: self.registry.clone(),
+            offline: self.offline,
+            locked: self.locked,
+            progress: crate::progress::bars(),
+            ..Default::default()
+        }
+    }
+}
+
 /// Publish a component (a plugin or a composed chain) to an OCI registry.
 ///
 /// REF is `oci://HOST[:PORT]/NAMESPACE/NAME:VERSION`, or `NAMESPACE:NAME@VERSION`

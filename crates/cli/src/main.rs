@@ -33,14 +33,11 @@ use args::{
 use clap::Parser;
 use miette::{IntoDiagnostic, Report, WrapErr, miette};
 use pwchain_compose::cache::Cache;
-use pwchain_compose::lock::Lock;
 use pwchain_compose::packages::{PackageSpec, Registries};
 use pwchain_compose::proxy_wasm::{self, WrapOptions};
 use pwchain_compose::registry::{Contents, OciRef, Registry};
 use pwchain_compose::resolve::Resolver;
-use pwchain_compose::{
-    Composite, Manifest, Step, compose_manifest, output::write_atomically, resolve, wac,
-};
+use pwchain_compose::{Manifest, output::write_atomically, pipeline, resolve};
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -161,59 +158,6 @@ fn wrap(args: WrapArgs) -> miette::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A resolver for `manifest_path`'s registry sources, with its lock.
-fn resolver(manifest_path: &Path, args: &ResolveArgs) -> miette::Result<(Resolver, Lock)> {
-    let lock = Lock::load(&Lock::path_for(manifest_path)).map_err(|e| miette!("{e}"))?;
-    let cache = Cache::open(args.cache_dir.clone());
-    let registries = Registries::load(args.registry.clone());
-    Ok((
-        Resolver::new(cache, registries, lock.clone(), args.offline)
-            .with_progress(progress::bars()),
-        lock,
-    ))
-}
-
-/// Composes the chain at `path`, then writes (or with `--locked`, checks)
-/// its `pwchain.lock`; also returns how its registry plugins resolved.
-/// Warnings go to standard error.
-fn compose_toml(
-    path: &Path,
-    args: &ResolveArgs,
-) -> miette::Result<(Manifest, Composite, Vec<Step>)> {
-    let manifest = Manifest::load(path)?;
-    let (mut resolver, locked) = resolver(path, args)?;
-    let composite = compose_manifest(&manifest, &mut resolver)?;
-    for warning in resolver.warnings() {
-        eprintln!("warning: {warning}");
-    }
-    settle_lock(path, &locked, &resolver.resolved(), args.locked)?;
-    Ok((manifest, composite, resolver.steps().to_vec()))
-}
-
-fn settle_lock(
-    manifest_path: &Path,
-    locked: &Lock,
-    resolved: &Lock,
-    strict: bool,
-) -> miette::Result<()> {
-    if resolved == locked {
-        return Ok(());
-    }
-    let lock_path = Lock::path_for(manifest_path);
-    if strict {
-        return Err(miette!(
-            help = "compose without --locked to update it, and commit the result",
-            "`{}` would change, and --locked forbids it",
-            lock_path.display()
-        ));
-    }
-    if resolved.plugins.is_empty() && !lock_path.exists() {
-        return Ok(());
-    }
-    write_atomically(&lock_path, resolved.to_toml().as_bytes())?;
-    Ok(())
-}
-
 fn is_wac(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == "wac")
 }
@@ -226,39 +170,34 @@ fn compose(args: ComposeArgs) -> miette::Result<ExitCode> {
             "refusing to write a binary component to a terminal"
         ));
     }
-    let (bytes, name, inputs, record, resolved) = if is_wac(&args.chain) {
-        if args.emit_wac {
+    if args.emit_wac {
+        if is_wac(&args.chain) {
             return Err(miette!(
                 "`--emit-wac` takes a TOML chain; this one is WAC already"
             ));
         }
-        let deps: BTreeMap<String, PathBuf> = args.deps.into_iter().collect();
-        let bytes = wac::compose_wac(&args.chain, &deps, args.deps_dir.as_deref())?;
-        let name = stem(&args.chain);
-        (bytes, name, None, None, Vec::new())
-    } else {
-        if args.emit_wac {
-            let manifest = Manifest::load(&args.chain)?;
-            let (mut resolver, _) = resolver(&args.chain, &args.resolve)?;
-            return emit_wac(&manifest, &mut resolver, args.output.as_deref());
-        }
-        let (
-            manifest,
-            Composite {
-                bytes,
-                record,
-                input_bytes,
-            },
-            resolved,
-        ) = compose_toml(&args.chain, &args.resolve)?;
-        (
-            bytes,
-            manifest.name.clone(),
-            Some(input_bytes),
-            Some(record),
-            resolved,
-        )
+        let manifest = Manifest::load(&args.chain)?;
+        let (mut resolver, _) = pipeline::resolver(&args.chain, &args.resolve.options())?;
+        return emit_wac(&manifest, &mut resolver, args.output.as_deref());
+    }
+    let options = pipeline::Options {
+        wac_deps: args.deps.into_iter().collect(),
+        wac_deps_dir: args.deps_dir,
+        ..args.resolve.options()
     };
+    let loaded = pipeline::load(&args.chain, &options)?;
+    let (inputs, record, resolved) = match loaded.composed {
+        Some(composed) => {
+            warn(&composed.warnings);
+            (
+                Some(composed.input_bytes),
+                Some(composed.record),
+                composed.steps,
+            )
+        }
+        None => (None, None, Vec::new()),
+    };
+    let (bytes, name) = (loaded.bytes, loaded.name);
     let output = args
         .output
         .unwrap_or_else(|| PathBuf::from(format!("{name}.wasm")));
@@ -393,15 +332,18 @@ fn print_report(
 }
 
 /// A composite from a `.wasm` file, or composed in memory from a chain.
+/// The component at `path`, composed first if it is a chain.
 fn load_composite(path: &Path, args: &ResolveArgs) -> miette::Result<Vec<u8>> {
-    if path.extension().is_some_and(|e| e == "toml") {
-        Ok(compose_toml(path, args)?.1.bytes)
-    } else if is_wac(path) {
-        Ok(wac::compose_wac(path, &BTreeMap::new(), None)?)
-    } else {
-        std::fs::read(path)
-            .into_diagnostic()
-            .wrap_err_with(|| format!("cannot read `{}`", path.display()))
+    let loaded = pipeline::load(path, &args.options())?;
+    if let Some(composed) = &loaded.composed {
+        warn(&composed.warnings);
+    }
+    Ok(loaded.bytes)
+}
+
+fn warn(warnings: &[String]) {
+    for warning in warnings {
+        eprintln!("warning: {warning}");
     }
 }
 

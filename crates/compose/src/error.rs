@@ -137,6 +137,10 @@ pub enum Error {
     #[error("{0}")]
     Lock(String),
 
+    #[error("`{}` would change, and --locked forbids it", path.display())]
+    #[diagnostic(help("compose without --locked to update it, and commit the result"))]
+    LockWouldChange { path: PathBuf },
+
     #[error("cannot write `{}`", path.display())]
     Write {
         path: PathBuf,

@@ -6,6 +6,9 @@
 //!               digest)                  encode, validate)       write)
 //! ```
 //!
+//! [`pipeline::load`] runs all of it (and settles `pwchain.lock`) in one
+//! call.
+//!
 //! No wasmtime here: running and validating against a host is `pwchain-host`.
 
 pub mod builtins;
@@ -17,6 +20,7 @@ pub mod lock;
 pub mod manifest;
 pub mod output;
 pub mod packages;
+pub mod pipeline;
 pub mod policy;
 pub mod providers;
 pub mod proxy_wasm;

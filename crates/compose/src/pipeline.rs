@@ -1,0 +1,155 @@
+//! The whole way from a chain file to a composite, in one call: a
+//! `chain.toml` is loaded, its registry plugins resolved through the lock
+//! and the cache, the chain composed and its `pwchain.lock` settled; a
+//! `.wac` file is composed; a `.wasm` is read as it is. `pwchain compose`,
+//! `validate`, `serve` and a server reloading its chain all go through
+//! [`load`], so there is one orchestration of these steps, not one per
+//! caller.
+
+use crate::cache::Cache;
+use crate::compose::Composite;
+use crate::error::Error;
+use crate::lock::Lock;
+use crate::manifest::{Manifest, Origin, Source};
+use crate::output::write_atomically;
+use crate::packages::Registries;
+use crate::record::ChainRecord;
+use crate::resolve::{Resolver, Step};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// How registry plugins are resolved and the lock treated.
+#[derive(Clone, Default)]
+pub struct Options {
+    /// The component cache (`None`: the default under the user's cache
+    /// directory).
+    pub cache_dir: Option<PathBuf>,
+    /// A registry for `namespace:name` packages, over the configured ones.
+    pub registry: Option<String>,
+    /// Resolve from the lock and the cache only.
+    pub offline: bool,
+    /// Fail instead of changing `pwchain.lock`.
+    pub locked: bool,
+    /// Reports registry transfers (name, bytes done, bytes in all).
+    pub progress: Option<crate::registry::Progress>,
+    /// For a `.wac` file: where its packages are (`name` → file), and a
+    /// folder to look for the rest.
+    pub wac_deps: BTreeMap<String, PathBuf>,
+    pub wac_deps_dir: Option<PathBuf>,
+}
+
+/// A composite, and what went into it.
+pub struct Loaded {
+    /// The chain's name: the manifest's, else the file's stem.
+    pub name: String,
+    /// The component to run.
+    pub bytes: Vec<u8>,
+    /// For a `chain.toml`: the chain's record and the inputs' total size.
+    pub composed: Option<Composed>,
+    /// The files the composite was made from: the chain file and each
+    /// plugin it names by path (what a watcher watches).
+    pub inputs: Vec<PathBuf>,
+}
+
+/// What composing a `chain.toml` found out beside the bytes.
+pub struct Composed {
+    pub record: ChainRecord,
+    pub input_bytes: usize,
+    /// How each registry plugin resolved.
+    pub steps: Vec<Step>,
+    /// Worth saying, not worth failing.
+    pub warnings: Vec<String>,
+}
+
+/// Loads the chain at `path` (`.toml`, `.wac`, or a component), composing
+/// it if it is a chain; for a `chain.toml`, writes its `pwchain.lock` (or,
+/// with [`Options::locked`], fails if the lock would change).
+pub fn load(path: &Path, options: &Options) -> Result<Loaded, Error> {
+    let stem = path
+        .file_stem()
+        .map_or_else(|| "chain".into(), |s| s.to_string_lossy().into_owned());
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("toml") => compose_toml(path, options),
+        Some("wac") => Ok(Loaded {
+            name: stem,
+            bytes: crate::wac::compose_wac(
+                path,
+                &options.wac_deps,
+                options.wac_deps_dir.as_deref(),
+            )?,
+            composed: None,
+            inputs: vec![path.to_path_buf()],
+        }),
+        _ => Ok(Loaded {
+            name: stem,
+            bytes: std::fs::read(path).map_err(|source| Error::Read {
+                path: path.to_path_buf(),
+                source,
+            })?,
+            composed: None,
+            inputs: vec![path.to_path_buf()],
+        }),
+    }
+}
+
+/// A resolver for the registry plugins of the manifest at `path`, and the
+/// lock it starts from.
+pub fn resolver(path: &Path, options: &Options) -> Result<(Resolver, Lock), Error> {
+    let lock = Lock::load(&Lock::path_for(path)).map_err(Error::Lock)?;
+    let resolver = Resolver::new(
+        Cache::open(options.cache_dir.clone()),
+        Registries::load(options.registry.clone()),
+        lock.clone(),
+        options.offline,
+    )
+    .with_progress(options.progress.clone());
+    Ok((resolver, lock))
+}
+
+fn compose_toml(path: &Path, options: &Options) -> Result<Loaded, Error> {
+    let manifest = Manifest::load(path)?;
+    let (mut resolver, locked) = resolver(path, options)?;
+    let Composite {
+        bytes,
+        record,
+        input_bytes,
+    } = crate::compose_manifest(&manifest, &mut resolver)?;
+    settle_lock(path, &locked, &resolver.resolved(), options.locked)?;
+    let specs = manifest.plugins.iter().chain(match &manifest.origin {
+        Some(Origin::Service(spec)) => Some(spec.as_ref()),
+        _ => None,
+    });
+    let inputs = std::iter::once(path.to_path_buf())
+        .chain(specs.filter_map(|spec| match &spec.source {
+            Source::Path { path, .. } => Some(manifest.dir().join(path)),
+            _ => None,
+        }))
+        .collect();
+    Ok(Loaded {
+        name: manifest.name.clone(),
+        bytes,
+        composed: Some(Composed {
+            record,
+            input_bytes,
+            steps: resolver.steps().to_vec(),
+            warnings: resolver.warnings().to_vec(),
+        }),
+        inputs,
+    })
+}
+
+/// Writes the lock `resolved` beside the manifest if it differs from
+/// `locked`; `strict` forbids the change instead.
+fn settle_lock(path: &Path, locked: &Lock, resolved: &Lock, strict: bool) -> Result<(), Error> {
+    if resolved == locked {
+        return Ok(());
+    }
+    let lock_path = Lock::path_for(path);
+    if strict {
+        return Err(Error::LockWouldChange { path: lock_path });
+    }
+    if resolved.plugins.is_empty() && !lock_path.exists() {
+        return Ok(());
+    }
+    write_atomically(&lock_path, resolved.to_toml().as_bytes())
+}
