@@ -211,14 +211,7 @@ fn shutdown_finishes_in_flight_requests() {
     let addr = served.addr;
     let in_flight = std::thread::spawn(move || request(addr, "GET", "/slow", &[], b""));
     std::thread::sleep(Duration::from_millis(500));
-    let pid = served.child.id().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    served.signal("TERM");
     let answer = in_flight.join().unwrap();
     assert_eq!(answer.status, 200);
     assert_eq!(answer.text(), "slow answer");
@@ -369,14 +362,7 @@ fn running_out_of_descriptors_is_survived() {
         .count();
     assert!(failures < 20, "{failures} accept-failure lines");
     // One SIGTERM stops it within seconds.
-    let pid = served.child.id().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    served.signal("TERM");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if served.child.try_wait().unwrap().is_some() {

@@ -303,6 +303,16 @@ impl Served {
         None
     }
 
+    /// Sends the server the signal `name` (`TERM`, `HUP`).
+    pub fn signal(&self, name: &str) {
+        let sent = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -{name} failed");
+    }
+
     pub fn request(
         &self,
         method: &str,

@@ -407,6 +407,14 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(8192..=16 << 20))]
     pub max_header_bytes: u64,
 
+    /// Reload when the chain file (or, for a `chain.toml`, the manifest or
+    /// a plugin file it names) changes, as on `SIGHUP`: the new chain is
+    /// composed and compiled off the request path and swapped in only if
+    /// it compiles, links and starts; requests already in flight finish on
+    /// the old one.
+    #[arg(long)]
+    pub watch: bool,
+
     #[command(flatten)]
     pub resolve: ResolveArgs,
 }

@@ -25,10 +25,11 @@ mod args;
 mod new;
 mod progress;
 mod render;
+mod serve;
 
 use args::{
     CacheCommand, Cli, Command, ComposeArgs, InspectArgs, LogFormat, LoginArgs, PublishArgs,
-    PullArgs, ResolveArgs, ServeArgs, ValidateArgs, WrapArgs,
+    PullArgs, ResolveArgs, ValidateArgs, WrapArgs,
 };
 use clap::Parser;
 use miette::{IntoDiagnostic, Report, WrapErr, miette};
@@ -103,7 +104,7 @@ fn run(cli: Cli) -> miette::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve::serve(args),
         Command::Publish(args) => publish(args),
         Command::Pull(args) => pull(args),
         Command::Cache(command) => cache(command),
@@ -276,7 +277,7 @@ fn emit_wac(
     Ok(ExitCode::SUCCESS)
 }
 
-fn stem(path: &Path) -> String {
+pub(crate) fn stem(path: &Path) -> String {
     path.file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "chain".into())
@@ -341,14 +342,14 @@ fn load_composite(path: &Path, args: &ResolveArgs) -> miette::Result<Vec<u8>> {
     Ok(loaded.bytes)
 }
 
-fn warn(warnings: &[String]) {
+pub(crate) fn warn(warnings: &[String]) {
     for warning in warnings {
         eprintln!("warning: {warning}");
     }
 }
 
 /// wasmtime's compilation cache, beside the component cache.
-fn compiled(args: &ResolveArgs) -> PathBuf {
+pub(crate) fn compiled(args: &ResolveArgs) -> PathBuf {
     Cache::open(args.cache_dir.clone()).root().join("compiled")
 }
 
@@ -374,50 +375,6 @@ fn validate(args: ValidateArgs) -> miette::Result<ExitCode> {
     } else {
         ExitCode::from(3)
     })
-}
-
-fn serve(args: ServeArgs) -> miette::Result<ExitCode> {
-    let bytes = load_composite(&args.chain, &args.resolve)?;
-    let options = pwchain_host::ServeOptions {
-        name: stem(&args.chain),
-        upstream: args.upstream,
-        max_memory: args.max_memory << 20,
-        env: args.env,
-        max_instance_reuse: args.max_instance_reuse,
-        max_instance_concurrency: args.max_instance_concurrency,
-        request_timeout: std::time::Duration::from_secs(args.request_timeout),
-        header_timeout: std::time::Duration::from_secs(args.header_timeout),
-        max_connections: args.max_connections as usize,
-        max_header_bytes: args.max_header_bytes as usize,
-        max_requests: args.max_requests as usize,
-        queue_timeout: std::time::Duration::from_secs(args.queue_timeout),
-        compile_cache: Some(compiled(&args.resolve)),
-        ..Default::default()
-    };
-    let server = pwchain_host::Server::new(&bytes, options).map_err(|e| {
-        miette!(
-            help = "`pwchain validate` says what the component needs",
-            "cannot serve `{}`: {e:#}",
-            args.chain.display()
-        )
-    })?;
-    let runtime = tokio::runtime::Runtime::new().into_diagnostic()?;
-    runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(args.addr)
-            .await
-            .into_diagnostic()
-            .wrap_err_with(|| format!("cannot listen on {}", args.addr))?;
-        let addr = listener.local_addr().into_diagnostic()?;
-        eprintln!(
-            "pwchain: serving `{}` on http://{addr}/",
-            args.chain.display()
-        );
-        server
-            .run(listener, shutdown_signal())
-            .await
-            .map_err(|e| miette!("{e:#}"))
-    })?;
-    Ok(ExitCode::SUCCESS)
 }
 
 /// `oci://…:VERSION` as it is, or `ns:name@VERSION` through the registry
@@ -613,23 +570,4 @@ fn login(args: LoginArgs) -> miette::Result<ExitCode> {
         path.display()
     );
     Ok(ExitCode::SUCCESS)
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => return std::future::pending().await,
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }

@@ -10,6 +10,7 @@ use crate::upstream;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
 use pwchain_forwarding::{Forwarded, Upstream};
+use sha2::Digest;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -95,15 +96,36 @@ type Body = UnsyncBoxBody<Bytes, wasmtime_wasi_http::Error>;
 /// past the request timeout, cut off) at this granularity.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-/// A compiled composite, ready to answer requests.
+/// A server for one chain at a time: the chain can be swapped for another
+/// while it serves ([`Server::prepare`], then [`Server::swap`]); requests
+/// that started on the old chain finish on it.
 #[derive(Clone)]
 pub struct Server {
-    handler: ProxyHandler<Chain>,
-    /// Turns for requests in the chain (`max_requests`).
+    current: Arc<std::sync::RwLock<Arc<Generation>>>,
+    options: Arc<ServeOptions>,
+    /// Turns for requests in the chain (`max_requests`), across swaps.
     admission: Arc<tokio::sync::Semaphore>,
     /// Requests answered 503 for want of a turn, and when that was last
     /// logged.
     shed: Arc<std::sync::Mutex<RateLimited>>,
+}
+
+/// One compiled composite and its instances.
+struct Generation {
+    handler: ProxyHandler<Chain>,
+    /// `sha256:…` of the composite's bytes.
+    digest: String,
+}
+
+/// A composite compiled, linked and instantiated once, ready to be swapped
+/// in; see [`Server::prepare`].
+pub struct Prepared(Generation);
+
+impl Prepared {
+    /// `sha256:…` of the composite.
+    pub fn digest(&self) -> &str {
+        &self.0.digest
+    }
 }
 
 struct Chain {
@@ -115,7 +137,7 @@ struct Chain {
     on_demand: ServicePre<Host>,
     /// Instances that did not fit the pool, and when that was last logged.
     overflow: std::sync::Mutex<RateLimited>,
-    options: ServeOptions,
+    options: Arc<ServeOptions>,
     _ticker: EpochTicker,
 }
 
@@ -123,45 +145,49 @@ impl Server {
     /// Compiles `component` and links it with the `wasmtime serve -Scli`
     /// import set, plus the next hop when `options.upstream` is set.
     pub fn new(component: &[u8], options: ServeOptions) -> anyhow::Result<Server> {
-        let engines = Engines::new(component, &options)?;
-        let component = Component::new(&engines.on_demand, component)?;
-        let mut linker = linker(&engines.on_demand, ImportSet::ServeCli)?;
-        let next_hop = component
-            .component_type()
-            .imports(&engines.on_demand)
-            .map(|(name, _)| name.to_string())
-            .find(|name| name.starts_with("wasi:http/handler@0.3."));
-        match (&next_hop, &options.upstream) {
-            (Some(_), Some(upstream)) => {
-                upstream::add_to_linker(&mut linker, Arc::new(upstream.clone()))?
-            }
-            (Some(import), None) => anyhow::bail!(
-                "the chain is not terminated: it imports `{import}` for its next hop; pass `--upstream URL` to send that hop to a server"
-            ),
-            (None, Some(upstream)) => tracing::warn!(
-                "the chain is terminated (it has no next-hop import), so `--upstream {upstream}` is not used"
-            ),
-            (None, None) => {}
-        }
-        let pre = ServicePre::new(linker.instantiate_pre(&component)?)?;
-        let pooled = match &engines.pooled {
-            Some(pooled) => Some(pooled_pre(pooled, &component, &options)?),
-            None => None,
-        };
-        let ticker = EpochTicker::start(engines.all());
+        let options = Arc::new(options);
+        let generation = Generation::compile(component, &options)?;
         Ok(Server {
+            current: Arc::new(std::sync::RwLock::new(Arc::new(generation))),
             admission: Arc::new(tokio::sync::Semaphore::new(options.max_requests)),
             shed: Arc::new(std::sync::Mutex::new(RateLimited::new(
                 Duration::from_secs(5),
             ))),
-            handler: ProxyHandler::new(Chain {
-                pooled,
-                on_demand: pre,
-                overflow: std::sync::Mutex::new(RateLimited::new(Duration::from_secs(5))),
-                options,
-                _ticker: ticker,
-            }),
+            options,
         })
+    }
+
+    /// Compiles and links `component` as [`Server::new`] would, off the
+    /// request path (on a blocking thread), and instantiates it once, so
+    /// that a composite that fails to compile, link or start is refused
+    /// here and never served.
+    pub async fn prepare(&self, component: Vec<u8>) -> anyhow::Result<Prepared> {
+        let options = self.options.clone();
+        let generation =
+            tokio::task::spawn_blocking(move || Generation::compile(&component, &options))
+                .await??;
+        let trial = generation.handler.state().instantiate().await?;
+        drop(trial);
+        Ok(Prepared(generation))
+    }
+
+    /// Serves `prepared` from now on; returns the digest it replaced.
+    pub fn swap(&self, prepared: Prepared) -> String {
+        let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
+        let old = std::mem::replace(&mut *current, Arc::new(prepared.0));
+        old.digest.clone()
+    }
+
+    /// `sha256:…` of the composite being served.
+    pub fn digest(&self) -> String {
+        self.generation().digest.clone()
+    }
+
+    fn generation(&self) -> Arc<Generation> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Serves HTTP/1.1 (and HTTP/2 with prior knowledge) on `listener` until `shutdown` resolves, then stops
@@ -174,7 +200,7 @@ impl Server {
     ) -> anyhow::Result<()> {
         let mut shutdown = std::pin::pin!(shutdown);
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-        let options = &self.handler.state().options;
+        let options = &self.options;
         let connections = Arc::new(tokio::sync::Semaphore::new(options.max_connections));
         let mut builder =
             hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
@@ -251,7 +277,7 @@ impl Server {
         let method = request.method().clone();
         let path = request.uri().path().to_string();
         // A burst waits its turn (bounded), then is told to come back.
-        let queue_timeout = self.handler.state().options.queue_timeout;
+        let queue_timeout = self.options.queue_timeout;
         // The common case, a free turn, takes no timer.
         let turn = match self.admission.clone().try_acquire_owned() {
             Ok(turn) => Ok(Ok(turn)),
@@ -281,7 +307,8 @@ impl Server {
             request.map(|body| body.map_err(Into::into).boxed_unsync()),
             peer,
         );
-        let response = match self.handler.handle((), request).await {
+        let generation = self.generation();
+        let response = match generation.handler.handle((), request).await {
             Ok(response) => response,
             Err(e) => {
                 let (status, body) = failure_status(&e);
@@ -302,14 +329,66 @@ impl Server {
             response.status().as_u16(),
         );
         // The turn is the request's until its body has gone out.
-        response.map(|body| Turned { body, _turn: turn }.boxed_unsync())
+        response.map(|body| {
+            Turned {
+                body,
+                _turn: turn,
+                _chain: generation,
+            }
+            .boxed_unsync()
+        })
     }
 }
 
-/// A response body that holds its request's turn until it is done.
+impl Generation {
+    fn compile(component: &[u8], options: &Arc<ServeOptions>) -> anyhow::Result<Generation> {
+        let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(component)));
+        let engines = Engines::new(component, options)?;
+        let component = Component::new(&engines.on_demand, component)?;
+        let mut linker = linker(&engines.on_demand, ImportSet::ServeCli)?;
+        let next_hop = component
+            .component_type()
+            .imports(&engines.on_demand)
+            .map(|(name, _)| name.to_string())
+            .find(|name| name.starts_with("wasi:http/handler@0.3."));
+        match (&next_hop, &options.upstream) {
+            (Some(_), Some(upstream)) => {
+                upstream::add_to_linker(&mut linker, Arc::new(upstream.clone()))?
+            }
+            (Some(import), None) => anyhow::bail!(
+                "the chain is not terminated: it imports `{import}` for its next hop; pass `--upstream URL` to send that hop to a server"
+            ),
+            (None, Some(upstream)) => tracing::warn!(
+                "the chain is terminated (it has no next-hop import), so `--upstream {upstream}` is not used"
+            ),
+            (None, None) => {}
+        }
+        let pre = ServicePre::new(linker.instantiate_pre(&component)?)?;
+        let pooled = match &engines.pooled {
+            Some(pooled) => Some(pooled_pre(pooled, &component, options)?),
+            None => None,
+        };
+        let ticker = EpochTicker::start(engines.all());
+        Ok(Generation {
+            handler: ProxyHandler::new(Chain {
+                pooled,
+                on_demand: pre,
+                overflow: std::sync::Mutex::new(RateLimited::new(Duration::from_secs(5))),
+                options: options.clone(),
+                _ticker: ticker,
+            }),
+            digest,
+        })
+    }
+}
+
+/// A response body that holds its request's turn (and its chain) until it
+/// is done.
 struct Turned {
     body: Body,
     _turn: tokio::sync::OwnedSemaphorePermit,
+    /// The chain the request started on, kept until it is done.
+    _chain: Arc<Generation>,
 }
 
 impl http_body::Body for Turned {

@@ -1,0 +1,240 @@
+//! `pwchain serve`: serve a chain, and swap it for a new one on `SIGHUP` or
+//! (with `--watch`) when a file it was made from changes. A new chain is
+//! composed through the same library call as `pwchain compose`, compiled
+//! off the request path, and swapped in only once it has compiled, linked
+//! and started; otherwise the old one keeps serving.
+
+use crate::args::ServeArgs;
+use miette::{IntoDiagnostic, WrapErr, miette};
+use pwchain_compose::pipeline;
+use pwchain_host::Server;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
+
+pub fn serve(args: ServeArgs) -> miette::Result<ExitCode> {
+    let resolve = args.resolve.options();
+    let loaded = pipeline::load(&args.chain, &resolve)?;
+    if let Some(composed) = &loaded.composed {
+        crate::warn(&composed.warnings);
+    }
+    let options = pwchain_host::ServeOptions {
+        name: crate::stem(&args.chain),
+        upstream: args.upstream,
+        max_memory: args.max_memory << 20,
+        env: args.env,
+        max_instance_reuse: args.max_instance_reuse,
+        max_instance_concurrency: args.max_instance_concurrency,
+        request_timeout: Duration::from_secs(args.request_timeout),
+        header_timeout: Duration::from_secs(args.header_timeout),
+        max_connections: args.max_connections as usize,
+        max_header_bytes: args.max_header_bytes as usize,
+        max_requests: args.max_requests as usize,
+        queue_timeout: Duration::from_secs(args.queue_timeout),
+        compile_cache: Some(crate::compiled(&args.resolve)),
+        ..Default::default()
+    };
+    let server = Server::new(&loaded.bytes, options).map_err(|e| {
+        miette!(
+            help = "`pwchain validate` says what the component needs",
+            "cannot serve `{}`: {e:#}",
+            args.chain.display()
+        )
+    })?;
+    let runtime = tokio::runtime::Runtime::new().into_diagnostic()?;
+    runtime.block_on(async {
+        // Listening for signals from the start: one that arrives while the
+        // server is busy is then pending, never lost.
+        let stop = Stop::listen().into_diagnostic()?;
+        let listener = tokio::net::TcpListener::bind(args.addr)
+            .await
+            .into_diagnostic()
+            .wrap_err_with(|| format!("cannot listen on {}", args.addr))?;
+        let addr = listener.local_addr().into_diagnostic()?;
+        eprintln!(
+            "pwchain: serving `{}` ({}) on http://{addr}/",
+            args.chain.display(),
+            server.digest()
+        );
+        let reloads = Reloads {
+            server: server.clone(),
+            chain: args.chain.clone(),
+            resolve,
+            watched: args.watch.then(|| Watched::new(loaded.inputs)),
+        };
+        let reloading = tokio::spawn(reloads.run());
+        let served = server.run(listener, stop.wait()).await;
+        reloading.abort();
+        served.map_err(|e| miette!("{e:#}"))
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// SIGTERM or Ctrl-C: the graceful stop.
+struct Stop {
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+}
+
+impl Stop {
+    fn listen() -> std::io::Result<Stop> {
+        Ok(Stop {
+            #[cfg(unix)]
+            term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?,
+        })
+    }
+
+    async fn wait(mut self) {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = self.term.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+    }
+}
+
+/// What swaps the served chain, one reload at a time: signals and file
+/// changes that arrive during a reload are folded into the next one.
+struct Reloads {
+    server: Server,
+    chain: PathBuf,
+    resolve: pipeline::Options,
+    watched: Option<Watched>,
+}
+
+impl Reloads {
+    async fn run(mut self) {
+        let mut hangup = Hangup::listen();
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            let why = tokio::select! {
+                () = hangup.next() => "SIGHUP",
+                _ = tick.tick(), if self.watched.is_some() => {
+                    if !self.watched.as_mut().is_some_and(Watched::changed) {
+                        continue;
+                    }
+                    // Let the writer (an editor, a build) finish first.
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    self.watched.as_mut().map(Watched::changed);
+                    "a watched file changed"
+                }
+            };
+            self.reload(why).await;
+        }
+    }
+
+    async fn reload(&mut self, why: &str) {
+        let (chain, resolve) = (self.chain.clone(), self.resolve.clone());
+        let loaded =
+            match tokio::task::spawn_blocking(move || pipeline::load(&chain, &resolve)).await {
+                Ok(loaded) => loaded.map_err(|e| format!("{:?}", miette::Report::new(e))),
+                Err(e) => Err(e.to_string()),
+            };
+        let loaded = match loaded {
+            Ok(loaded) => loaded,
+            Err(e) => return self.refused(why, &e),
+        };
+        if let Some(composed) = &loaded.composed {
+            crate::warn(&composed.warnings);
+        }
+        if let Some(watched) = &mut self.watched {
+            watched.watch(loaded.inputs);
+        }
+        match self.server.prepare(loaded.bytes).await {
+            Ok(prepared) => {
+                let new = prepared.digest().to_string();
+                let old = self.server.swap(prepared);
+                tracing::info!(
+                    old = %old,
+                    new = %new,
+                    "reloaded `{}` ({why})",
+                    self.chain.display()
+                );
+            }
+            Err(e) => self.refused(why, &format!("{e:#}")),
+        }
+    }
+
+    fn refused(&self, why: &str, error: &str) {
+        tracing::error!(
+            "reload of `{}` ({why}) refused, still serving {}: {error}",
+            self.chain.display(),
+            self.server.digest()
+        );
+    }
+}
+
+/// Resolves at each SIGHUP (never where there are no signals). Signals
+/// that arrive while a reload runs are kept, as one.
+struct Hangup {
+    #[cfg(unix)]
+    signal: Option<tokio::signal::unix::Signal>,
+}
+
+impl Hangup {
+    fn listen() -> Hangup {
+        #[cfg(unix)]
+        let signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .inspect_err(|e| {
+                tracing::warn!("cannot listen for SIGHUP ({e}); reloading on it is off")
+            })
+            .ok();
+        Hangup {
+            #[cfg(unix)]
+            signal,
+        }
+    }
+
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        if let Some(signal) = &mut self.signal
+            && signal.recv().await.is_some()
+        {
+            return;
+        }
+        std::future::pending().await
+    }
+}
+
+/// The files a chain was made from, and what they looked like when last
+/// looked at (modification time and size; `None`: missing).
+struct Watched {
+    files: Vec<(PathBuf, Option<(SystemTime, u64)>)>,
+}
+
+impl Watched {
+    fn new(files: Vec<PathBuf>) -> Watched {
+        let mut watched = Watched { files: Vec::new() };
+        watched.watch(files);
+        watched
+    }
+
+    fn watch(&mut self, files: Vec<PathBuf>) {
+        self.files = files
+            .into_iter()
+            .map(|path| {
+                let seen = stamp(&path);
+                (path, seen)
+            })
+            .collect();
+    }
+
+    /// Whether any file changed since the last look (and remembers now).
+    fn changed(&mut self) -> bool {
+        let mut changed = false;
+        for (path, seen) in &mut self.files {
+            let now = stamp(path);
+            changed |= now != *seen;
+            *seen = now;
+        }
+        changed
+    }
+}
+
+fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
+}
