@@ -91,7 +91,7 @@ fn rewrite(ws: &Workspace, version: u32) {
 fn chains_swap_under_load_without_a_failed_request() {
     let ws = Workspace::new();
     let manifest = ws.manifest(&chain(1));
-    let served = Served::with_args(&manifest, &["--watch"]);
+    let served = Served::with_args(&manifest, &["--watch", "--admin", "127.0.0.1:0"]);
     until_version(&served, 1);
     let load = Load::start(served.addr);
     // Three swaps by file change, three by SIGHUP (the watcher sees the
@@ -140,4 +140,32 @@ fn chains_swap_under_load_without_a_failed_request() {
     // Every reload names the old and new digests.
     let line = served.log_line("reloaded").unwrap_or_default();
     assert_eq!(line.matches("sha256:").count(), 2, "{line}");
+    // And is counted, as is the refused one.
+    let admin: std::net::SocketAddr = served
+        .log_line("admin endpoint at http://")
+        .and_then(|line| {
+            line.split("at http://")
+                .nth(1)?
+                .split('/')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .expect("the admin address");
+    let metrics = request(admin, "GET", "/metrics", &[], b"").text();
+    let count = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.trim().parse::<f64>().ok())
+    };
+    assert_eq!(
+        count("pwchain_reloads_total"),
+        Some(reloads as f64),
+        "{metrics}"
+    );
+    assert_eq!(
+        count("pwchain_reload_failures_total"),
+        Some(1.0),
+        "{metrics}"
+    );
 }

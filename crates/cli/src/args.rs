@@ -415,6 +415,13 @@ pub struct ServeArgs {
     #[arg(long)]
     pub watch: bool,
 
+    /// Serve the admin endpoint on this address (off by default): `/metrics`
+    /// (Prometheus), `/healthz`, `/readyz` (a chain is compiled and
+    /// serving), `/chain` (the served chain's record as JSON). Keep it on
+    /// loopback or a private network.
+    #[arg(long, value_name = "ADDR")]
+    pub admin: Option<SocketAddr>,
+
     #[command(flatten)]
     pub resolve: ResolveArgs,
 }

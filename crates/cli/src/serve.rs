@@ -14,12 +14,8 @@ use std::time::{Duration, SystemTime};
 
 pub fn serve(args: ServeArgs) -> miette::Result<ExitCode> {
     let resolve = args.resolve.options();
-    let loaded = pipeline::load(&args.chain, &resolve)?;
-    if let Some(composed) = &loaded.composed {
-        crate::warn(&composed.warnings);
-    }
-    let options = pwchain_host::ServeOptions {
-        name: crate::stem(&args.chain),
+    let metrics = pwchain_host::Metrics::default();
+    let mut options = pwchain_host::ServeOptions {
         upstream: args.upstream,
         max_memory: args.max_memory << 20,
         env: args.env,
@@ -32,20 +28,52 @@ pub fn serve(args: ServeArgs) -> miette::Result<ExitCode> {
         max_requests: args.max_requests as usize,
         queue_timeout: Duration::from_secs(args.queue_timeout),
         compile_cache: Some(crate::compiled(&args.resolve)),
+        metrics: metrics.clone(),
         ..Default::default()
     };
-    let server = Server::new(&loaded.bytes, options).map_err(|e| {
-        miette!(
-            help = "`pwchain validate` says what the component needs",
-            "cannot serve `{}`: {e:#}",
-            args.chain.display()
-        )
-    })?;
     let runtime = tokio::runtime::Runtime::new().into_diagnostic()?;
     runtime.block_on(async {
         // Listening for signals from the start: one that arrives while the
         // server is busy is then pending, never lost.
         let stop = Stop::listen().into_diagnostic()?;
+        // The admin endpoint answers (not ready) while the chain compiles.
+        let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+        if let Some(admin) = args.admin {
+            let listener = tokio::net::TcpListener::bind(admin)
+                .await
+                .into_diagnostic()
+                .wrap_err_with(|| format!("cannot listen on the admin address {admin}"))?;
+            let addr = listener.local_addr().into_diagnostic()?;
+            eprintln!(
+                "pwchain: admin endpoint at http://{addr}/ (/metrics, /healthz, /readyz, /chain)"
+            );
+            tokio::spawn(pwchain_host::admin::serve_admin(
+                listener,
+                metrics.clone(),
+                async {
+                    let _ = admin_stopped.await;
+                },
+            ));
+        }
+        let chain = args.chain.clone();
+        let (loaded, server) = tokio::task::spawn_blocking(move || {
+            let loaded = pipeline::load(&chain, &resolve)?;
+            if let Some(composed) = &loaded.composed {
+                crate::warn(&composed.warnings);
+            }
+            options.name = loaded.name.clone();
+            let server = Server::new(&loaded.bytes, options).map_err(|e| {
+                miette!(
+                    help = "`pwchain validate` says what the component needs",
+                    "cannot serve `{}`: {e:#}",
+                    chain.display()
+                )
+            })?;
+            Ok::<_, miette::Report>((loaded, server))
+        })
+        .await
+        .into_diagnostic()??;
+        metrics.serving(chain_info(&loaded.name, &server, &loaded.bytes));
         let listener = tokio::net::TcpListener::bind(args.addr)
             .await
             .into_diagnostic()
@@ -58,16 +86,27 @@ pub fn serve(args: ServeArgs) -> miette::Result<ExitCode> {
         );
         let reloads = Reloads {
             server: server.clone(),
+            metrics,
             chain: args.chain.clone(),
-            resolve,
+            resolve: args.resolve.options(),
             watched: args.watch.then(|| Watched::new(loaded.inputs)),
         };
         let reloading = tokio::spawn(reloads.run());
         let served = server.run(listener, stop.wait()).await;
         reloading.abort();
+        let _ = admin_stop.send(());
         served.map_err(|e| miette!("{e:#}"))
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `/chain` and the `chain_info` metric say about the served chain.
+fn chain_info(name: &str, server: &Server, bytes: &[u8]) -> pwchain_host::ChainInfo {
+    pwchain_host::ChainInfo {
+        name: name.to_string(),
+        digest: server.digest(),
+        record: pwchain_compose::record::read(bytes).and_then(|r| serde_json::to_value(r).ok()),
+    }
 }
 
 /// SIGTERM or Ctrl-C: the graceful stop.
@@ -100,6 +139,7 @@ impl Stop {
 /// changes that arrive during a reload are folded into the next one.
 struct Reloads {
     server: Server,
+    metrics: pwchain_host::Metrics,
     chain: PathBuf,
     resolve: pipeline::Options,
     watched: Option<Watched>,
@@ -143,10 +183,14 @@ impl Reloads {
         if let Some(watched) = &mut self.watched {
             watched.watch(loaded.inputs);
         }
-        match self.server.prepare(loaded.bytes).await {
+        let bytes = loaded.bytes;
+        match self.server.prepare(bytes.clone()).await {
             Ok(prepared) => {
                 let new = prepared.digest().to_string();
                 let old = self.server.swap(prepared);
+                self.metrics.reloaded(true);
+                self.metrics
+                    .serving(chain_info(&loaded.name, &self.server, &bytes));
                 tracing::info!(
                     old = %old,
                     new = %new,
@@ -159,6 +203,7 @@ impl Reloads {
     }
 
     fn refused(&self, why: &str, error: &str) {
+        self.metrics.reloaded(false);
         tracing::error!(
             "reload of `{}` ({why}) refused, still serving {}: {error}",
             self.chain.display(),

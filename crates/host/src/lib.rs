@@ -5,14 +5,17 @@
 //! that validates here runs there, and one that runs in `pwchain serve` runs
 //! in `wasmtime serve -Scli`.
 
+pub mod admin;
 mod guest_log;
 pub mod linker;
+pub mod metrics;
 pub mod serve;
 mod state;
 pub mod upstream;
 pub mod validate;
 
 pub use linker::ImportSet;
+pub use metrics::{ChainInfo, Metrics};
 pub use pwchain_forwarding::Upstream;
 pub use serve::{ServeOptions, Server};
 pub use validate::{Validation, validate};

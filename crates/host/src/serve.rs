@@ -5,6 +5,7 @@
 
 use crate::guest_log::GuestLog;
 use crate::linker::{ImportSet, linker};
+use crate::metrics::Metrics;
 use crate::state::{Host, http_view};
 use crate::upstream;
 use bytes::Bytes;
@@ -16,7 +17,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
@@ -66,6 +67,8 @@ pub struct ServeOptions {
     /// How long a request past `max_requests` waits for a turn before it
     /// is answered 503 with `retry-after`.
     pub queue_timeout: Duration,
+    /// Where requests, instances, failures and reloads are counted.
+    pub metrics: Metrics,
 }
 
 impl Default for ServeOptions {
@@ -86,6 +89,7 @@ impl Default for ServeOptions {
             max_header_bytes: 64 << 10,
             max_requests: 256,
             queue_timeout: Duration::from_secs(5),
+            metrics: Metrics::default(),
         }
     }
 }
@@ -285,7 +289,10 @@ impl Server {
                 tokio::time::timeout(queue_timeout, self.admission.clone().acquire_owned()).await
             }
         };
+        let metrics = &self.options.metrics;
         let Ok(Ok(turn)) = turn else {
+            metrics.shed();
+            metrics.answered(&self.options.name, 503, started.elapsed());
             if let Ok(mut shed) = self.shed.lock() {
                 shed.warn(|before| {
                     tracing::warn!(
@@ -308,14 +315,25 @@ impl Server {
             peer,
         );
         let generation = self.generation();
+        let in_flight = InFlight::enter(metrics);
         let response = match generation.handler.handle((), request).await {
             Ok(response) => response,
             Err(e) => {
+                if e.downcast_ref::<ExpirationError>().is_some() {
+                    metrics.timeout();
+                } else if e.downcast_ref::<TrapOrPanicError>().is_some() {
+                    metrics.trap();
+                }
                 let (status, body) = failure_status(&e);
                 tracing::error!("{method} {path}: {status}: {e:#}");
                 text(status, body)
             }
         };
+        metrics.answered(
+            &self.options.name,
+            response.status().as_u16(),
+            started.elapsed(),
+        );
         let bytes = http_body::Body::size_hint(response.body()).exact();
         tracing::info!(
             target: "pwchain::access",
@@ -334,6 +352,7 @@ impl Server {
                 body,
                 _turn: turn,
                 _chain: generation,
+                _in_flight: in_flight,
             }
             .boxed_unsync()
         })
@@ -389,6 +408,23 @@ struct Turned {
     _turn: tokio::sync::OwnedSemaphorePermit,
     /// The chain the request started on, kept until it is done.
     _chain: Arc<Generation>,
+    _in_flight: InFlight,
+}
+
+/// Counts a request in flight while it lives.
+struct InFlight(Metrics);
+
+impl InFlight {
+    fn enter(metrics: &Metrics) -> InFlight {
+        metrics.in_flight().inc();
+        InFlight(metrics.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight().dec();
+    }
 }
 
 impl http_body::Body for Turned {
@@ -741,6 +777,7 @@ impl HandlerState for Chain {
             }
             None => self.instantiate_on_demand().await?,
         };
+        self.options.metrics.instance_created();
         let proxy = Proxy::P3(instance);
         Ok(Instance {
             store,
@@ -755,6 +792,8 @@ impl HandlerState for Chain {
                 max_reuse: self.options.max_instance_reuse,
                 max_concurrency: self.options.max_instance_concurrency,
                 request_timeout: self.options.request_timeout,
+                served: AtomicUsize::new(0),
+                metrics: self.options.metrics.clone(),
             },
         })
     }
@@ -765,6 +804,9 @@ struct Worker {
     max_reuse: usize,
     max_concurrency: usize,
     request_timeout: Duration,
+    /// Requests this instance has started.
+    served: AtomicUsize,
+    metrics: Metrics,
 }
 
 impl WorkerState for Worker {
@@ -787,11 +829,20 @@ impl WorkerState for Worker {
         (): (),
         _task: GuestTaskId,
     ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync>> {
+        if self.served.fetch_add(1, Ordering::Relaxed) > 0 {
+            self.metrics.instance_reused();
+        }
         Box::pin(tokio::time::sleep(self.request_timeout))
     }
 
     fn drop(&self, _store: Store<Host>, result: wasmtime::Result<()>) {
         if let Err(e) = result {
+            let chain = format!("{e:?}");
+            if chain.contains("forcing trap when growing memory")
+                || chain.contains("forcing a memory growth failure")
+            {
+                self.metrics.memory_kill();
+            }
             tracing::warn!(
                 "an instance of the chain was dropped after an error (the next request gets a fresh one): {e:#}"
             );

@@ -1,0 +1,238 @@
+//! What `pwchain serve` counts, in the Prometheus text format (through the
+//! `prometheus-client` crate), and what the admin endpoint reports about
+//! the chain being served.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Answered {
+    chain: String,
+    /// `2xx`, `4xx`, …
+    class: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OfChain {
+    chain: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Served {
+    chain: String,
+    digest: String,
+    version: String,
+}
+
+/// The chain being served, as `/chain` reports it.
+#[derive(Clone, Debug)]
+pub struct ChainInfo {
+    pub name: String,
+    /// `sha256:…` of the composite.
+    pub digest: String,
+    /// The chain's record (plugins, digests, settings), as JSON, if the
+    /// composite carries one.
+    pub record: Option<serde_json::Value>,
+}
+
+/// The server's counters; cheap to clone (every clone counts into the
+/// same registry).
+#[derive(Clone)]
+pub struct Metrics(Arc<Inner>);
+
+struct Inner {
+    registry: Registry,
+    requests: Family<Answered, Counter>,
+    latency: Family<OfChain, Histogram, fn() -> Histogram>,
+    in_flight: Gauge,
+    instances_created: Counter,
+    instances_reused: Counter,
+    traps: Counter,
+    timeouts: Counter,
+    memory_kills: Counter,
+    shed: Counter,
+    reloads: Counter,
+    reload_failures: Counter,
+    info: Family<Served, Gauge>,
+    serving: RwLock<Option<ChainInfo>>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        fn latency() -> Histogram {
+            // 50 µs to about 13 s.
+            Histogram::new(exponential_buckets(50e-6, 2.0, 19))
+        }
+        let mut inner = Inner {
+            requests: Family::default(),
+            latency: Family::new_with_constructor(latency),
+            in_flight: Gauge::default(),
+            instances_created: Counter::default(),
+            instances_reused: Counter::default(),
+            traps: Counter::default(),
+            timeouts: Counter::default(),
+            memory_kills: Counter::default(),
+            shed: Counter::default(),
+            reloads: Counter::default(),
+            reload_failures: Counter::default(),
+            info: Family::default(),
+            serving: RwLock::new(None),
+            registry: Registry::with_prefix("pwchain"),
+        };
+        let registry = &mut inner.registry;
+        registry.register(
+            "requests",
+            "Requests answered, by chain and status class",
+            inner.requests.clone(),
+        );
+        registry.register(
+            "request_duration_seconds",
+            "Time from a request's arrival to its response's head",
+            inner.latency.clone(),
+        );
+        registry.register(
+            "requests_in_flight",
+            "Requests in the chain now",
+            inner.in_flight.clone(),
+        );
+        registry.register(
+            "instances_created",
+            "Chain instances created",
+            inner.instances_created.clone(),
+        );
+        registry.register(
+            "instances_reused",
+            "Requests served by an instance that had served one before",
+            inner.instances_reused.clone(),
+        );
+        registry.register(
+            "traps",
+            "Requests failed by a trap or a panic in a plugin",
+            inner.traps.clone(),
+        );
+        registry.register(
+            "timeouts",
+            "Requests that ran past the request timeout",
+            inner.timeouts.clone(),
+        );
+        registry.register(
+            "memory_limit_kills",
+            "Instances stopped for growing a memory past the limit",
+            inner.memory_kills.clone(),
+        );
+        registry.register(
+            "shed",
+            "Requests answered 503 because every turn stayed busy",
+            inner.shed.clone(),
+        );
+        registry.register("reloads", "Chains swapped in", inner.reloads.clone());
+        registry.register(
+            "reload_failures",
+            "New chains refused (did not compose, compile, link or start)",
+            inner.reload_failures.clone(),
+        );
+        registry.register(
+            "chain_info",
+            "The chain being served (1), with its digest and pwchain's version",
+            inner.info.clone(),
+        );
+        Metrics(Arc::new(inner))
+    }
+}
+
+impl Metrics {
+    /// The registry in the Prometheus text exposition format.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.0.registry);
+        text
+    }
+
+    /// Records that `chain` is now the one served.
+    pub fn serving(&self, chain: ChainInfo) {
+        let mut serving = self.0.serving.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(old) = serving.take() {
+            self.0.info.remove(&Served::from(&old));
+        }
+        self.0.info.get_or_create(&Served::from(&chain)).set(1);
+        *serving = Some(chain);
+    }
+
+    /// The chain being served, if one is.
+    pub fn chain(&self) -> Option<ChainInfo> {
+        self.0
+            .serving
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn answered(&self, chain: &str, status: u16, took: Duration) {
+        let class = format!("{}xx", status / 100);
+        self.0
+            .requests
+            .get_or_create(&Answered {
+                chain: chain.to_string(),
+                class,
+            })
+            .inc();
+        self.0
+            .latency
+            .get_or_create(&OfChain {
+                chain: chain.to_string(),
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    pub(crate) fn in_flight(&self) -> &Gauge {
+        &self.0.in_flight
+    }
+    pub(crate) fn instance_created(&self) {
+        self.0.instances_created.inc();
+    }
+    pub(crate) fn instance_reused(&self) {
+        self.0.instances_reused.inc();
+    }
+    pub(crate) fn trap(&self) {
+        self.0.traps.inc();
+    }
+    pub(crate) fn timeout(&self) {
+        self.0.timeouts.inc();
+    }
+    pub(crate) fn memory_kill(&self) {
+        self.0.memory_kills.inc();
+    }
+    pub(crate) fn shed(&self) {
+        self.0.shed.inc();
+    }
+    /// A new chain was swapped in (`true`) or refused.
+    pub fn reloaded(&self, swapped: bool) {
+        match swapped {
+            true => self.0.reloads.inc(),
+            false => self.0.reload_failures.inc(),
+        };
+    }
+}
+
+impl From<&ChainInfo> for Served {
+    fn from(chain: &ChainInfo) -> Served {
+        Served {
+            chain: chain.name.clone(),
+            digest: chain.digest.clone(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
+}
