@@ -276,7 +276,11 @@ impl Served {
                 let _ = child.wait();
                 return Err(said.join("\n"));
             };
-            if let Some(rest) = line.split("on http://").nth(1) {
+            if let Some(rest) = line
+                .split("on http://")
+                .nth(1)
+                .or_else(|| line.split("on https://").nth(1))
+            {
                 break rest.trim_end_matches('/').parse().expect("address");
             }
             said.push(line);

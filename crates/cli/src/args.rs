@@ -328,7 +328,8 @@ pub struct ValidateArgs {
     pub resolve: ResolveArgs,
 }
 
-/// Serve a chain over HTTP/1.1 (and HTTP/2 with prior knowledge).
+/// Serve a chain over HTTP/1.1 and HTTP/2 (h2c with prior knowledge, or
+/// by ALPN with `--tls-cert`).
 ///
 /// Instances are reused across requests and serve several concurrently, as
 /// in `wasmtime serve`. A chain left unterminated (`[origin] host = true`)
@@ -338,7 +339,9 @@ pub struct ValidateArgs {
 /// only its request (500 / 504); the next request gets a fresh instance.
 /// One access-log line per request (target `pwchain::access`); guest output
 /// is prefixed with the chain's name. Stop with Ctrl-C or SIGTERM:
-/// in-flight requests are finished first.
+/// in-flight requests are finished first. `SIGHUP` (or, with `--watch`, a
+/// changed file) swaps in the chain again, composed and compiled anew,
+/// without dropping a request; `--admin` serves metrics and health.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// A composite `.wasm`, or a `chain.toml` (composed in memory first).
@@ -421,6 +424,16 @@ pub struct ServeArgs {
     /// loopback or a private network.
     #[arg(long, value_name = "ADDR")]
     pub admin: Option<SocketAddr>,
+
+    /// Serve HTTPS with this certificate (PEM: the server's certificate,
+    /// then any intermediates); HTTP/2 and HTTP/1.1 are offered by ALPN.
+    /// `SIGHUP` reads it (and the key) again.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 
     #[command(flatten)]
     pub resolve: ResolveArgs,

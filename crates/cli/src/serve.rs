@@ -15,6 +15,16 @@ use std::time::{Duration, SystemTime};
 pub fn serve(args: ServeArgs) -> miette::Result<ExitCode> {
     let resolve = args.resolve.options();
     let metrics = pwchain_host::Metrics::default();
+    // A certificate that cannot be used stops us before anything listens.
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(pwchain_host::Tls::load(cert, key).map_err(|e| {
+            miette!(
+                help = "pass the PEM certificate chain and its own private key",
+                "{e}"
+            )
+        })?),
+        _ => None,
+    };
     let mut options = pwchain_host::ServeOptions {
         upstream: args.upstream,
         max_memory: args.max_memory << 20,
@@ -29,6 +39,7 @@ pub fn serve(args: ServeArgs) -> miette::Result<ExitCode> {
         queue_timeout: Duration::from_secs(args.queue_timeout),
         compile_cache: Some(crate::compiled(&args.resolve)),
         metrics: metrics.clone(),
+        tls: tls.clone(),
         ..Default::default()
     };
     let runtime = tokio::runtime::Runtime::new().into_diagnostic()?;
@@ -80,9 +91,10 @@ pub fn serve(args: ServeArgs) -> miette::Result<ExitCode> {
             .wrap_err_with(|| format!("cannot listen on {}", args.addr))?;
         let addr = listener.local_addr().into_diagnostic()?;
         eprintln!(
-            "pwchain: serving `{}` ({}) on http://{addr}/",
+            "pwchain: serving `{}` ({}) on {}://{addr}/",
             args.chain.display(),
-            server.digest()
+            server.digest(),
+            if tls.is_some() { "https" } else { "http" }
         );
         let reloads = Reloads {
             server: server.clone(),
@@ -90,6 +102,7 @@ pub fn serve(args: ServeArgs) -> miette::Result<ExitCode> {
             chain: args.chain.clone(),
             resolve: args.resolve.options(),
             watched: args.watch.then(|| Watched::new(loaded.inputs)),
+            tls,
         };
         let reloading = tokio::spawn(reloads.run());
         let served = server.run(listener, stop.wait()).await;
@@ -143,6 +156,8 @@ struct Reloads {
     chain: PathBuf,
     resolve: pipeline::Options,
     watched: Option<Watched>,
+    /// Read again on `SIGHUP`.
+    tls: Option<pwchain_host::Tls>,
 }
 
 impl Reloads {
@@ -151,7 +166,10 @@ impl Reloads {
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         loop {
             let why = tokio::select! {
-                () = hangup.next() => "SIGHUP",
+                () = hangup.next() => {
+                    self.reload_certificate();
+                    "SIGHUP"
+                }
                 _ = tick.tick(), if self.watched.is_some() => {
                     if !self.watched.as_mut().is_some_and(Watched::changed) {
                         continue;
@@ -199,6 +217,14 @@ impl Reloads {
                 );
             }
             Err(e) => self.refused(why, &format!("{e:#}")),
+        }
+    }
+
+    fn reload_certificate(&self) {
+        let Some(tls) = &self.tls else { return };
+        match tls.reload() {
+            Ok(()) => tracing::info!("reloaded the TLS certificate and key ({tls:?})"),
+            Err(e) => tracing::error!("kept the old TLS certificate: {e}"),
         }
     }
 

@@ -11,6 +11,7 @@ pub mod linker;
 pub mod metrics;
 pub mod serve;
 mod state;
+pub mod tls;
 pub mod upstream;
 pub mod validate;
 
@@ -18,6 +19,7 @@ pub use linker::ImportSet;
 pub use metrics::{ChainInfo, Metrics};
 pub use pwchain_forwarding::Upstream;
 pub use serve::{ServeOptions, Server};
+pub use tls::Tls;
 pub use validate::{Validation, validate};
 
 use std::path::Path;

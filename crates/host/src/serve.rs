@@ -7,6 +7,7 @@ use crate::guest_log::GuestLog;
 use crate::linker::{ImportSet, linker};
 use crate::metrics::Metrics;
 use crate::state::{Host, http_view};
+use crate::tls::Tls;
 use crate::upstream;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
@@ -69,6 +70,8 @@ pub struct ServeOptions {
     pub queue_timeout: Duration,
     /// Where requests, instances, failures and reloads are counted.
     pub metrics: Metrics,
+    /// Serve HTTPS with this certificate (HTTP/2 and HTTP/1.1 by ALPN).
+    pub tls: Option<Tls>,
 }
 
 impl Default for ServeOptions {
@@ -90,6 +93,7 @@ impl Default for ServeOptions {
             max_requests: 256,
             queue_timeout: Duration::from_secs(5),
             metrics: Metrics::default(),
+            tls: None,
         }
     }
 }
@@ -194,7 +198,8 @@ impl Server {
             .clone()
     }
 
-    /// Serves HTTP/1.1 (and HTTP/2 with prior knowledge) on `listener` until `shutdown` resolves, then stops
+    /// Serves HTTP/1.1 and HTTP/2 (by ALPN under TLS, else with prior
+    /// knowledge) on `listener` until `shutdown` resolves, then stops
     /// accepting, lets in-flight requests finish (closing idle keep-alive
     /// connections) and returns.
     pub async fn run(
@@ -218,6 +223,7 @@ impl Server {
             .http2()
             .timer(hyper_util::rt::TokioTimer::new())
             .max_header_list_size(options.max_header_bytes as u32);
+        let builder = Arc::new(builder);
         let mut accept_errors = RateLimited::new(Duration::from_secs(5));
         loop {
             // A slot first: at the cap, connections wait in the backlog.
@@ -249,13 +255,32 @@ impl Server {
                 let server = server.clone();
                 async move { Ok::<_, Infallible>(server.handle(request, peer).await) }
             });
-            // HTTP/1.1, or HTTP/2 with prior knowledge (h2c).
-            let connection = builder
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                .into_owned();
-            let connection = graceful.watch(connection);
+            let (builder, watcher) = (builder.clone(), graceful.watcher());
+            let tls = options.tls.as_ref().map(Tls::acceptor);
+            let handshake_timeout = options.header_timeout;
             tokio::spawn(async move {
-                if let Err(e) = connection.await {
+                // The handshake runs here, not in the accept loop, and is
+                // bounded like a request's headers.
+                let io: Box<dyn Io> = match tls {
+                    None => Box::new(stream),
+                    Some(tls) => {
+                        match tokio::time::timeout(handshake_timeout, tls.accept(stream)).await {
+                            Ok(Ok(stream)) => Box::new(stream),
+                            Ok(Err(e)) => {
+                                return tracing::debug!("TLS handshake with {peer} failed: {e}");
+                            }
+                            Err(_) => {
+                                return tracing::debug!("TLS handshake with {peer} timed out");
+                            }
+                        }
+                    }
+                };
+                // HTTP/1.1 or HTTP/2: by ALPN under TLS, else by the
+                // client's first bytes (h2c with prior knowledge).
+                let connection = builder
+                    .serve_connection(hyper_util::rt::TokioIo::new(io), service)
+                    .into_owned();
+                if let Err(e) = watcher.watch(connection).await {
                     tracing::debug!("connection from {peer}: {e}");
                 }
                 drop(permit);
@@ -400,6 +425,10 @@ impl Generation {
         })
     }
 }
+
+/// A client connection, plain or TLS.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
 
 /// A response body that holds its request's turn (and its chain) until it
 /// is done.

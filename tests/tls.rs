@@ -1,0 +1,162 @@
+//! `pwchain serve --tls-cert --tls-key`: HTTPS with a certificate made in
+//! the test, HTTP/2 and HTTP/1.1 chosen by ALPN, the certificate replaced
+//! on `SIGHUP`, and unusable certificates refused before anything listens.
+
+mod common;
+
+use bytes::Bytes;
+use common::*;
+use http_body_util::{BodyExt, Empty};
+use rustls::pki_types::{CertificateDer, ServerName};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A self-signed certificate for `localhost`, written as `NAME.crt` and
+/// `NAME.key`; returns the paths and the certificate.
+fn certificate(ws: &Workspace, name: &str) -> (PathBuf, PathBuf, CertificateDer<'static>) {
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])
+        .expect("make a certificate");
+    let cert = ws.write(&format!("{name}.crt"), made.cert.pem());
+    let key = ws.write(&format!("{name}.key"), made.signing_key.serialize_pem());
+    (cert, key, made.cert.der().clone())
+}
+
+/// GET `/` over TLS, trusting only `trusted`, offering only `alpn`;
+/// returns the protocol the server chose and the response's status.
+async fn get(
+    addr: SocketAddr,
+    trusted: &CertificateDer<'static>,
+    alpn: &[u8],
+) -> Result<(Vec<u8>, u16), String> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(trusted.clone()).map_err(|e| e.to_string())?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![alpn.to_vec()];
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let name = ServerName::try_from("localhost").expect("a name");
+    let stream = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    let chosen = stream
+        .get_ref()
+        .1
+        .alpn_protocol()
+        .unwrap_or_default()
+        .to_vec();
+    let io = hyper_util::rt::TokioIo::new(stream);
+    let request = hyper::Request::get(format!("https://localhost:{}/", addr.port()))
+        .body(Empty::<Bytes>::new())
+        .expect("a request");
+    let response = if chosen == b"h2" {
+        let (mut sender, connection) =
+            hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+                .await
+                .map_err(|e| e.to_string())?;
+        tokio::spawn(connection);
+        sender.send_request(request).await
+    } else {
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(connection);
+        sender.send_request(request).await
+    }
+    .map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    let _ = response.into_body().collect().await;
+    Ok((chosen, status))
+}
+
+#[test]
+fn https_with_alpn_and_a_certificate_swapped_on_sighup() {
+    let ws = Workspace::new();
+    let (cert, key, first) = certificate(&ws, "first");
+    let echo = plugins().join("echo.wasm");
+    let served = Served::with_args(
+        &echo,
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let addr = served.addr;
+    assert_eq!(
+        runtime.block_on(get(addr, &first, b"h2")),
+        Ok((b"h2".to_vec(), 200))
+    );
+    assert_eq!(
+        runtime.block_on(get(addr, &first, b"http/1.1")),
+        Ok((b"http/1.1".to_vec(), 200))
+    );
+
+    // A new pair in the same files, then SIGHUP: new connections get it.
+    let (_, _, second) = certificate(&ws, "first");
+    served.signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while runtime.block_on(get(addr, &second, b"h2")).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the new certificate was never served"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(runtime.block_on(get(addr, &first, b"h2")).is_err());
+    assert!(served.log_line("reloaded the TLS certificate").is_some());
+}
+
+#[test]
+fn unusable_certificates_are_refused_before_listening() {
+    let ws = Workspace::new();
+    let (cert, _, _) = certificate(&ws, "one");
+    let (_, other_key, _) = certificate(&ws, "two");
+    let echo = plugins().join("echo.wasm");
+    let serve = |cert: &std::path::Path, key: &std::path::Path| {
+        run(&[
+            "serve",
+            echo.to_str().unwrap(),
+            "--addr",
+            "127.0.0.1:0",
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ])
+    };
+    let mismatched = serve(&cert, &other_key);
+    assert_eq!(mismatched.status.code(), Some(1));
+    assert!(
+        stderr(&mismatched).contains("cannot be used together"),
+        "{}",
+        stderr(&mismatched)
+    );
+    let missing = serve(&ws.path("nope.crt"), &other_key);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        stderr(&missing).contains("cannot read the certificate"),
+        "{}",
+        stderr(&missing)
+    );
+    let not_a_key = serve(&cert, &cert);
+    assert_eq!(not_a_key.status.code(), Some(1));
+    assert!(
+        stderr(&not_a_key).contains("cannot read the private key"),
+        "{}",
+        stderr(&not_a_key)
+    );
+    // Only one of the pair is a usage error.
+    let half = run(&["serve", "x.wasm", "--tls-cert", cert.to_str().unwrap()]);
+    assert_eq!(half.status.code(), Some(2));
+}
