@@ -169,3 +169,52 @@ fn chains_swap_under_load_without_a_failed_request() {
         "{metrics}"
     );
 }
+
+#[test]
+fn a_registry_tag_that_moves_is_followed() {
+    let registry = TestRegistry::start();
+    let ws = Workspace::new();
+    let cache = ws.path("cache");
+    let reference = registry.reference("acme/edge:1.0.0");
+    let publish = |version: u32| {
+        let composite = ws.compose(&chain(version));
+        let mut args = vec!["publish", composite.to_str().unwrap(), &reference];
+        if version > 1 {
+            args.push("--force");
+        }
+        let published = run_in(&cache, &args);
+        assert!(published.status.success(), "{}", stderr(&published));
+    };
+    publish(1);
+    let mut command = pwchain();
+    command.env("PWCHAIN_CACHE_DIR", &cache).args([
+        "serve",
+        &reference,
+        "--addr",
+        "127.0.0.1:0",
+        "--poll",
+        "1",
+    ]);
+    let served = Served::spawn(command).expect("pwchain serve");
+    until_version(&served, 1);
+    let load = Load::start(served.addr);
+    for version in 2..=3 {
+        publish(version);
+        until_version(&served, version);
+    }
+    let seen = load.finish();
+    assert!(seen.iter().all(|(status, _)| *status == 200));
+    let moved = served
+        .log_line("the registry tag moved")
+        .unwrap_or_default();
+    assert!(moved.contains("reloaded"), "{moved}");
+
+    // --poll follows a tag; a file has none.
+    let refused = run(&["serve", "chain.wasm", "--poll", "5"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused).contains("--poll follows a registry tag"),
+        "{}",
+        stderr(&refused)
+    );
+}

@@ -415,8 +415,16 @@ pub struct ServeArgs {
     /// composed and compiled off the request path and swapped in only if
     /// it compiles, links and starts; requests already in flight finish on
     /// the old one.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "poll")]
     pub watch: bool,
+
+    /// For a chain served from a registry (`oci://HOST/NS/NAME:TAG`):
+    /// every this many seconds, ask the registry where the tag points, and
+    /// reload when it has moved (pulled and verified through the cache, as
+    /// `pull` does).
+    #[arg(long, value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub poll: Option<u64>,
 
     /// Serve the admin endpoint on this address (off by default): `/metrics`
     /// (Prometheus), `/healthz`, `/readyz` (a chain is compiled and

@@ -15,6 +15,19 @@ use std::time::{Duration, SystemTime};
 pub fn serve(args: ServeArgs) -> miette::Result<ExitCode> {
     let resolve = args.resolve.options();
     let metrics = pwchain_host::Metrics::default();
+    let poll = match (args.poll, pipeline::registry_reference(&args.chain)) {
+        (Some(seconds), Some(reference)) => {
+            Some((Duration::from_secs(seconds), reference.to_string()))
+        }
+        (Some(_), None) => {
+            return Err(miette!(
+                help = "serve `oci://HOST/NS/NAME:TAG` to follow a tag, or use --watch for files",
+                "--poll follows a registry tag, and `{}` is not `oci://…`",
+                args.chain.display()
+            ));
+        }
+        (None, _) => None,
+    };
     // A certificate that cannot be used stops us before anything listens.
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(pwchain_host::Tls::load(cert, key).map_err(|e| {
@@ -103,6 +116,11 @@ pub fn serve(args: ServeArgs) -> miette::Result<ExitCode> {
             resolve: args.resolve.options(),
             watched: args.watch.then(|| Watched::new(loaded.inputs)),
             tls,
+            polled: poll.map(|(every, reference)| Polled {
+                every,
+                reference,
+                seen: loaded.pulled,
+            }),
         };
         let reloading = tokio::spawn(reloads.run());
         let served = server.run(listener, stop.wait()).await;
@@ -158,12 +176,27 @@ struct Reloads {
     watched: Option<Watched>,
     /// Read again on `SIGHUP`.
     tls: Option<pwchain_host::Tls>,
+    polled: Option<Polled>,
+}
+
+/// A registry tag followed with `--poll`.
+struct Polled {
+    every: Duration,
+    reference: String,
+    /// The manifest digest served (or last refused).
+    seen: Option<String>,
 }
 
 impl Reloads {
     async fn run(mut self) {
         let mut hangup = Hangup::listen();
         let mut tick = tokio::time::interval(Duration::from_millis(250));
+        let mut poll = tokio::time::interval(
+            self.polled
+                .as_ref()
+                .map_or(Duration::from_secs(3600), |p| p.every),
+        );
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let why = tokio::select! {
                 () = hangup.next() => {
@@ -178,6 +211,12 @@ impl Reloads {
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     self.watched.as_mut().map(Watched::changed);
                     "a watched file changed"
+                }
+                _ = poll.tick(), if self.polled.is_some() => {
+                    if !self.tag_moved().await {
+                        continue;
+                    }
+                    "the registry tag moved"
                 }
             };
             self.reload(why).await;
@@ -218,6 +257,29 @@ impl Reloads {
             }
             Err(e) => self.refused(why, &format!("{e:#}")),
         }
+    }
+
+    /// Whether the polled tag points somewhere new (remembered, so a
+    /// refused chain is not tried again until the tag moves again).
+    async fn tag_moved(&mut self) -> bool {
+        let Some(polled) = &mut self.polled else {
+            return false;
+        };
+        let reference = polled.reference.clone();
+        let now =
+            match tokio::task::spawn_blocking(move || pipeline::current_digest(&reference)).await {
+                Ok(Ok(digest)) => digest,
+                Ok(Err(e)) => {
+                    tracing::warn!("cannot ask the registry about {}: {e}", polled.reference);
+                    return false;
+                }
+                Err(_) => return false,
+            };
+        if polled.seen.as_deref() == Some(now.as_str()) {
+            return false;
+        }
+        polled.seen = Some(now);
+        true
     }
 
     fn reload_certificate(&self) {

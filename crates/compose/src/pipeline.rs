@@ -6,7 +6,7 @@
 //! [`load`], so there is one orchestration of these steps, not one per
 //! caller.
 
-use crate::cache::Cache;
+use crate::cache::{Cache, RefEntry};
 use crate::compose::Composite;
 use crate::error::Error;
 use crate::lock::Lock;
@@ -14,6 +14,7 @@ use crate::manifest::{Manifest, Origin, Source};
 use crate::output::write_atomically;
 use crate::packages::Registries;
 use crate::record::ChainRecord;
+use crate::registry::{OciRef, Registry};
 use crate::resolve::{Resolver, Step};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -49,6 +50,9 @@ pub struct Loaded {
     /// The files the composite was made from: the chain file and each
     /// plugin it names by path (what a watcher watches).
     pub inputs: Vec<PathBuf>,
+    /// For a composite pulled from a registry: the manifest digest it was
+    /// pulled at.
+    pub pulled: Option<String>,
 }
 
 /// What composing a `chain.toml` found out beside the bytes.
@@ -61,10 +65,14 @@ pub struct Composed {
     pub warnings: Vec<String>,
 }
 
-/// Loads the chain at `path` (`.toml`, `.wac`, or a component), composing
-/// it if it is a chain; for a `chain.toml`, writes its `pwchain.lock` (or,
-/// with [`Options::locked`], fails if the lock would change).
+/// Loads the chain at `path` (`.toml`, `.wac`, a component, or
+/// `oci://…` for a composite in a registry), composing it if it is a chain;
+/// for a `chain.toml`, writes its `pwchain.lock` (or, with
+/// [`Options::locked`], fails if the lock would change).
 pub fn load(path: &Path, options: &Options) -> Result<Loaded, Error> {
+    if let Some(reference) = registry_reference(path) {
+        return pull(reference, options);
+    }
     let stem = path
         .file_stem()
         .map_or_else(|| "chain".into(), |s| s.to_string_lossy().into_owned());
@@ -79,6 +87,7 @@ pub fn load(path: &Path, options: &Options) -> Result<Loaded, Error> {
             )?,
             composed: None,
             inputs: vec![path.to_path_buf()],
+            pulled: None,
         }),
         _ => Ok(Loaded {
             name: stem,
@@ -88,6 +97,7 @@ pub fn load(path: &Path, options: &Options) -> Result<Loaded, Error> {
             })?,
             composed: None,
             inputs: vec![path.to_path_buf()],
+            pulled: None,
         }),
     }
 }
@@ -135,6 +145,70 @@ fn compose_toml(path: &Path, options: &Options) -> Result<Loaded, Error> {
             warnings: resolver.warnings().to_vec(),
         }),
         inputs,
+        pulled: None,
+    })
+}
+
+/// The registry reference `path` spells, if it is `oci://…`.
+pub fn registry_reference(path: &Path) -> Option<&str> {
+    path.to_str().filter(|text| text.starts_with("oci://"))
+}
+
+/// What the tag (or digest) `reference` points to in its registry now: a
+/// poller compares it with [`Loaded::pulled`].
+pub fn current_digest(reference: &str) -> Result<String, Error> {
+    let oci: OciRef = reference.parse()?;
+    Ok(Registry::new()?.manifest_digest(&oci)?)
+}
+
+/// A composite from a registry, through the cache: pulled (and verified)
+/// only when the tag points to a manifest the cache does not hold.
+fn pull(reference: &str, options: &Options) -> Result<Loaded, Error> {
+    let oci: OciRef = reference.parse()?;
+    let cache = Cache::open(options.cache_dir.clone());
+    let cached = |entry: RefEntry| -> Result<Option<(RefEntry, Vec<u8>)>, Error> {
+        Ok(cache.get(&entry.layer)?.map(|bytes| (entry, bytes)))
+    };
+    let offline = || Error::Offline {
+        reference: reference.to_string(),
+    };
+    let (entry, bytes) = if options.offline {
+        cached(cache.recall(&oci).ok_or_else(offline)?)?.ok_or_else(offline)?
+    } else {
+        let registry = Registry::new()?.with_progress(options.progress.clone());
+        let manifest = registry.manifest_digest(&oci)?;
+        let hit = match cache
+            .recall(&oci)
+            .filter(|entry| entry.manifest == manifest)
+        {
+            Some(entry) => cached(entry)?,
+            None => None,
+        };
+        match hit {
+            Some(hit) => hit,
+            None => {
+                let pulled = registry.pull(&oci.at_digest(&manifest))?;
+                cache.put(&pulled.bytes)?;
+                let entry = RefEntry {
+                    manifest: pulled.manifest_digest,
+                    layer: pulled.layer_digest,
+                };
+                cache.remember(&oci, &entry)?;
+                (entry, pulled.bytes)
+            }
+        }
+    };
+    Ok(Loaded {
+        name: oci
+            .repository()
+            .rsplit('/')
+            .next()
+            .unwrap_or("chain")
+            .to_string(),
+        bytes,
+        composed: None,
+        inputs: Vec::new(),
+        pulled: Some(entry.manifest),
     })
 }
 

@@ -407,6 +407,25 @@ impl Registry {
         })
     }
 
+    /// The digest of the manifest `reference` names now (for a tag, what
+    /// it points to at this moment), without pulling anything.
+    pub fn manifest_digest(&self, reference: &OciRef) -> Result<String, RegistryError> {
+        let auth = credentials(reference.registry());
+        let client = self.client(reference.registry());
+        self.runtime.block_on(async {
+            client
+                .fetch_manifest_digest(&reference.0, &auth)
+                .await
+                .map_err(|e| match is_unknown(&e) {
+                    true => RegistryError::NotFound {
+                        reference: reference.to_string(),
+                        available: None,
+                    },
+                    false => remote_error(reference)(e),
+                })
+        })
+    }
+
     /// The tags of `reference`'s repository.
     pub fn tags(&self, reference: &OciRef) -> Result<Vec<String>, RegistryError> {
         let auth = credentials(reference.registry());
