@@ -1,0 +1,28 @@
+//! `pwchain inspect`: what a component is, imports and exports, and the
+//! chain or module it was made from.
+
+use crate::args::InspectArgs;
+use crate::print_report;
+use crate::read_component;
+use crate::render;
+use pwchain_compose::resolve;
+use std::process::ExitCode;
+
+pub(crate) fn inspect(args: InspectArgs) -> miette::Result<ExitCode> {
+    if let Ok(bytes) = std::fs::read(&args.file)
+        && let Ok(Some(module)) = pwchain_compose::proxy_wasm::detect(&bytes)
+    {
+        let report = render::LegacyReport::new(args.file.display().to_string(), &bytes, module);
+        print_report(&report, args.json)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (bytes, info) = read_component(&args.file)?;
+    let report = render::InspectReport {
+        file: args.file.display().to_string(),
+        bytes: bytes.len(),
+        digest: resolve::digest(&bytes),
+        info,
+    };
+    print_report(&report, args.json)?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,111 @@
+//! `pwchain publish`: a component into an OCI registry.
+
+use crate::args::PublishArgs;
+use crate::progress;
+use crate::read_component;
+use crate::render;
+use miette::IntoDiagnostic;
+use miette::WrapErr;
+use miette::miette;
+use pwchain_compose::packages::PackageSpec;
+use pwchain_compose::packages::Registries;
+use pwchain_compose::proxy_wasm;
+use pwchain_compose::registry::Contents;
+use pwchain_compose::registry::OciRef;
+use pwchain_compose::registry::Registry;
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+/// `oci://…:VERSION` as it is, or `ns:name@VERSION` through the registry
+/// configuration.
+fn publish_reference(text: &str, registry: Option<String>) -> miette::Result<OciRef> {
+    if text.starts_with("oci://") {
+        return Ok(text.parse().map_err(pwchain_compose::Error::from)?);
+    }
+    let (package, version) = text.split_once('@').ok_or_else(|| {
+        miette!(
+            help = "e.g. oci://HOST/acme/auth:1.2.0 or acme:auth@1.2.0",
+            "`{text}` names no version"
+        )
+    })?;
+    let spec: PackageSpec = package.parse().map_err(|e: String| miette!("{e}"))?;
+    let repository = Registries::load(registry)
+        .repository(&spec)
+        .map_err(pwchain_compose::Error::from)?;
+    Ok(format!("{repository}:{version}")
+        .parse()
+        .map_err(pwchain_compose::Error::from)?)
+}
+
+pub(crate) fn publish(args: PublishArgs) -> miette::Result<ExitCode> {
+    let reference = publish_reference(&args.reference, args.registry.clone())?;
+    let version = reference.tag().unwrap_or_default().to_string();
+    if semver::Version::parse(&version).is_err() {
+        return Err(miette!(
+            help = "publish as oci://HOST/NAMESPACE/NAME:1.2.0",
+            "`{}`: the tag must be a semver version, found `{version}`",
+            args.reference
+        ));
+    }
+    let bytes = std::fs::read(&args.file)
+        .into_diagnostic()
+        .wrap_err_with(|| format!("cannot read `{}`", args.file.display()))?;
+    let legacy = proxy_wasm::detect(&bytes).ok().flatten();
+    let info;
+    let contents = match &legacy {
+        Some(module) => Contents::ProxyWasm(module),
+        None => {
+            info = read_component(&args.file)?.1;
+            Contents::Component(&info)
+        }
+    };
+    let what = match contents {
+        Contents::ProxyWasm(_) => "proxy-wasm module".to_string(),
+        Contents::Component(info) => info.role.to_string(),
+    };
+    let title = reference
+        .repository()
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let mut annotations = BTreeMap::from([
+        (
+            "org.opencontainers.image.created".to_string(),
+            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        ),
+        ("org.opencontainers.image.version".to_string(), version),
+        ("org.opencontainers.image.title".to_string(), title),
+    ]);
+    for (key, value) in [
+        ("description", args.description),
+        ("source", args.source),
+        ("licenses", args.licenses),
+    ] {
+        if let Some(value) = value {
+            annotations.insert(format!("org.opencontainers.image.{key}"), value);
+        }
+    }
+    let registry = Registry::new()
+        .map_err(pwchain_compose::Error::from)?
+        .with_progress(progress::bars());
+    let published = registry
+        .publish(&reference, &bytes, contents, annotations, args.force)
+        .map_err(pwchain_compose::Error::from)?;
+    if args.json {
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&published).into_diagnostic()?
+        );
+    } else {
+        outln!("{}", published.manifest_digest);
+        eprintln!(
+            "published {} ({} {}, layer {})",
+            published.reference,
+            what,
+            render::kib(published.size),
+            published.layer_digest
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
