@@ -224,6 +224,11 @@ impl Reloads {
     }
 
     async fn reload(&mut self, why: &str) {
+        // This reload reads the files as they are now: changes seen so far
+        // need no reload of their own.
+        if let Some(watched) = &mut self.watched {
+            watched.changed();
+        }
         let (chain, resolve) = (self.chain.clone(), self.resolve.clone());
         let loaded =
             match tokio::task::spawn_blocking(move || pipeline::load(&chain, &resolve)).await {
