@@ -135,3 +135,67 @@ fn admin_reports_readiness_metrics_and_the_chain() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn wrapped_filters_metrics_reach_the_operator() {
+    let ws = Workspace::new();
+    let chain = |metrics: &str| {
+        format!(
+            "[chain]\nname = \"probed\"\n{metrics}\n\
+             [[plugin]]\nname = \"outer\"\nproxy-wasm = \"{{legacy}}/abi-probe.unknown.wasm\"\n\n\
+             [[plugin]]\nname = \"inner\"\nproxy-wasm = \"{{legacy}}/abi-probe.wasip1.wasm\"\n\n\
+             [origin]\npath = \"{{plugins}}/echo.wasm\"\n"
+        )
+    };
+    // Left to the host: only `pwchain serve` runs it, and says so.
+    let composite = ws.compose(&chain("filter-metrics = \"host\""));
+    let checked = run(&["validate", composite.to_str().unwrap()]);
+    assert_eq!(checked.status.code(), Some(3), "{}", stderr(&checked));
+    let said = String::from_utf8_lossy(&checked.stdout).to_string() + &stderr(&checked);
+    assert!(said.contains("pwchain:proxy/legacy-metrics"), "{said}");
+    // Each instance serves 5 requests at most, so 20 take at least 4: the
+    // counts are summed across them, as Envoy sums its workers'.
+    let served = Served::with_args(
+        &composite,
+        &["--admin", "127.0.0.1:0", "--max-instance-reuse", "5"],
+    );
+    let addr = served.addr;
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            std::thread::spawn(move || {
+                (0..5)
+                    .map(|_| request(addr, "GET", "/", &[], b"").status)
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    for client in clients {
+        assert!(client.join().unwrap().iter().all(|s| *s == 200));
+    }
+    let admin: SocketAddr = served
+        .log_line("admin endpoint at http://")
+        .and_then(|line| address_after(&line, "admin endpoint at http://"))
+        .expect("the admin address");
+    let text = request(admin, "GET", "/metrics", &[], b"").text();
+    // Both plugins count each of the 20 requests into `probe_requests`.
+    assert_eq!(sample(&text, "probe_requests_total"), Some(40.0), "{text}");
+    let created = sample(&text, "pwchain_instances_created_total").unwrap_or_default();
+    assert!(created >= 4.0, "{text}");
+
+    // Kept in the instance (the default), the same chain runs anywhere.
+    let portable = ws.compose(&chain(""));
+    let checked = run(&["validate", portable.to_str().unwrap()]);
+    assert_eq!(checked.status.code(), Some(0), "{}", stderr(&checked));
+    // A value that is neither is named, with its place.
+    let refused = ws.compose_to(&chain("filter-metrics = \"envoy\""), "bad.wasm");
+    assert_eq!(refused.status.code(), Some(1));
+    let message = stderr(&refused);
+    assert!(
+        message.contains("filter-metrics") || message.contains("envoy"),
+        "{message}"
+    );
+    assert!(
+        message.contains("instance") && message.contains("host"),
+        "{message}"
+    );
+}

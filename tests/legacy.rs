@@ -626,10 +626,11 @@ path = "{plugins}/echo.wasm"
             answer.header("x-probe-hits-inner"),
             Some(inner.to_string().as_str())
         );
-        // Metrics stay each plugin's own.
+        // A metric is one per name, as in Envoy: both count into
+        // `probe_requests`.
         assert_eq!(
             answer.header("x-probe-metric"),
-            Some((round + 1).to_string().as_str())
+            Some((2 * round + 2).to_string().as_str())
         );
     }
     // Both enqueue each path on the queue `paths` they both registered;

@@ -37,3 +37,7 @@ pub const LEGACY_SHARED_PACKAGE: &str = "pwchain:legacy-shared";
 
 /// The interface through which wrapped modules reach it.
 pub const LEGACY_SHARED_INTERFACE: &str = "pwchain:proxy/legacy-shared@0.1.0";
+
+/// The metrics wrapped modules define: exported by the built-in
+/// `legacy-shared` too, or left to the host (`filter-metrics = "host"`).
+pub const LEGACY_METRICS_INTERFACE: &str = "pwchain:proxy/legacy-metrics@0.1.0";

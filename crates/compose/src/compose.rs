@@ -51,6 +51,24 @@ pub struct Chain {
     pub terminal: Terminal,
     /// `[chain] allow-imports`; `None` allows every host import.
     pub allow_imports: Option<Vec<ImportPattern>>,
+    /// `[chain] filter-metrics`: where wrapped proxy-wasm filters' metrics
+    /// are kept.
+    pub filter_metrics: FilterMetrics,
+}
+
+/// Where the metrics that wrapped proxy-wasm filters define are kept,
+/// decided when the chain is composed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FilterMetrics {
+    /// Inside each composite instance (the built-in `legacy-shared`): the
+    /// composite runs in any wasi:http host, and nobody outside sees them.
+    #[default]
+    Instance,
+    /// Left to the host as the import `pwchain:proxy/legacy-metrics`:
+    /// `pwchain serve` sums them across instances and shows them on
+    /// `/metrics`; hosts that do not provide it cannot run the composite.
+    Host,
 }
 
 /// A composed chain.
@@ -240,7 +258,7 @@ impl Chain {
         for stage in &stages {
             // Consumers are instantiated first: the stage, then each
             // provider before the one that feeds it.
-            for provider in providers(stage)?.into_iter().rev() {
+            for provider in providers(stage, self.filter_metrics)?.into_iter().rev() {
                 // A provider several stages name is instantiated once.
                 let instance = match nodes.get(&provider.node) {
                     Some(shared) => *shared,
@@ -408,7 +426,7 @@ pub(crate) struct Provider {
 /// proxy-wasm modules (one instance, node `legacy-shared`, for all), and
 /// the side-call policy in front of its `wasi:http/client` import. Each provider is listed before the provider
 /// that consumes it.
-pub(crate) fn providers(stage: &Stage) -> Result<Vec<Provider>, Error> {
+pub(crate) fn providers(stage: &Stage, metrics: FilterMetrics) -> Result<Vec<Provider>, Error> {
     let mut provided = Vec::new();
     if let Some(import) = config_import(&stage.info) {
         let version = import.rsplit_once('@').map_or("", |(_, v)| v);
@@ -423,22 +441,26 @@ pub(crate) fn providers(stage: &Stage) -> Result<Vec<Provider>, Error> {
             export: import.to_string(),
         });
     }
-    // Wrapped proxy-wasm modules share one store of shared data and queues.
-    if stage
-        .info
-        .host_imports
-        .iter()
-        .any(|i| i == builtins::LEGACY_SHARED_INTERFACE)
-    {
-        let interface = builtins::LEGACY_SHARED_INTERFACE.to_string();
-        provided.push(Provider {
-            node: "legacy-shared".into(),
-            package: builtins::LEGACY_SHARED_PACKAGE.into(),
-            bytes: builtins::LEGACY_SHARED.to_vec(),
-            consumer: stage.name.clone(),
-            import: interface.clone(),
-            export: interface,
-        });
+    // Wrapped proxy-wasm modules share one store of shared data and queues
+    // (and, unless the host keeps them, of metrics).
+    let shared = [
+        (builtins::LEGACY_SHARED_INTERFACE, true),
+        (
+            builtins::LEGACY_METRICS_INTERFACE,
+            metrics == FilterMetrics::Instance,
+        ),
+    ];
+    for (interface, ours) in shared {
+        if ours && stage.info.host_imports.iter().any(|i| i == interface) {
+            provided.push(Provider {
+                node: "legacy-shared".into(),
+                package: builtins::LEGACY_SHARED_PACKAGE.into(),
+                bytes: builtins::LEGACY_SHARED.to_vec(),
+                consumer: stage.name.clone(),
+                import: interface.to_string(),
+                export: interface.to_string(),
+            });
+        }
     }
     let clients = stage.info.side_calls.iter().filter(|i| is_client(i));
     for import in clients {

@@ -29,7 +29,7 @@ pub mod registry;
 pub mod resolve;
 pub mod wac;
 
-pub use compose::{Chain, Composite, Stage, Terminal};
+pub use compose::{Chain, Composite, FilterMetrics, Stage, Terminal};
 pub use error::{Error, PluginProblem};
 pub use inspect::{Inspection, Role, inspect};
 pub use manifest::{Forwarding, Manifest, Origin, Source};

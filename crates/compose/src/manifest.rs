@@ -5,6 +5,7 @@
 //! checks what serde cannot (one source per plugin, unique names, a sane
 //! `[origin]`) and builds types in which those mistakes cannot be expressed.
 
+use crate::compose::FilterMetrics;
 use crate::error::{Error, SourceFile};
 use crate::policy::{AuthorityPattern, ImportPattern, Settings, SideCalls};
 use pwchain_forwarding::Upstream;
@@ -28,6 +29,8 @@ pub struct Manifest {
     /// `[chain] allow-imports`: the host imports the chain may use (`None`:
     /// any), and where the list is written.
     pub allow_imports: Option<(Vec<ImportPattern>, Range<usize>)>,
+    /// `[chain] filter-metrics`: where wrapped filters' metrics are kept.
+    pub filter_metrics: FilterMetrics,
     /// The manifest's text, for errors found after parsing.
     pub file: Arc<SourceFile>,
 }
@@ -147,6 +150,8 @@ struct RawChain {
     #[serde(rename = "allow-imports")]
     allow_imports: Option<Spanned<Vec<Spanned<String>>>>,
     clusters: Option<RawClusters>,
+    #[serde(rename = "filter-metrics", default)]
+    filter_metrics: FilterMetrics,
 }
 
 /// `clusters = { NAME = "http://host:port", … }`.
@@ -216,9 +221,14 @@ impl Manifest {
         let raw: RawManifest = toml::from_str(&file.text)
             .map_err(|e| file.error(e.span().unwrap_or(0..0), e.message().to_string(), None))?;
 
-        let (name, allow_imports, chain_clusters) = match raw.chain {
-            Some(chain) => (chain.name, chain.allow_imports, chain.clusters),
-            None => (None, None, None),
+        let (name, allow_imports, chain_clusters, filter_metrics) = match raw.chain {
+            Some(chain) => (
+                chain.name,
+                chain.allow_imports,
+                chain.clusters,
+                chain.filter_metrics,
+            ),
+            None => (None, None, None, FilterMetrics::default()),
         };
         let chain_clusters = chain_clusters
             .map(|c| parse_clusters(&file, c))
@@ -346,6 +356,7 @@ impl Manifest {
             plugins,
             origin,
             allow_imports,
+            filter_metrics,
             file,
         })
     }

@@ -226,6 +226,7 @@ pub fn load(manifest: &Manifest, resolver: &mut Resolver) -> Result<Chain, Error
             .allow_imports
             .as_ref()
             .map(|(list, _)| list.clone()),
+        filter_metrics: manifest.filter_metrics,
     };
     if let Some((_, span)) = &manifest.allow_imports {
         chain

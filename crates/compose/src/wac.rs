@@ -89,7 +89,7 @@ impl Chain {
         let mut declared = std::collections::HashSet::new();
         let mut body = String::new();
         for (i, stage) in stages.iter().enumerate().rev() {
-            let providers = crate::compose::providers(stage)?;
+            let providers = crate::compose::providers(stage, self.filter_metrics)?;
             for provider in &providers {
                 // A provider several stages name is declared once.
                 if !declared.insert(provider.node.clone()) {

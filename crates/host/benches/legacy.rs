@@ -32,6 +32,7 @@ fn chain(name: &str, mut plugins: Vec<Stage>, echo: &Stage) -> Vec<u8> {
         plugins,
         terminal: Terminal::None,
         allow_imports: None,
+        filter_metrics: Default::default(),
     };
     chain.compose().expect("compose").bytes
 }

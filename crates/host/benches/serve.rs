@@ -168,6 +168,7 @@ fn chain(dir: &Path, passes: usize, pass: Pass) -> Vec<u8> {
         plugins,
         terminal: Terminal::None,
         allow_imports: None,
+        filter_metrics: Default::default(),
     }
     .compose()
     .expect("compose")

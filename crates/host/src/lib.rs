@@ -6,6 +6,7 @@
 //! in `wasmtime serve -Scli`.
 
 pub mod admin;
+mod filter_metrics;
 mod guest_log;
 pub mod linker;
 pub mod metrics;

@@ -2,6 +2,7 @@
 //! `prometheus-client` crate), and what the admin endpoint reports about
 //! the chain being served.
 
+use crate::filter_metrics::FilterMetrics;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -61,6 +62,8 @@ struct Inner {
     reload_failures: Counter,
     info: Family<Served, Gauge>,
     serving: RwLock<Option<ChainInfo>>,
+    /// What wrapped proxy-wasm filters define, under their own names.
+    filters: Arc<FilterMetrics>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -89,9 +92,13 @@ impl Default for Metrics {
             reload_failures: Counter::default(),
             info: Family::default(),
             serving: RwLock::new(None),
-            registry: Registry::with_prefix("pwchain"),
+            filters: Arc::default(),
+            registry: Registry::default(),
         };
-        let registry = &mut inner.registry;
+        inner
+            .registry
+            .register_collector(Box::new(inner.filters.clone()));
+        let registry = inner.registry.sub_registry_with_prefix("pwchain");
         registry.register(
             "requests",
             "Requests answered, by chain and status class",
@@ -195,6 +202,10 @@ impl Metrics {
                 chain: chain.to_string(),
             })
             .observe(took.as_secs_f64());
+    }
+
+    pub(crate) fn filters(&self) -> Arc<FilterMetrics> {
+        self.0.filters.clone()
     }
 
     pub(crate) fn in_flight(&self) -> &Gauge {

@@ -389,16 +389,14 @@ impl Generation {
         let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(component)));
         let engines = Engines::new(component, options)?;
         let component = Component::new(&engines.on_demand, component)?;
-        let mut linker = linker(&engines.on_demand, ImportSet::ServeCli)?;
+        let linker = serve_linker(&engines.on_demand, options)?;
         let next_hop = component
             .component_type()
             .imports(&engines.on_demand)
             .map(|(name, _)| name.to_string())
             .find(|name| name.starts_with("wasi:http/handler@0.3."));
         match (&next_hop, &options.upstream) {
-            (Some(_), Some(upstream)) => {
-                upstream::add_to_linker(&mut linker, Arc::new(upstream.clone()))?
-            }
+            (Some(_), Some(_)) => {}
             (Some(import), None) => anyhow::bail!(
                 "the chain is not terminated: it imports `{import}` for its next hop; pass `--upstream URL` to send that hop to a server"
             ),
@@ -687,11 +685,23 @@ fn pooled_pre(
     // SAFETY: the bytes were serialized just now, in this process, by an
     // engine with the same compilation settings.
     let component = unsafe { Component::deserialize(engine, bytes)? };
+    let linker = serve_linker(engine, options)?;
+    Ok(ServicePre::new(linker.instantiate_pre(&component)?)?)
+}
+
+/// What `serve` links: `wasmtime serve -Scli`'s imports, the next hop when
+/// an upstream is set, and the filters' metrics (for chains composed with
+/// `filter-metrics = "host"`).
+fn serve_linker(
+    engine: &Engine,
+    options: &ServeOptions,
+) -> anyhow::Result<wasmtime::component::Linker<Host>> {
     let mut linker = linker(engine, ImportSet::ServeCli)?;
     if let Some(upstream) = &options.upstream {
         upstream::add_to_linker(&mut linker, Arc::new(upstream.clone()))?;
     }
-    Ok(ServicePre::new(linker.instantiate_pre(&component)?)?)
+    crate::filter_metrics::add_to_linker(&mut linker, options.metrics.filters())?;
+    Ok(linker)
 }
 
 /// What one instance of a composite holds: components and core instances

@@ -1,10 +1,14 @@
-//! pwchain's built-in shared data and shared queues for wrapped proxy-wasm
-//! modules. In a chain, one instance serves every wrapped plugin of the
-//! composite instance, as Envoy shares them between the plugins of a VM.
+//! pwchain's built-in shared data, shared queues and metrics for wrapped
+//! proxy-wasm modules. In a chain, one instance serves every wrapped plugin
+//! of the composite instance, as Envoy shares them between the plugins of
+//! a VM. Its metrics are the default, kept in the composite instance; a
+//! host that aggregates them (`pwchain serve`) provides `legacy-metrics`
+//! itself when the chain is composed with `filter-metrics = "host"`.
 //!
 //! Built from this source and embedded in the `pwchain` binary; a test checks
 //! that the committed `crates/compose/builtins/legacy-shared.wasm` matches it.
 
+use exports::pwchain::proxy::legacy_metrics::Guest as Metrics;
 use exports::pwchain::proxy::legacy_shared::Guest;
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
@@ -18,6 +22,10 @@ wit_bindgen::generate!({
 /// The ABI's statuses.
 const OK: u32 = 0;
 const NOT_FOUND: u32 = 1;
+const BAD_ARGUMENT: u32 = 2;
+/// The ABI's metric types.
+const COUNTER: u32 = 0;
+const HISTOGRAM: u32 = 2;
 const EMPTY: u32 = 7;
 const CAS_MISMATCH: u32 = 8;
 
@@ -35,6 +43,9 @@ struct Shared {
     data: HashMap<Vec<u8>, (Vec<u8>, u32)>,
     /// Queue `id` is at `id - 1`.
     queues: Vec<Queue>,
+    /// Metric `id` is at `id - 1`: name, kind, value (a histogram keeps
+    /// its last value).
+    metrics: Vec<(String, u32, i64)>,
 }
 
 thread_local! {
@@ -133,6 +144,56 @@ impl Guest for Component {
             ready
         })
     }
+}
+
+impl Metrics for Component {
+    fn define(kind: u32, name: String) -> Result<u32, u32> {
+        if kind > HISTOGRAM {
+            return Err(BAD_ARGUMENT);
+        }
+        with(|shared| {
+            let found = shared.metrics.iter().position(|(n, _, _)| *n == name);
+            let index = found.unwrap_or_else(|| {
+                shared.metrics.push((name, kind, 0));
+                shared.metrics.len() - 1
+            });
+            Ok(index as u32 + 1)
+        })
+    }
+
+    fn increment(metric: u32, delta: i64) -> u32 {
+        with(|shared| match metric_mut(shared, metric) {
+            Some((_, HISTOGRAM, _)) => BAD_ARGUMENT,
+            Some((_, COUNTER, _)) if delta < 0 => BAD_ARGUMENT,
+            Some((_, _, value)) => {
+                *value = value.wrapping_add(delta);
+                OK
+            }
+            None => NOT_FOUND,
+        })
+    }
+
+    fn record(metric: u32, value: u64) -> u32 {
+        with(|shared| match metric_mut(shared, metric) {
+            Some((_, _, current)) => {
+                *current = value as i64;
+                OK
+            }
+            None => NOT_FOUND,
+        })
+    }
+
+    fn get(metric: u32) -> Result<u64, u32> {
+        with(|shared| match metric_mut(shared, metric) {
+            Some((_, HISTOGRAM, _)) => Err(BAD_ARGUMENT),
+            Some((_, _, value)) => Ok(*value as u64),
+            None => Err(NOT_FOUND),
+        })
+    }
+}
+
+fn metric_mut(shared: &mut Shared, id: u32) -> Option<&mut (String, u32, i64)> {
+    shared.metrics.get_mut((id as usize).wrapping_sub(1))
 }
 
 export!(Component);

@@ -13,6 +13,7 @@ use exports::pwchain::proxy::legacy_control::{
     self, Call, LocalResponse, Outcome, Pairs, Settings,
 };
 use exports::pwchain::proxy::legacy_host;
+use pwchain::proxy::legacy_metrics;
 use pwchain::proxy::legacy_shared as shared;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -102,11 +103,6 @@ struct CallResponse {
     trailers: Pairs,
 }
 
-struct Metric {
-    name: Vec<u8>,
-    value: i64,
-}
-
 #[derive(Default)]
 struct State {
     settings: Option<Settings>,
@@ -115,7 +111,6 @@ struct State {
     calls: Vec<Call>,
     next_token: u32,
     call_response: CallResponse,
-    metrics: Vec<Metric>,
     /// Whether the plugin registered a shared queue, so that `finish` asks
     /// which of them got items.
     has_queues: bool,
@@ -515,49 +510,21 @@ impl legacy_host::Guest for Component {
         OK
     }
 
-    fn define_metric(_kind: u32, name: Vec<u8>) -> Result<u32, u32> {
-        with(|state| {
-            let found = state.metrics.iter().position(|m| m.name == name);
-            let index = found.unwrap_or_else(|| {
-                state.metrics.push(Metric { name, value: 0 });
-                state.metrics.len() - 1
-            });
-            Ok(index as u32 + 1)
-        })
+    // Metrics are kept where the chain says (see `legacy-metrics`).
+    fn define_metric(kind: u32, name: Vec<u8>) -> Result<u32, u32> {
+        legacy_metrics::define(kind, &String::from_utf8_lossy(&name))
     }
 
     fn increment_metric(metric: u32, delta: i64) -> u32 {
-        with(
-            |state| match state.metrics.get_mut(metric.wrapping_sub(1) as usize) {
-                Some(m) => {
-                    m.value = m.value.wrapping_add(delta);
-                    OK
-                }
-                None => NOT_FOUND,
-            },
-        )
+        legacy_metrics::increment(metric, delta)
     }
 
     fn record_metric(metric: u32, value: u64) -> u32 {
-        with(
-            |state| match state.metrics.get_mut(metric.wrapping_sub(1) as usize) {
-                Some(m) => {
-                    m.value = value as i64;
-                    OK
-                }
-                None => NOT_FOUND,
-            },
-        )
+        legacy_metrics::record(metric, value)
     }
 
     fn get_metric(metric: u32) -> Result<u64, u32> {
-        with(|state| {
-            let m = state
-                .metrics
-                .get(metric.wrapping_sub(1) as usize)
-                .ok_or(NOT_FOUND)?;
-            Ok(m.value as u64)
-        })
+        legacy_metrics::get(metric)
     }
 
     fn write(fd: u32, data: Vec<u8>) -> u32 {

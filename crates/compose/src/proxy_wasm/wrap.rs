@@ -37,9 +37,10 @@ pub struct WrapOptions {
     pub max_body_bytes: usize,
     /// The least level logged (proxy-wasm's 0 trace … 5 critical).
     pub log_level: u32,
-    /// Leave the shared data and queues (`legacy-shared`) an import, for a
-    /// chain to give all its wrapped plugins one; else the component has
-    /// its own.
+    /// Leave the shared data, queues and metrics (`legacy-shared` and
+    /// `legacy-metrics`) imports, for a chain to give all its wrapped
+    /// plugins one (or leave the metrics to the host); else the component
+    /// has its own.
     pub shared_by_chain: bool,
 }
 
@@ -301,8 +302,12 @@ fn link(plugin: &[u8], info: &LegacyModule, options: &WrapOptions) -> Result<Vec
             "shared",
             builtins::LEGACY_SHARED,
         )?;
-        let interface = builtins::LEGACY_SHARED_INTERFACE;
-        wire(&mut graph, state, interface, shared, interface)?;
+        for interface in [
+            builtins::LEGACY_SHARED_INTERFACE,
+            builtins::LEGACY_METRICS_INTERFACE,
+        ] {
+            wire(&mut graph, state, interface, shared, interface)?;
+        }
     }
     let store = graph.instance(
         "pwchain:legacy-config",
