@@ -59,7 +59,9 @@ pub fn serve(args: ServeArgs) -> miette::Result<ExitCode> {
     runtime.block_on(async {
         // Listening for signals from the start: one that arrives while the
         // server is busy is then pending, never lost.
+        // (SIGHUP too: its default action would end the process.)
         let stop = Stop::listen().into_diagnostic()?;
+        let hangup = Hangup::listen();
         // The admin endpoint answers (not ready) while the chain compiles.
         let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
         if let Some(admin) = args.admin {
@@ -122,7 +124,7 @@ pub fn serve(args: ServeArgs) -> miette::Result<ExitCode> {
                 seen: loaded.pulled,
             }),
         };
-        let reloading = tokio::spawn(reloads.run());
+        let reloading = tokio::spawn(reloads.run(hangup));
         let served = server.run(listener, stop.wait()).await;
         reloading.abort();
         let _ = admin_stop.send(());
@@ -188,8 +190,7 @@ struct Polled {
 }
 
 impl Reloads {
-    async fn run(mut self) {
-        let mut hangup = Hangup::listen();
+    async fn run(mut self, mut hangup: Hangup) {
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         let mut poll = tokio::time::interval(
             self.polled
