@@ -114,42 +114,47 @@ impl Default for Metrics {
             "Requests in the chain now",
             inner.in_flight.clone(),
         );
-        registry.register(
-            "instances_created",
-            "Chain instances created",
-            inner.instances_created.clone(),
-        );
-        registry.register(
-            "instances_reused",
-            "Requests served by an instance that had served one before",
-            inner.instances_reused.clone(),
-        );
-        registry.register(
-            "traps",
-            "Requests failed by a trap or a panic in a plugin",
-            inner.traps.clone(),
-        );
-        registry.register(
-            "timeouts",
-            "Requests that ran past the request timeout",
-            inner.timeouts.clone(),
-        );
-        registry.register(
-            "memory_limit_kills",
-            "Instances stopped for growing a memory past the limit",
-            inner.memory_kills.clone(),
-        );
-        registry.register(
-            "shed",
-            "Requests answered 503 because every turn stayed busy",
-            inner.shed.clone(),
-        );
-        registry.register("reloads", "Chains swapped in", inner.reloads.clone());
-        registry.register(
-            "reload_failures",
-            "New chains refused (did not compose, compile, link or start)",
-            inner.reload_failures.clone(),
-        );
+        let counters = [
+            (
+                "instances_created",
+                "Chain instances created",
+                &inner.instances_created,
+            ),
+            (
+                "instances_reused",
+                "Requests served by an instance that had served one before",
+                &inner.instances_reused,
+            ),
+            (
+                "traps",
+                "Requests failed by a trap or a panic in a plugin",
+                &inner.traps,
+            ),
+            (
+                "timeouts",
+                "Requests that ran past the request timeout",
+                &inner.timeouts,
+            ),
+            (
+                "memory_limit_kills",
+                "Instances stopped for growing a memory past the limit",
+                &inner.memory_kills,
+            ),
+            (
+                "shed",
+                "Requests answered 503 because every turn stayed busy",
+                &inner.shed,
+            ),
+            ("reloads", "Chains swapped in", &inner.reloads),
+            (
+                "reload_failures",
+                "New chains refused (did not compose, compile, link or start)",
+                &inner.reload_failures,
+            ),
+        ];
+        for (name, help, counter) in counters {
+            registry.register(name, help, counter.clone());
+        }
         registry.register(
             "chain_info",
             "The chain being served (1), with its digest and pwchain's version",
