@@ -228,3 +228,32 @@ fn a_registry_tag_that_moves_is_followed() {
         stderr(&refused)
     );
 }
+
+#[test]
+fn signals_during_a_reload_are_folded_into_one_more() {
+    let ws = Workspace::new();
+    let manifest = ws.manifest(&chain(1));
+    let served = Served::with_args(&manifest, &[]);
+    until_version(&served, 1);
+    rewrite(&ws, 2);
+    // Five SIGHUPs while the first reload composes and compiles: at most
+    // one more reload follows it, and the chain is swapped whole.
+    for _ in 0..5 {
+        served.signal("HUP");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    until_version(&served, 2);
+    std::thread::sleep(Duration::from_secs(2));
+    let reloads = served
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|line| line.contains("reloaded"))
+        .count();
+    assert!(
+        (1..=2).contains(&reloads),
+        "{reloads} reloads for 5 signals"
+    );
+    assert_eq!(served.request("GET", "/", &[], b"").status, 200);
+}
