@@ -353,13 +353,7 @@ fn running_out_of_descriptors_is_survived() {
     };
     assert!(answered, "no answer after the slow clients timed out");
     drop(held);
-    let failures = served
-        .log
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|l| l.contains("accept failed"))
-        .count();
+    let failures = served.log_count("accept failed");
     assert!(failures < 20, "{failures} accept-failure lines");
     // One SIGTERM stops it within seconds.
     served.signal("TERM");

@@ -351,13 +351,7 @@ fn a_wrapped_plugin_serves_concurrent_requests_without_serialising() {
     // wasmtime's handler may start more instances under load; each logs its
     // own `on_configure`. Were each instance to take one request at a
     // time, the busiest would need ceil(16 / instances) × 0.8 s.
-    let instances = served
-        .log
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|l| l.contains("configured with tag"))
-        .count();
+    let instances = served.log_count("configured with tag");
     assert!((1..16).contains(&instances), "{instances} instances");
     let serial = Duration::from_millis(800) * 16usize.div_ceil(instances) as u32;
     assert!(

@@ -129,13 +129,7 @@ fn chains_swap_under_load_without_a_failed_request() {
     let versions: std::collections::BTreeSet<&str> =
         seen.iter().map(|(_, version)| version.as_str()).collect();
     assert!(versions.len() >= 5, "{versions:?}");
-    let reloads = served
-        .log
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|line| line.contains("reloaded"))
-        .count();
+    let reloads = served.log_count("reloaded");
     assert!(reloads >= 6, "{reloads} reloads");
     // Every reload names the old and new digests.
     let line = served.log_line("reloaded").unwrap_or_default();
@@ -165,13 +159,7 @@ fn chains_swap_under_load_without_a_failed_request() {
     );
     // The broken chain: refused once per attempt (SIGHUP, and the watcher
     // if it looked before the signal arrived).
-    let refusals = served
-        .log
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|line| line.contains("refused, still serving"))
-        .count();
+    let refusals = served.log_count("refused, still serving");
     assert!(refusals >= 1);
     assert_eq!(
         count("pwchain_reload_failures_total"),
@@ -244,13 +232,7 @@ fn signals_during_a_reload_are_folded_into_one_more() {
     }
     until_version(&served, 2);
     std::thread::sleep(Duration::from_secs(2));
-    let reloads = served
-        .log
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|line| line.contains("reloaded"))
-        .count();
+    let reloads = served.log_count("reloaded");
     assert!(
         (1..=2).contains(&reloads),
         "{reloads} reloads for 5 signals"

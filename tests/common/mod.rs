@@ -307,6 +307,16 @@ impl Served {
         None
     }
 
+    /// How many log lines so far contain `needle`.
+    pub fn log_count(&self, needle: &str) -> usize {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(needle))
+            .count()
+    }
+
     /// Sends the server the signal `name` (`TERM`, `HUP`).
     pub fn signal(&self, name: &str) {
         let sent = Command::new("kill")
