@@ -192,21 +192,28 @@ impl Metrics {
             .clone()
     }
 
-    pub(crate) fn answered(&self, chain: &str, status: u16, took: Duration) {
-        let class = format!("{}xx", status / 100);
-        self.0
-            .requests
-            .get_or_create(&Answered {
-                chain: chain.to_string(),
-                class,
-            })
-            .inc();
-        self.0
-            .latency
-            .get_or_create(&OfChain {
-                chain: chain.to_string(),
-            })
-            .observe(took.as_secs_f64());
+    /// The series a chain's answers go to, looked up once (not per
+    /// request): one counter per status class, and the latency histogram.
+    pub(crate) fn answers(&self, chain: &str) -> Answers {
+        let class = |class: u16| {
+            self.0
+                .requests
+                .get_or_create(&Answered {
+                    chain: chain.to_string(),
+                    class: format!("{class}xx"),
+                })
+                .clone()
+        };
+        Answers {
+            by_class: [class(1), class(2), class(3), class(4), class(5)],
+            latency: self
+                .0
+                .latency
+                .get_or_create(&OfChain {
+                    chain: chain.to_string(),
+                })
+                .clone(),
+        }
     }
 
     pub(crate) fn filters(&self) -> Arc<FilterMetrics> {
@@ -240,6 +247,20 @@ impl Metrics {
             true => self.0.reloads.inc(),
             false => self.0.reload_failures.inc(),
         };
+    }
+}
+
+/// One chain's answer counters; see [`Metrics::answers`].
+pub(crate) struct Answers {
+    by_class: [Counter; 5],
+    latency: Histogram,
+}
+
+impl Answers {
+    pub(crate) fn record(&self, status: u16, took: Duration) {
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        self.by_class[class].inc();
+        self.latency.observe(took.as_secs_f64());
     }
 }
 

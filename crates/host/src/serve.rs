@@ -5,7 +5,7 @@
 
 use crate::guest_log::GuestLog;
 use crate::linker::{ImportSet, linker};
-use crate::metrics::Metrics;
+use crate::metrics::{Answers, Metrics};
 use crate::state::{Host, http_view};
 use crate::tls::Tls;
 use crate::upstream;
@@ -116,6 +116,8 @@ pub struct Server {
     /// Requests answered 503 for want of a turn, and when that was last
     /// logged.
     shed: Arc<std::sync::Mutex<RateLimited>>,
+    /// Where this chain's answers are counted.
+    answers: Arc<Answers>,
 }
 
 /// One compiled composite and its instances.
@@ -161,6 +163,7 @@ impl Server {
             shed: Arc::new(std::sync::Mutex::new(RateLimited::new(
                 Duration::from_secs(5),
             ))),
+            answers: Arc::new(options.metrics.answers(&options.name)),
             options,
         })
     }
@@ -317,7 +320,7 @@ impl Server {
         let metrics = &self.options.metrics;
         let Ok(Ok(turn)) = turn else {
             metrics.shed();
-            metrics.answered(&self.options.name, 503, started.elapsed());
+            self.answers.record(503, started.elapsed());
             if let Ok(mut shed) = self.shed.lock() {
                 shed.warn(|before| {
                     tracing::warn!(
@@ -354,11 +357,8 @@ impl Server {
                 text(status, body)
             }
         };
-        metrics.answered(
-            &self.options.name,
-            response.status().as_u16(),
-            started.elapsed(),
-        );
+        self.answers
+            .record(response.status().as_u16(), started.elapsed());
         let bytes = http_body::Body::size_hint(response.body()).exact();
         tracing::info!(
             target: "pwchain::access",
