@@ -44,6 +44,14 @@ pub fn python_plugins() -> &'static Path {
     built_once(&BUILT, "plugins/python/build.sh", "plugins/dist")
 }
 
+/// Builds the JavaScript example plugins (`plugins/js/build.sh`, with a
+/// pinned componentize-qjs installed once per machine) once for this run,
+/// into `plugins/dist`.
+pub fn js_plugins() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    built_once(&BUILT, "plugins/js/build.sh", "plugins/dist")
+}
+
 /// Builds the legacy proxy-wasm filters (`plugins/legacy/build.sh`, both
 /// targets) once for this run, into `plugins/dist/legacy`.
 pub fn legacy_plugins() -> &'static Path {

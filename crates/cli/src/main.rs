@@ -96,9 +96,9 @@ fn run(cli: Cli) -> miette::Result<ExitCode> {
         Command::New(args) => {
             let dir = new::scaffold(&args.name, args.lang, args.kind, args.dir)?;
             eprintln!(
-                "created `{}`: a {:?} {} plugin; its README.md says how to build and run it",
+                "created `{}`: a {} {} plugin; its README.md says how to build and run it",
                 dir.display(),
-                args.lang,
+                args.lang.word(),
                 args.kind.word()
             );
             Ok(ExitCode::SUCCESS)

@@ -9,11 +9,29 @@ use std::path::{Path, PathBuf};
 
 /// The componentize-py release the Python template pins.
 const COMPONENTIZE_PY: &str = "0.25.1";
+/// The componentize-qjs release the JavaScript template pins (the default of
+/// the installer script it carries).
+const COMPONENTIZE_QJS: &str = "0.5.0";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Lang {
+    /// wit-bindgen 0.61, built with cargo for wasm32-wasip2.
     Rust,
+    /// componentize-py (CPython inside), installed into a venv by build.sh.
     Python,
+    /// JavaScript: componentize-qjs (QuickJS inside), installed once under
+    /// ~/.cache/pwchain/tools by the generated componentize-qjs.sh.
+    Js,
+}
+
+impl Lang {
+    pub fn word(self) -> &'static str {
+        match self {
+            Lang::Rust => "Rust",
+            Lang::Python => "Python",
+            Lang::Js => "JavaScript",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -59,6 +77,7 @@ pub fn scaffold(
             .replace("{{crate}}", &crate_name)
             .replace("{{kind}}", kind.word())
             .replace("{{componentize_py}}", COMPONENTIZE_PY)
+            .replace("{{componentize_qjs}}", COMPONENTIZE_QJS)
             .replace(
                 "{{chain_note}}",
                 match kind {
@@ -69,7 +88,7 @@ pub fn scaffold(
     };
     let plugin_file = match lang {
         Lang::Rust => format!("target/wasm32-wasip2/release/{crate_name}.wasm"),
-        Lang::Python => format!("{name}.wasm"),
+        Lang::Python | Lang::Js => format!("{name}.wasm"),
     };
     let mut files: Vec<(String, Vec<u8>)> = vec![
         (
@@ -126,6 +145,28 @@ pub fn scaffold(
                 ".gitignore".into(),
                 b".venv/\n__pycache__/\n*.wasm\n!echo.wasm\n".to_vec(),
             ));
+        }
+        Lang::Js => {
+            let code = match kind {
+                Kind::Middleware => include_str!("../templates/js/app.js"),
+                Kind::Service => include_str!("../templates/js/service.js"),
+            };
+            files.push(("app.js".into(), fill(code).into_bytes()));
+            files.push((
+                "build.sh".into(),
+                fill(include_str!("../templates/js/build.sh")).into_bytes(),
+            ));
+            // The installer the repository's own JS plugins use, so that a
+            // project and the repository share one install.
+            files.push((
+                "componentize-qjs.sh".into(),
+                include_bytes!("../../../scripts/componentize-qjs.sh").to_vec(),
+            ));
+            files.push((
+                "README.md".into(),
+                fill(include_str!("../templates/js/README.md")).into_bytes(),
+            ));
+            files.push((".gitignore".into(), b"*.wasm\n!echo.wasm\n".to_vec()));
         }
     }
     write_project(&dir, &files)?;
