@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Served, Workspace, pwchain, python_plugins, repo, stderr};
+use common::{Served, Workspace, js_plugins, pwchain, python_plugins, repo, stderr};
 use std::path::Path;
 use std::process::Command;
 
@@ -91,6 +91,30 @@ fn python_templates_build_and_answer() {
 }
 
 #[test]
+fn js_templates_build_and_answer() {
+    // The repository's plugins install componentize-qjs into the tools
+    // cache; the generated `componentize-qjs.sh` finds it there.
+    js_plugins();
+    let ws = Workspace::new();
+    for (name, kind, header, value) in [
+        ("js-tag", "middleware", "x-js-tag", "passed"),
+        ("js-hi", "service", "x-js-hi", "answered"),
+    ] {
+        let project = scaffold(&ws, name, "js", kind);
+        let output = Command::new("bash")
+            .arg(project.join("build.sh"))
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "the js {kind} template does not build:\n{}",
+            stderr(&output)
+        );
+        answers(&project, header, value);
+    }
+}
+
+#[test]
 fn new_refuses_what_it_cannot_do() {
     let ws = Workspace::new();
     std::fs::create_dir(ws.path("taken")).unwrap();
@@ -111,6 +135,10 @@ fn new_refuses_what_it_cannot_do() {
         &["new", "taken", "--lang", "rust"],
         &["`taken` exists and is not empty"],
     );
+    refuse(
+        &["new", "taken", "--lang", "js", "--kind", "service"],
+        &["`taken` exists and is not empty"],
+    );
     assert_eq!(std::fs::read_dir(ws.path("taken")).unwrap().count(), 1);
     refuse(
         &["new", "Not_Kebab", "--lang", "rust"],
@@ -118,7 +146,7 @@ fn new_refuses_what_it_cannot_do() {
     );
     refuse(
         &["new", "x", "--lang", "go"],
-        &["possible values: rust, python"],
+        &["possible values: rust, python, js"],
     );
     assert!(!ws.path("x").exists() && !ws.path("Not_Kebab").exists());
 }

@@ -60,6 +60,10 @@ pub struct Inspection {
     pub host_imports: Vec<String>,
     /// Exports other than the entry (componentize-py's `init`, …).
     pub other_exports: Vec<String>,
+    /// The language runtime built into the plugin, when its toolchain is
+    /// recognised.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<Runtime>,
     /// What a reader should know about this component's make-up that the
     /// lists above do not say (a language runtime's extras, mostly).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -72,6 +76,39 @@ pub struct Inspection {
     /// For a proxy-wasm module wrapped by `pwchain wrap`: which one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub wrapped: Option<WrapRecord>,
+}
+
+/// A language runtime that a toolchain compiles into every plugin it builds,
+/// with imports and exports of its own that are not the plugin's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Runtime {
+    /// CPython, from componentize-py.
+    Cpython,
+    /// QuickJS, from componentize-qjs.
+    Quickjs,
+}
+
+impl Runtime {
+    /// Told by the names each toolchain's runtime gives its own parts
+    /// (they survive stripping; the producers section does not always).
+    fn find(bytes: &[u8]) -> Option<Runtime> {
+        [
+            (Runtime::Quickjs, b"componentize-qjs:shim.js".as_slice()),
+            (Runtime::Cpython, b"componentize_py_runtime".as_slice()),
+        ]
+        .into_iter()
+        .find(|(_, mark)| memchr::memmem::find(bytes, mark).is_some())
+        .map(|(runtime, _)| runtime)
+    }
+
+    /// The runtime and the toolchain that builds it in.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Runtime::Cpython => "CPython, built in by componentize-py (a Python plugin)",
+            Runtime::Quickjs => "QuickJS, built in by componentize-qjs (a JavaScript plugin)",
+        }
+    }
 }
 
 /// An interface name `ns:pkg/iface@version`, taken apart.
@@ -131,6 +168,7 @@ pub fn inspect(bytes: &[u8], path: &Path) -> Result<Inspection, PluginProblem> {
         side_calls: Vec::new(),
         host_imports: Vec::new(),
         other_exports: Vec::new(),
+        runtime: Runtime::find(bytes),
         notes: Vec::new(),
         wasi: BTreeMap::new(),
         chain: crate::record::read(bytes),
@@ -206,26 +244,43 @@ fn notes(inspection: &Inspection) -> Vec<String> {
     let mut notes = Vec::new();
     if inspection.entry.is_some() {
         for export in &inspection.other_exports {
-            notes.push(if export == "exports" {
-                "export `exports` is componentize-py's `init` hook (a Python plugin); chains ignore it".to_string()
-            } else {
-                format!("export `{export}` is not part of the chain contract; chains ignore it")
-            });
+            notes.push(
+                if export == "exports" && inspection.runtime == Some(Runtime::Cpython) {
+                    "export `exports` is componentize-py's `init` hook; chains ignore it"
+                        .to_string()
+                } else {
+                    format!("export `{export}` is not part of the chain contract; chains ignore it")
+                },
+            );
         }
     }
-    let runtime: BTreeSet<&str> = inspection
+    // A language runtime's WASI 0.2 imports (a Rust plugin's std imports
+    // only `wasi:cli` and `wasi:io`, which every host has).
+    let p2: BTreeSet<&str> = inspection
         .host_imports
         .iter()
         .filter_map(|i| InterfaceName::parse(i))
-        .filter(|n| n.package == "wasi:sockets" || n.package == "wasi:filesystem")
+        .filter(|n| n.version.as_ref().is_some_and(|v| v.minor == 2))
         .map(|n| n.package)
         .collect();
-    if !runtime.is_empty() {
-        let runtime: Vec<&str> = runtime.into_iter().collect();
-        notes.push(format!(
-            "imports {} (a language runtime's, e.g. CPython's): the host must provide them, as `wasmtime serve -Scli` and `pwchain serve` do",
-            runtime.join(" and ")
-        ));
+    let extra = p2.contains("wasi:sockets") || p2.contains("wasi:filesystem");
+    match inspection.runtime {
+        Some(runtime) => notes.push(format!(
+            "carries {}; its WASI 0.2 imports ({}) are the runtime's: the host must provide them, as `wasmtime serve -Scli` and `pwchain serve` do",
+            runtime.describe(),
+            p2.into_iter().collect::<Vec<_>>().join(", ")
+        )),
+        None if extra => {
+            let runtime: Vec<&str> = p2
+                .into_iter()
+                .filter(|p| *p == "wasi:sockets" || *p == "wasi:filesystem")
+                .collect();
+            notes.push(format!(
+                "imports {} (a language runtime's, e.g. CPython's): the host must provide them, as `wasmtime serve -Scli` and `pwchain serve` do",
+                runtime.join(" and ")
+            ))
+        }
+        None => {}
     }
     notes
 }
