@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The quick start's second command: set up what the tests need (the
-# wasm32-wasip2 target, Debian's docker-registry for the registry tests) and
+# wasm32-wasip2 target, Debian's docker-registry for the registry tests,
+# componentize-qjs for the JavaScript plugins) and
 # run every test: real plugins, real wasmtime, real HTTP, a real registry.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,9 @@ if ! command -v docker-registry >/dev/null; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq docker-registry
 fi
+# The JavaScript plugins' compiler: built once per machine (about 10
+# minutes the first time, with rustc 1.97), then reused from the tools cache.
+scripts/componentize-qjs.sh >/dev/null
 # The reverse-proxy rules live in the guest workspace (the terminator builds
 # them for wasm32-wasip2); their unit tests run natively here.
 cargo test --locked --manifest-path plugins/forwarding/Cargo.toml --features http "$@"
