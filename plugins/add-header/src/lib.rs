@@ -8,7 +8,7 @@
 //! add-header` and `x-served-by: pwchain add-header`.
 
 use exports::wasi::http::handler::Guest;
-use pwchain_guest::{ErrorCode, HeaderList, Request, Response, map_request_headers, map_response};
+use pwchain_guest::{ErrorCode, Request, Response, map_request_headers, map_response};
 use wasi::config::store;
 use wasi::http::handler;
 
@@ -18,30 +18,12 @@ struct AddHeader;
 
 impl Guest for AddHeader {
     async fn handle(request: Request) -> Result<Response, ErrorCode> {
-        let config = store::get_all().unwrap_or_default();
-        let (to_request, to_response) = if config.is_empty() {
-            (
-                vec![("x-chain-hop".into(), b"add-header".to_vec())],
-                vec![("x-served-by".into(), b"pwchain add-header".to_vec())],
-            )
-        } else {
-            (headers(&config, "request."), headers(&config, "response."))
-        };
+        let (to_request, to_response) =
+            pwchain_guest::configured_headers(store::get_all().unwrap_or_default(), "add-header");
         let request = map_request_headers(request, |headers| headers.extend(to_request))?;
         let response = handler::handle(request).await?;
         map_response(response, |headers| headers.extend(to_response), None)
     }
-}
-
-/// The headers configured under `prefix`.
-fn headers(config: &[(String, String)], prefix: &str) -> HeaderList {
-    config
-        .iter()
-        .filter_map(|(key, value)| {
-            let name = key.strip_prefix(prefix)?;
-            Some((name.to_string(), value.as_bytes().to_vec()))
-        })
-        .collect()
 }
 
 export!(AddHeader);

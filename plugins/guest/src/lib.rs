@@ -33,12 +33,25 @@ wit_bindgen::generate!({
 /// Generates a plugin's bindings for `$world` (`"wasi:http/middleware@0.3.2"`,
 /// `"wasi:http/service@0.3.2"` or `"pwchain:proxy/proxy@0.1.0"`), sharing
 /// this crate's types so its helpers apply.
+///
+/// `bindings!(WORLD, sync)` lifts `handle` and lowers the next hop
+/// synchronously: a hop then costs a plain call instead of an async task,
+/// but the instance serves one request at a time and nothing may be
+/// spawned (no body transforms, which must keep writing after `handle`
+/// returns).
 #[macro_export]
 macro_rules! bindings {
     ($world:literal) => {
+        $crate::bindings!(@generate $world,);
+    };
+    ($world:literal, sync) => {
+        $crate::bindings!(@generate $world, async: ["-all"],);
+    };
+    (@generate $world:literal, $($options:tt)*) => {
         wit_bindgen::generate!({
             path: "../../wit",
             world: $world,
+            $($options)*
             with: {
                 "wasi:http/types@0.3.2": pwchain_guest::wasi::http::types,
                 "wasi:http/client@0.3.2": pwchain_guest::wasi::http::client,
@@ -72,6 +85,29 @@ pub type Trailers = FutureReader<Result<Option<Fields>, ErrorCode>>;
 /// A `res` future for `consume-body` that reports success once dropped.
 pub fn body_done() -> FutureReader<Result<(), ErrorCode>> {
     wit_future::new(|| Ok(())).1
+}
+
+/// [`body_done`] for a sync-lifted `handle`, which has no task to finish a
+/// write after it returns (wit-bindgen's writers need one, and trap
+/// without). The write is started here and left pending: the reader copies
+/// the value whenever it reads. Its writer handle stays in the instance's
+/// table until the instance goes, one per message rebuilt.
+pub fn body_done_sync() -> FutureReader<Result<(), ErrorCode>> {
+    use std::sync::OnceLock;
+    let vtable = <Result<(), ErrorCode> as wit_future::FuturePayload>::VTABLE;
+    // `ok` lowered once; every pending write reads the same bytes.
+    static OK: OnceLock<usize> = OnceLock::new();
+    let ok = *OK.get_or_init(|| unsafe {
+        let slot = std::alloc::alloc_zeroed(vtable.layout);
+        (vtable.lower)(Ok(()), slot);
+        slot as usize
+    });
+    unsafe {
+        let handles = (vtable.new)();
+        let (reader, writer) = (handles as u32, (handles >> 32) as u32);
+        (vtable.start_write)(writer, ok as *const u8);
+        FutureReader::new(reader, vtable)
+    }
 }
 
 /// Where a body's trailers (or its failure) are sent.
@@ -116,6 +152,22 @@ pub fn map_request_headers(
     request: Request,
     edit: impl FnOnce(&mut HeaderList),
 ) -> Result<Request, ErrorCode> {
+    rebuild_request(request, edit, body_done())
+}
+
+/// [`map_request_headers`] for a sync-lifted `handle`.
+pub fn map_request_headers_sync(
+    request: Request,
+    edit: impl FnOnce(&mut HeaderList),
+) -> Result<Request, ErrorCode> {
+    rebuild_request(request, edit, body_done_sync())
+}
+
+fn rebuild_request(
+    request: Request,
+    edit: impl FnOnce(&mut HeaderList),
+    done: FutureReader<Result<(), ErrorCode>>,
+) -> Result<Request, ErrorCode> {
     let method = request.get_method();
     let scheme = request.get_scheme();
     let path = request.get_path_with_query();
@@ -123,7 +175,7 @@ pub fn map_request_headers(
     let options = request.get_options().map(|o| o.clone());
     let mut headers = request.get_headers().copy_all();
     edit(&mut headers);
-    let (body, trailers) = Request::consume_body(request, body_done());
+    let (body, trailers) = Request::consume_body(request, done);
     let (rebuilt, _) = Request::new(fields(&headers)?, Some(body), trailers, options);
     let invalid = |what: &str| ErrorCode::InternalError(Some(format!("cannot carry over {what}")));
     rebuilt
@@ -148,10 +200,28 @@ pub fn map_response(
     edit_headers: impl FnOnce(&mut HeaderList),
     edit_body: Option<fn(&mut Vec<u8>)>,
 ) -> Result<Response, ErrorCode> {
+    rebuild_response(response, edit_headers, edit_body, body_done())
+}
+
+/// [`map_response`] for a sync-lifted `handle`: headers only, as nothing
+/// could edit the body after `handle` returns.
+pub fn map_response_headers_sync(
+    response: Response,
+    edit_headers: impl FnOnce(&mut HeaderList),
+) -> Result<Response, ErrorCode> {
+    rebuild_response(response, edit_headers, None, body_done_sync())
+}
+
+fn rebuild_response(
+    response: Response,
+    edit_headers: impl FnOnce(&mut HeaderList),
+    edit_body: Option<fn(&mut Vec<u8>)>,
+    done: FutureReader<Result<(), ErrorCode>>,
+) -> Result<Response, ErrorCode> {
     let status = response.get_status_code();
     let mut headers = response.get_headers().copy_all();
     edit_headers(&mut headers);
-    let (mut body, trailers) = Response::consume_body(response, body_done());
+    let (mut body, trailers) = Response::consume_body(response, done);
     if let Some(edit) = edit_body {
         let (tx, rx) = wit_stream::new();
         spawn(pipe(body, tx, edit));
@@ -216,6 +286,31 @@ pub fn text_response(
         .set_status_code(status)
         .map_err(|()| ErrorCode::InternalError(Some(format!("bad status {status}"))))?;
     Ok(response)
+}
+
+/// The headers `add-header` adds to the request and to the response: each
+/// configuration key `request.NAME` / `response.NAME` adds header `NAME`;
+/// with no configuration, `x-chain-hop: NAME` and `x-served-by: pwchain
+/// NAME` (`name` being the plugin's).
+pub fn configured_headers(config: Vec<(String, String)>, name: &str) -> (HeaderList, HeaderList) {
+    if config.is_empty() {
+        return (
+            vec![("x-chain-hop".into(), name.as_bytes().to_vec())],
+            vec![("x-served-by".into(), format!("pwchain {name}").into_bytes())],
+        );
+    }
+    let under = |prefix: &str| -> HeaderList {
+        config
+            .iter()
+            .filter_map(|(key, value)| {
+                Some((
+                    key.strip_prefix(prefix)?.to_string(),
+                    value.as_bytes().to_vec(),
+                ))
+            })
+            .collect()
+    };
+    (under("request."), under("response."))
 }
 
 /// A request method as it appears on the wire.
