@@ -366,7 +366,9 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 128)]
     pub max_instance_reuse: usize,
 
-    /// Requests one instance serves at the same time.
+    /// Requests one instance serves at the same time (always one when a
+    /// stage is sync-lifted: such an instance is busy until `handle`
+    /// returns, so each request gets its own).
     #[arg(long, default_value_t = 16)]
     pub max_instance_concurrency: usize,
 

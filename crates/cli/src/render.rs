@@ -94,7 +94,10 @@ impl fmt::Display for InspectReport {
             kib(self.bytes)
         )?;
         writeln!(f, "  digest     {}", self.digest)?;
-        writeln!(f, "  entry      {}", info.entry.as_deref().unwrap_or("—"))?;
+        match (&info.entry, info.lifted) {
+            (Some(entry), Some(lifted)) => writeln!(f, "  entry      {entry} (lifted {lifted})")?,
+            (entry, _) => writeln!(f, "  entry      {}", entry.as_deref().unwrap_or("—"))?,
+        }
         match &info.next_hop {
             Some(hop) => writeln!(f, "  next hop   {} ({:?} form)", hop.import, hop.form)?,
             None => writeln!(f, "  next hop   — (a service: it can only stand last)")?,
@@ -134,10 +137,11 @@ impl fmt::Display for InspectReport {
                 stages(chain)
             )?;
             for stage in &chain.plugins {
+                let lifted = stage.lifted.map(|l| l.to_string()).unwrap_or_default();
                 writeln!(
                     f,
-                    "             {:<14} {:<10} {} {}",
-                    stage.name, stage.role, stage.digest, stage.source
+                    "             {:<14} {:<10} {:<5} {} {}",
+                    stage.name, stage.role, lifted, stage.digest, stage.source
                 )?;
                 let config = match stage.config.as_slice() {
                     [] => String::new(),

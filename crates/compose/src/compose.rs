@@ -547,6 +547,7 @@ fn stage_record(stage: &Stage) -> StageRecord {
             .map(|(key, _)| key.clone())
             .collect(),
         side_calls: stage.settings.side_calls.clone(),
+        lifted: stage.info.lifted,
     }
 }
 

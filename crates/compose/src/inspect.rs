@@ -53,6 +53,10 @@ pub struct Inspection {
     pub role: Role,
     /// The `wasi:http/handler@0.3.x` export.
     pub entry: Option<String>,
+    /// How the entry's `handle` is lifted, when the component lifts it
+    /// itself (a plugin; a composite's stages are in its record).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lifted: Option<crate::Lift>,
     pub next_hop: Option<NextHop>,
     /// `wasi:http/client` (and 0.2 `outgoing-handler`) imports.
     pub side_calls: Vec<String>,
@@ -164,6 +168,7 @@ pub fn inspect(bytes: &[u8], path: &Path) -> Result<Inspection, PluginProblem> {
     let mut inspection = Inspection {
         role: Role::Other,
         entry: None,
+        lifted: None,
         next_hop: None,
         side_calls: Vec::new(),
         host_imports: Vec::new(),
@@ -234,6 +239,10 @@ pub fn inspect(bytes: &[u8], path: &Path) -> Result<Inspection, PluginProblem> {
         (Some(_), None) => Role::Service,
         (None, _) => Role::Other,
     };
+    inspection.lifted = inspection
+        .entry
+        .as_deref()
+        .and_then(|entry| crate::lift::exported_lift(bytes, entry, "handle"));
     inspection.notes = notes(&inspection);
     Ok(inspection)
 }

@@ -39,6 +39,20 @@ pub struct StageRecord {
     /// Where its side calls may go.
     #[serde(default)]
     pub side_calls: crate::policy::SideCalls,
+    /// How its `handle` is lifted, if known; a host that finds a `sync`
+    /// stage gives each request an instance of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifted: Option<crate::Lift>,
+}
+
+impl ChainRecord {
+    /// Whether a stage is sync-lifted, so that an instance of the chain
+    /// serves one request at a time.
+    pub fn has_sync_stage(&self) -> bool {
+        self.plugins
+            .iter()
+            .any(|p| p.lifted == Some(crate::Lift::Sync))
+    }
 }
 
 /// What `pwchain wrap` stores in the component it makes (custom section

@@ -1,5 +1,6 @@
 //! What a chain costs in `pwchain serve`: the bare `echo` service (chain0)
-//! against the same service behind 10 pass-through plugins (chain10), both
+//! against the same service behind 10 pass-through plugins (chain10) and 10
+//! header-rewriting ones, lifted async and sync (headers10, headers10sync),
 //! composed by pwchain and served in-process, loaded over loopback by
 //! keep-alive HTTP/1.1 clients. Prints requests/s, p50 and p99 for each and
 //! the ratios, all measured in this one run. A second part skips the
@@ -130,7 +131,7 @@ fn async_pass() -> Vec<u8> {
     ))
 }
 
-/// Which pass-through a chain repeats.
+/// Which plugin a chain repeats.
 #[derive(Clone, Copy)]
 enum Pass {
     /// `plugins/pass`, Rust with wit-bindgen's async runtime.
@@ -139,6 +140,11 @@ enum Pass {
     MinimalAsync,
     /// [`sync_pass`].
     Sync,
+    /// `plugins/add-header`: rebuilds the request and the response with a
+    /// header each, async-lifted (wit-bindgen).
+    Headers,
+    /// `plugins/add-header-sync`: the same, lifted and lowered sync.
+    HeadersSync,
 }
 
 fn chain(dir: &Path, passes: usize, pass: Pass) -> Vec<u8> {
@@ -150,6 +156,10 @@ fn chain(dir: &Path, passes: usize, pass: Pass) -> Vec<u8> {
         .map(|i| {
             let generated = match pass {
                 Pass::WitBindgen => return stage(format!("pass{i}"), "pass.wasm"),
+                Pass::Headers => return stage(format!("headers{i}"), "add-header.wasm"),
+                Pass::HeadersSync => {
+                    return stage(format!("headers{i}"), "add-header-sync.wasm");
+                }
                 Pass::MinimalAsync => async_pass(),
                 Pass::Sync => sync_pass(),
             };
@@ -192,6 +202,8 @@ fn main() {
             ("chain10", 10, Pass::WitBindgen),
             ("chain10async", 10, Pass::MinimalAsync),
             ("chain10sync", 10, Pass::Sync),
+            ("headers10", 10, Pass::Headers),
+            ("headers10sync", 10, Pass::HeadersSync),
         ] {
             let component = chain(&dir, passes, pass);
             let server = Server::new(&component, ServeOptions::default()).expect("server");
@@ -239,6 +251,8 @@ fn main() {
             (1, "async (wit-bindgen)"),
             (2, "minimal async (hand-written)"),
             (3, "sync-lifted"),
+            (4, "header-rewriting async (wit-bindgen)"),
+            (5, "header-rewriting sync-lifted (wit-bindgen)"),
         ] {
             println!(
                 "in-process: {}/chain0 {:.3}x; one {kind} pass-through hop costs {:.2} µs",
@@ -247,6 +261,13 @@ fn main() {
                 (1e6 / serial[i] - 1e6 / serial[0]) / 10.0
             );
         }
+        let hop = |i: usize| (1e6 / serial[i] - 1e6 / serial[0]) / 10.0;
+        println!(
+            "in-process: a header-rewriting hop costs {:.2} µs async and {:.2} µs sync-lifted: sync is {:.1}x cheaper",
+            hop(4),
+            hop(5),
+            hop(4) / hop(5)
+        );
     });
     let chain0 = &best[0].1;
     for (label, figures) in &best[1..] {

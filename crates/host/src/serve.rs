@@ -148,6 +148,8 @@ struct Chain {
     /// Instances that did not fit the pool, and when that was last logged.
     overflow: std::sync::Mutex<RateLimited>,
     options: Arc<ServeOptions>,
+    /// Requests one instance serves at once; see [`instance_concurrency`].
+    max_concurrency: usize,
     _ticker: EpochTicker,
 }
 
@@ -385,10 +387,10 @@ impl Server {
 }
 
 impl Generation {
-    fn compile(component: &[u8], options: &Arc<ServeOptions>) -> anyhow::Result<Generation> {
-        let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(component)));
-        let engines = Engines::new(component, options)?;
-        let component = Component::new(&engines.on_demand, component)?;
+    fn compile(bytes: &[u8], options: &Arc<ServeOptions>) -> anyhow::Result<Generation> {
+        let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)));
+        let engines = Engines::new(bytes, options)?;
+        let component = Component::new(&engines.on_demand, bytes)?;
         let linker = serve_linker(&engines.on_demand, options)?;
         let next_hop = component
             .component_type()
@@ -405,6 +407,7 @@ impl Generation {
             ),
             (None, None) => {}
         }
+        let max_concurrency = instance_concurrency(bytes, &component, &engines.on_demand, options);
         let pre = ServicePre::new(linker.instantiate_pre(&component)?)?;
         let pooled = match &engines.pooled {
             Some(pooled) => Some(pooled_pre(pooled, &component, options)?),
@@ -417,10 +420,44 @@ impl Generation {
                 on_demand: pre,
                 overflow: std::sync::Mutex::new(RateLimited::new(Duration::from_secs(5))),
                 options: options.clone(),
+                max_concurrency,
                 _ticker: ticker,
             }),
             digest,
         })
+    }
+}
+
+/// Requests one instance serves at once: `--max-instance-concurrency`, or
+/// one when a stage of the chain (by the composite's record, or the
+/// component itself) is sync-lifted. Such a stage holds its instance until
+/// `handle` returns, so further requests would only queue inside it; with
+/// one each, they get instances of their own and run side by side.
+fn instance_concurrency(
+    bytes: &[u8],
+    component: &Component,
+    engine: &Engine,
+    options: &ServeOptions,
+) -> usize {
+    let sync = match pwchain_compose::record::read(bytes) {
+        Some(record) => record.has_sync_stage(),
+        None => component
+            .component_type()
+            .exports(engine)
+            .map(|(name, _)| name)
+            .filter(|name| name.starts_with("wasi:http/handler@0.3."))
+            .any(|entry| {
+                pwchain_compose::lift::exported_lift(bytes, entry, "handle")
+                    == Some(pwchain_compose::Lift::Sync)
+            }),
+    };
+    if sync {
+        tracing::info!(
+            "a stage of the chain is sync-lifted: each instance serves one request at a time"
+        );
+        1
+    } else {
+        options.max_instance_concurrency
     }
 }
 
@@ -829,7 +866,7 @@ impl HandlerState for Chain {
             },
             state: Worker {
                 max_reuse: self.options.max_instance_reuse,
-                max_concurrency: self.options.max_instance_concurrency,
+                max_concurrency: self.max_concurrency,
                 request_timeout: self.options.request_timeout,
                 served: AtomicUsize::new(0),
                 metrics: self.options.metrics.clone(),
