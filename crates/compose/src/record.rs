@@ -132,6 +132,7 @@ mod tests {
                 role: "middleware".into(),
                 config: vec!["greeting".into()],
                 side_calls: crate::policy::SideCalls::Deny,
+                lifted: Some(crate::Lift::Sync),
             }],
             origin: "upstream".into(),
             upstream: Some("http://127.0.0.1:9000".into()),
