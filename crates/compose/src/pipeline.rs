@@ -135,6 +135,12 @@ fn compose_toml(path: &Path, options: &Options) -> Result<Loaded, Error> {
             _ => None,
         }))
         .collect();
+    let warnings = resolver
+        .warnings()
+        .iter()
+        .cloned()
+        .chain(record.sync_note())
+        .collect();
     Ok(Loaded {
         name: manifest.name.clone(),
         bytes,
@@ -142,7 +148,7 @@ fn compose_toml(path: &Path, options: &Options) -> Result<Loaded, Error> {
             record,
             input_bytes,
             steps: resolver.steps().to_vec(),
-            warnings: resolver.warnings().to_vec(),
+            warnings,
         }),
         inputs,
         pulled: None,

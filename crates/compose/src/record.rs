@@ -53,6 +53,27 @@ impl ChainRecord {
             .iter()
             .any(|p| p.lifted == Some(crate::Lift::Sync))
     }
+
+    /// What a chain with sync-lifted stages should know: what it costs in
+    /// concurrency, and that the stages behind them still stream.
+    pub fn sync_note(&self) -> Option<String> {
+        let sync: Vec<&str> = self
+            .plugins
+            .iter()
+            .filter(|p| p.lifted == Some(crate::Lift::Sync))
+            .map(|p| p.name.as_str())
+            .collect();
+        if sync.is_empty() {
+            return None;
+        }
+        Some(format!(
+            "{} sync-lifted: an instance of the chain serves one request at a time (`pwchain serve` gives each request its own), and bodies pass through by handle, so the plugins behind stream as before",
+            match sync.as_slice() {
+                [one] => format!("`{one}` is"),
+                many => format!("`{}` are", many.join("`, `")),
+            }
+        ))
+    }
 }
 
 /// What `pwchain wrap` stores in the component it makes (custom section

@@ -87,28 +87,8 @@ pub fn body_done() -> FutureReader<Result<(), ErrorCode>> {
     wit_future::new(|| Ok(())).1
 }
 
-/// [`body_done`] for a sync-lifted `handle`, which has no task to finish a
-/// write after it returns (wit-bindgen's writers need one, and trap
-/// without). The write is started here and left pending: the reader copies
-/// the value whenever it reads. Its writer handle stays in the instance's
-/// table until the instance goes, one per message rebuilt.
-pub fn body_done_sync() -> FutureReader<Result<(), ErrorCode>> {
-    use std::sync::OnceLock;
-    let vtable = <Result<(), ErrorCode> as wit_future::FuturePayload>::VTABLE;
-    // `ok` lowered once; every pending write reads the same bytes.
-    static OK: OnceLock<usize> = OnceLock::new();
-    let ok = *OK.get_or_init(|| unsafe {
-        let slot = std::alloc::alloc_zeroed(vtable.layout);
-        (vtable.lower)(Ok(()), slot);
-        slot as usize
-    });
-    unsafe {
-        let handles = (vtable.new)();
-        let (reader, writer) = (handles as u32, (handles >> 32) as u32);
-        (vtable.start_write)(writer, ok as *const u8);
-        FutureReader::new(reader, vtable)
-    }
-}
+mod sync_outcome;
+pub use sync_outcome::body_done_sync;
 
 /// Where a body's trailers (or its failure) are sent.
 pub type TrailersWriter = wit_bindgen::FutureWriter<Result<Option<Fields>, ErrorCode>>;
