@@ -48,6 +48,50 @@ pub enum Command {
     Login(LoginArgs),
     New(NewArgs),
     Wrap(WrapArgs),
+    #[command(subcommand)]
+    Import(ImportCommand),
+}
+
+/// Turn another proxy's Wasm filter configuration into a `chain.toml`.
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// An Envoy v3 bootstrap (YAML or JSON, `static_resources`): the
+    /// listener's `envoy.filters.http.wasm` filters in order become
+    /// `[[plugin]]` entries (`proxy-wasm`, `configuration`,
+    /// `vm-configuration`, `root-id`), its router's cluster the `[origin]
+    /// upstream`, and the other clusters the chain's `clusters` for
+    /// `proxy_http_call`.
+    Envoy(ImportEnvoyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportEnvoyArgs {
+    /// The Envoy configuration (`envoy -c FILE`).
+    #[arg(value_name = "ENVOY.yaml")]
+    pub file: PathBuf,
+
+    /// Where to write the chain (atomically); standard output without it.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// The listener to import (default: the first with HTTP filters).
+    #[arg(long, value_name = "NAME")]
+    pub listener: Option<String>,
+
+    /// Rewrite a path prefix of the filters' `vm_config.code.local.filename`
+    /// (where Envoy's container has them) to where they are here.
+    #[arg(long = "map", value_name = "FROM=TO", value_parser = parse_map)]
+    pub maps: Vec<(String, String)>,
+
+    /// Where a cluster really is (Envoy configurations often name hosts of
+    /// their own network).
+    #[arg(long = "cluster", value_name = "NAME=URL", value_parser = parse_cluster)]
+    pub clusters: Vec<(String, String)>,
+
+    /// Drop HTTP filters that are not Wasm filters (with a comment in the
+    /// output) instead of failing.
+    #[arg(long)]
+    pub skip_unsupported: bool,
 }
 
 /// Turn a legacy proxy-wasm module (ABI 0.2.x, from any SDK, built for
@@ -464,6 +508,13 @@ fn parse_env(s: &str) -> Result<(String, String), String> {
         .split_once('=')
         .ok_or_else(|| format!("expected KEY=VALUE, found `{s}`"))?;
     Ok((key.to_string(), value.to_string()))
+}
+
+fn parse_map(s: &str) -> Result<(String, String), String> {
+    let (from, to) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected FROM=TO (path prefixes), found `{s}`"))?;
+    Ok((from.to_string(), to.to_string()))
 }
 
 fn parse_cluster(s: &str) -> Result<(String, String), String> {

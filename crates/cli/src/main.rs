@@ -24,6 +24,7 @@ macro_rules! outln {
 mod args;
 mod cache;
 mod compose;
+mod import;
 mod inspect;
 mod login;
 mod new;
@@ -109,6 +110,7 @@ fn run(cli: Cli) -> miette::Result<ExitCode> {
         Command::Cache(command) => cache::cache(command),
         Command::Login(args) => login::login(args),
         Command::Wrap(args) => wrap::wrap(args),
+        Command::Import(command) => import::import(command),
     }
 }
 

@@ -15,6 +15,7 @@ pub mod builtins;
 pub mod cache;
 pub mod compose;
 pub mod error;
+pub mod import_envoy;
 pub mod inspect;
 pub mod lift;
 pub mod lock;

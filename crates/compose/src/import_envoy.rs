@@ -1,0 +1,591 @@
+//! `pwchain import envoy`: an Envoy v3 bootstrap's Wasm filter chain as a
+//! `chain.toml`. The chosen listener's HTTP connection manager lists its
+//! `http_filters` in order: each `envoy.filters.http.wasm` becomes a
+//! `[[plugin]]` with `proxy-wasm`, its router becomes `[origin] upstream`
+//! (the route's cluster), and the other clusters become the chain's
+//! `clusters` for `proxy_http_call`. Errors point into the YAML.
+
+use crate::error::{Error, SourceFile};
+use marked_yaml::Node;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// What the user adds to what the file says.
+#[derive(Debug, Default, Clone)]
+pub struct EnvoyOptions {
+    /// The listener to import (default: the first with HTTP filters).
+    pub listener: Option<String>,
+    /// `FROM=TO` path prefixes: Envoy's file names as this machine has them.
+    pub maps: Vec<(String, String)>,
+    /// `NAME=URL`: where a cluster really is.
+    pub clusters: Vec<(String, String)>,
+    /// Drop HTTP filters pwchain cannot run, with a comment, instead of
+    /// failing.
+    pub skip_unsupported: bool,
+}
+
+const WASM_FILTER: &str = "envoy.filters.http.wasm";
+const WASM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
+const ROUTER_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router";
+const HCM: &str = "envoy.filters.network.http_connection_manager";
+const TYPED_STRUCTS: [&str; 2] = [
+    "type.googleapis.com/udpa.type.v1.TypedStruct",
+    "type.googleapis.com/xds.type.v3.TypedStruct",
+];
+
+/// The `chain.toml` text for the Envoy bootstrap `text` (read from `path`).
+pub fn import(path: &Path, text: String, options: &EnvoyOptions) -> Result<String, Error> {
+    let file = SourceFile::new(path, text);
+    let doc = Doc { file: &file };
+    let root = marked_yaml::parse_yaml(0, file.text.as_str()).map_err(|e| {
+        doc.error_at(
+            0,
+            format!("not YAML or JSON: {e}"),
+            Some("an Envoy bootstrap (`envoy -c FILE`), in YAML or JSON".into()),
+        )
+    })?;
+    let Some(resources) = root
+        .as_mapping()
+        .and_then(|m| m.get_node("static_resources"))
+    else {
+        return Err(doc.error(
+            &root,
+            "not an Envoy bootstrap: expected a mapping with `static_resources` (listeners and clusters)".into(),
+            Some("pwchain imports Envoy v3 bootstraps as `envoy -c` reads them; for Istio `WasmPlugin` resources use `pwchain import istio`".into()),
+        ));
+    };
+    let listener = doc.listener(resources, options)?;
+    let listener_name = doc.str_at(listener, "name").unwrap_or("listener");
+    let manager = doc.manager(listener)?;
+    let filters = doc
+        .get(manager, "http_filters")
+        .and_then(Node::as_sequence)
+        .ok_or_else(|| {
+            doc.error(
+                manager,
+                "the HTTP connection manager has no `http_filters`".into(),
+                None,
+            )
+        })?;
+
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# Imported by `pwchain import envoy` from {} (listener `{listener_name}`).\n# Each entry says which Envoy HTTP filter it came from.",
+        path.display()
+    );
+    let mut plugins = String::new();
+    let mut names: Vec<String> = Vec::new();
+    let mut origin = None;
+    for (index, filter) in filters.iter().enumerate() {
+        let name = doc.str_at(filter, "name").unwrap_or_default();
+        let typed = doc.get(filter, "typed_config");
+        let type_url = typed
+            .and_then(|t| doc.str_at(t, "@type"))
+            .unwrap_or_default();
+        let line = doc.line(filter);
+        if name == "envoy.filters.http.router" || type_url == ROUTER_TYPE {
+            origin = Some((index, line));
+            break;
+        }
+        let wasm = match typed {
+            Some(typed) if type_url == WASM_TYPE => doc.get(typed, "config"),
+            Some(typed) if TYPED_STRUCTS.contains(&type_url) => {
+                let inner = doc.str_at(typed, "type_url").unwrap_or_default();
+                match inner == WASM_TYPE {
+                    true => doc.get(typed, "value").and_then(|v| doc.get(v, "config")),
+                    false => None,
+                }
+            }
+            _ => None,
+        };
+        let Some(wasm) = wasm else {
+            if options.skip_unsupported {
+                let _ = writeln!(
+                    plugins,
+                    "\n# Dropped http_filters[{index}] `{name}` (line {line}): not a Wasm filter, and pwchain runs only those."
+                );
+                continue;
+            }
+            return Err(doc.error(
+                filter,
+                format!("http_filters[{index}] `{name}` is not a Wasm filter (`{WASM_FILTER}`), so pwchain cannot run it"),
+                Some("`--skip-unsupported` drops it with a comment in the output".into()),
+            ));
+        };
+        plugins.push_str(&doc.plugin((index, line), name, wasm, options, &mut names)?);
+    }
+    let Some((index, router_line)) = origin else {
+        return Err(doc.error(
+            manager,
+            "the HTTP filters do not end with `envoy.filters.http.router`, so nothing says where requests go after the chain".into(),
+            None,
+        ));
+    };
+    let clusters = doc.clusters(resources, options)?;
+    let (route_cluster, route_node) = doc.route_cluster(manager)?;
+    let Some(upstream) = clusters.iter().find(|c| c.name == route_cluster) else {
+        return Err(doc.error(
+            route_node,
+            format!(
+                "the route sends requests to cluster `{route_cluster}`, which `static_resources.clusters` does not define (defined: {})",
+                list(clusters.iter().map(|c| c.name.as_str()))
+            ),
+            Some("define the cluster, or pass `--cluster NAME=URL`".into()),
+        ));
+    };
+    let others: Vec<&Cluster> = clusters
+        .iter()
+        .filter(|c| c.name != route_cluster)
+        .collect();
+    let _ = writeln!(
+        out,
+        "[chain]\nname = {}",
+        toml_string(&kebab(listener_name))
+    );
+    if !others.is_empty() {
+        let _ = writeln!(
+            out,
+            "# Envoy's other clusters, for the filters' proxy_http_call."
+        );
+        let entries: Vec<String> = others
+            .iter()
+            .map(|c| format!("{} = {}", toml_key(&c.name), toml_string(&c.url)))
+            .collect();
+        let _ = writeln!(out, "clusters = {{ {} }}", entries.join(", "));
+    }
+    out.push_str(&plugins);
+    let _ = writeln!(
+        out,
+        "\n# http_filters[{index}] envoy.filters.http.router (line {router_line}): the route's cluster `{}`{}.\n[origin]\nupstream = {}",
+        upstream.name,
+        match upstream.overridden {
+            true => " (address from --cluster)",
+            false => "",
+        },
+        toml_string(&upstream.url)
+    );
+    Ok(out)
+}
+
+/// A cluster and where it is.
+struct Cluster {
+    name: String,
+    url: String,
+    overridden: bool,
+}
+
+struct Doc<'a> {
+    file: &'a SourceFile,
+}
+
+impl<'a> Doc<'a> {
+    fn get<'n>(&self, node: &'n Node, key: &str) -> Option<&'n Node> {
+        node.as_mapping()?.get_node(key)
+    }
+
+    fn str_at<'n>(&self, node: &'n Node, key: &str) -> Option<&'n str> {
+        Some(self.get(node, key)?.as_scalar()?.as_str())
+    }
+
+    fn line(&self, node: &Node) -> usize {
+        node.span().start().map_or(0, |m| m.line())
+    }
+
+    fn error_at(&self, character: usize, message: String, help: Option<String>) -> Error {
+        let offset = self
+            .file
+            .text
+            .char_indices()
+            .nth(character)
+            .map_or(self.file.text.len(), |(offset, _)| offset);
+        self.file.error(offset..offset, message, help)
+    }
+
+    fn error(&self, node: &Node, message: String, help: Option<String>) -> Error {
+        self.error_at(
+            node.span().start().map_or(0, |m| m.character()),
+            message,
+            help,
+        )
+    }
+
+    /// The listener `options.listener` names, else the first with an HTTP
+    /// connection manager.
+    fn listener<'n>(&self, resources: &'n Node, options: &EnvoyOptions) -> Result<&'n Node, Error> {
+        let listeners = self
+            .get(resources, "listeners")
+            .and_then(Node::as_sequence)
+            .filter(|l| !l.is_empty())
+            .ok_or_else(|| {
+                self.error(
+                    resources,
+                    "`static_resources` has no `listeners`".into(),
+                    None,
+                )
+            })?;
+        let names: Vec<&str> = listeners
+            .iter()
+            .map(|l| self.str_at(l, "name").unwrap_or("(unnamed)"))
+            .collect();
+        match &options.listener {
+            // The first that serves HTTP.
+            None => Ok(listeners
+                .iter()
+                .find(|l| self.manager(l).is_ok())
+                .unwrap_or(&listeners[0])),
+            Some(wanted) => listeners
+                .iter()
+                .find(|l| self.str_at(l, "name") == Some(wanted.as_str()))
+                .ok_or_else(|| {
+                    self.error(
+                        resources,
+                        format!(
+                            "no listener is named `{wanted}`; the file has {}",
+                            list(names)
+                        ),
+                        Some("pass one of them to `--listener`".into()),
+                    )
+                }),
+        }
+    }
+
+    /// The listener's HTTP connection manager's `typed_config`.
+    fn manager<'n>(&self, listener: &'n Node) -> Result<&'n Node, Error> {
+        let chains = self
+            .get(listener, "filter_chains")
+            .and_then(Node::as_sequence);
+        chains
+            .into_iter()
+            .flat_map(|c| c.iter())
+            .filter_map(|c| self.get(c, "filters").and_then(Node::as_sequence))
+            .flat_map(|f| f.iter())
+            .find(|f| {
+                self.str_at(f, "name") == Some(HCM)
+                    || self
+                        .get(f, "typed_config")
+                        .and_then(|t| self.str_at(t, "@type"))
+                        .is_some_and(|t| t.ends_with(".HttpConnectionManager"))
+            })
+            .and_then(|f| self.get(f, "typed_config"))
+            .ok_or_else(|| {
+                self.error(
+                    listener,
+                    format!("the listener has no HTTP connection manager (`{HCM}`), so it has no HTTP filters to import"),
+                    None,
+                )
+            })
+    }
+
+    /// One Wasm filter as a `[[plugin]]`.
+    fn plugin(
+        &self,
+        (index, line): (usize, usize),
+        filter_name: &str,
+        wasm: &Node,
+        options: &EnvoyOptions,
+        names: &mut Vec<String>,
+    ) -> Result<String, Error> {
+        let configured = self.str_at(wasm, "name").unwrap_or(filter_name);
+        let mut name = kebab(configured);
+        if names.contains(&name) {
+            name = format!("{name}-{index}");
+        }
+        names.push(name.clone());
+        let vm = self
+            .get(wasm, "vm_config")
+            .ok_or_else(|| self.error(wasm, "the Wasm filter has no `vm_config`".into(), None))?;
+        let code = self
+            .get(vm, "code")
+            .ok_or_else(|| self.error(vm, "`vm_config` has no `code`".into(), None))?;
+        let mut out = format!(
+            "\n# http_filters[{index}] `{filter_name}` (line {line}){}.\n[[plugin]]\nname = {}\n",
+            match configured == filter_name {
+                true => String::new(),
+                false => format!(", Wasm name `{configured}`"),
+            },
+            toml_string(&name)
+        );
+        if let Some(local) = self.get(code, "local") {
+            let node = self.get(local, "filename").ok_or_else(|| {
+                self.error(
+                    local,
+                    "`code.local` has no `filename` (inline code is not supported)".into(),
+                    None,
+                )
+            })?;
+            let filename = node.as_scalar().map_or("", |s| s.as_str());
+            let mapped = map_path(filename, &options.maps);
+            if !mapped.is_file() {
+                return Err(self.error(
+                    node,
+                    format!(
+                        "the filter's code `{filename}` is not here: `{}` does not exist",
+                        mapped.display()
+                    ),
+                    Some("`--map FROM=TO` rewrites the path prefix Envoy sees to where the file is on this machine".into()),
+                ));
+            }
+            // Absolute, so the chain composes wherever it is written.
+            let mapped = std::path::absolute(&mapped).unwrap_or(mapped);
+            let _ = writeln!(
+                out,
+                "proxy-wasm = {}",
+                toml_string(&mapped.display().to_string())
+            );
+        } else if let Some(remote) = self.get(code, "remote") {
+            let uri = self
+                .get(remote, "http_uri")
+                .and_then(|h| self.str_at(h, "uri"))
+                .unwrap_or_default();
+            let file = uri
+                .rsplit('/')
+                .next()
+                .filter(|f| !f.is_empty())
+                .unwrap_or("filter.wasm");
+            let _ = writeln!(
+                out,
+                "# Envoy fetches it from {uri}: download it to this path.\nproxy-wasm = {}",
+                toml_string(file)
+            );
+            if let Some(sha) = self.str_at(remote, "sha256") {
+                let _ = writeln!(out, "digest = {}", toml_string(&format!("sha256:{sha}")));
+            }
+        } else {
+            return Err(self.error(code, "`code` has neither `local` nor `remote`".into(), None));
+        }
+        if let Some(text) = self.any_text(wasm, "configuration")? {
+            let _ = writeln!(out, "configuration = {}", toml_string(&text));
+        }
+        if let Some(text) = self.any_text(vm, "configuration")? {
+            let _ = writeln!(out, "vm-configuration = {}", toml_string(&text));
+        }
+        if let Some(root_id) = self.str_at(wasm, "root_id") {
+            let _ = writeln!(out, "root-id = {}", toml_string(root_id));
+        }
+        Ok(out)
+    }
+
+    /// A `google.protobuf.Any` configuration as the text Envoy hands the
+    /// filter: a `StringValue`'s or `BytesValue`'s value, a `Struct` as JSON.
+    fn any_text(&self, parent: &Node, key: &str) -> Result<Option<String>, Error> {
+        let Some(any) = self.get(parent, key) else {
+            return Ok(None);
+        };
+        let type_url = self.str_at(any, "@type").unwrap_or_default();
+        let value = self.get(any, "value");
+        match type_url.rsplit('/').next().unwrap_or_default() {
+            "google.protobuf.StringValue" => {
+                Ok(value.and_then(Node::as_scalar).map(|s| s.as_str().to_string()))
+            }
+            "google.protobuf.BytesValue" => {
+                use base64::Engine as _;
+                let encoded = value.and_then(Node::as_scalar).map_or("", |s| s.as_str());
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(encoded)
+                    .map_err(|e| self.error(any, format!("`{key}` is a BytesValue that is not base64: {e}"), None))?;
+                Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
+            }
+            "google.protobuf.Struct" => Ok(value.map(|v| json(v).to_string())),
+            other => Err(self.error(
+                any,
+                format!("`{key}` has type `{other}`; Envoy hands a filter a StringValue, BytesValue or Struct"),
+                None,
+            )),
+        }
+    }
+
+    /// The cluster of the first route that names one.
+    fn route_cluster<'n>(&self, manager: &'n Node) -> Result<(String, &'n Node), Error> {
+        let config = self.get(manager, "route_config").ok_or_else(|| {
+            self.error(
+                manager,
+                "the HTTP connection manager has no inline `route_config` (RDS is not supported)"
+                    .into(),
+                None,
+            )
+        })?;
+        self.get(config, "virtual_hosts")
+            .and_then(Node::as_sequence)
+            .into_iter()
+            .flat_map(|hosts| hosts.iter())
+            .filter_map(|host| self.get(host, "routes").and_then(Node::as_sequence))
+            .flat_map(|routes| routes.iter())
+            .filter_map(|route| self.get(route, "route"))
+            .find_map(|route| {
+                let node = self.get(route, "cluster")?;
+                Some((node.as_scalar()?.as_str().to_string(), node))
+            })
+            .ok_or_else(|| {
+                self.error(
+                    config,
+                    "no route of `route_config` names a `cluster`".into(),
+                    None,
+                )
+            })
+    }
+
+    /// `static_resources.clusters`, each at its first endpoint, with the
+    /// `--cluster` overrides.
+    fn clusters(&self, resources: &Node, options: &EnvoyOptions) -> Result<Vec<Cluster>, Error> {
+        let mut clusters = Vec::new();
+        for cluster in self
+            .get(resources, "clusters")
+            .and_then(Node::as_sequence)
+            .into_iter()
+            .flat_map(|c| c.iter())
+        {
+            let Some(name) = self.str_at(cluster, "name") else {
+                continue;
+            };
+            if let Some((_, url)) = options.clusters.iter().find(|(n, _)| n == name) {
+                clusters.push(Cluster {
+                    name: name.into(),
+                    url: url.clone(),
+                    overridden: true,
+                });
+                continue;
+            }
+            let address = self
+                .get(cluster, "load_assignment")
+                .and_then(|a| self.get(a, "endpoints"))
+                .and_then(Node::as_sequence)
+                .and_then(|e| e.first())
+                .and_then(|e| self.get(e, "lb_endpoints"))
+                .and_then(Node::as_sequence)
+                .and_then(|e| e.first())
+                .and_then(|e| self.get(e, "endpoint"))
+                .and_then(|e| self.get(e, "address"))
+                .and_then(|a| self.get(a, "socket_address"))
+                .ok_or_else(|| {
+                    self.error(
+                        cluster,
+                        format!("cluster `{name}` has no endpoint address (`load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address`)"),
+                        Some(format!("pass `--cluster {name}=http://HOST:PORT`")),
+                    )
+                })?;
+            let host = self.str_at(address, "address").unwrap_or("127.0.0.1");
+            let port = self.str_at(address, "port_value").unwrap_or("80");
+            let scheme = match self.get(cluster, "transport_socket") {
+                Some(_) => "https",
+                None => "http",
+            };
+            clusters.push(Cluster {
+                name: name.into(),
+                url: format!("{scheme}://{host}:{port}"),
+                overridden: false,
+            });
+        }
+        for (name, _) in &options.clusters {
+            if !clusters.iter().any(|c| &c.name == name) {
+                return Err(self.error(
+                    resources,
+                    format!(
+                        "`--cluster {name}=…` names no cluster of the file (it has {})",
+                        list(clusters.iter().map(|c| c.name.as_str()))
+                    ),
+                    None,
+                ));
+            }
+        }
+        Ok(clusters)
+    }
+}
+
+/// `path` with the first matching `FROM` prefix replaced by its `TO`.
+fn map_path(path: &str, maps: &[(String, String)]) -> PathBuf {
+    for (from, to) in maps {
+        if let Some(rest) = path.strip_prefix(from.as_str()) {
+            return Path::new(to).join(rest.trim_start_matches('/'));
+        }
+    }
+    PathBuf::from(path)
+}
+
+/// A YAML node as JSON (scalars that read as numbers or booleans as such,
+/// as Envoy's Struct parser takes them).
+fn json(node: &Node) -> serde_json::Value {
+    match node {
+        Node::Scalar(s) => {
+            let text = s.as_str();
+            match serde_json::from_str::<serde_json::Value>(text) {
+                Ok(
+                    v @ (serde_json::Value::Number(_)
+                    | serde_json::Value::Bool(_)
+                    | serde_json::Value::Null),
+                ) => v,
+                _ => serde_json::Value::String(text.to_string()),
+            }
+        }
+        Node::Sequence(items) => items.iter().map(json).collect(),
+        Node::Mapping(map) => map
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), json(v)))
+            .collect::<serde_json::Map<_, _>>()
+            .into(),
+    }
+}
+
+/// A chain or plugin name from an Envoy one: kebab-case.
+fn kebab(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars() {
+        match c {
+            'a'..='z' | '0'..='9' => out.push(c),
+            'A'..='Z' => out.push(c.to_ascii_lowercase()),
+            _ if !out.is_empty() && !out.ends_with('-') => out.push('-'),
+            _ => {}
+        }
+    }
+    let out = out.trim_end_matches('-').to_string();
+    match out.chars().next() {
+        Some(c) if c.is_ascii_lowercase() => out,
+        Some(_) => format!("filter-{out}"),
+        None => "filter".into(),
+    }
+}
+
+fn toml_string(text: &str) -> String {
+    toml::Value::String(text.to_string()).to_string()
+}
+
+fn toml_key(key: &str) -> String {
+    match key
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        true => key.to_string(),
+        false => toml_string(key),
+    }
+}
+
+fn list<'s>(items: impl IntoIterator<Item = &'s str>) -> String {
+    let items: Vec<String> = items.into_iter().map(|i| format!("`{i}`")).collect();
+    match items.is_empty() {
+        true => "none".into(),
+        false => items.join(", "),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_become_kebab_case() {
+        assert_eq!(kebab("my_plugin.v2"), "my-plugin-v2");
+        assert_eq!(kebab("AddHeader"), "addheader");
+        assert_eq!(kebab("9lives"), "filter-9lives");
+        assert_eq!(kebab("__"), "filter");
+    }
+
+    #[test]
+    fn paths_are_mapped_by_prefix() {
+        let maps = vec![("/etc/envoy".to_string(), "/tmp/f".to_string())];
+        assert_eq!(
+            map_path("/etc/envoy/a.wasm", &maps),
+            Path::new("/tmp/f/a.wasm")
+        );
+        assert_eq!(map_path("/other/a.wasm", &maps), Path::new("/other/a.wasm"));
+    }
+}

@@ -1,0 +1,290 @@
+//! `pwchain import envoy`: Envoy configurations in the shapes users write
+//! (the Wasm filter's typed config directly, or wrapped in a udpa or xds
+//! `TypedStruct`; configurations as StringValue or Struct), importing the
+//! other SDKs' filters and the project's own, then composed, served and
+//! checked against what each filter does in Envoy.
+
+mod common;
+
+use common::{Peer, Reply, Served, Workspace, legacy_plugins, plugins, repo, run, stderr};
+use std::path::{Path, PathBuf};
+
+fn fixtures() -> PathBuf {
+    repo().join("../shared/fixtures/proxy-wasm")
+}
+
+/// An Envoy bootstrap as deployments write it: its filters under
+/// `/etc/envoy/filters`, its clusters at names of its own network.
+fn bootstrap(first_filter: &str) -> String {
+    format!(
+        r#"
+admin:
+  address:
+    socket_address: {{ address: 0.0.0.0, port_value: 9901 }}
+static_resources:
+  listeners:
+  - name: admin_side
+    address:
+      socket_address: {{ address: 0.0.0.0, port_value: 9000 }}
+    filter_chains: []
+  - name: main
+    address:
+      socket_address: {{ address: 0.0.0.0, port_value: 10000 }}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: ingress_http
+          route_config:
+            name: local_route
+            virtual_hosts:
+            - name: backend
+              domains: ["*"]
+              routes:
+              - match: {{ prefix: "/" }}
+                route: {{ cluster: web_service }}
+          http_filters:
+{first_filter}
+          - name: envoy.filters.http.wasm
+            typed_config:
+              "@type": type.googleapis.com/udpa.type.v1.TypedStruct
+              type_url: type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              value:
+                config:
+                  name: header_filter
+                  configuration:
+                    "@type": type.googleapis.com/google.protobuf.StringValue
+                    value: from-envoy
+                  vm_config:
+                    runtime: envoy.wasm.runtime.v8
+                    code:
+                      local:
+                        filename: /etc/envoy/legacy/header-filter.wasip1.wasm
+          - name: envoy.filters.http.wasm
+            typed_config:
+              "@type": type.googleapis.com/xds.type.v3.TypedStruct
+              type_url: type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              value:
+                config:
+                  name: http_auth_random
+                  vm_config:
+                    vm_id: auth
+                    runtime: envoy.wasm.runtime.v8
+                    configuration:
+                      "@type": type.googleapis.com/google.protobuf.Struct
+                      value:
+                        mode: strict
+                        retries: 3
+                    code:
+                      local:
+                        filename: /etc/envoy/filters/go-http-auth-random.wasm
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  clusters:
+  - name: web_service
+    type: STRICT_DNS
+    load_assignment:
+      cluster_name: web_service
+      endpoints:
+      - lb_endpoints:
+        - endpoint:
+            address:
+              socket_address: {{ address: web, port_value: 8080 }}
+  - name: httpbin
+    type: STRICT_DNS
+    load_assignment:
+      cluster_name: httpbin
+      endpoints:
+      - lb_endpoints:
+        - endpoint:
+            address:
+              socket_address: {{ address: httpbin.org, port_value: 443 }}
+    transport_socket:
+      name: envoy.transport_sockets.tls
+"#
+    )
+}
+
+/// The AssemblyScript SDK's add-header, its Wasm config given directly.
+const AS_FILTER: &str = r#"          - name: envoy.filters.http.wasm
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: as_add_header
+                root_id: add_header
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: from-as
+                vm_config:
+                  runtime: envoy.wasm.runtime.v8
+                  code:
+                    local:
+                      filename: /etc/envoy/filters/as-add-header.wasm"#;
+
+fn maps(legacy: &Path) -> Vec<String> {
+    vec![
+        "--map".into(),
+        format!("/etc/envoy/filters={}", fixtures().display()),
+        "--map".into(),
+        format!("/etc/envoy/legacy={}", legacy.display()),
+    ]
+}
+
+fn import(ws: &Workspace, envoy: &str, extra: &[String]) -> std::process::Output {
+    let file = ws.write("envoy.yaml", envoy);
+    let mut args = vec![
+        "import".to_string(),
+        "envoy".into(),
+        file.display().to_string(),
+        "-o".into(),
+        ws.path("chain.toml").display().to_string(),
+    ];
+    args.extend(extra.iter().cloned());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run(&args)
+}
+
+#[test]
+fn an_envoy_wasm_chain_imports_composes_and_answers_as_in_envoy() {
+    plugins();
+    let legacy = legacy_plugins();
+    // The auth filter lets a request through when the FNV-32a hash of what
+    // its cluster answers is even: "yes" is.
+    let httpbin = Peer::replying(Reply::Text("yes"));
+    let web = Peer::replying(Reply::Echo);
+    let ws = Workspace::new();
+    let mut extra = maps(legacy);
+    extra.extend([
+        "--cluster".into(),
+        format!("httpbin=http://{}", httpbin.addr),
+        "--cluster".into(),
+        format!("web_service=http://{}", web.addr),
+    ]);
+    let output = import(&ws, &bootstrap(AS_FILTER), &extra);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let chain = std::fs::read_to_string(ws.path("chain.toml")).unwrap();
+    // Commented, each entry naming the filter it came from.
+    assert!(chain.contains("listener `main`"), "{chain}");
+    assert!(
+        chain.contains("http_filters[0] `envoy.filters.http.wasm`"),
+        "{chain}"
+    );
+    assert!(chain.contains("root-id = \"add_header\""), "{chain}");
+    assert!(chain.contains("configuration = \"from-as\""), "{chain}");
+    assert!(
+        chain.contains(r#"vm-configuration = '{"mode":"strict","retries":3}'"#),
+        "a Struct is the JSON Envoy hands the filter:\n{chain}"
+    );
+    assert!(chain.contains("httpbin = "), "{chain}");
+    assert!(chain.contains("(address from --cluster)"), "{chain}");
+
+    let composed = run(&[
+        "compose",
+        ws.path("chain.toml").to_str().unwrap(),
+        "-o",
+        ws.path("chain.wasm").to_str().unwrap(),
+    ]);
+    assert!(composed.status.success(), "{}", stderr(&composed));
+    let served = Served::start(&ws.path("chain.wasm"), &[]);
+    let answer = served.request("POST", "/orders?id=7", &[], b"order body");
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    // As in Envoy: each filter's response header, the route's upstream
+    // answering (echoing the body), the auth call made to its cluster.
+    assert_eq!(answer.header("hello"), Some("from-as"));
+    assert_eq!(answer.header("x-legacy-response"), Some("from-envoy"));
+    assert_eq!(answer.header("x-upstream"), Some("yes"));
+    assert_eq!(answer.text(), "order body");
+    let upstream = web.next().expect("the route's upstream got the request");
+    assert!(
+        upstream.request_line.starts_with("POST /orders?id=7 "),
+        "{}",
+        upstream.request_line
+    );
+    let header = |name: &str| {
+        upstream
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    };
+    assert_eq!(header("x-as-request"), Some("seen"));
+    assert_eq!(header("x-legacy-request"), Some("from-envoy"));
+    assert!(
+        httpbin.next().is_some(),
+        "the auth filter's proxy_http_call did not reach its cluster"
+    );
+}
+
+#[test]
+fn envoy_imports_refuse_what_they_cannot_map() {
+    let legacy = legacy_plugins();
+    let ws = Workspace::new();
+    let fails = |envoy: &str, extra: &[String], expected: &[&str]| {
+        let _ = std::fs::remove_file(ws.path("chain.toml"));
+        let output = import(&ws, envoy, extra);
+        let said = stderr(&output);
+        assert!(!output.status.success(), "imported:\n{said}");
+        for piece in expected {
+            assert!(said.contains(piece), "expected {piece:?} in:\n{said}");
+        }
+        assert!(
+            !ws.path("chain.toml").exists(),
+            "a failed import wrote chain.toml"
+        );
+    };
+    let good = bootstrap(AS_FILTER);
+    fails(
+        "apiVersion: extensions.istio.io/v1alpha1\nkind: WasmPlugin\n",
+        &[],
+        &[
+            "not an Envoy bootstrap",
+            "static_resources",
+            "pwchain import istio",
+        ],
+    );
+    fails(
+        &good,
+        &["--listener".into(), "edge".into()],
+        &["no listener is named `edge`", "`admin_side`, `main`"],
+    );
+    // Unmapped, the filters' paths are Envoy's, which do not exist here.
+    fails(
+        &good,
+        &[],
+        &[
+            "envoy.yaml:42:33:",
+            "`/etc/envoy/filters/as-add-header.wasm` is not here",
+            "--map FROM=TO",
+        ],
+    );
+    fails(
+        &good.replace("cluster: web_service", "cluster: nowhere"),
+        &maps(legacy),
+        &[
+            "cluster `nowhere`",
+            "does not define",
+            "`web_service`, `httpbin`",
+        ],
+    );
+    let cors = "          - name: envoy.filters.http.cors\n            typed_config:\n              \"@type\": type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors";
+    fails(
+        &bootstrap(cors),
+        &maps(legacy),
+        &[
+            "envoy.yaml:29:",
+            "http_filters[0] `envoy.filters.http.cors` is not a Wasm filter",
+            "--skip-unsupported",
+        ],
+    );
+    let mut skip = maps(legacy);
+    skip.push("--skip-unsupported".into());
+    let output = import(&ws, &bootstrap(cors), &skip);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let chain = std::fs::read_to_string(ws.path("chain.toml")).unwrap();
+    assert!(
+        chain.contains("# Dropped http_filters[0] `envoy.filters.http.cors` (line 29)"),
+        "{chain}"
+    );
+}
