@@ -288,3 +288,166 @@ fn envoy_imports_refuse_what_they_cannot_map() {
         "{chain}"
     );
 }
+
+/// A `WasmPlugin` for `module` at `reference`, `extra` spec lines added.
+fn wasm_plugin(name: &str, reference: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: extensions.istio.io/v1alpha1\nkind: WasmPlugin\nmetadata:\n  name: {name}\n  namespace: shop\nspec:\n  selector:\n    matchLabels:\n      app: orders\n  url: {reference}\n  imagePullPolicy: IfNotPresent\n{extra}"
+    )
+}
+
+#[test]
+fn istio_wasm_plugins_import_in_istio_order_from_a_registry() {
+    let registry = common::TestRegistry::start();
+    let ws = Workspace::new();
+    let cache = ws.path("cache");
+    let tagger = legacy_plugins().join("header-filter.wasip1.wasm");
+    let as_filter = fixtures().join("as-add-header.wasm");
+    let tagger_ref = registry.reference("filters/tagger:1.0.0");
+    let as_ref = registry.reference("filters/as-add-header:0.1.8");
+    for (module, reference) in [(&tagger, &tagger_ref), (&as_filter, &as_ref)] {
+        let published = common::run_in(&cache, &["publish", module.to_str().unwrap(), reference]);
+        assert!(published.status.success(), "{}", stderr(&published));
+    }
+    let sha = {
+        use sha2::Digest;
+        let bytes = std::fs::read(&as_filter).unwrap();
+        sha2::Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    // Istio applies AUTHN, then AUTHZ, then STATS, then the rest; within a
+    // phase the higher priority first. The files list them otherwise.
+    let first = ws.write(
+        "stats.yaml",
+        format!(
+            "{}---\n{}",
+            wasm_plugin(
+                "tag-stats",
+                &tagger_ref,
+                "  phase: STATS\n  pluginConfig:\n    tag: stats\n"
+            ),
+            wasm_plugin(
+                "tag-authn-low",
+                &tagger_ref,
+                "  phase: AUTHN\n  priority: 5\n  failStrategy: FAIL_OPEN\n  pluginConfig:\n    tag: authn-low\n"
+            ),
+        ),
+    );
+    let second = ws.write(
+        "more.yaml",
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: orders\n---\n{}---\n{}",
+            wasm_plugin(
+                "add-header",
+                // Istio's default scheme is oci://.
+                as_ref.trim_start_matches("oci://"),
+                &format!(
+                    "  pluginName: add_header\n  sha256: {sha}\n  pluginConfig:\n    greeting: hi\n"
+                )
+            ),
+            wasm_plugin(
+                "tag-authn-high",
+                &tagger_ref,
+                "  phase: AUTHN\n  priority: 10\n  pluginConfig:\n    tag: authn-high\n"
+            ),
+        ),
+    );
+    let web = Peer::replying(Reply::Echo);
+    let output = run(&[
+        "import",
+        "istio",
+        first.to_str().unwrap(),
+        second.to_str().unwrap(),
+        "--upstream",
+        &format!("http://{}", web.addr),
+        "-o",
+        ws.path("chain.toml").to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let chain = std::fs::read_to_string(ws.path("chain.toml")).unwrap();
+    let order: Vec<&str> = chain
+        .lines()
+        .filter_map(|l| l.strip_prefix("name = \""))
+        .map(|l| l.trim_end_matches('"'))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "istio",
+            "tag-authn-high",
+            "tag-authn-low",
+            "tag-stats",
+            "add-header"
+        ],
+        "{chain}"
+    );
+    assert!(chain.contains("root-id = \"add_header\""), "{chain}");
+    assert!(
+        chain.contains(&format!("digest = \"sha256:{sha}\"")),
+        "{chain}"
+    );
+    assert!(
+        chain.contains("# Not used in a chain: failStrategy = \"FAIL_OPEN\""),
+        "{chain}"
+    );
+    assert!(
+        chain.contains("# Not used in a chain: selector = "),
+        "{chain}"
+    );
+    assert!(chain.contains("more.yaml, line 6"), "{chain}");
+
+    let composed = common::run_in(
+        &cache,
+        &[
+            "compose",
+            ws.path("chain.toml").to_str().unwrap(),
+            "-o",
+            ws.path("chain.wasm").to_str().unwrap(),
+        ],
+    );
+    assert!(composed.status.success(), "{}", stderr(&composed));
+    let served = Served::start(&ws.path("chain.wasm"), &[]);
+    let answer = served.request("GET", "/orders", &[], b"");
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.header("hello"), Some(r#"{"greeting":"hi"}"#));
+    let received = web.next().expect("the workload got the request");
+    let tags: Vec<&str> = received
+        .headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("x-legacy-request"))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(
+        tags,
+        [
+            r#"{"tag":"authn-high"}"#,
+            r#"{"tag":"authn-low"}"#,
+            r#"{"tag":"stats"}"#
+        ],
+        "the filters ran out of Istio's order"
+    );
+
+    // A WasmPlugin without a url names itself and its line.
+    let broken = ws.write(
+        "broken.yaml",
+        "kind: WasmPlugin\nmetadata:\n  name: no-url\nspec:\n  phase: AUTHN\n",
+    );
+    let _ = std::fs::remove_file(ws.path("chain.toml"));
+    let output = run(&[
+        "import",
+        "istio",
+        broken.to_str().unwrap(),
+        "-o",
+        ws.path("chain.toml").to_str().unwrap(),
+    ]);
+    let said = stderr(&output);
+    assert!(!output.status.success(), "{said}");
+    assert!(said.contains("broken.yaml:5:"), "{said}");
+    assert!(
+        said.contains("WasmPlugin `no-url` has no `spec.url`"),
+        "{said}"
+    );
+    assert!(!ws.path("chain.toml").exists());
+}

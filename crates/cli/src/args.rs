@@ -62,6 +62,29 @@ pub enum ImportCommand {
     /// upstream`, and the other clusters the chain's `clusters` for
     /// `proxy_http_call`.
     Envoy(ImportEnvoyArgs),
+    /// Istio `WasmPlugin` resources (`extensions.istio.io/v1alpha1`, any
+    /// number of files and YAML documents): each becomes a `[[plugin]]`
+    /// (`url` as `proxy-wasm = "oci://…"`, `sha256` as `digest`,
+    /// `pluginConfig` as JSON `configuration`, `pluginName` as `root-id`),
+    /// ordered as Istio applies them: by `phase` (AUTHN, AUTHZ, STATS,
+    /// unspecified), then by descending `priority`.
+    Istio(ImportIstioArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportIstioArgs {
+    /// Files of `WasmPlugin` resources (other kinds are skipped).
+    #[arg(value_name = "WASMPLUGIN.yaml", required = true)]
+    pub files: Vec<PathBuf>,
+
+    /// Where to write the chain (atomically); standard output without it.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// The workload the plugins stand in front of, `http://host:port`
+    /// (default: the host's next hop, `pwchain serve --upstream`).
+    #[arg(long, value_name = "URL")]
+    pub upstream: Option<String>,
 }
 
 #[derive(Debug, Args)]

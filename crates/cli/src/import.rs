@@ -1,22 +1,60 @@
 //! `pwchain import`: another proxy's Wasm filter configuration as a
 //! `chain.toml`.
 
-use crate::args::{ImportCommand, ImportEnvoyArgs};
+use crate::args::{ImportCommand, ImportEnvoyArgs, ImportIstioArgs};
 use miette::{IntoDiagnostic, WrapErr};
 use pwchain_compose::import_envoy::{self, EnvoyOptions};
+use pwchain_compose::import_istio::{self, IstioOptions};
 use pwchain_compose::output::write_atomically;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 pub(crate) fn import(command: ImportCommand) -> miette::Result<ExitCode> {
     match command {
         ImportCommand::Envoy(args) => envoy(args),
+        ImportCommand::Istio(args) => istio(args),
     }
 }
 
-fn envoy(args: ImportEnvoyArgs) -> miette::Result<ExitCode> {
-    let text = std::fs::read_to_string(&args.file)
+fn read(path: &Path) -> miette::Result<String> {
+    std::fs::read_to_string(path)
         .into_diagnostic()
-        .wrap_err_with(|| format!("cannot read `{}`", args.file.display()))?;
+        .wrap_err_with(|| format!("cannot read `{}`", path.display()))
+}
+
+/// The chain to `output` (atomically), or to standard output.
+fn emit(chain: &str, output: Option<&PathBuf>, from: &str) -> miette::Result<()> {
+    match output {
+        Some(path) => {
+            write_atomically(path, chain.as_bytes())?;
+            eprintln!(
+                "imported {from} into {}; compose it with `pwchain compose {}`",
+                path.display(),
+                path.display()
+            );
+        }
+        None => print!("{chain}"),
+    }
+    Ok(())
+}
+
+fn istio(args: ImportIstioArgs) -> miette::Result<ExitCode> {
+    let files = args
+        .files
+        .iter()
+        .map(|path| Ok((path.as_path(), read(path)?)))
+        .collect::<miette::Result<Vec<_>>>()?;
+    let options = IstioOptions {
+        upstream: args.upstream,
+    };
+    let chain = import_istio::import(files, &options)?;
+    let from = format!("{} file(s) of WasmPlugins", args.files.len());
+    emit(&chain, args.output.as_ref(), &from)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn envoy(args: ImportEnvoyArgs) -> miette::Result<ExitCode> {
+    let text = read(&args.file)?;
     let options = EnvoyOptions {
         listener: args.listener,
         maps: args.maps,
@@ -24,17 +62,10 @@ fn envoy(args: ImportEnvoyArgs) -> miette::Result<ExitCode> {
         skip_unsupported: args.skip_unsupported,
     };
     let chain = import_envoy::import(&args.file, text, &options)?;
-    match &args.output {
-        Some(path) => {
-            write_atomically(path, chain.as_bytes())?;
-            eprintln!(
-                "imported `{}` into {}; compose it with `pwchain compose {}`",
-                args.file.display(),
-                path.display(),
-                path.display()
-            );
-        }
-        None => print!("{chain}"),
-    }
+    emit(
+        &chain,
+        args.output.as_ref(),
+        &format!("`{}`", args.file.display()),
+    )?;
     Ok(ExitCode::SUCCESS)
 }

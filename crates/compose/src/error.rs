@@ -70,6 +70,10 @@ pub enum Error {
     #[diagnostic(transparent)]
     Located(Box<LocatedError>),
 
+    /// Nothing to import, said plainly.
+    #[error("{0}")]
+    Import(String),
+
     #[error("cannot read `{}`", path.display())]
     Read {
         path: PathBuf,

@@ -6,6 +6,7 @@
 //! `clusters` for `proxy_http_call`. Errors point into the YAML.
 
 use crate::error::{Error, SourceFile};
+use crate::import_yaml::{Doc, kebab, list, toml_key, toml_string};
 use marked_yaml::Node;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -36,7 +37,7 @@ const TYPED_STRUCTS: [&str; 2] = [
 /// The `chain.toml` text for the Envoy bootstrap `text` (read from `path`).
 pub fn import(path: &Path, text: String, options: &EnvoyOptions) -> Result<String, Error> {
     let file = SourceFile::new(path, text);
-    let doc = Doc { file: &file };
+    let doc = Doc::new(&file);
     let root = marked_yaml::parse_yaml(0, file.text.as_str()).map_err(|e| {
         doc.error_at(
             0,
@@ -175,41 +176,7 @@ struct Cluster {
     overridden: bool,
 }
 
-struct Doc<'a> {
-    file: &'a SourceFile,
-}
-
-impl<'a> Doc<'a> {
-    fn get<'n>(&self, node: &'n Node, key: &str) -> Option<&'n Node> {
-        node.as_mapping()?.get_node(key)
-    }
-
-    fn str_at<'n>(&self, node: &'n Node, key: &str) -> Option<&'n str> {
-        Some(self.get(node, key)?.as_scalar()?.as_str())
-    }
-
-    fn line(&self, node: &Node) -> usize {
-        node.span().start().map_or(0, |m| m.line())
-    }
-
-    fn error_at(&self, character: usize, message: String, help: Option<String>) -> Error {
-        let offset = self
-            .file
-            .text
-            .char_indices()
-            .nth(character)
-            .map_or(self.file.text.len(), |(offset, _)| offset);
-        self.file.error(offset..offset, message, help)
-    }
-
-    fn error(&self, node: &Node, message: String, help: Option<String>) -> Error {
-        self.error_at(
-            node.span().start().map_or(0, |m| m.character()),
-            message,
-            help,
-        )
-    }
-
+impl Doc<'_> {
     /// The listener `options.listener` names, else the first with an HTTP
     /// connection manager.
     fn listener<'n>(&self, resources: &'n Node, options: &EnvoyOptions) -> Result<&'n Node, Error> {
@@ -386,7 +353,7 @@ impl<'a> Doc<'a> {
                     .map_err(|e| self.error(any, format!("`{key}` is a BytesValue that is not base64: {e}"), None))?;
                 Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
             }
-            "google.protobuf.Struct" => Ok(value.map(|v| json(v).to_string())),
+            "google.protobuf.Struct" => Ok(value.map(|v| crate::import_yaml::json(v).to_string())),
             other => Err(self.error(
                 any,
                 format!("`{key}` has type `{other}`; Envoy hands a filter a StringValue, BytesValue or Struct"),
@@ -502,82 +469,9 @@ fn map_path(path: &str, maps: &[(String, String)]) -> PathBuf {
     PathBuf::from(path)
 }
 
-/// A YAML node as JSON (scalars that read as numbers or booleans as such,
-/// as Envoy's Struct parser takes them).
-fn json(node: &Node) -> serde_json::Value {
-    match node {
-        Node::Scalar(s) => {
-            let text = s.as_str();
-            match serde_json::from_str::<serde_json::Value>(text) {
-                Ok(
-                    v @ (serde_json::Value::Number(_)
-                    | serde_json::Value::Bool(_)
-                    | serde_json::Value::Null),
-                ) => v,
-                _ => serde_json::Value::String(text.to_string()),
-            }
-        }
-        Node::Sequence(items) => items.iter().map(json).collect(),
-        Node::Mapping(map) => map
-            .iter()
-            .map(|(k, v)| (k.as_str().to_string(), json(v)))
-            .collect::<serde_json::Map<_, _>>()
-            .into(),
-    }
-}
-
-/// A chain or plugin name from an Envoy one: kebab-case.
-fn kebab(name: &str) -> String {
-    let mut out = String::new();
-    for c in name.chars() {
-        match c {
-            'a'..='z' | '0'..='9' => out.push(c),
-            'A'..='Z' => out.push(c.to_ascii_lowercase()),
-            _ if !out.is_empty() && !out.ends_with('-') => out.push('-'),
-            _ => {}
-        }
-    }
-    let out = out.trim_end_matches('-').to_string();
-    match out.chars().next() {
-        Some(c) if c.is_ascii_lowercase() => out,
-        Some(_) => format!("filter-{out}"),
-        None => "filter".into(),
-    }
-}
-
-fn toml_string(text: &str) -> String {
-    toml::Value::String(text.to_string()).to_string()
-}
-
-fn toml_key(key: &str) -> String {
-    match key
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        true => key.to_string(),
-        false => toml_string(key),
-    }
-}
-
-fn list<'s>(items: impl IntoIterator<Item = &'s str>) -> String {
-    let items: Vec<String> = items.into_iter().map(|i| format!("`{i}`")).collect();
-    match items.is_empty() {
-        true => "none".into(),
-        false => items.join(", "),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names_become_kebab_case() {
-        assert_eq!(kebab("my_plugin.v2"), "my-plugin-v2");
-        assert_eq!(kebab("AddHeader"), "addheader");
-        assert_eq!(kebab("9lives"), "filter-9lives");
-        assert_eq!(kebab("__"), "filter");
-    }
 
     #[test]
     fn paths_are_mapped_by_prefix() {

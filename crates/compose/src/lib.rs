@@ -16,6 +16,8 @@ pub mod cache;
 pub mod compose;
 pub mod error;
 pub mod import_envoy;
+pub mod import_istio;
+mod import_yaml;
 pub mod inspect;
 pub mod lift;
 pub mod lock;
