@@ -278,6 +278,27 @@ fn envoy_imports_refuse_what_they_cannot_map() {
             "--skip-unsupported",
         ],
     );
+    // A remote module becomes a digest pin and a hint; a BytesValue its text.
+    let remote = AS_FILTER
+        .replace(
+            "local:\n                      filename: /etc/envoy/filters/as-add-header.wasm",
+            "remote:\n                      http_uri: { uri: \"https://cdn.example/f/as.wasm\", cluster: cdn, timeout: 10s }\n                      sha256: 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        )
+        .replace(
+            "google.protobuf.StringValue\n                  value: from-as",
+            "google.protobuf.BytesValue\n                  value: ZnJvbS1ieXRlcw==",
+        );
+    let output = import(&ws, &bootstrap(&remote), &maps(legacy));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let chain = std::fs::read_to_string(ws.path("chain.toml")).unwrap();
+    for piece in [
+        "# Envoy fetches it from https://cdn.example/f/as.wasm: download it to this path.",
+        "proxy-wasm = \"as.wasm\"",
+        "digest = \"sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"",
+        "configuration = \"from-bytes\"",
+    ] {
+        assert!(chain.contains(piece), "no {piece:?} in:\n{chain}");
+    }
     let mut skip = maps(legacy);
     skip.push("--skip-unsupported".into());
     let output = import(&ws, &bootstrap(cors), &skip);
