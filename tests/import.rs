@@ -123,6 +123,19 @@ const AS_FILTER: &str = r#"          - name: envoy.filters.http.wasm
                     local:
                       filename: /etc/envoy/filters/as-add-header.wasm"#;
 
+/// The C++ SDK's add-header, root id `cpp` (it answers with `x-cpp: 1`).
+const CPP_FILTER: &str = r#"          - name: envoy.filters.http.wasm
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: cpp_add_header
+                root_id: cpp
+                vm_config:
+                  runtime: envoy.wasm.runtime.v8
+                  code:
+                    local:
+                      filename: /etc/envoy/filters/cpp-add-header.wasm"#;
+
 fn maps(legacy: &Path) -> Vec<String> {
     vec![
         "--map".into(),
@@ -162,7 +175,8 @@ fn an_envoy_wasm_chain_imports_composes_and_answers_as_in_envoy() {
         "--cluster".into(),
         format!("web_service=http://{}", web.addr),
     ]);
-    let output = import(&ws, &bootstrap(AS_FILTER), &extra);
+    let filters = format!("{AS_FILTER}\n{CPP_FILTER}");
+    let output = import(&ws, &bootstrap(&filters), &extra);
     assert!(output.status.success(), "{}", stderr(&output));
     let chain = std::fs::read_to_string(ws.path("chain.toml")).unwrap();
     // Commented, each entry naming the filter it came from.
@@ -193,6 +207,7 @@ fn an_envoy_wasm_chain_imports_composes_and_answers_as_in_envoy() {
     // As in Envoy: each filter's response header, the route's upstream
     // answering (echoing the body), the auth call made to its cluster.
     assert_eq!(answer.header("hello"), Some("from-as"));
+    assert_eq!(answer.header("x-cpp"), Some("1"));
     assert_eq!(answer.header("x-legacy-response"), Some("from-envoy"));
     assert_eq!(answer.header("x-upstream"), Some("yes"));
     assert_eq!(answer.text(), "order body");
