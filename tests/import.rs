@@ -145,6 +145,22 @@ fn maps(legacy: &Path) -> Vec<String> {
     ]
 }
 
+/// Composes the imported `chain.toml` (registry plugins through `cache`)
+/// and serves it.
+fn serve_imported(ws: &Workspace, cache: &Path) -> Served {
+    let composed = common::run_in(
+        cache,
+        &[
+            "compose",
+            ws.path("chain.toml").to_str().unwrap(),
+            "-o",
+            ws.path("chain.wasm").to_str().unwrap(),
+        ],
+    );
+    assert!(composed.status.success(), "{}", stderr(&composed));
+    Served::start(&ws.path("chain.wasm"), &[])
+}
+
 fn import(ws: &Workspace, envoy: &str, extra: &[String]) -> std::process::Output {
     let file = ws.write("envoy.yaml", envoy);
     let mut args = vec![
@@ -194,14 +210,7 @@ fn an_envoy_wasm_chain_imports_composes_and_answers_as_in_envoy() {
     assert!(chain.contains("httpbin = "), "{chain}");
     assert!(chain.contains("(address from --cluster)"), "{chain}");
 
-    let composed = run(&[
-        "compose",
-        ws.path("chain.toml").to_str().unwrap(),
-        "-o",
-        ws.path("chain.wasm").to_str().unwrap(),
-    ]);
-    assert!(composed.status.success(), "{}", stderr(&composed));
-    let served = Served::start(&ws.path("chain.wasm"), &[]);
+    let served = serve_imported(&ws, &ws.path("cache"));
     let answer = served.request("POST", "/orders?id=7", &[], b"order body");
     assert_eq!(answer.status, 200, "{}", answer.text());
     // As in Envoy: each filter's response header, the route's upstream
@@ -434,17 +443,7 @@ fn istio_wasm_plugins_import_in_istio_order_from_a_registry() {
     );
     assert!(chain.contains("more.yaml, line 6"), "{chain}");
 
-    let composed = common::run_in(
-        &cache,
-        &[
-            "compose",
-            ws.path("chain.toml").to_str().unwrap(),
-            "-o",
-            ws.path("chain.wasm").to_str().unwrap(),
-        ],
-    );
-    assert!(composed.status.success(), "{}", stderr(&composed));
-    let served = Served::start(&ws.path("chain.wasm"), &[]);
+    let served = serve_imported(&ws, &cache);
     let answer = served.request("GET", "/orders", &[], b"");
     assert_eq!(answer.status, 200, "{}", answer.text());
     assert_eq!(answer.header("hello"), Some(r#"{"greeting":"hi"}"#));

@@ -14,9 +14,9 @@ mod common;
 #[path = "common/load.rs"]
 mod load;
 
-use common::{built, in_process};
+use common::{built, compose, in_process};
 use load::load;
-use pwchain_compose::{Chain, Stage, Terminal};
+use pwchain_compose::Stage;
 use pwchain_host::{ServeOptions, Server};
 use std::path::Path;
 use std::time::Instant;
@@ -28,16 +28,10 @@ fn chain(dir: &Path, plugin: Option<&str>) -> Vec<u8> {
         let name = file.trim_end_matches(".wasm");
         Stage::read(name, &path, path.display().to_string()).expect("read plugin")
     };
-    Chain {
-        name: "languages".into(),
-        plugins: plugin.into_iter().chain(["echo.wasm"]).map(stage).collect(),
-        terminal: Terminal::None,
-        allow_imports: None,
-        filter_metrics: Default::default(),
-    }
-    .compose()
-    .expect("compose")
-    .bytes
+    compose(
+        "languages",
+        plugin.into_iter().chain(["echo.wasm"]).map(stage).collect(),
+    )
 }
 
 /// Seconds to compile, link and instantiate `component` with `cache` as

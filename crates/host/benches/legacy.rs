@@ -14,10 +14,10 @@
 
 mod common;
 
-use common::{built, in_process};
+use common::{built, compose, in_process};
+use pwchain_compose::Stage;
 use pwchain_compose::policy::Settings;
 use pwchain_compose::proxy_wasm::{WrapOptions, wrap};
-use pwchain_compose::{Chain, Stage, Terminal};
 use pwchain_host::{ServeOptions, Server};
 use std::path::Path;
 
@@ -27,14 +27,7 @@ fn stage(name: &str, bytes: Vec<u8>) -> Stage {
 
 fn chain(name: &str, mut plugins: Vec<Stage>, echo: &Stage) -> Vec<u8> {
     plugins.push(echo.clone());
-    let chain = Chain {
-        name: name.into(),
-        plugins,
-        terminal: Terminal::None,
-        allow_imports: None,
-        filter_metrics: Default::default(),
-    };
-    chain.compose().expect("compose").bytes
+    compose(name, plugins)
 }
 
 fn main() {

@@ -13,9 +13,9 @@ mod common;
 #[path = "common/load.rs"]
 mod load;
 
-use common::{built, in_process};
+use common::{built, compose, in_process};
 use load::{Figures, load};
-use pwchain_compose::{Chain, Stage, Terminal, providers};
+use pwchain_compose::{Stage, providers};
 use pwchain_host::{ServeOptions, Server};
 use std::path::Path;
 
@@ -173,16 +173,7 @@ fn chain(dir: &Path, passes: usize, pass: Pass) -> Vec<u8> {
         })
         .collect();
     plugins.push(stage("echo".into(), "echo.wasm"));
-    Chain {
-        name: format!("chain{passes}"),
-        plugins,
-        terminal: Terminal::None,
-        allow_imports: None,
-        filter_metrics: Default::default(),
-    }
-    .compose()
-    .expect("compose")
-    .bytes
+    compose(&format!("chain{passes}"), plugins)
 }
 
 fn main() {

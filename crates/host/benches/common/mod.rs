@@ -9,6 +9,20 @@ use std::time::{Duration, Instant};
 mod built;
 pub use built::built;
 
+/// `plugins` composed as a chain named `name`, the last one answering.
+pub fn compose(name: &str, plugins: Vec<pwchain_compose::Stage>) -> Vec<u8> {
+    pwchain_compose::Chain {
+        name: name.into(),
+        plugins,
+        terminal: pwchain_compose::Terminal::None,
+        allow_imports: None,
+        filter_metrics: Default::default(),
+    }
+    .compose()
+    .expect("compose")
+    .bytes
+}
+
 /// Calls `server` in-process from `tasks` concurrent loops for `seconds`;
 /// returns requests/s. Each request is a GET, or with a `body` a POST that
 /// carries it (and its `content-length`).
