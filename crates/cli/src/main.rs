@@ -26,6 +26,7 @@ mod cache;
 mod compose;
 mod import;
 mod inspect;
+mod log_writer;
 mod login;
 mod new;
 mod progress;
@@ -55,14 +56,9 @@ fn main() -> ExitCode {
     }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log_filter(&cli)));
-    // Log lines are written by a thread of their own, in batches, so that
-    // a request never waits on a write to stderr (an access-log line per
-    // request would otherwise cost a system call on the request's path).
-    // Nothing is dropped: a full queue holds the logger back instead.
-    let (writer, flushed) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .thread_name("pwchain-log")
-        .finish(std::io::BufWriter::new(std::io::stderr()));
+    // Log lines are gathered in memory and written by a thread of their
+    // own (see `log_writer`): a request never waits on stderr.
+    let (writer, flushed) = log_writer::batched();
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer);
