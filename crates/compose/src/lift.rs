@@ -1,7 +1,7 @@
 //! How a plugin's `handle` is lifted: async (the callback ABI: one
-//! instance serves many requests at once) or sync (a plain call, several
-//! times cheaper per hop, but the instance is busy until `handle` returns,
-//! so a host gives each request an instance of its own).
+//! instance serves many requests at once) or sync (a plain call, cheaper
+//! per hop, but the instance is busy until `handle` returns, so a host
+//! gives each request an instance of its own).
 
 use serde::{Deserialize, Serialize};
 use wasmparser::{
@@ -36,7 +36,7 @@ enum Def {
     Items(Vec<(String, ComponentExternalKind, u32)>),
     /// An export of another entry of the same space.
     Same(u32),
-    /// Imported, aliased or instantiated: not followed.
+    /// Imported or aliased: not followed.
     Opaque,
 }
 
