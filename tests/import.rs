@@ -323,6 +323,32 @@ fn envoy_imports_refuse_what_they_cannot_map() {
     ] {
         assert!(chain.contains(piece), "no {piece:?} in:\n{chain}");
     }
+    // JSON, as `envoy -c envoy.json` takes it.
+    let json = format!(
+        r#"{{"static_resources": {{
+  "listeners": [{{"name": "json", "filter_chains": [{{"filters": [{{
+    "name": "envoy.filters.network.http_connection_manager",
+    "typed_config": {{
+      "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+      "route_config": {{"virtual_hosts": [{{"routes": [{{"route": {{"cluster": "web"}}}}]}}]}},
+      "http_filters": [
+        {{"name": "envoy.filters.http.wasm", "typed_config": {{
+          "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+          "config": {{"name": "from_json", "root_id": "add_header",
+            "vm_config": {{"code": {{"local": {{"filename": "{}"}}}}}}}}}}}},
+        {{"name": "envoy.filters.http.router"}}]}}}}]}}]}}],
+  "clusters": [{{"name": "web", "load_assignment": {{"endpoints": [{{"lb_endpoints": [{{"endpoint": {{"address": {{"socket_address": {{"address": "127.0.0.1", "port_value": 8080}}}}}}}}]}}]}}}}]}}}}"#,
+        fixtures().join("as-add-header.wasm").display()
+    );
+    let output = import(&ws, &json, &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let chain = std::fs::read_to_string(ws.path("chain.toml")).unwrap();
+    assert!(chain.contains("name = \"from-json\""), "{chain}");
+    assert!(
+        chain.contains("upstream = \"http://127.0.0.1:8080\""),
+        "{chain}"
+    );
+
     let mut skip = maps(legacy);
     skip.push("--skip-unsupported".into());
     let output = import(&ws, &bootstrap(cors), &skip);
