@@ -50,6 +50,70 @@ pub enum Command {
     Wrap(WrapArgs),
     #[command(subcommand)]
     Import(ImportCommand),
+    #[command(subcommand)]
+    Key(KeyCommand),
+    Sign(SignArgs),
+    Verify(VerifyArgs),
+}
+
+/// Signing keys, in cosign's formats.
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Make an ECDSA P-256 key pair: NAME.key (the private key, encrypted
+    /// with a password: scrypt + secretbox, `ENCRYPTED SIGSTORE PRIVATE
+    /// KEY`) and NAME.pub (PEM `PUBLIC KEY`), as `cosign generate-key-pair`
+    /// does. The password comes from `PWCHAIN_PASSWORD` (or
+    /// `COSIGN_PASSWORD`), else from the first line of standard input.
+    Generate(KeyGenerateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KeyGenerateArgs {
+    /// NAME of the pair: writes NAME.key and NAME.pub.
+    #[arg(long, value_name = "NAME")]
+    pub out: PathBuf,
+
+    /// Replace an existing pair.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Sign an artifact in an OCI registry, the way cosign does: a
+/// simple-signing payload naming the manifest digest, signed with a key,
+/// stored as a layer of the manifest tagged `sha256-<hex>.sig` beside the
+/// signatures already there. A tag is signed as the digest it points at
+/// now. The key's password comes from `PWCHAIN_PASSWORD` (or
+/// `COSIGN_PASSWORD`), else from standard input.
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// `oci://HOST[:PORT]/NAMESPACE/NAME(:TAG|@sha256:…)`.
+    pub reference: String,
+
+    /// The private key (`pwchain key generate` or `cosign
+    /// generate-key-pair`).
+    #[arg(long, value_name = "NAME.key")]
+    pub key: PathBuf,
+
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Check that an artifact in an OCI registry carries a cosign signature
+/// by one of the given public keys, for the manifest its reference names
+/// now. Exit 0 if one verifies; 1 (with the reason) if none does.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// `oci://HOST[:PORT]/NAMESPACE/NAME(:TAG|@sha256:…)`.
+    pub reference: String,
+
+    /// A trusted public key; repeat for several (any one will do).
+    #[arg(long, value_name = "NAME.pub", required = true)]
+    pub key: Vec<PathBuf>,
+
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Turn another proxy's Wasm filter configuration into a `chain.toml`.
@@ -287,6 +351,11 @@ pub struct PublishArgs {
     /// `org.opencontainers.image.licenses`.
     #[arg(long)]
     pub licenses: Option<String>,
+
+    /// Sign what was published with this private key (as `pwchain sign`
+    /// does); the password as for `pwchain sign`.
+    #[arg(long, value_name = "NAME.key")]
+    pub sign: Option<PathBuf>,
 
     /// Print the result as JSON.
     #[arg(long)]

@@ -26,6 +26,7 @@ mod cache;
 mod compose;
 mod import;
 mod inspect;
+mod key;
 mod log_writer;
 mod login;
 mod new;
@@ -34,7 +35,9 @@ mod publish;
 mod pull;
 mod render;
 mod serve;
+mod sign;
 mod validate;
+mod verify;
 mod wrap;
 
 use args::{Cli, Command, LogFormat, ResolveArgs};
@@ -107,6 +110,9 @@ fn run(cli: Cli) -> miette::Result<ExitCode> {
         Command::Login(args) => login::login(args),
         Command::Wrap(args) => wrap::wrap(args),
         Command::Import(command) => import::import(command),
+        Command::Key(command) => key::key(command),
+        Command::Sign(args) => sign::sign(args),
+        Command::Verify(args) => verify::verify(args),
     }
 }
 

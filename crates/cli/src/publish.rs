@@ -13,6 +13,7 @@ use pwchain_compose::proxy_wasm;
 use pwchain_compose::registry::Contents;
 use pwchain_compose::registry::OciRef;
 use pwchain_compose::registry::Registry;
+use pwchain_compose::signing::sign_artifact;
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 
@@ -89,13 +90,33 @@ pub(crate) fn publish(args: PublishArgs) -> miette::Result<ExitCode> {
     let registry = Registry::new()
         .map_err(pwchain_compose::Error::from)?
         .with_progress(progress::bars());
+    // The key opens before anything is pushed: a wrong password publishes
+    // nothing.
+    let key = args
+        .sign
+        .as_ref()
+        .map(|path| crate::sign::open_key(path, &reference))
+        .transpose()?;
     let published = registry
         .publish(&reference, &bytes, contents, annotations, args.force)
         .map_err(pwchain_compose::Error::from)?;
+    let signed = key
+        .map(|key| {
+            sign_artifact(
+                &registry,
+                &reference.at_digest(&published.manifest_digest),
+                &key,
+            )
+        })
+        .transpose()?;
     if args.json {
+        let mut value = serde_json::to_value(&published).into_diagnostic()?;
+        if let Some(signed) = &signed {
+            value["signed"] = serde_json::to_value(signed).into_diagnostic()?;
+        }
         outln!(
             "{}",
-            serde_json::to_string_pretty(&published).into_diagnostic()?
+            serde_json::to_string_pretty(&value).into_diagnostic()?
         );
     } else {
         outln!("{}", published.manifest_digest);
@@ -106,6 +127,12 @@ pub(crate) fn publish(args: PublishArgs) -> miette::Result<ExitCode> {
             render::kib(published.size),
             published.layer_digest
         );
+        if let Some(signed) = &signed {
+            eprintln!(
+                "signed it with key {} (signature {} at {})",
+                signed.key, signed.signature, signed.signature_tag
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

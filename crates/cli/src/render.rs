@@ -152,6 +152,13 @@ impl fmt::Display for InspectReport {
                     "             {:<14} side calls: {}{config}",
                     "", stage.side_calls
                 )?;
+                if let Some(verified) = &stage.verified {
+                    writeln!(
+                        f,
+                        "             {:<14} signed by {} ({}), signature {}",
+                        "", verified.key_file, verified.key, verified.signature
+                    )?;
+                }
             }
             if let Some(url) = &chain.upstream {
                 writeln!(

@@ -5,11 +5,14 @@
 //! ```text
 //! <root>/blobs/sha256/<hex>                    component bytes
 //! <root>/refs/<registry>/<repository>/<tag>    {"manifest": …, "layer": …}
+//! <root>/signatures/sha256-<hex>.json          the cosign signature layers of
+//!                                              manifest sha256:<hex>
 //! ```
 
 use crate::output::write_atomically;
 use crate::registry::OciRef;
 use crate::resolve::digest;
+use crate::signing::Signature;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -118,6 +121,34 @@ impl Cache {
         })
     }
 
+    fn signatures_path(&self, manifest_digest: &str) -> Result<PathBuf, CacheError> {
+        let blob = self.blob_path(manifest_digest)?;
+        let hex = blob.file_name().expect("a digest").to_string_lossy();
+        Ok(self.root.join(format!("signatures/sha256-{hex}.json")))
+    }
+
+    /// Stores the signatures found for `manifest_digest`, so that an
+    /// offline compose verifies what an online one did. Each is checked
+    /// again on every read, like a blob.
+    pub fn put_signatures(
+        &self,
+        manifest_digest: &str,
+        signatures: &[Signature],
+    ) -> Result<(), CacheError> {
+        let path = self.signatures_path(manifest_digest)?;
+        self.write(&path, &serde_json::to_vec(signatures).expect("serialises"))
+    }
+
+    /// The signatures cached for `manifest_digest`, if any were.
+    pub fn signatures(&self, manifest_digest: &str) -> Result<Option<Vec<Signature>>, CacheError> {
+        let path = self.signatures_path(manifest_digest)?;
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Self::io(&path)(e)),
+        }
+    }
+
     fn ref_path(&self, reference: &OciRef) -> Option<PathBuf> {
         let tag = reference.tag()?;
         let registry = reference.registry().replace(':', "_");
@@ -201,7 +232,7 @@ impl Cache {
     /// components and bytes were freed.
     pub fn prune(&self) -> Result<(usize, u64), CacheError> {
         let listed = self.list()?;
-        for dir in ["blobs", "refs"] {
+        for dir in ["blobs", "refs", "signatures"] {
             let path = self.root.join(dir);
             match std::fs::remove_dir_all(&path) {
                 Ok(()) => {}

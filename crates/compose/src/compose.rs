@@ -28,6 +28,8 @@ pub struct Stage {
     pub info: Inspection,
     /// Its configuration and side-call policy, from the manifest.
     pub settings: Settings,
+    /// The signature a trusted key made on it, if the chain asked for one.
+    pub verified: Option<crate::signing::Verified>,
 }
 
 /// What answers after the last plugin.
@@ -548,6 +550,7 @@ fn stage_record(stage: &Stage) -> StageRecord {
             .collect(),
         side_calls: stage.settings.side_calls.clone(),
         lifted: stage.info.lifted,
+        verified: stage.verified.clone(),
     }
 }
 

@@ -141,6 +141,29 @@ pub enum Error {
     #[error("{0}")]
     Lock(String),
 
+    /// `what` is `plugin `NAME`` in a chain, else the artifact or key pair.
+    #[error("{what}: cannot use the key")]
+    Key {
+        what: String,
+        #[source]
+        source: crate::signing::KeyError,
+    },
+
+    #[error(
+        "plugin `{plugin}` (`{reference}`, manifest {digest}) is not trusted: {rejection}; trusted keys: {}",
+        keys.join(", ")
+    )]
+    #[diagnostic(help(
+        "sign it with `pwchain sign {reference} --key KEY.key` (or `pwchain publish --sign`), or add its publisher's public key to `trust`"
+    ))]
+    Untrusted {
+        plugin: String,
+        reference: String,
+        digest: String,
+        keys: Vec<String>,
+        rejection: Box<crate::signing::Rejection>,
+    },
+
     #[error("`{}` would change, and --locked forbids it", path.display())]
     #[diagnostic(help("compose without --locked to update it, and commit the result"))]
     LockWouldChange { path: PathBuf },

@@ -31,6 +31,7 @@ pub mod proxy_wasm;
 pub mod record;
 pub mod registry;
 pub mod resolve;
+pub mod signing;
 pub mod wac;
 
 pub use compose::{Chain, Composite, FilterMetrics, Stage, Terminal};

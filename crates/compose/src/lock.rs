@@ -26,6 +26,9 @@ pub struct Locked {
     pub version: Option<String>,
     pub manifest: String,
     pub layer: String,
+    /// The signature that vouched for it, when the chain trusts keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<crate::signing::Verified>,
 }
 
 impl Lock {

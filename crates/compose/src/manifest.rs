@@ -54,6 +54,19 @@ pub struct PluginSpec {
     /// Set when the source is a legacy proxy-wasm module, wrapped as the
     /// chain is composed.
     pub legacy: Option<Legacy>,
+    /// The keys a registry source's signature must verify against: the
+    /// plugin's own `trust`, else the chain's.
+    pub trust: Vec<TrustKey>,
+    /// Where the plugin set `trust` itself, if it did.
+    pub own_trust_span: Option<Range<usize>>,
+}
+
+/// A public key named in a `trust` list.
+#[derive(Debug, Clone)]
+pub struct TrustKey {
+    /// As written: relative paths are relative to the manifest.
+    pub path: PathBuf,
+    pub span: Range<usize>,
 }
 
 /// `proxy-wasm = "…"`: what Envoy would pass the module, as strings.
@@ -152,6 +165,34 @@ struct RawChain {
     clusters: Option<RawClusters>,
     #[serde(rename = "filter-metrics", default)]
     filter_metrics: FilterMetrics,
+    trust: Option<RawTrust>,
+}
+
+/// `trust = ["keys/acme.pub", …]`.
+type RawTrust = Spanned<Vec<Spanned<String>>>;
+
+/// Checks a `trust` list: each entry names a file (read when the chain
+/// resolves, so that the error can say which plugin needed it).
+fn parse_trust(file: &SourceFile, raw: Option<RawTrust>) -> Result<Option<Vec<TrustKey>>, Error> {
+    let Some(raw) = raw else { return Ok(None) };
+    raw.into_inner()
+        .into_iter()
+        .map(|entry| {
+            let span = entry.span();
+            match entry.into_inner() {
+                path if path.trim().is_empty() => Err(file.error(
+                    span,
+                    "an empty `trust` entry".into(),
+                    Some("name a public key file, e.g. `keys/acme.pub`".into()),
+                )),
+                path => Ok(TrustKey {
+                    path: PathBuf::from(path),
+                    span,
+                }),
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
 }
 
 /// `clusters = { NAME = "http://host:port", … }`.
@@ -182,6 +223,7 @@ struct RawPlugin {
     #[serde(rename = "root-id")]
     root_id: Option<Spanned<String>>,
     clusters: Option<RawClusters>,
+    trust: Option<RawTrust>,
 }
 
 #[derive(Deserialize)]
@@ -202,6 +244,7 @@ struct RawOrigin {
     config: Option<Spanned<toml::Value>>,
     #[serde(rename = "side-calls")]
     side_calls: Option<Spanned<toml::Value>>,
+    trust: Option<RawTrust>,
 }
 
 impl Manifest {
@@ -221,15 +264,17 @@ impl Manifest {
         let raw: RawManifest = toml::from_str(&file.text)
             .map_err(|e| file.error(e.span().unwrap_or(0..0), e.message().to_string(), None))?;
 
-        let (name, allow_imports, chain_clusters, filter_metrics) = match raw.chain {
+        let (name, allow_imports, chain_clusters, filter_metrics, chain_trust) = match raw.chain {
             Some(chain) => (
                 chain.name,
                 chain.allow_imports,
                 chain.clusters,
                 chain.filter_metrics,
+                chain.trust,
             ),
-            None => (None, None, None, FilterMetrics::default()),
+            None => (None, None, None, FilterMetrics::default(), None),
         };
+        let chain_trust = parse_trust(&file, chain_trust)?.unwrap_or_default();
         let chain_clusters = chain_clusters
             .map(|c| parse_clusters(&file, c))
             .transpose()?
@@ -329,6 +374,7 @@ impl Manifest {
                     side_calls: plugin.side_calls,
                 },
             )?;
+            let own_trust_span = plugin.trust.as_ref().map(|t| t.span());
             plugins.push(PluginSpec {
                 name: plugin.name.into_inner(),
                 source,
@@ -338,10 +384,15 @@ impl Manifest {
                 side_calls_span,
                 span,
                 legacy,
+                trust: parse_trust(&file, plugin.trust)?.unwrap_or_else(|| chain_trust.clone()),
+                own_trust_span,
             });
         }
 
-        let origin = raw.origin.map(|o| parse_origin(&file, o)).transpose()?;
+        let origin = raw
+            .origin
+            .map(|o| parse_origin(&file, o, &chain_trust))
+            .transpose()?;
         if let Some(Origin::Service(service)) = &origin
             && plugins.iter().any(|p| p.name == service.name)
         {
@@ -527,7 +578,11 @@ fn one_source(
     }
 }
 
-fn parse_origin(file: &SourceFile, origin: Spanned<RawOrigin>) -> Result<Origin, Error> {
+fn parse_origin(
+    file: &SourceFile,
+    origin: Spanned<RawOrigin>,
+    chain_trust: &[TrustKey],
+) -> Result<Origin, Error> {
     let span = origin.span();
     let raw = origin.into_inner();
     let mut chosen = Vec::new();
@@ -632,6 +687,17 @@ fn parse_origin(file: &SourceFile, origin: Spanned<RawOrigin>) -> Result<Origin,
             first_byte_timeout,
         })
     };
+    if let (Some(trust), Some((_, what))) = (&raw.trust, chosen.first())
+        && *what != "a service component"
+    {
+        return Err(file.error(
+            trust.span(),
+            format!("`trust` means nothing for an origin that is `{what}`"),
+            Some(
+                "`trust` checks the signature of a service component pulled from a registry".into(),
+            ),
+        ));
+    }
     match chosen.first().map(|c| c.1) {
         Some("forward") => Ok(forwarding(None)),
         Some("upstream") => Ok(forwarding(upstream.map(|(_, upstream)| upstream))),
@@ -659,6 +725,8 @@ fn parse_origin(file: &SourceFile, origin: Spanned<RawOrigin>) -> Result<Origin,
             side_calls_span,
             span,
             legacy: None,
+            own_trust_span: raw.trust.as_ref().map(|t| t.span()),
+            trust: parse_trust(file, raw.trust)?.unwrap_or_else(|| chain_trust.to_vec()),
         }))),
         None => Err(file.error(
             span,

@@ -43,6 +43,9 @@ pub struct StageRecord {
     /// stage gives each request an instance of its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lifted: Option<crate::Lift>,
+    /// The trusted key whose signature it carried, when the chain asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<crate::signing::Verified>,
 }
 
 impl ChainRecord {
@@ -154,6 +157,11 @@ mod tests {
                 config: vec!["greeting".into()],
                 side_calls: crate::policy::SideCalls::Deny,
                 lifted: Some(crate::Lift::Sync),
+                verified: Some(crate::signing::Verified {
+                    key: "sha256:11".into(),
+                    key_file: "keys/acme.pub".into(),
+                    signature: "sha256:22".into(),
+                }),
             }],
             origin: "upstream".into(),
             upstream: Some("http://127.0.0.1:9000".into()),

@@ -9,6 +9,7 @@
 
 use crate::inspect::Inspection;
 use crate::resolve::digest;
+use crate::signing::Signature;
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::manifest::{OciDescriptor, OciImageManifest};
 use oci_client::secrets::RegistryAuth;
@@ -111,6 +112,15 @@ impl OciRef {
 
     pub fn tag(&self) -> Option<&str> {
         self.0.tag()
+    }
+
+    /// The same repository at `tag`.
+    pub fn at_tag(&self, tag: &str) -> OciRef {
+        OciRef(Reference::with_tag(
+            self.0.registry().to_string(),
+            self.0.repository().to_string(),
+            tag.to_string(),
+        ))
     }
 
     /// The same repository, pinned to manifest `digest`.
@@ -404,6 +414,145 @@ impl Registry {
                 layer_digest: layer.digest.clone(),
                 bytes,
             })
+        })
+    }
+
+    /// The cosign signatures of manifest `manifest_digest` in `reference`'s
+    /// repository (the layers of the `sha256-<hex>.sig` tag); none when the
+    /// tag does not exist. A payload is kept as served: verification checks
+    /// it against its layer digest.
+    pub fn signatures(
+        &self,
+        reference: &OciRef,
+        manifest_digest: &str,
+    ) -> Result<Vec<Signature>, RegistryError> {
+        let tag = reference.at_tag(&crate::signing::signature_tag(manifest_digest));
+        let remote = remote_error(&tag);
+        let auth = credentials(reference.registry());
+        let client = self.client(reference.registry());
+        self.runtime.block_on(async {
+            let raw = match client
+                .pull_manifest_raw(&tag.0, &auth, &[MANIFEST_MEDIA_TYPE])
+                .await
+            {
+                Ok((raw, _)) => raw,
+                Err(e) if is_unknown(&e) => return Ok(Vec::new()),
+                Err(e) => return Err(remote(e)),
+            };
+            let manifest: OciImageManifest =
+                serde_json::from_slice(&raw).map_err(|e| RegistryError::NotWasm {
+                    reference: tag.to_string(),
+                    found: format!("its manifest is not an OCI image manifest ({e})"),
+                })?;
+            let mut signatures = Vec::new();
+            for layer in manifest
+                .layers
+                .iter()
+                .filter(|l| l.media_type == crate::signing::MEDIA_TYPE)
+            {
+                let Some(signature) = layer
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(crate::signing::ANNOTATION))
+                else {
+                    continue;
+                };
+                let mut payload = Vec::new();
+                match client.pull_blob(&tag.0, layer, &mut payload).await {
+                    Ok(()) => {}
+                    // A layer whose bytes are not what its digest says is
+                    // a signature that cannot verify, not a failed fetch:
+                    // another layer may still vouch for the artifact.
+                    Err(oci_client::errors::OciDistributionError::DigestError(_)) => {
+                        payload.clear();
+                    }
+                    Err(e) => return Err(remote(e)),
+                }
+                signatures.push(Signature {
+                    layer: layer.digest.clone(),
+                    payload: String::from_utf8_lossy(&payload).into_owned(),
+                    signature: signature.clone(),
+                });
+            }
+            Ok(signatures)
+        })
+    }
+
+    /// Adds `signature` to the signatures of `manifest_digest`, keeping
+    /// those already there (as cosign does); returns the new signature
+    /// manifest's digest.
+    pub fn attach(
+        &self,
+        reference: &OciRef,
+        manifest_digest: &str,
+        signature: &Signature,
+    ) -> Result<String, RegistryError> {
+        let mut all = self.signatures(reference, manifest_digest)?;
+        all.retain(|s| s != signature);
+        all.push(signature.clone());
+        let tag = reference.at_tag(&crate::signing::signature_tag(manifest_digest));
+        let remote = remote_error(&tag);
+        let auth = credentials(reference.registry());
+        let client = self.client(reference.registry());
+        self.runtime.block_on(async {
+            client
+                .store_auth_if_needed(reference.registry(), &auth)
+                .await;
+            // cosign's config: an empty JSON object.
+            let config = b"{}".to_vec();
+            let config_digest = digest(&config);
+            let mut layers = Vec::with_capacity(all.len());
+            for signature in &all {
+                client
+                    .push_blob(
+                        &tag.0,
+                        signature.payload.as_bytes().to_vec(),
+                        &signature.layer,
+                    )
+                    .await
+                    .map_err(&remote)?;
+                layers.push(OciDescriptor {
+                    media_type: crate::signing::MEDIA_TYPE.to_string(),
+                    digest: signature.layer.clone(),
+                    size: signature.payload.len() as i64,
+                    annotations: Some(
+                        [(
+                            crate::signing::ANNOTATION.to_string(),
+                            signature.signature.clone(),
+                        )]
+                        .into(),
+                    ),
+                    ..Default::default()
+                });
+            }
+            client
+                .push_blob(&tag.0, config.clone(), &config_digest)
+                .await
+                .map_err(&remote)?;
+            let manifest = OciImageManifest {
+                schema_version: 2,
+                media_type: Some(MANIFEST_MEDIA_TYPE.to_string()),
+                artifact_type: None,
+                config: OciDescriptor {
+                    media_type: "application/vnd.oci.image.config.v1+json".to_string(),
+                    digest: config_digest,
+                    size: config.len() as i64,
+                    ..Default::default()
+                },
+                layers,
+                subject: None,
+                annotations: None,
+            };
+            let bytes = serde_json::to_vec(&manifest).expect("manifest serialises");
+            client
+                .push_manifest_raw(
+                    &tag.0,
+                    bytes.clone(),
+                    http::HeaderValue::from_static(MANIFEST_MEDIA_TYPE),
+                )
+                .await
+                .map_err(&remote)?;
+            Ok(digest(&bytes))
         })
     }
 

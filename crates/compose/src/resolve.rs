@@ -12,6 +12,7 @@ use crate::packages::{PackageSpec, Registries, select};
 use crate::policy::{Settings, SideCalls};
 use crate::proxy_wasm::WrapOptions;
 use crate::registry::{OciRef, Registry, RegistryError};
+use crate::signing::{self, PublicKey, Verified};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -96,7 +97,12 @@ impl Resolver {
 
     /// The component package `spec` names: the highest version that
     /// satisfies it, unless the lock already pins one.
-    fn fetch_package(&mut self, name: &str, written: &str) -> Result<Vec<u8>, Error> {
+    fn fetch_package(
+        &mut self,
+        name: &str,
+        written: &str,
+        trust: &[PublicKey],
+    ) -> Result<(Vec<u8>, Option<Verified>), Error> {
         let oci = match self.locked.find(name, written) {
             Some(pin) => pin.resolved.parse()?,
             None if self.offline => {
@@ -119,12 +125,19 @@ impl Resolver {
                 select(&spec, &repository, &tags)?
             }
         };
-        self.fetch(name, written, oci)
+        self.fetch(name, written, oci, trust)
     }
 
     /// The component at `oci`, pinned by the lock if it has `reference`
-    /// (the source as the manifest wrote it).
-    fn fetch(&mut self, name: &str, reference: &str, oci: OciRef) -> Result<Vec<u8>, Error> {
+    /// (the source as the manifest wrote it); with `trust`, only if one of
+    /// those keys signed its manifest.
+    fn fetch(
+        &mut self,
+        name: &str,
+        reference: &str,
+        oci: OciRef,
+        trust: &[PublicKey],
+    ) -> Result<(Vec<u8>, Option<Verified>), Error> {
         let pinned = self.locked.find(name, reference).cloned();
         let was_pinned = pinned.is_some();
         let (entry, bytes, from) = match (pinned, self.offline) {
@@ -177,6 +190,10 @@ impl Resolver {
                 (entry, pulled.bytes, Fetched::Registry)
             }
         };
+        let verified = match trust {
+            [] => None,
+            keys => Some(self.verify(name, reference, &oci, &entry.manifest, keys)?),
+        };
         self.steps.push(Step {
             locked: Locked {
                 name: name.to_string(),
@@ -185,11 +202,53 @@ impl Resolver {
                 version: oci.tag().map(str::to_string),
                 manifest: entry.manifest,
                 layer: entry.layer,
+                verified: verified.clone(),
             },
             pinned: was_pinned,
             from,
         });
-        Ok(bytes)
+        Ok((bytes, verified))
+    }
+
+    /// Verifies the signatures of `manifest` against `keys`: those cached
+    /// first (what an earlier resolve fetched), then, unless offline, those
+    /// the registry holds now, which are cached in turn.
+    fn verify(
+        &mut self,
+        name: &str,
+        reference: &str,
+        oci: &OciRef,
+        manifest: &str,
+        keys: &[PublicKey],
+    ) -> Result<Verified, Error> {
+        let untrusted = |rejection| Error::Untrusted {
+            plugin: name.to_string(),
+            reference: reference.to_string(),
+            digest: manifest.to_string(),
+            keys: PublicKey::describe(keys),
+            rejection: Box::new(rejection),
+        };
+        match self.cache.signatures(manifest)? {
+            Some(cached) => match signing::verify(&cached, manifest, keys) {
+                Ok(verified) => return Ok(verified),
+                Err(rejection) if self.offline => return Err(untrusted(rejection)),
+                Err(_) => {}
+            },
+            None if self.offline => {
+                return Err(Error::Offline {
+                    reference: format!("{reference} (its signatures)"),
+                });
+            }
+            None => {}
+        }
+        // Signatures that cannot be read vouch for nothing: the plugin is
+        // refused under its name, whatever the registry did wrong.
+        let found = self
+            .registry()?
+            .signatures(oci, manifest)
+            .map_err(|e| untrusted(signing::Rejection::Unreadable(e.to_string())))?;
+        self.cache.put_signatures(manifest, &found)?;
+        signing::verify(&found, manifest, keys).map_err(untrusted)
     }
 }
 
@@ -280,6 +339,21 @@ fn load_stage(
     resolver: &mut Resolver,
 ) -> Result<Stage, Error> {
     let at = |e: Error| e.at(&manifest.file, spec.source.span());
+    let trust = match &spec.source {
+        Source::Path { .. } => {
+            if let Some(span) = &spec.own_trust_span {
+                let (line, column) = manifest.file.line_col(span.start);
+                resolver.warnings.push(format!(
+                    "{}:{line}:{column}: plugin `{}` is a local file, so its `trust` is not checked: signatures vouch for registry artifacts, and a file on this machine is already yours (pin it with `digest` instead)",
+                    manifest.file.path.display(),
+                    spec.name
+                ));
+            }
+            Vec::new()
+        }
+        _ => trusted_keys(manifest, spec)?,
+    };
+    let mut verified = None;
     let (written, bytes, path) = match &spec.source {
         Source::Path { path, .. } => {
             let path = manifest.dir().join(path);
@@ -293,11 +367,17 @@ fn load_stage(
         }
         Source::Oci { reference, .. } => {
             let oci = reference.parse().map_err(|e: RegistryError| at(e.into()))?;
-            let bytes = resolver.fetch(&spec.name, reference, oci).map_err(at)?;
+            let (bytes, by) = resolver
+                .fetch(&spec.name, reference, oci, &trust)
+                .map_err(at)?;
+            verified = by;
             (reference.clone(), bytes, PathBuf::from(reference))
         }
         Source::Package { spec: package, .. } => {
-            let bytes = resolver.fetch_package(&spec.name, package).map_err(at)?;
+            let (bytes, by) = resolver
+                .fetch_package(&spec.name, package, &trust)
+                .map_err(at)?;
+            verified = by;
             (package.clone(), bytes, PathBuf::from(package))
         }
     };
@@ -345,7 +425,29 @@ fn load_stage(
         Some(_) => format!("{WRAPPED}{written}"),
         None => written,
     };
-    Stage::from_bytes(&spec.name, bytes, source, &path).map_err(at)
+    let mut stage = Stage::from_bytes(&spec.name, bytes, source, &path).map_err(at)?;
+    stage.verified = verified;
+    Ok(stage)
+}
+
+/// The public keys `spec` trusts, read now; a bad one is an error at its
+/// entry in the manifest.
+fn trusted_keys(manifest: &Manifest, spec: &PluginSpec) -> Result<Vec<PublicKey>, Error> {
+    spec.trust
+        .iter()
+        .map(|key| {
+            let mut loaded =
+                PublicKey::load(&manifest.dir().join(&key.path)).map_err(|source| {
+                    Error::Key {
+                        what: format!("plugin `{}`", spec.name),
+                        source,
+                    }
+                    .at(&manifest.file, key.span.clone())
+                })?;
+            loaded.label = key.path.display().to_string();
+            Ok(loaded)
+        })
+        .collect()
 }
 
 /// How a stage's `source` starts when pwchain wrapped a proxy-wasm module
@@ -408,6 +510,7 @@ impl Stage {
             bytes,
             info,
             settings: Settings::default(),
+            verified: None,
         })
     }
 }
