@@ -43,6 +43,9 @@ impl fmt::Display for ComposeSummary {
                 "\n  {} = {} ({}, from the {from})",
                 step.locked.name, step.locked.resolved, step.locked.manifest
             )?;
+            if let Some(verified) = &step.locked.verified {
+                write!(f, ", signed by {} ({})", verified.key_file, verified.key)?;
+            }
         }
         Ok(())
     }
