@@ -457,3 +457,52 @@ fn past_its_turns_a_request_waits_then_gets_503() {
     let refused = run(&["serve", "x.wasm", "--max-requests", "0"]);
     assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
 }
+
+/// CPU ticks each lane thread of process `pid` has used.
+#[cfg(target_os = "linux")]
+fn lane_ticks(pid: u32) -> Vec<(String, u64)> {
+    let mut lanes: Vec<(String, u64)> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|task| {
+            let path = task.ok()?.path();
+            let name = std::fs::read_to_string(path.join("comm")).ok()?;
+            let name = name.trim().to_string();
+            let stat = std::fs::read_to_string(path.join("stat")).ok()?;
+            // utime and stime: fields 14 and 15, counted after the `(comm)`.
+            let fields: Vec<&str> = stat.rsplit(')').next()?.split_whitespace().collect();
+            let ticks = fields[11].parse::<u64>().ok()? + fields[12].parse::<u64>().ok()?;
+            name.starts_with("pwchain-lane-").then_some((name, ticks))
+        })
+        .collect();
+    lanes.sort();
+    lanes
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn lanes_share_a_burst_and_stop_on_one_sigterm() {
+    let ws = Workspace::new();
+    let composite = ws.compose(&(ten_tags() + "[origin]\npath = \"{plugins}/echo.wasm\"\n"));
+    let mut served = Served::with_args(&composite, &["--lanes", "2"]);
+    // Both lanes listen on the one address; the kernel spreads the
+    // connections, and each lane serves its own with its own instances.
+    burst(&served, 256);
+    let ticks = lane_ticks(served.child.id());
+    let names: Vec<&str> = ticks.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, ["pwchain-lane-0", "pwchain-lane-1"]);
+    assert!(
+        ticks.iter().all(|(_, ticks)| *ticks > 0),
+        "a lane did no work: {ticks:?}"
+    );
+    served.signal("TERM");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = served.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "SIGTERM did not stop the lanes");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "{status:?}");
+    assert_eq!(served.log_count("shutting down"), 1);
+}

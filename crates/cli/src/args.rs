@@ -508,6 +508,15 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 16)]
     pub max_instance_concurrency: usize,
 
+    /// Serve on N lanes instead of one work-stealing runtime: each lane is
+    /// a thread with its own event loop, its own listening socket on the
+    /// address (SO_REUSEPORT) and its own instances of the chain, so that a
+    /// request never crosses threads. More requests/s under many
+    /// connections, less for a lone one (a lane does all of a request on
+    /// one core); see the README's hosts bench.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub lanes: Option<u64>,
+
     /// Seconds a request may take before it fails with 504.
     #[arg(long, default_value_t = 60)]
     pub request_timeout: u64,

@@ -38,6 +38,7 @@ pub fn serve(args: ServeArgs) -> miette::Result<ExitCode> {
         })?),
         _ => None,
     };
+    let lanes = args.lanes.map(|n| n as usize);
     let mut options = pwchain_host::ServeOptions {
         upstream: args.upstream,
         max_memory: args.max_memory << 20,
@@ -53,9 +54,18 @@ pub fn serve(args: ServeArgs) -> miette::Result<ExitCode> {
         compile_cache: Some(crate::compiled(&args.resolve)),
         metrics: metrics.clone(),
         tls: tls.clone(),
+        lanes: lanes.unwrap_or(1),
         ..Default::default()
     };
-    let runtime = tokio::runtime::Runtime::new().into_diagnostic()?;
+    let runtime = match lanes {
+        // Requests run on the lanes' threads: this runtime only starts,
+        // reloads and stops.
+        Some(_) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        None => tokio::runtime::Runtime::new(),
+    }
+    .into_diagnostic()?;
     runtime.block_on(async {
         // Listening for signals from the start: one that arrives while the
         // server is busy is then pending, never lost.
@@ -100,11 +110,10 @@ pub fn serve(args: ServeArgs) -> miette::Result<ExitCode> {
         .await
         .into_diagnostic()??;
         metrics.serving(chain_info(&loaded.name, &server, &loaded.bytes));
-        let listener = tokio::net::TcpListener::bind(args.addr)
-            .await
+        let mut listeners = pwchain_host::lanes::bind(args.addr, lanes.unwrap_or(1))
             .into_diagnostic()
             .wrap_err_with(|| format!("cannot listen on {}", args.addr))?;
-        let addr = listener.local_addr().into_diagnostic()?;
+        let addr = listeners[0].local_addr().into_diagnostic()?;
         eprintln!(
             "pwchain: serving `{}` ({}) on {}://{addr}/",
             args.chain.display(),
@@ -125,7 +134,22 @@ pub fn serve(args: ServeArgs) -> miette::Result<ExitCode> {
             }),
         };
         let reloading = tokio::spawn(reloads.run(hangup));
-        let served = server.run(listener, stop.wait()).await;
+        let served = match lanes {
+            Some(_) => {
+                let (stopping, stopped) = tokio::sync::watch::channel(false);
+                tokio::spawn(async move {
+                    stop.wait().await;
+                    let _ = stopping.send(true);
+                });
+                server.run_lanes(listeners, stopped).await
+            }
+            None => {
+                // `bind` makes one socket at least.
+                let listener =
+                    tokio::net::TcpListener::from_std(listeners.remove(0)).into_diagnostic()?;
+                server.run(listener, stop.wait()).await
+            }
+        };
         reloading.abort();
         let _ = admin_stop.send(());
         served.map_err(|e| miette!("{e:#}"))

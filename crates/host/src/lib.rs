@@ -8,6 +8,7 @@
 pub mod admin;
 mod filter_metrics;
 mod guest_log;
+pub mod lanes;
 pub mod linker;
 pub mod metrics;
 pub mod serve;

@@ -72,6 +72,10 @@ pub struct ServeOptions {
     pub metrics: Metrics,
     /// Serve HTTPS with this certificate (HTTP/2 and HTTP/1.1 by ALPN).
     pub tls: Option<Tls>,
+    /// Lanes: threads that each run their own event loop and instances of
+    /// the chain, so that a request never crosses threads (see
+    /// [`Server::run_lanes`]). [`Server::run`] serves on lane 0.
+    pub lanes: usize,
 }
 
 impl Default for ServeOptions {
@@ -94,6 +98,7 @@ impl Default for ServeOptions {
             queue_timeout: Duration::from_secs(5),
             metrics: Metrics::default(),
             tls: None,
+            lanes: 1,
         }
     }
 }
@@ -111,6 +116,10 @@ const EPOCH_TICK: Duration = Duration::from_millis(10);
 pub struct Server {
     current: Arc<std::sync::RwLock<Arc<Generation>>>,
     options: Arc<ServeOptions>,
+    /// Which of the generation's handlers this copy's requests go to.
+    lane: usize,
+    /// Open connections (`max_connections`), across lanes.
+    connections: Arc<tokio::sync::Semaphore>,
     /// Turns for requests in the chain (`max_requests`), across swaps.
     admission: Arc<tokio::sync::Semaphore>,
     /// Requests answered 503 for want of a turn, and when that was last
@@ -122,7 +131,9 @@ pub struct Server {
 
 /// One compiled composite and its instances.
 struct Generation {
-    handler: ProxyHandler<Chain>,
+    chain: Arc<Chain>,
+    /// One handler (its own instances and queue) per lane.
+    lanes: Vec<ProxyHandler<Lane>>,
     /// `sha256:…` of the composite's bytes.
     digest: String,
 }
@@ -161,6 +172,8 @@ impl Server {
         let generation = Generation::compile(component, &options)?;
         Ok(Server {
             current: Arc::new(std::sync::RwLock::new(Arc::new(generation))),
+            lane: 0,
+            connections: Arc::new(tokio::sync::Semaphore::new(options.max_connections)),
             admission: Arc::new(tokio::sync::Semaphore::new(options.max_requests)),
             shed: Arc::new(std::sync::Mutex::new(RateLimited::new(
                 Duration::from_secs(5),
@@ -179,7 +192,7 @@ impl Server {
         let generation =
             tokio::task::spawn_blocking(move || Generation::compile(&component, &options))
                 .await??;
-        let trial = generation.handler.state().instantiate().await?;
+        let trial = generation.chain.instance().await?;
         drop(trial);
         Ok(Prepared(generation))
     }
@@ -194,6 +207,19 @@ impl Server {
     /// `sha256:…` of the composite being served.
     pub fn digest(&self) -> String {
         self.generation().digest.clone()
+    }
+
+    /// How many lanes this server's chains have handlers for.
+    pub(crate) fn lanes(&self) -> usize {
+        self.generation().lanes.len()
+    }
+
+    /// The same server, for requests arriving on lane `lane`.
+    pub(crate) fn on_lane(&self, lane: usize) -> Server {
+        Server {
+            lane,
+            ..self.clone()
+        }
     }
 
     fn generation(&self) -> Arc<Generation> {
@@ -215,7 +241,7 @@ impl Server {
         let mut shutdown = std::pin::pin!(shutdown);
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let options = &self.options;
-        let connections = Arc::new(tokio::sync::Semaphore::new(options.max_connections));
+        let connections = &self.connections;
         let mut builder =
             hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
         builder
@@ -291,7 +317,9 @@ impl Server {
                 drop(permit);
             });
         }
-        tracing::info!("shutting down: finishing in-flight requests");
+        if self.lane == 0 {
+            tracing::info!("shutting down: finishing in-flight requests");
+        }
         graceful.shutdown().await;
         Ok(())
     }
@@ -346,7 +374,7 @@ impl Server {
         );
         let generation = self.generation();
         let in_flight = InFlight::enter(metrics);
-        let response = match generation.handler.handle((), request).await {
+        let response = match generation.lanes[self.lane].handle((), request).await {
             Ok(response) => response,
             Err(e) => {
                 if e.downcast_ref::<ExpirationError>().is_some() {
@@ -414,15 +442,19 @@ impl Generation {
             None => None,
         };
         let ticker = EpochTicker::start(engines.all());
+        let chain = Arc::new(Chain {
+            pooled,
+            on_demand: pre,
+            overflow: std::sync::Mutex::new(RateLimited::new(Duration::from_secs(5))),
+            options: options.clone(),
+            max_concurrency,
+            _ticker: ticker,
+        });
         Ok(Generation {
-            handler: ProxyHandler::new(Chain {
-                pooled,
-                on_demand: pre,
-                overflow: std::sync::Mutex::new(RateLimited::new(Duration::from_secs(5))),
-                options: options.clone(),
-                max_concurrency,
-                _ticker: ticker,
-            }),
+            lanes: (0..options.lanes.max(1))
+                .map(|_| ProxyHandler::new(Lane(chain.clone())))
+                .collect(),
+            chain,
             digest,
         })
     }
@@ -824,12 +856,23 @@ impl Chain {
     }
 }
 
-impl HandlerState for Chain {
+/// The chain as one lane's handler sees it: its workers are spawned on,
+/// and stay on, the lane's own runtime.
+struct Lane(Arc<Chain>);
+
+impl HandlerState for Lane {
     type StoreData = Host;
     type WorkerExpiration = Expiry;
     type WorkerState = Worker;
 
     async fn instantiate(&self) -> wasmtime::Result<Instance<Host, Expiry, Worker>> {
+        self.0.instance().await
+    }
+}
+
+impl Chain {
+    /// A new instance of the chain, from the pool while it has room.
+    async fn instance(&self) -> wasmtime::Result<Instance<Host, Expiry, Worker>> {
         let (store, instance) = match &self.pooled {
             Some(pooled) => {
                 let mut store = self.store(pooled.engine());
