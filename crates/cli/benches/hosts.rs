@@ -1,11 +1,12 @@
-//! `pwchain serve` against the real `wasmtime serve -Scli` (48, installed by
-//! `scripts/wasmtime-cli.sh`), both as the processes a user runs, on the
-//! same composites: the bare `echo` service, and echo behind 1 and 10
-//! header-rewriting `add-header` plugins. Each composite is loaded over
-//! loopback with 1 and with 16 keep-alive connections, the two hosts
+//! `pwchain serve` (with its default work-stealing runtime, and with
+//! `--lanes` = the CPU count) against the real `wasmtime serve -Scli` (48,
+//! installed by `scripts/wasmtime-cli.sh`), all as the processes a user
+//! runs, on the same composites: the bare `echo` service, and echo behind 1
+//! and 10 header-rewriting `add-header` plugins. Each composite is loaded
+//! over loopback with 1 and with 16 keep-alive connections, the hosts
 //! alternating round by round; each host's best round counts (the machine
 //! is shared, the best round is the least disturbed one). Prints requests/s,
-//! p50 and the ratio pwchain / wasmtime, and each server's peak memory per
+//! p50 and the ratios pwchain / wasmtime, and each server's peak memory per
 //! concurrent request: (peak RSS under 16 connections − RSS before the
 //! first request) / 16.
 //!
@@ -147,6 +148,7 @@ fn main() {
     let pwchain = Path::new(env!("CARGO_BIN_EXE_pwchain"));
     let dir = tempfile::tempdir().expect("temp dir");
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
     let composites = [
         ("bare", vec![]),
         ("mw1", vec!["add-header.wasm"]),
@@ -159,14 +161,27 @@ fn main() {
         pw.arg("serve")
             .arg(&composite)
             .args(["--addr", "127.0.0.1:0"]);
+        let mut lanes = Command::new(pwchain);
+        lanes.arg("serve").arg(&composite).args([
+            "--addr",
+            "127.0.0.1:0",
+            "--lanes",
+            &cpus.to_string(),
+        ]);
         let mut wt = Command::new(&wasmtime);
         wt.args(["serve", "-Scli", "--addr", "127.0.0.1:0"])
             .arg(&composite);
+        // wasmtime last: the ratios are against it.
         let hosts = [
             Host::start(
                 "pwchain serve",
                 pw,
                 &dir.path().join(format!("{name}-pw.log")),
+            ),
+            Host::start(
+                "pwchain --lanes",
+                lanes,
+                &dir.path().join(format!("{name}-lanes.log")),
             ),
             Host::start(
                 "wasmtime serve",
@@ -181,7 +196,7 @@ fn main() {
                     host.reset_peak();
                 }
             }
-            let mut best: [Option<Figures>; 2] = [None, None];
+            let mut best: [Option<Figures>; 3] = [None, None, None];
             runtime.block_on(async {
                 for host in &hosts {
                     load(host.addr, 0.5, connections).await; // warm up
@@ -195,16 +210,20 @@ fn main() {
                     }
                 }
             });
-            let [Some(pw), Some(wt)] = best else {
+            let [Some(pw), Some(lanes), Some(wt)] = best else {
                 unreachable!("at least one round")
             };
             print(hosts[0].name, connections, &pw);
-            print(hosts[1].name, connections, &wt);
-            let ratio = pw.rps / wt.rps;
-            println!("  pwchain/wasmtime {connections:>2} conn: throughput {ratio:.2}x");
+            print(hosts[1].name, connections, &lanes);
+            print(hosts[2].name, connections, &wt);
+            let (ratio, lanes_ratio) = (pw.rps / wt.rps, lanes.rps / wt.rps);
+            println!(
+                "  pwchain/wasmtime {connections:>2} conn: throughput {ratio:.2}x, with --lanes {cpus} {lanes_ratio:.2}x"
+            );
             summary.push(format!(
-                "{name:<5} {connections:>2} conn: pwchain/wasmtime throughput {ratio:.2}x, p50 {:.1} µs vs {:.1} µs",
+                "{name:<5} {connections:>2} conn: pwchain/wasmtime throughput {ratio:.2}x, --lanes {lanes_ratio:.2}x; p50 {:.1} µs, {:.1} µs vs {:.1} µs",
                 pw.p50.as_secs_f64() * 1e6,
+                lanes.p50.as_secs_f64() * 1e6,
                 wt.p50.as_secs_f64() * 1e6
             ));
         }
