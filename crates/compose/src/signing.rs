@@ -14,7 +14,7 @@ use sigstore::cosign::payload::SimpleSigning;
 use sigstore::cosign::verification_constraint::{PublicKeyVerifier, VerificationConstraint};
 use sigstore::crypto::signing_key::SigStoreKeyPair;
 use sigstore::crypto::signing_key::ecdsa::{ECDSAKeys, EllipticCurve};
-use sigstore::crypto::{CosignVerificationKey, SigStoreSigner, SigningScheme};
+use sigstore::crypto::{SigStoreSigner, SigningScheme};
 use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
@@ -88,8 +88,7 @@ impl PublicKey {
                 false => "no `-----BEGIN PUBLIC KEY-----` block".into(),
             })
         })?;
-        // Which scheme the key is for (ECDSA P-256/P-384, Ed25519, RSA).
-        CosignVerificationKey::try_from_der(&der).map_err(|e| not_public(e.to_string()))?;
+        // The scheme (ECDSA P-256/P-384, Ed25519, RSA) is the key's own.
         let verifier = PublicKeyVerifier::try_from(pem).map_err(|e| not_public(e.to_string()))?;
         Ok(PublicKey {
             path: path.to_path_buf(),
