@@ -1,5 +1,6 @@
 //! `pwchain serve --tls-cert --tls-key`: HTTPS with a certificate made in
-//! the test, HTTP/2 and HTTP/1.1 chosen by ALPN, the certificate replaced
+//! the test, HTTP/2 and HTTP/1.1 chosen by ALPN (the chain told the client
+//! used https), the certificate replaced
 //! on `SIGHUP`, and unusable certificates refused before anything listens.
 
 mod common;
@@ -24,12 +25,12 @@ fn certificate(ws: &Workspace, name: &str) -> (PathBuf, PathBuf, CertificateDer<
 }
 
 /// GET `/` over TLS, trusting only `trusted`, offering only `alpn`;
-/// returns the protocol the server chose and the response's status.
+/// returns the protocol the server chose, the response's status and body.
 async fn get(
     addr: SocketAddr,
     trusted: &CertificateDer<'static>,
     alpn: &[u8],
-) -> Result<(Vec<u8>, u16), String> {
+) -> Result<(Vec<u8>, u16, String), String> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(trusted.clone()).map_err(|e| e.to_string())?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -73,8 +74,13 @@ async fn get(
     }
     .map_err(|e| e.to_string())?;
     let status = response.status().as_u16();
-    let _ = response.into_body().collect().await;
-    Ok((chosen, status))
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    Ok((chosen, status, String::from_utf8_lossy(&body).into_owned()))
 }
 
 #[test]
@@ -93,14 +99,14 @@ fn https_with_alpn_and_a_certificate_swapped_on_sighup() {
     );
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let addr = served.addr;
-    assert_eq!(
-        runtime.block_on(get(addr, &first, b"h2")),
-        Ok((b"h2".to_vec(), 200))
-    );
-    assert_eq!(
-        runtime.block_on(get(addr, &first, b"http/1.1")),
-        Ok((b"http/1.1".to_vec(), 200))
-    );
+    for alpn in [&b"h2"[..], b"http/1.1"] {
+        let (chosen, status, echoed) = runtime
+            .block_on(get(addr, &first, alpn))
+            .expect("an answer over TLS");
+        assert_eq!((chosen.as_slice(), status), (alpn, 200));
+        // The chain is told the client came over https.
+        assert!(echoed.contains("x-forwarded-proto: https\n"), "{echoed}");
+    }
 
     // A new pair in the same files, then SIGHUP: new connections get it.
     let (_, _, second) = certificate(&ws, "first");

@@ -368,9 +368,15 @@ impl Server {
             );
             return busy;
         };
+        let scheme = if self.options.tls.is_some() {
+            http::uri::Scheme::HTTPS
+        } else {
+            http::uri::Scheme::HTTP
+        };
         let request = as_reverse_proxy(
             request.map(|body| body.map_err(Into::into).boxed_unsync()),
             peer,
+            scheme,
         );
         let generation = self.generation();
         let in_flight = InFlight::enter(metrics);
@@ -597,8 +603,13 @@ fn failure_status(error: &wasmtime::Error) -> (u16, &'static str) {
 /// guest the request's authority but not its `Host` header (a forbidden
 /// header), so an origin-form request gets its authority from `Host`; and
 /// the client's address and the original host and scheme are recorded in
-/// `x-forwarded-*` for whatever stands behind the chain.
-fn as_reverse_proxy(mut request: http::Request<Body>, peer: SocketAddr) -> http::Request<Body> {
+/// `x-forwarded-*` for whatever stands behind the chain. `scheme` is the
+/// one the client used (https when the server holds the certificate).
+fn as_reverse_proxy(
+    mut request: http::Request<Body>,
+    peer: SocketAddr,
+    scheme: http::uri::Scheme,
+) -> http::Request<Body> {
     let host = request
         .headers()
         .get(http::header::HOST)
@@ -607,7 +618,7 @@ fn as_reverse_proxy(mut request: http::Request<Body>, peer: SocketAddr) -> http:
     Forwarded {
         client: Some(&peer.ip().to_string()),
         host: host.as_deref(),
-        proto: Some("http"),
+        proto: Some(scheme.as_str()),
     }
     .record(request.headers_mut());
     if request.uri().authority().is_some() {
@@ -618,7 +629,7 @@ fn as_reverse_proxy(mut request: http::Request<Body>, peer: SocketAddr) -> http:
         return request;
     };
     let mut parts = request.uri().clone().into_parts();
-    parts.scheme = Some(http::uri::Scheme::HTTP);
+    parts.scheme = Some(scheme);
     parts.authority = Some(authority);
     if parts.path_and_query.is_none() {
         parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
