@@ -601,31 +601,35 @@ fn failure_status(error: &wasmtime::Error) -> (u16, &'static str) {
 
 /// Prepares an incoming request as a reverse proxy would: wasi:http gives a
 /// guest the request's authority but not its `Host` header (a forbidden
-/// header), so an origin-form request gets its authority from `Host`; and
-/// the client's address and the original host and scheme are recorded in
-/// `x-forwarded-*` for whatever stands behind the chain. `scheme` is the
-/// one the client used (https when the server holds the certificate).
+/// header), so an origin-form request gets its authority from `Host`, and
+/// `scheme` (https when the server holds the certificate). The client's
+/// address, which no guest can learn otherwise, is appended to
+/// `x-forwarded-for`. `x-forwarded-host` and `-proto` are left to the hop
+/// that replaces the authority (`--upstream`, the `forward` terminator):
+/// until then the request's own authority and scheme say the same, and
+/// every plugin that copies the headers would carry them for nothing
+/// (two headers were a sixth of the instructions of a request to the bare
+/// `echo` service, measured under callgrind).
 fn as_reverse_proxy(
     mut request: http::Request<Body>,
     peer: SocketAddr,
     scheme: http::uri::Scheme,
 ) -> http::Request<Body> {
-    let host = request
-        .headers()
-        .get(http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_string);
     Forwarded {
         client: Some(&peer.ip().to_string()),
-        host: host.as_deref(),
-        proto: Some(scheme.as_str()),
+        host: None,
+        proto: None,
     }
     .record(request.headers_mut());
     if request.uri().authority().is_some() {
         return request;
     }
     // The path is kept as parsed; only the scheme and authority are added.
-    let Some(authority) = host.and_then(|host| http::uri::Authority::try_from(host).ok()) else {
+    let Some(authority) = request
+        .headers()
+        .get(http::header::HOST)
+        .and_then(|host| http::uri::Authority::try_from(host.as_bytes()).ok())
+    else {
         return request;
     };
     let mut parts = request.uri().clone().into_parts();

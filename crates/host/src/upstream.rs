@@ -4,7 +4,7 @@
 //! different import and keep going to wherever the plugin sent them.
 
 use crate::state::Host;
-use pwchain_forwarding::{Upstream, strip_hop_by_hop};
+use pwchain_forwarding::{Forwarded, Upstream, strip_hop_by_hop};
 use std::sync::Arc;
 use wasmtime::component::{Accessor, Linker, Resource};
 use wasmtime_wasi_http::p3::bindings::http::types::ErrorCode;
@@ -51,6 +51,16 @@ async fn forward(
             .into_http(&mut store, async move { sent_rx.await.unwrap_or(Ok(())) })
             .map_err(|e| internal(&e))
     })?;
+    // What the chain asked for, before the upstream's name replaces it (an
+    // earlier proxy's record is kept).
+    let asked = request.uri().authority().map(|a| a.to_string());
+    let proto = request.uri().scheme_str().unwrap_or("http").to_string();
+    Forwarded {
+        client: None,
+        host: asked.as_deref(),
+        proto: Some(&proto),
+    }
+    .record(request.headers_mut());
     *request.uri_mut() =
         rewrite(upstream, request.uri()).map_err(|_| ErrorCode::HttpRequestUriInvalid)?;
     strip_hop_by_hop(request.headers_mut());
