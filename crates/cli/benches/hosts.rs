@@ -6,7 +6,10 @@
 //! over loopback with 1 and with 16 keep-alive connections, the hosts
 //! alternating round by round; each host's best round counts (the machine
 //! is shared, the best round is the least disturbed one). Prints requests/s,
-//! p50 and the ratios pwchain / wasmtime, and each server's peak memory per
+//! p50 and the ratios pwchain / wasmtime; each server's CPU time per
+//! request (user + system, from `/proc`, the least of the rounds: on a
+//! shared machine it moves less than requests/s, which also depends on the
+//! load generator getting a core); and each server's peak memory per
 //! concurrent request: (peak RSS under 16 connections − RSS before the
 //! first request) / 16.
 //!
@@ -77,6 +80,24 @@ impl Host {
             .unwrap_or_else(|| panic!("no {field} in /proc/PID/status"))
     }
 
+    /// CPU time the process has used (user + system), in seconds.
+    fn cpu_seconds(&self, ticks_per_second: f64) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
+            .expect("/proc/PID/stat");
+        // The fields after the command name, which is in parentheses and
+        // may hold spaces: utime and stime are the 12th and 13th of them.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map_or("", |(_, rest)| rest)
+            .split_whitespace()
+            .collect();
+        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+        match (ticks(11), ticks(12)) {
+            (Some(user), Some(system)) => (user + system) / ticks_per_second,
+            _ => panic!("no utime/stime in /proc/PID/stat: {stat}"),
+        }
+    }
+
     /// Forgets the peak so far (`VmHWM` restarts from the current RSS).
     fn reset_peak(&self) {
         std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5")
@@ -119,14 +140,56 @@ fn compose(pwchain: &Path, dist: &Path, dir: &Path, name: &str, plugins: &[&str]
     out
 }
 
-fn print(host: &str, connections: usize, f: &Figures) {
-    println!(
-        "  {host:<15} {connections:>2} conn  {:>8.0} req/s  p50 {:>7.1} µs  p99 {:>7.1} µs  errors {}",
-        f.rps,
-        f.p50.as_secs_f64() * 1e6,
-        f.p99.as_secs_f64() * 1e6,
-        f.errors
-    );
+/// A host's best round (by requests/s) and its least CPU per request.
+#[derive(Default)]
+struct Best {
+    round: Option<Figures>,
+    cpu_per_request: f64,
+}
+
+impl Best {
+    fn add(&mut self, figures: Figures, cpu_seconds: f64) {
+        let cpu = cpu_seconds / figures.requests.max(1) as f64;
+        if self.cpu_per_request == 0.0 || cpu < self.cpu_per_request {
+            self.cpu_per_request = cpu;
+        }
+        if self.round.as_ref().is_none_or(|b| b.rps < figures.rps) {
+            self.round = Some(figures);
+        }
+    }
+
+    fn rps(&self) -> f64 {
+        self.round.as_ref().map_or(0.0, |f| f.rps)
+    }
+
+    fn p50_us(&self) -> f64 {
+        self.round
+            .as_ref()
+            .map_or(0.0, |f| f.p50.as_secs_f64() * 1e6)
+    }
+
+    fn print(&self, host: &str, connections: usize) {
+        let Some(f) = &self.round else { return };
+        println!(
+            "  {host:<15} {connections:>2} conn  {:>8.0} req/s  p50 {:>7.1} µs  p99 {:>7.1} µs  CPU {:>6.1} µs/req  errors {}",
+            f.rps,
+            f.p50.as_secs_f64() * 1e6,
+            f.p99.as_secs_f64() * 1e6,
+            self.cpu_per_request * 1e6,
+            f.errors
+        );
+    }
+}
+
+/// The kernel's clock ticks per second, the unit of `/proc/PID/stat`'s
+/// CPU times.
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|out| String::from_utf8_lossy(&out.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
 }
 
 fn main() {
@@ -149,6 +212,7 @@ fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    let ticks = clock_ticks();
     let composites = [
         ("bare", vec![]),
         ("mw1", vec!["add-header.wasm"]),
@@ -196,35 +260,40 @@ fn main() {
                     host.reset_peak();
                 }
             }
-            let mut best: [Option<Figures>; 3] = [None, None, None];
+            let mut best: [Best; 3] = Default::default();
             runtime.block_on(async {
                 for host in &hosts {
                     load(host.addr, 0.5, connections).await; // warm up
                 }
                 for _ in 0..rounds {
                     for (host, best) in hosts.iter().zip(&mut best) {
+                        let before = host.cpu_seconds(ticks);
                         let figures = load(host.addr, seconds, connections).await;
-                        if best.as_ref().is_none_or(|b| b.rps < figures.rps) {
-                            *best = Some(figures);
-                        }
+                        best.add(figures, host.cpu_seconds(ticks) - before);
                     }
                 }
             });
-            let [Some(pw), Some(lanes), Some(wt)] = best else {
-                unreachable!("at least one round")
-            };
-            print(hosts[0].name, connections, &pw);
-            print(hosts[1].name, connections, &lanes);
-            print(hosts[2].name, connections, &wt);
-            let (ratio, lanes_ratio) = (pw.rps / wt.rps, lanes.rps / wt.rps);
+            let [pw, lanes, wt] = &best;
+            pw.print(hosts[0].name, connections);
+            lanes.print(hosts[1].name, connections);
+            wt.print(hosts[2].name, connections);
+            let (ratio, lanes_ratio) = (pw.rps() / wt.rps(), lanes.rps() / wt.rps());
+            // Above 1: pwchain spends less CPU on a request than wasmtime.
+            let (cpu, lanes_cpu) = (
+                wt.cpu_per_request / pw.cpu_per_request,
+                wt.cpu_per_request / lanes.cpu_per_request,
+            );
             println!(
-                "  pwchain/wasmtime {connections:>2} conn: throughput {ratio:.2}x, with --lanes {cpus} {lanes_ratio:.2}x"
+                "  pwchain/wasmtime {connections:>2} conn: throughput {ratio:.2}x, with --lanes {cpus} {lanes_ratio:.2}x; CPU per request (wasmtime/pwchain) {cpu:.2}x, with --lanes {lanes_cpu:.2}x"
             );
             summary.push(format!(
-                "{name:<5} {connections:>2} conn: pwchain/wasmtime throughput {ratio:.2}x, --lanes {lanes_ratio:.2}x; p50 {:.1} µs, {:.1} µs vs {:.1} µs",
-                pw.p50.as_secs_f64() * 1e6,
-                lanes.p50.as_secs_f64() * 1e6,
-                wt.p50.as_secs_f64() * 1e6
+                "{name:<5} {connections:>2} conn: pwchain/wasmtime throughput {ratio:.2}x, --lanes {lanes_ratio:.2}x; CPU per request {:.1} µs, {:.1} µs vs {:.1} µs ({cpu:.2}x, {lanes_cpu:.2}x); p50 {:.1} µs, {:.1} µs vs {:.1} µs",
+                pw.cpu_per_request * 1e6,
+                lanes.cpu_per_request * 1e6,
+                wt.cpu_per_request * 1e6,
+                pw.p50_us(),
+                lanes.p50_us(),
+                wt.p50_us()
             ));
         }
         for host in &hosts {

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 /// What one load round measured.
 pub struct Figures {
+    pub requests: usize,
     pub rps: f64,
     pub p50: Duration,
     pub p99: Duration,
@@ -61,6 +62,7 @@ pub async fn load(addr: std::net::SocketAddr, seconds: f64, connections: usize) 
             .unwrap_or_default()
     };
     Figures {
+        requests: all.len(),
         rps: all.len() as f64 / elapsed,
         p50: at(0.50),
         p99: at(0.99),
