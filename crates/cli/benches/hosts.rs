@@ -153,13 +153,13 @@ impl Best {
         if self.cpu_per_request == 0.0 || cpu < self.cpu_per_request {
             self.cpu_per_request = cpu;
         }
-        if self.round.as_ref().is_none_or(|b| b.rps < figures.rps) {
+        if self.round.as_ref().is_none_or(|b| b.rps() < figures.rps()) {
             self.round = Some(figures);
         }
     }
 
     fn rps(&self) -> f64 {
-        self.round.as_ref().map_or(0.0, |f| f.rps)
+        self.round.as_ref().map_or(0.0, |f| f.rps())
     }
 
     fn p50_us(&self) -> f64 {
@@ -172,7 +172,7 @@ impl Best {
         let Some(f) = &self.round else { return };
         println!(
             "  {host:<15} {connections:>2} conn  {:>8.0} req/s  p50 {:>7.1} µs  p99 {:>7.1} µs  CPU {:>6.1} µs/req  errors {}",
-            f.rps,
+            f.rps(),
             f.p50.as_secs_f64() * 1e6,
             f.p99.as_secs_f64() * 1e6,
             self.cpu_per_request * 1e6,

@@ -95,7 +95,7 @@ fn main() {
                 size as f64 / 1024.0,
                 first,
                 warm,
-                http.rps,
+                http.rps(),
                 http.p50.as_secs_f64() * 1e6,
                 http.p99.as_secs_f64() * 1e6,
                 http.errors,

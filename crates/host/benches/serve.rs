@@ -212,13 +212,13 @@ fn main() {
                 let figures = load(addr, seconds, connections).await;
                 println!(
                     "{label:<12} {:>8.0} req/s  p50 {:>7.1} µs  p99 {:>7.1} µs  errors {}",
-                    figures.rps,
+                    figures.rps(),
                     figures.p50.as_secs_f64() * 1e6,
                     figures.p99.as_secs_f64() * 1e6,
                     figures.errors
                 );
                 match best.iter_mut().find(|(l, _)| *l == label) {
-                    Some((_, b)) if b.rps >= figures.rps => {}
+                    Some((_, b)) if b.rps() >= figures.rps() => {}
                     Some(slot) => slot.1 = figures,
                     None => best.push((label, figures)),
                 }
@@ -264,7 +264,7 @@ fn main() {
     for (label, figures) in &best[1..] {
         println!(
             "{label}/chain0: throughput {:.3}x, p50 +{:.1} µs ({:.2} µs per plugin), p99 +{:.1} µs  ({connections} connections, {seconds} s rounds)",
-            figures.rps / chain0.rps,
+            figures.rps() / chain0.rps(),
             (figures.p50.as_secs_f64() - chain0.p50.as_secs_f64()) * 1e6,
             (figures.p50.as_secs_f64() - chain0.p50.as_secs_f64()) * 1e6 / 10.0,
             (figures.p99.as_secs_f64() - chain0.p99.as_secs_f64()) * 1e6,

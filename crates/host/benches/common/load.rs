@@ -8,10 +8,17 @@ use std::time::{Duration, Instant};
 /// What one load round measured.
 pub struct Figures {
     pub requests: usize,
-    pub rps: f64,
+    pub elapsed: Duration,
     pub p50: Duration,
     pub p99: Duration,
     pub errors: usize,
+}
+
+impl Figures {
+    /// Requests answered per second.
+    pub fn rps(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64()
+    }
 }
 
 /// Loads a server for `seconds` with `connections` keep-alive clients.
@@ -54,7 +61,7 @@ pub async fn load(addr: std::net::SocketAddr, seconds: f64, connections: usize) 
         all.extend(latencies);
         errors += failed;
     }
-    let elapsed = started.elapsed().as_secs_f64();
+    let elapsed = started.elapsed();
     all.sort();
     let at = |q: f64| {
         all.get(((all.len() as f64 * q) as usize).min(all.len().saturating_sub(1)))
@@ -63,7 +70,7 @@ pub async fn load(addr: std::net::SocketAddr, seconds: f64, connections: usize) 
     };
     Figures {
         requests: all.len(),
-        rps: all.len() as f64 / elapsed,
+        elapsed,
         p50: at(0.50),
         p99: at(0.99),
         errors,
