@@ -250,6 +250,8 @@ pub struct Served {
     pub addr: SocketAddr,
     /// Everything it has written to stderr so far.
     pub log: Arc<Mutex<Vec<String>>>,
+    /// The thread gathering `log`; it ends when the server's stderr closes.
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Served {
@@ -296,12 +298,17 @@ impl Served {
         // Keep draining the log so the server never blocks on a full pipe.
         let log = Arc::new(Mutex::new(said));
         let sink = log.clone();
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in lines.map_while(Result::ok) {
                 sink.lock().unwrap().push(line);
             }
         });
-        Ok(Served { child, addr, log })
+        Ok(Served {
+            child,
+            addr,
+            log,
+            reader: Some(reader),
+        })
     }
 
     /// Waits (a few seconds at most) for a log line containing `needle`.
@@ -313,6 +320,15 @@ impl Served {
             std::thread::sleep(Duration::from_millis(50));
         }
         None
+    }
+
+    /// Waits for the server to exit and for the last of its log.
+    pub fn exited(&mut self) -> std::process::ExitStatus {
+        let status = self.child.wait().expect("wait for the server");
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        status
     }
 
     /// How many log lines so far contain `needle`.
