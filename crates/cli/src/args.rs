@@ -126,19 +126,21 @@ pub enum ImportCommand {
     /// upstream`, and the other clusters the chain's `clusters` for
     /// `proxy_http_call`.
     Envoy(ImportEnvoyArgs),
-    /// Istio `WasmPlugin` resources (`extensions.istio.io/v1alpha1`, any
-    /// number of files and YAML documents): each becomes a `[[plugin]]`
-    /// (`url` as `proxy-wasm = "oci://…"`, `sha256` as `digest`,
-    /// `pluginConfig` as JSON `configuration`, `pluginName` as `root-id`),
-    /// ordered as Istio applies them: by `phase` (AUTHN, AUTHZ, STATS,
-    /// unspecified), then by descending `priority`.
+    /// Istio `WasmPlugin` and Wasm `TrafficExtension` resources
+    /// (`extensions.istio.io/v1alpha1`, any number of files and YAML
+    /// documents): each becomes a `[[plugin]]` (`url` as `proxy-wasm =
+    /// "oci://…"`, `sha256` as `digest`, `pluginConfig` as JSON
+    /// `configuration`, `pluginName` as `root-id`), ordered as Istio
+    /// applies them: by `phase` (AUTHN, AUTHZ, STATS, unspecified), then by
+    /// descending `priority`. A Lua `TrafficExtension` is refused.
     Istio(ImportIstioArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct ImportIstioArgs {
-    /// Files of `WasmPlugin` resources (other kinds are skipped).
-    #[arg(value_name = "WASMPLUGIN.yaml", required = true)]
+    /// Files of `WasmPlugin` or `TrafficExtension` resources (other kinds
+    /// are skipped).
+    #[arg(value_name = "RESOURCES.yaml", required = true)]
     pub files: Vec<PathBuf>,
 
     /// Where to write the chain (atomically); standard output without it.

@@ -61,9 +61,23 @@ fn envoy(args: ImportEnvoyArgs) -> miette::Result<ExitCode> {
         clusters: args.clusters,
         skip_unsupported: args.skip_unsupported,
     };
-    let chain = import_envoy::import(&args.file, text, &options)?;
+    let imported = import_envoy::import(&args.file, text, &options)?;
+    if !imported.modules.is_empty() {
+        // The chain names them relative to itself.
+        let Some(output) = &args.output else {
+            miette::bail!(miette::diagnostic!(
+                help = "write the chain to a file (`-o chain.toml`): the modules go beside it",
+                "`{}` holds filter code inline (`inline_bytes`), which must be written to files",
+                args.file.display()
+            ));
+        };
+        let dir = output.parent().unwrap_or(Path::new(""));
+        for (name, bytes) in &imported.modules {
+            write_atomically(&dir.join(name), bytes)?;
+        }
+    }
     emit(
-        &chain,
+        &imported.chain,
         args.output.as_ref(),
         &format!("`{}`", args.file.display()),
     )?;

@@ -34,8 +34,52 @@ const TYPED_STRUCTS: [&str; 2] = [
     "type.googleapis.com/xds.type.v3.TypedStruct",
 ];
 
-/// The `chain.toml` text for the Envoy bootstrap `text` (read from `path`).
-pub fn import(path: &Path, text: String, options: &EnvoyOptions) -> Result<String, Error> {
+/// What an import makes: the chain, and the modules the bootstrap held
+/// inline, which go beside it.
+#[derive(Debug)]
+pub struct Imported {
+    /// The `chain.toml` text.
+    pub chain: String,
+    /// `(file name, bytes)` of each module given as `inline_bytes` or
+    /// `inline_string`; the chain names them relative to itself.
+    pub modules: Vec<(String, Vec<u8>)>,
+}
+
+/// What Envoy accepts in the Wasm filter's messages (its protos' field
+/// names, `envoy.extensions.wasm.v3` and `envoy.config.core.v3`): a field
+/// not listed makes Envoy refuse the bootstrap, and so does the import.
+const WASM_FIELDS: &[&str] = &["config"];
+const PLUGIN_FIELDS: &[&str] = &[
+    "name",
+    "root_id",
+    "vm_config",
+    "configuration",
+    "fail_open",
+    "failure_policy",
+    "reload_config",
+    "capability_restriction_config",
+    "allow_on_headers_stop_iteration",
+];
+const VM_FIELDS: &[&str] = &[
+    "vm_id",
+    "runtime",
+    "code",
+    "configuration",
+    "allow_precompiled",
+    "nack_on_code_cache_miss",
+    "environment_variables",
+];
+const CODE_FIELDS: &[&str] = &["local", "remote"];
+const LOCAL_FIELDS: &[&str] = &[
+    "filename",
+    "inline_bytes",
+    "inline_string",
+    "environment_variable",
+    "watched_directory",
+];
+
+/// The chain for the Envoy bootstrap `text` (read from `path`).
+pub fn import(path: &Path, text: String, options: &EnvoyOptions) -> Result<Imported, Error> {
     let file = SourceFile::new(path, text);
     let doc = Doc::new(&file);
     let root = marked_yaml::parse_yaml(0, file.text.as_str()).map_err(|e| {
@@ -77,6 +121,7 @@ pub fn import(path: &Path, text: String, options: &EnvoyOptions) -> Result<Strin
     );
     let mut plugins = String::new();
     let mut names: Vec<String> = Vec::new();
+    let mut modules = Vec::new();
     let mut origin = None;
     for (index, filter) in filters.iter().enumerate() {
         let name = doc.str_at(filter, "name").unwrap_or_default();
@@ -89,13 +134,21 @@ pub fn import(path: &Path, text: String, options: &EnvoyOptions) -> Result<Strin
             origin = Some((index, line));
             break;
         }
+        let at = format!("http_filters[{index}].typed_config");
         let wasm = match typed {
-            Some(typed) if type_url == WASM_TYPE => doc.get(typed, "config"),
+            Some(typed) if type_url == WASM_TYPE => {
+                doc.known_fields(typed, &at, WASM_FIELDS)?;
+                doc.get(typed, "config").map(|c| (c, format!("{at}.config")))
+            }
             Some(typed) if TYPED_STRUCTS.contains(&type_url) => {
                 let inner = doc.str_at(typed, "type_url").unwrap_or_default();
-                match inner == WASM_TYPE {
-                    true => doc.get(typed, "value").and_then(|v| doc.get(v, "config")),
-                    false => None,
+                match (inner == WASM_TYPE, doc.get(typed, "value")) {
+                    (true, Some(value)) => {
+                        doc.known_fields(value, &format!("{at}.value"), WASM_FIELDS)?;
+                        doc.get(value, "config")
+                            .map(|c| (c, format!("{at}.value.config")))
+                    }
+                    _ => None,
                 }
             }
             _ => None,
@@ -114,7 +167,10 @@ pub fn import(path: &Path, text: String, options: &EnvoyOptions) -> Result<Strin
                 Some("`--skip-unsupported` drops it with a comment in the output".into()),
             ));
         };
-        plugins.push_str(&doc.plugin((index, line), name, wasm, options, &mut names)?);
+        let (wasm, at) = wasm;
+        let (text, inline) = doc.plugin((index, line), name, (wasm, &at), options, &mut names)?;
+        plugins.push_str(&text);
+        modules.extend(inline);
     }
     let Some((index, router_line)) = origin else {
         return Err(doc.error(
@@ -166,7 +222,10 @@ pub fn import(path: &Path, text: String, options: &EnvoyOptions) -> Result<Strin
         },
         toml_string(&upstream.url)
     );
-    Ok(out)
+    Ok(Imported {
+        chain: out,
+        modules,
+    })
 }
 
 /// A cluster and where it is.
@@ -244,15 +303,36 @@ impl Doc<'_> {
             })
     }
 
-    /// One Wasm filter as a `[[plugin]]`.
+    /// Refuses a field of `node` (at `path`) that is not in `known`, as
+    /// Envoy refuses a typed config it cannot parse.
+    fn known_fields(&self, node: &Node, path: &str, known: &[&str]) -> Result<(), Error> {
+        let Some(mapping) = node.as_mapping() else {
+            return Ok(());
+        };
+        for (key, _) in mapping.iter() {
+            let key = key.as_str();
+            if key != "@type" && !known.contains(&key) {
+                return Err(self.error_at(
+                    key_character(key, mapping),
+                    format!("unknown field `{path}.{key}`: Envoy refuses a bootstrap with it"),
+                    Some(format!("the fields there are {}", list(known.iter().copied()))),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// One Wasm filter (its `PluginConfig` at `at`) as a `[[plugin]]`, and
+    /// the module it holds inline, if it does.
     fn plugin(
         &self,
         (index, line): (usize, usize),
         filter_name: &str,
-        wasm: &Node,
+        (wasm, at): (&Node, &str),
         options: &EnvoyOptions,
         names: &mut Vec<String>,
-    ) -> Result<String, Error> {
+    ) -> Result<(String, Option<(String, Vec<u8>)>), Error> {
+        self.known_fields(wasm, at, PLUGIN_FIELDS)?;
         let configured = self.str_at(wasm, "name").unwrap_or(filter_name);
         let mut name = kebab(configured);
         if names.contains(&name) {
@@ -262,9 +342,12 @@ impl Doc<'_> {
         let vm = self
             .get(wasm, "vm_config")
             .ok_or_else(|| self.error(wasm, "the Wasm filter has no `vm_config`".into(), None))?;
+        self.known_fields(vm, &format!("{at}.vm_config"), VM_FIELDS)?;
         let code = self
             .get(vm, "code")
             .ok_or_else(|| self.error(vm, "`vm_config` has no `code`".into(), None))?;
+        self.known_fields(code, &format!("{at}.vm_config.code"), CODE_FIELDS)?;
+        let mut inline = None;
         let mut out = format!(
             "\n# http_filters[{index}] `{filter_name}` (line {line}){}.\n[[plugin]]\nname = {}\n",
             match configured == filter_name {
@@ -274,11 +357,26 @@ impl Doc<'_> {
             toml_string(&name)
         );
         if let Some(local) = self.get(code, "local") {
+            self.known_fields(local, &format!("{at}.vm_config.code.local"), LOCAL_FIELDS)?;
+            if let Some(bytes) = self.inline_code(local)? {
+                use sha2::Digest as _;
+                let file = format!("{name}.wasm");
+                let _ = writeln!(
+                    out,
+                    "# The bootstrap's inline code, written beside this file.\nproxy-wasm = {}\ndigest = {}",
+                    toml_string(&file),
+                    toml_string(&format!("sha256:{}", hex::encode(sha2::Sha256::digest(&bytes))))
+                );
+                inline = Some((file, bytes));
+            }
+        }
+        if inline.is_some() {
+        } else if let Some(local) = self.get(code, "local") {
             let node = self.get(local, "filename").ok_or_else(|| {
                 self.error(
                     local,
-                    "`code.local` has no `filename` (inline code is not supported)".into(),
-                    None,
+                    "`code.local` has no `filename`, `inline_bytes` or `inline_string`".into(),
+                    Some("an environment variable or a watched directory is Envoy's own; give the file".into()),
                 )
             })?;
             let filename = node.as_scalar().map_or("", |s| s.as_str());
@@ -330,7 +428,34 @@ impl Doc<'_> {
         if let Some(root_id) = self.str_at(wasm, "root_id") {
             let _ = writeln!(out, "root-id = {}", toml_string(root_id));
         }
-        Ok(out)
+        Ok((out, inline))
+    }
+
+    /// The module `code.local` holds inline: `inline_bytes` (base64, as
+    /// protobuf's JSON mapping writes bytes) or `inline_string`.
+    fn inline_code(&self, local: &Node) -> Result<Option<Vec<u8>>, Error> {
+        if let Some(text) = self.str_at(local, "inline_string") {
+            return Ok(Some(text.as_bytes().to_vec()));
+        }
+        let Some(node) = self.get(local, "inline_bytes") else {
+            return Ok(None);
+        };
+        use base64::Engine as _;
+        let encoded: String = node
+            .as_scalar()
+            .map_or("", |s| s.as_str())
+            .split_whitespace()
+            .collect();
+        base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .map(Some)
+            .map_err(|e| {
+                self.error(
+                    node,
+                    format!("`inline_bytes` is not base64: {e}"),
+                    Some("Envoy reads bytes fields as base64".into()),
+                )
+            })
     }
 
     /// A `google.protobuf.Any` configuration as the text Envoy hands the
@@ -457,6 +582,15 @@ impl Doc<'_> {
         }
         Ok(clusters)
     }
+}
+
+/// Where `key` is written in `mapping`, as a character offset.
+fn key_character(key: &str, mapping: &marked_yaml::types::MarkedMappingNode) -> usize {
+    mapping
+        .keys()
+        .find(|k| k.as_str() == key)
+        .and_then(|k| k.span().start())
+        .map_or(0, |m| m.character())
 }
 
 /// `path` with the first matching `FROM` prefix replaced by its `TO`.

@@ -1,9 +1,11 @@
-//! `pwchain import istio`: Istio `WasmPlugin` resources
-//! (`extensions.istio.io/v1alpha1`) as a `chain.toml`, in the order Istio
-//! applies them to a workload: by phase (AUTHN, AUTHZ, STATS, then those
-//! without one, just before the router), within a phase by descending
-//! `priority`, then by namespace and name. What has no meaning in a chain
-//! (selectors, pull and fail policies, VM environment) becomes comments.
+//! `pwchain import istio`: Istio `WasmPlugin` and `TrafficExtension`
+//! resources (`extensions.istio.io/v1alpha1`; Istio 1.30 converts the
+//! first into the second) as a `chain.toml`, in the order Istio applies
+//! them to a workload: by phase (AUTHN, AUTHZ, STATS, then those without
+//! one, just before the router), within a phase by descending `priority`,
+//! then by namespace and name. What has no meaning in a chain (selectors,
+//! pull and fail policies, VM environment) becomes comments; a Lua
+//! `TrafficExtension` is refused.
 
 use crate::error::{Error, SourceFile};
 use crate::import_yaml::{Doc, json, kebab, toml_string};
@@ -18,7 +20,7 @@ pub struct IstioOptions {
     pub upstream: Option<String>,
 }
 
-/// One `WasmPlugin`, read.
+/// One `WasmPlugin` or Wasm `TrafficExtension`, read.
 struct Plugin {
     namespace: String,
     name: String,
@@ -29,8 +31,12 @@ struct Plugin {
 
 const PHASES: [&str; 3] = ["AUTHN", "AUTHZ", "STATS"];
 
-/// The `chain.toml` text for the `WasmPlugin` resources in `files` (path
-/// and text each; a file may hold several YAML documents).
+/// The resource kinds read; others in the files are skipped.
+const KINDS: [&str; 2] = ["WasmPlugin", "TrafficExtension"];
+
+/// The `chain.toml` text for the `WasmPlugin` and `TrafficExtension`
+/// resources in `files` (path and text each; a file may hold several YAML
+/// documents).
 pub fn import(files: Vec<(&Path, String)>, options: &IstioOptions) -> Result<String, Error> {
     let mut plugins = Vec::new();
     for (path, text) in files {
@@ -43,7 +49,7 @@ pub fn import(files: Vec<(&Path, String)>, options: &IstioOptions) -> Result<Str
     }
     if plugins.is_empty() {
         return Err(Error::Import(
-            "no `WasmPlugin` resources (`kind: WasmPlugin`) in the files given".into(),
+            "no `WasmPlugin` or `TrafficExtension` resources (`kind: WasmPlugin`, `kind: TrafficExtension`) in the files given".into(),
         ));
     }
     plugins.sort_by(|a, b| {
@@ -55,7 +61,7 @@ pub fn import(files: Vec<(&Path, String)>, options: &IstioOptions) -> Result<Str
         ))
     });
     let mut out = String::from(
-        "# Imported by `pwchain import istio`, in the order Istio applies the\n# WasmPlugins: by phase (AUTHN, AUTHZ, STATS, unspecified), then by\n# descending priority, then by namespace and name.\n[chain]\nname = \"istio\"\n",
+        "# Imported by `pwchain import istio`, in the order Istio applies the\n# WasmPlugins and TrafficExtensions: by phase (AUTHN, AUTHZ, STATS, unspecified), then by\n# descending priority, then by namespace and name.\n[chain]\nname = \"istio\"\n",
     );
     for plugin in &plugins {
         out.push_str(&plugin.text);
@@ -95,14 +101,15 @@ fn documents(text: &str) -> Vec<String> {
     documents
 }
 
-/// A `WasmPlugin` document as a `[[plugin]]` entry; `None` for other kinds.
+/// A `WasmPlugin` or `TrafficExtension` document as a `[[plugin]]` entry;
+/// `None` for other kinds.
 fn read(file: &SourceFile, document: &str) -> Result<Option<Plugin>, Error> {
     let doc = Doc::new(file);
     let root = marked_yaml::parse_yaml(0, document)
         .map_err(|e| doc.error_at(0, format!("not YAML: {e}"), None))?;
-    if doc.str_at(&root, "kind") != Some("WasmPlugin") {
+    let Some(kind) = doc.str_at(&root, "kind").filter(|k| KINDS.contains(k)) else {
         return Ok(None);
-    }
+    };
     let metadata = doc.get(&root, "metadata");
     let name = metadata
         .and_then(|m| doc.str_at(m, "name"))
@@ -112,11 +119,33 @@ fn read(file: &SourceFile, document: &str) -> Result<Option<Plugin>, Error> {
         .unwrap_or("default");
     let spec = doc
         .get(&root, "spec")
-        .ok_or_else(|| doc.error(&root, format!("WasmPlugin `{name}` has no `spec`"), None))?;
-    let url = doc.str_at(spec, "url").ok_or_else(|| {
+        .ok_or_else(|| doc.error(&root, format!("{kind} `{name}` has no `spec`"), None))?;
+    // A WasmPlugin's module settings are in its spec; a TrafficExtension's
+    // in `spec.wasm`, beside `spec.lua`, which a chain cannot run.
+    let (wasm, url_key) = match kind {
+        "TrafficExtension" => {
+            if let Some(lua) = doc.get(spec, "lua") {
+                return Err(doc.error(
+                    lua,
+                    format!("TrafficExtension {namespace}/{name} is a Lua extension: pwchain runs Wasm filters only"),
+                    Some("rewrite it as a plugin (`pwchain new`), or leave it out of the files given".into()),
+                ));
+            }
+            let wasm = doc.get(spec, "wasm").ok_or_else(|| {
+                doc.error(
+                    spec,
+                    format!("TrafficExtension {namespace}/{name} has neither `spec.wasm` nor `spec.lua`"),
+                    None,
+                )
+            })?;
+            (wasm, "spec.wasm.url")
+        }
+        _ => (spec, "spec.url"),
+    };
+    let url = doc.str_at(wasm, "url").ok_or_else(|| {
         doc.error(
-            spec,
-            format!("WasmPlugin `{name}` has no `spec.url`, so nothing says which module to run"),
+            wasm,
+            format!("{kind} `{name}` has no `{url_key}`, so nothing says which module to run"),
             Some(
                 "Istio's `url`: `oci://REGISTRY/NAME:TAG` (or without a scheme), or `file://PATH`"
                     .into(),
@@ -129,44 +158,46 @@ fn read(file: &SourceFile, document: &str) -> Result<Option<Plugin>, Error> {
         Some(("file", path)) => path.to_string(),
         Some((scheme, _)) => {
             return Err(doc.error(
-                doc.get(spec, "url").unwrap_or(spec),
-                format!("WasmPlugin `{name}`: `{scheme}://` URLs are not fetched by pwchain"),
+                doc.get(wasm, "url").unwrap_or(wasm),
+                format!("{kind} `{name}`: `{scheme}://` URLs are not fetched by pwchain"),
                 Some("publish the module to an OCI registry (`pwchain publish`), or download it and give `file://PATH`".into()),
             ));
         }
     };
+    // TrafficExtension's enum also has the long spelling.
     let phase_name = doc.str_at(spec, "phase").unwrap_or("UNSPECIFIED_PHASE");
     let phase = PHASES
         .iter()
-        .position(|p| *p == phase_name)
+        .position(|p| *p == phase_name.trim_start_matches("EXECUTION_PHASE_"))
         .unwrap_or(PHASES.len());
     let priority = match doc.str_at(spec, "priority") {
         None => 0,
         Some(text) => text.parse().map_err(|_| {
             doc.error(
                 doc.get(spec, "priority").unwrap_or(spec),
-                format!("WasmPlugin `{name}`: `priority` `{text}` is not an integer"),
+                format!("{kind} `{name}`: `priority` `{text}` is not an integer"),
                 None,
             )
         })?,
     };
     let mut text = format!(
-        "\n# WasmPlugin {namespace}/{name} ({}, line {}): phase {phase_name}, priority {priority}.\n",
+        "\n# {kind} {namespace}/{name} ({}, line {}): phase {phase_name}, priority {priority}.\n",
         file.path.display(),
         doc.line(&root)
     );
-    for key in [
-        "selector",
-        "targetRef",
-        "targetRefs",
-        "match",
-        "imagePullPolicy",
-        "imagePullSecret",
-        "failStrategy",
-        "vmConfig",
-        "type",
-    ] {
-        if let Some(node) = doc.get(spec, key) {
+    let unused = [
+        (spec, "selector"),
+        (spec, "targetRef"),
+        (spec, "targetRefs"),
+        (spec, "match"),
+        (wasm, "imagePullPolicy"),
+        (wasm, "imagePullSecret"),
+        (wasm, "failStrategy"),
+        (wasm, "vmConfig"),
+        (wasm, "type"),
+    ];
+    for (parent, key) in unused {
+        if let Some(node) = doc.get(parent, key) {
             let _ = writeln!(
                 text,
                 "# Not used in a chain: {key} = {}",
@@ -176,17 +207,17 @@ fn read(file: &SourceFile, document: &str) -> Result<Option<Plugin>, Error> {
     }
     let _ = writeln!(text, "[[plugin]]\nname = {}", toml_string(&kebab(name)));
     let _ = writeln!(text, "proxy-wasm = {}", toml_string(&source));
-    if let Some(sha) = doc.str_at(spec, "sha256") {
+    if let Some(sha) = doc.str_at(wasm, "sha256") {
         let _ = writeln!(text, "digest = {}", toml_string(&format!("sha256:{sha}")));
     }
-    if let Some(config) = doc.get(spec, "pluginConfig") {
+    if let Some(config) = doc.get(wasm, "pluginConfig") {
         let _ = writeln!(
             text,
             "configuration = {}",
             toml_string(&json(config).to_string())
         );
     }
-    if let Some(root_id) = doc.str_at(spec, "pluginName") {
+    if let Some(root_id) = doc.str_at(wasm, "pluginName") {
         let _ = writeln!(text, "root-id = {}", toml_string(root_id));
     }
     Ok(Some(Plugin {

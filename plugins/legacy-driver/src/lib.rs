@@ -206,12 +206,9 @@ impl Stream {
             (b":path".to_vec(), path.clone().into_bytes()),
         ];
         headers.extend(bytes_pairs(incoming));
-        let length = headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(b"content-length"))
-            .map(|(_, v)| v.as_slice());
+        let length = declared_length(&headers);
         let end_of_stream =
-            length == Some(b"0") || (matches!(method.as_str(), "GET" | "HEAD") && length.is_none());
+            length == Some(0) || (matches!(method.as_str(), "GET" | "HEAD") && length.is_none());
         // The context exists, with its request, before the plugin hears of
         // it: `on_context_create` may already read headers and properties.
         state::begin(self.id(), &headers);
@@ -359,10 +356,18 @@ impl Stream {
         }
         let mut held = Vec::new();
         let mut end = false;
+        // As Envoy, the callback hears `end_of_stream` with the last data of
+        // a body whose length was declared, not in a call of its own after.
+        let declared = declared_length(headers);
         while has_body && !end {
             let (status, chunk) = body.read(Vec::with_capacity(CHUNK)).await;
             end = !matches!(status, StreamResult::Complete(_));
             held.extend(chunk);
+            if !end && declared == Some(held.len()) {
+                let (status, rest) = body.read(Vec::with_capacity(1)).await;
+                end = !matches!(status, StreamResult::Complete(_));
+                held.extend(rest);
+            }
             if held.len() > self.setup.max_body {
                 let (code, reason) = phase.too_large();
                 return Next::Answer(plain(
@@ -378,17 +383,18 @@ impl Stream {
                 break;
             }
         }
-        // A body seen whole has a known length; one still streaming may yet
-        // be changed by the callback, so it goes without one.
+        // A body held whole goes with its length as the callback left it. One
+        // that streams keeps the `content-length` the headers have, as
+        // Envoy forwards it: a backend that reads only that length would
+        // otherwise see no body. (A filter that resizes a streamed body
+        // removes the header itself, in Envoy too.)
         let length = headers
             .iter()
             .position(|(k, _)| k.eq_ignore_ascii_case(b"content-length"));
-        match length {
-            Some(at) if end => headers[at].1 = held.len().to_string().into_bytes(),
-            Some(at) if has_body => {
-                headers.remove(at);
-            }
-            _ => {}
+        if let Some(at) = length
+            && end
+        {
+            headers[at].1 = held.len().to_string().into_bytes();
         }
         if end {
             // Held whole: the trailers too are seen before anything goes on.
@@ -697,7 +703,15 @@ fn response_head(response: &Response) -> (u16, Pairs) {
 
 fn local_response(local: LocalResponse) -> Response {
     let status = u16::try_from(local.status).unwrap_or(500);
-    let headers = string_pairs(local.headers);
+    let mut headers = string_pairs(local.headers);
+    // Envoy's local replies say what a body is when the filter did not.
+    if !local.body.is_empty()
+        && !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+    {
+        headers.push(("content-type".into(), b"text/plain".to_vec()));
+    }
     let built = fields(&headers)
         .map(|fields| Response::new(fields, Some(body_stream(local.body, None)), trailers(None)).0);
     match built {
@@ -709,6 +723,14 @@ fn local_response(local: LocalResponse) -> Response {
             ),
         ),
     }
+}
+
+/// The `content-length` a header map declares.
+fn declared_length(headers: &Pairs) -> Option<usize> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(b"content-length"))
+        .and_then(|(_, v)| std::str::from_utf8(v).ok()?.trim().parse().ok())
 }
 
 fn plain(status: u16, text: String) -> Response {

@@ -1,0 +1,471 @@
+//! The real Envoy as the oracle. Each case is one Envoy bootstrap: Envoy
+//! 1.40 (V8) serves it, and so does pwchain (`pwchain import envoy`, then
+//! compose and serve), each in front of the same loopback backend and the
+//! same `httpbin` cluster. Both get the same requests, and the test
+//! compares what the client gets (status, headers, body) and what the
+//! backend and the side-call cluster receive, less the headers each proxy
+//! adds by itself ([`PROXY_OWN`]; the README's "Where pwchain and Envoy
+//! differ" says why each differs).
+
+mod common;
+
+use common::{
+    Envoy, Peer, Received, Reply, Response, Served, Workspace, exchange, legacy_plugins, plugins,
+    repo, run, stderr,
+};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Headers one proxy adds or sets on its own, left out of the comparison:
+/// `(name, where, why)`.
+const PROXY_OWN: &[(&str, &str, &str)] = &[
+    ("date", "response", "each server stamps its own"),
+    ("server", "response", "Envoy says `envoy`"),
+    (
+        "x-envoy-upstream-service-time",
+        "response",
+        "Envoy's own timing",
+    ),
+    ("x-request-id", "upstream", "Envoy's own request id"),
+    (
+        "x-envoy-expected-rq-timeout-ms",
+        "upstream",
+        "Envoy's route timeout",
+    ),
+    ("x-forwarded-proto", "upstream", "Envoy and the terminator both set it"),
+    ("x-forwarded-for", "upstream", "pwchain serve records the client"),
+    ("x-forwarded-host", "upstream", "the terminator records the client's host"),
+    ("via", "upstream", "the terminator marks requests against loops"),
+    (
+        "host",
+        "upstream",
+        "the terminator names the upstream, Envoy keeps the client's",
+    ),
+    (
+        "x-envoy-internal",
+        "side call",
+        "Envoy marks its own calls as internal",
+    ),
+];
+
+fn fixture(name: &str) -> PathBuf {
+    repo().join("../shared/fixtures/proxy-wasm").join(name)
+}
+
+/// One `envoy.filters.http.wasm` entry of a bootstrap.
+#[derive(Clone, Default)]
+struct Wasm {
+    name: &'static str,
+    file: PathBuf,
+    root_id: Option<&'static str>,
+    configuration: Option<&'static str>,
+    vm_id: Option<&'static str>,
+    /// Wrapped in an `xds.type.v3.TypedStruct`, as Istio writes it.
+    typed_struct: bool,
+    /// The code as `inline_bytes` instead of `local.filename`.
+    inline: bool,
+}
+
+impl Wasm {
+    fn new(name: &'static str, file: PathBuf) -> Wasm {
+        Wasm {
+            name,
+            file,
+            ..Wasm::default()
+        }
+    }
+
+    fn yaml(&self) -> String {
+        let pad = |text: &str, by: usize| {
+            text.lines()
+                .map(|l| format!("{}{l}\n", " ".repeat(by)))
+                .collect::<String>()
+        };
+        let code = match self.inline {
+            true => {
+                use base64::Engine as _;
+                let bytes = std::fs::read(&self.file).unwrap();
+                format!(
+                    "code:\n  local:\n    inline_bytes: {}\n",
+                    base64::engine::general_purpose::STANDARD.encode(bytes)
+                )
+            }
+            false => format!(
+                "code:\n  local:\n    filename: {}\n",
+                self.file.display()
+            ),
+        };
+        let mut vm = String::from("runtime: envoy.wasm.runtime.v8\n");
+        if let Some(id) = self.vm_id {
+            vm.push_str(&format!("vm_id: {id}\n"));
+        }
+        vm.push_str(&code);
+        let mut config = format!("name: {}\n", self.name);
+        if let Some(root) = self.root_id {
+            config.push_str(&format!("root_id: {root}\n"));
+        }
+        if let Some(text) = self.configuration {
+            config.push_str(&format!(
+                "configuration:\n  \"@type\": type.googleapis.com/google.protobuf.StringValue\n  value: {text:?}\n"
+            ));
+        }
+        config.push_str("vm_config:\n");
+        config.push_str(&pad(&vm, 2));
+        let wasm_type = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
+        let typed = match self.typed_struct {
+            true => format!(
+                "\"@type\": type.googleapis.com/xds.type.v3.TypedStruct\ntype_url: {wasm_type}\nvalue:\n  config:\n{}",
+                pad(&config, 4)
+            ),
+            false => format!("\"@type\": {wasm_type}\nconfig:\n{}", pad(&config, 2)),
+        };
+        format!(
+            "- name: envoy.filters.http.wasm\n  typed_config:\n{}",
+            pad(&typed, 4)
+        )
+    }
+}
+
+/// A bootstrap with `filters` in front of the router, routing `/` to
+/// `backend`, with a cluster `httpbin` for side calls, and `routes`
+/// (YAML list items) before the catch-all route.
+fn bootstrap(filters: &[Wasm], routes: &str, backend: SocketAddr, httpbin: SocketAddr) -> String {
+    let filters: String = filters.iter().map(Wasm::yaml).collect();
+    let indent = |text: &str, by: usize| {
+        text.lines()
+            .map(|l| format!("{}{l}\n", " ".repeat(by)))
+            .collect::<String>()
+    };
+    let cluster = |name: &str, addr: SocketAddr| {
+        format!(
+            "  - name: {name}\n    type: STATIC\n    connect_timeout: 5s\n    load_assignment:\n      cluster_name: {name}\n      endpoints: [{{ lb_endpoints: [{{ endpoint: {{ address: {{ socket_address: {{ address: {}, port_value: {} }} }} }} }}] }}]\n",
+            addr.ip(),
+            addr.port()
+        )
+    };
+    format!(
+        r#"admin:
+  address: {{ socket_address: {{ address: 127.0.0.1, port_value: 0 }} }}
+static_resources:
+  listeners:
+  - name: main
+    address: {{ socket_address: {{ address: 127.0.0.1, port_value: 0 }} }}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: ingress_http
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+{routes}              - match: {{ prefix: "/" }}
+                route: {{ cluster: backend }}
+          http_filters:
+{filters}          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  clusters:
+{backend_cluster}{httpbin_cluster}"#,
+        routes = indent(routes, 14),
+        filters = indent(&filters, 10),
+        backend_cluster = cluster("backend", backend),
+        httpbin_cluster = cluster("httpbin", httpbin),
+    )
+}
+
+/// What one proxy did with one request: the answer and what reached the
+/// backend and the side-call cluster, less [`PROXY_OWN`].
+#[derive(Debug, PartialEq)]
+struct Seen {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+    upstream: Option<(String, Vec<(String, String)>, String)>,
+    side_calls: Vec<(String, Vec<(String, String)>, String)>,
+}
+
+/// `headers` less [`PROXY_OWN`]'s for `place`, sorted; `content-length: 0`
+/// on a message without a body is framing, not content (wasmtime's client
+/// writes it where Envoy writes none), and counts as absent.
+fn comparable(headers: &[(String, String)], place: &str, body: &[u8]) -> Vec<(String, String)> {
+    let mut kept: Vec<(String, String)> = headers
+        .iter()
+        .filter(|(k, _)| {
+            !PROXY_OWN
+                .iter()
+                .any(|(name, at, _)| *at == place && k.eq_ignore_ascii_case(name))
+        })
+        .filter(|(k, v)| !(body.is_empty() && k.eq_ignore_ascii_case("content-length") && v == "0"))
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+        .collect();
+    kept.sort();
+    kept
+}
+
+/// A body as text, or its length and a digest when it is long.
+fn shown(body: &[u8]) -> String {
+    match body.len() {
+        0..=512 => String::from_utf8_lossy(body).into_owned(),
+        n => {
+            use sha2::Digest as _;
+            format!("{n} bytes, sha256 {}", hex::encode(sha2::Sha256::digest(body)))
+        }
+    }
+}
+
+fn received(peer: &Peer, place: &str) -> Vec<(String, Vec<(String, String)>, String)> {
+    std::iter::from_fn(|| peer.received.try_recv().ok())
+        .map(|r: Received| {
+            let line = r.request_line.rsplit_once(' ').map_or(r.request_line.clone(), |(l, _)| l.to_string());
+            (line, comparable(&r.headers, place, &r.body), shown(&r.body))
+        })
+        .collect()
+}
+
+/// The two proxies of one bootstrap and the peers behind them.
+struct Pair {
+    envoy: Envoy,
+    pwchain: Served,
+    backend: Peer,
+    httpbin: Peer,
+    _ws: Workspace,
+}
+
+impl Pair {
+    /// Envoy and pwchain on the bootstrap `filters` and `routes` make, in
+    /// front of an echoing backend and an `httpbin` answering `httpbin`;
+    /// `None` when Envoy cannot be installed.
+    fn start(
+        filters: &[Wasm],
+        routes: &str,
+        httpbin: Reply,
+    ) -> Option<Pair> {
+        let backend = Peer::replying(Reply::Echo);
+        let httpbin = Peer::replying(httpbin);
+        let yaml = bootstrap(filters, routes, backend.addr, httpbin.addr);
+        let envoy = Envoy::start(&yaml)?.unwrap_or_else(|log| panic!("Envoy refused:\n{yaml}\n{log}"));
+        let ws = Workspace::new();
+        let pwchain = serve_imported(&ws, &yaml);
+        Some(Pair {
+            envoy,
+            pwchain,
+            backend,
+            httpbin,
+            _ws: ws,
+        })
+    }
+
+    /// Sends `raw` to both and asserts that they answer alike.
+    fn same(&self, what: &str, raw: &[u8]) -> Seen {
+        let envoy = self.seen(self.envoy.addr, raw);
+        let pwchain = self.seen(self.pwchain.addr, raw);
+        assert_eq!(
+            envoy, pwchain,
+            "{what}: Envoy (left) and pwchain (right) differ\nEnvoy's log:\n{}",
+            self.envoy.log()
+        );
+        envoy
+    }
+
+    fn seen(&self, addr: SocketAddr, raw: &[u8]) -> Seen {
+        let answer: Response = exchange(addr, raw);
+        Seen {
+            status: answer.status,
+            headers: comparable(&answer.headers, "response", &answer.body),
+            body: shown(&answer.body),
+            upstream: received(&self.backend, "upstream").pop(),
+            side_calls: received(&self.httpbin, "side call"),
+        }
+    }
+}
+
+/// `pwchain import envoy` of `yaml`, composed and served.
+fn serve_imported(ws: &Workspace, yaml: &str) -> Served {
+    plugins();
+    let file = ws.write("envoy.yaml", yaml);
+    let imported = run(&[
+        "import",
+        "envoy",
+        file.to_str().unwrap(),
+        "-o",
+        ws.path("chain.toml").to_str().unwrap(),
+    ]);
+    assert!(imported.status.success(), "{}", stderr(&imported));
+    let composed = common::run_in(
+        &ws.path("cache"),
+        &[
+            "compose",
+            ws.path("chain.toml").to_str().unwrap(),
+            "-o",
+            ws.path("chain.wasm").to_str().unwrap(),
+        ],
+    );
+    assert!(
+        composed.status.success(),
+        "{}\n{}",
+        stderr(&composed),
+        std::fs::read_to_string(ws.path("chain.toml")).unwrap()
+    );
+    Served::start(&ws.path("chain.wasm"), &[])
+}
+
+/// A request as bytes: `content-length` framing, or chunked in 64 KiB
+/// pieces when `chunked`.
+fn raw(method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>, chunked: bool) -> Vec<u8> {
+    let mut head = format!("{method} {path} HTTP/1.1\r\nhost: proxied.test\r\nconnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    let mut bytes = Vec::new();
+    match (body, chunked) {
+        (Some(body), true) => {
+            head.push_str("transfer-encoding: chunked\r\n\r\n");
+            bytes.extend(head.into_bytes());
+            for piece in body.chunks(64 * 1024) {
+                bytes.extend(format!("{:x}\r\n", piece.len()).into_bytes());
+                bytes.extend(piece);
+                bytes.extend(b"\r\n");
+            }
+            bytes.extend(b"0\r\n\r\n");
+        }
+        (Some(body), false) => {
+            head.push_str(&format!("content-length: {}\r\n\r\n", body.len()));
+            bytes.extend(head.into_bytes());
+            bytes.extend(body);
+        }
+        (None, _) => {
+            head.push_str("\r\n");
+            bytes.extend(head.into_bytes());
+        }
+    }
+    bytes
+}
+
+/// The requests every filter gets: a GET, a POST with a body, large
+/// headers, and a 1 MiB body streamed in chunks.
+fn common_requests(pair: &Pair) {
+    pair.same("GET", &raw("GET", "/get?x=1", &[("content-length", "0")], None, false));
+    pair.same("POST", &raw("POST", "/post", &[("content-type", "application/x-www-form-urlencoded")], Some(b"hello=abc"), false));
+    let large = "v".repeat(16 * 1024);
+    let many: Vec<(String, String)> = (0..40).map(|i| (format!("x-many-{i}"), format!("value {i}"))).collect();
+    let mut headers: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    headers.push(("x-large", &large));
+    headers.push(("content-length", "0"));
+    pair.same("large headers", &raw("GET", "/large", &headers, None, false));
+    let mib: Vec<u8> = (0..1024 * 1024).map(|i| b'a' + (i % 26) as u8).collect();
+    pair.same("a streamed 1 MiB body", &raw("PUT", "/upload", &[], Some(&mib), true));
+}
+
+#[test]
+fn rust_sdk_header_filter_answers_as_in_envoy() {
+    let legacy = legacy_plugins();
+    for flavour in ["wasip1", "unknown"] {
+        let mut filter = Wasm::new("header_filter", legacy.join(format!("header-filter.{flavour}.wasm")));
+        filter.configuration = Some("from-envoy");
+        let Some(pair) = Pair::start(&[filter], "", Reply::Text("yes")) else {
+            return;
+        };
+        common_requests(&pair);
+        let denied = pair.same("local response", &raw("GET", "/legacy-deny", &[("content-length", "0")], None, false));
+        assert_eq!(denied.status, 403);
+    }
+}
+
+#[test]
+fn assemblyscript_and_cpp_filters_answer_as_in_envoy() {
+    let mut as_ = Wasm::new("as_add_header", fixture("as-add-header.wasm"));
+    as_.root_id = Some("add_header");
+    as_.configuration = Some("from-envoy");
+    let mut cpp = Wasm::new("cpp_add_header", fixture("cpp-add-header.wasm"));
+    cpp.root_id = Some("cpp");
+    let Some(pair) = Pair::start(&[as_, cpp], "", Reply::Text("yes")) else {
+        return;
+    };
+    common_requests(&pair);
+}
+
+#[test]
+fn go_http_body_answers_as_in_envoy() {
+    let go = Wasm::new("http_body", fixture("go-http-body.wasm"));
+    let Some(pair) = Pair::start(&[go], "", Reply::Text("yes")) else {
+        return;
+    };
+    common_requests(&pair);
+    for operation in ["append", "prepend", "replace"] {
+        pair.same(operation, &raw("POST", "/op", &[("buffer-operation", operation)], Some(b"hello"), false));
+        pair.same(operation, &raw("POST", "/op", &[("buffer-operation", operation), ("buffer-replace-at", "response")], Some(b"hello"), false));
+    }
+    let refused = pair.same("no content-length: a local 400", &raw("GET", "/x", &[], None, false));
+    assert_eq!(refused.status, 400);
+}
+
+#[test]
+fn go_http_auth_random_answers_as_in_envoy() {
+    let go = Wasm::new("http_auth_random", fixture("go-http-auth-random.wasm"));
+    // "yes" hashes even: the request goes through.
+    let Some(pair) = Pair::start(&[go.clone()], "", Reply::Text("yes")) else {
+        return;
+    };
+    common_requests(&pair);
+    // "deny" hashes odd: a local 403.
+    let Some(pair) = Pair::start(&[go], "", Reply::Text("deny")) else {
+        return;
+    };
+    let denied = pair.same("denied", &raw("GET", "/x", &[("content-length", "0")], None, false));
+    assert_eq!(denied.status, 403);
+    pair.same("denied with a body", &raw("PUT", "/x", &[], Some(b"some body"), false));
+}
+
+
+#[test]
+fn what_envoy_refuses_pwchain_refuses() {
+    let backend = Peer::replying(Reply::Echo);
+    let httpbin = Peer::replying(Reply::Text("yes"));
+    let ws = Workspace::new();
+    // A module that exports no proxy-wasm ABI version.
+    let module = ws.write(
+        "no-abi.wasm",
+        wat::parse_str(r#"(module (memory (export "memory") 1) (func (export "_start")))"#).unwrap(),
+    );
+    let yaml = bootstrap(&[Wasm::new("no_abi", module)], "", backend.addr, httpbin.addr);
+    let Some(envoy) = Envoy::start(&yaml) else {
+        return;
+    };
+    let Err(log) = envoy else {
+        panic!("Envoy ran a module without an ABI version");
+    };
+    assert!(log.contains("no_abi"), "{log}");
+    let file = ws.write("envoy.yaml", &yaml);
+    let chain = ws.path("chain.toml");
+    let imported = run(&["import", "envoy", file.to_str().unwrap(), "-o", chain.to_str().unwrap()]);
+    assert!(imported.status.success(), "{}", stderr(&imported));
+    let composed = run(&["compose", chain.to_str().unwrap(), "-o", ws.path("chain.wasm").to_str().unwrap()]);
+    let said = stderr(&composed);
+    assert!(!composed.status.success(), "{said}");
+    assert!(said.contains("no-abi"), "names the filter: {said}");
+    assert!(said.contains("proxy_abi_version"), "{said}");
+    assert!(!ws.path("chain.wasm").exists());
+
+    // An unknown field in the Wasm filter's typed config.
+    let mut filter = Wasm::new("header_filter", legacy_plugins().join("header-filter.wasip1.wasm"));
+    filter.configuration = Some("x");
+    let yaml = bootstrap(&[filter], "", backend.addr, httpbin.addr)
+        .replace("runtime: envoy.wasm.runtime.v8", "runtime: envoy.wasm.runtime.v8\n                  runtim: v8");
+    let Err(log) = Envoy::start(&yaml).unwrap() else {
+        panic!("Envoy took an unknown field:\n{yaml}");
+    };
+    assert!(log.contains("runtim"), "{log}");
+    let file = ws.write("envoy.yaml", &yaml);
+    let _ = std::fs::remove_file(&chain);
+    let imported = run(&["import", "envoy", file.to_str().unwrap(), "-o", chain.to_str().unwrap()]);
+    let said = stderr(&imported);
+    assert!(!imported.status.success(), "{said}");
+    assert!(
+        said.contains("unknown field `http_filters[0].typed_config.config.vm_config.runtim`"),
+        "{said}"
+    );
+    assert!(!chain.exists());
+}
