@@ -162,17 +162,18 @@ impl Drop for Context {
     }
 }
 
-/// What a phase of the filter chain ended with.
+/// What a phase of the filter chain ended with: go on, or answer with a
+/// reply of the filter's (or the driver's: a body over the limit).
 enum Next<T> {
     Go(T),
-    Answer(Response),
+    Answer(LocalResponse),
 }
 
 macro_rules! go {
     ($next:expr) => {
         match $next {
             Next::Go(value) => value,
-            Next::Answer(response) => return Ok(response),
+            Next::Answer(local) => return Ok(local_response(local)),
         }
     };
 }
@@ -182,7 +183,35 @@ impl Stream {
         self.context.0
     }
 
+    /// The request through the filter, then the next hop's answer, or the
+    /// filter's local reply, back through it: as in Envoy, a local reply
+    /// passes the response callbacks of the filter that sent it.
     async fn run(&self, request: Request) -> Result<Response, ErrorCode> {
+        let head = matches!(request.get_method(), Method::Head);
+        match self.request(request).await? {
+            Next::Go(outgoing) => {
+                let response = handler::handle(outgoing).await?;
+                let (status, headers) = response_head(&response);
+                let (body, body_trailers) = Response::consume_body(response, body_done());
+                self.response(status, headers, body, Some(body_trailers), head)
+                    .await
+            }
+            // Its parts, not a `Response`: a future made here cannot be
+            // read here (the component model forbids it for non-numeric
+            // payloads), and a local reply has no trailers anyway.
+            Next::Answer(local) => {
+                let (status, headers, body) = local_reply(local);
+                let mut pairs = vec![(b":status".to_vec(), status.to_string().into_bytes())];
+                pairs.extend(headers);
+                self.response(status, pairs, body_stream(body, None), None, head)
+                    .await
+            }
+        }
+    }
+
+    /// The request phase: the headers, body and trailers callbacks; the
+    /// request to pass on, or the filter's local reply.
+    async fn request(&self, request: Request) -> Result<Next<Request>, ErrorCode> {
         let method = method_name(&request.get_method()).to_string();
         let scheme = match request.get_scheme() {
             Some(Scheme::Https) => "https".to_string(),
@@ -216,36 +245,52 @@ impl Stream {
 
         let count = headers.len() as u32;
         callback::on_request_headers(self.id(), count, end_of_stream as u32);
-        go!(self.settle(REQUEST_HEADERS, &mut headers).await);
+        if let Next::Answer(local) = self.settle(REQUEST_HEADERS, &mut headers).await {
+            return Ok(Next::Answer(local));
+        }
 
         let (body, body_trailers) = Request::consume_body(request, body_done());
-        let (body, body_trailers) = go!(self
+        let (body, body_trailers) = match self
             .body(
                 body,
-                body_trailers,
+                Some(body_trailers),
                 Phase::Request,
                 &mut headers,
-                end_of_stream
+                end_of_stream,
             )
-            .await);
-        let head = method == "HEAD";
+            .await
+        {
+            Next::Go(body) => body,
+            Next::Answer(local) => return Ok(Next::Answer(local)),
+        };
         let target = Target {
             method,
             scheme,
             authority,
             path,
         };
-        let outgoing = build_request(
+        build_request(
             headers,
             target,
             Some(body),
             body_trailers,
             options,
             "the request the plugin passed on",
-        )?;
+        )
+        .map(Next::Go)
+    }
 
-        let response = handler::handle(outgoing).await?;
-        let (status, mut headers) = response_head(&response);
+    /// The response phase: the headers, body and trailers callbacks on a
+    /// response (`headers` with `:status` first; the answer to a `HEAD`
+    /// when `head`).
+    async fn response(
+        &self,
+        status: u16,
+        mut headers: Pairs,
+        body: StreamReader<u8>,
+        body_trailers: Option<Trailers>,
+        head: bool,
+    ) -> Result<Response, ErrorCode> {
         state::set_map(self.id(), RESPONSE_HEADERS, &headers);
         let count = headers.len() as u32;
         callback::on_response_headers(self.id(), count, 0);
@@ -257,7 +302,6 @@ impl Stream {
             || headers
                 .iter()
                 .any(|(k, v)| k.eq_ignore_ascii_case(b"content-length") && v == b"0");
-        let (body, body_trailers) = Response::consume_body(response, body_done());
         let (body, body_trailers) = go!(self
             .body(
                 body,
@@ -293,7 +337,7 @@ impl Stream {
                 *headers = changed;
             }
             if let Some(local) = outcome.local_response {
-                return Next::Answer(local_response(local));
+                return Next::Answer(local);
             }
             if outcome.calls.is_empty() && outcome.ready_queues.is_empty() {
                 return Next::Go(());
@@ -342,7 +386,7 @@ impl Stream {
     async fn body(
         &self,
         mut body: StreamReader<u8>,
-        body_trailers: Trailers,
+        body_trailers: Option<Trailers>,
         phase: Phase,
         headers: &mut Pairs,
         declared_empty: bool,
@@ -352,7 +396,7 @@ impl Stream {
             self.setup.has(phase.trailers_callback()),
         );
         if declared_empty || (!has_body && !has_trailers) {
-            return Next::Go((body, body_trailers));
+            return Next::Go((body, body_trailers.unwrap_or_else(|| trailers(None))));
         }
         let mut held = Vec::new();
         let mut end = false;
@@ -376,8 +420,8 @@ impl Stream {
                 ));
             }
             let passes = self.feed(phase, &mut held, end);
-            if let Next::Answer(response) = self.settle(phase.headers(), headers).await {
-                return Next::Answer(response);
+            if let Next::Answer(local) = self.settle(phase.headers(), headers).await {
+                return Next::Answer(local);
             }
             if passes {
                 break;
@@ -407,7 +451,7 @@ impl Stream {
                         format!("{code} {reason}: the body failed: {e:?}\n"),
                     ))
                 }
-                Next::Answer(response) => Next::Answer(response),
+                Next::Answer(local) => Next::Answer(local),
             };
         }
         let (to, streamed) = body_channel();
@@ -429,7 +473,7 @@ impl Stream {
         phase: Phase,
         (mut held, mut end): (Vec<u8>, bool),
         mut body: StreamReader<u8>,
-        body_trailers: Trailers,
+        body_trailers: Option<Trailers>,
         mut to: StreamWriter<u8>,
         trailers_to: TrailersWriter,
     ) {
@@ -479,13 +523,16 @@ impl Stream {
         let _ = trailers_to.write(cut_short).await;
     }
 
-    /// Awaits a body's trailers and runs them through their callback, if
-    /// the module has one.
+    /// Awaits a body's trailers (if it can have any) and runs them through
+    /// their callback, if the module has one.
     async fn trailers(
         &self,
         phase: Phase,
-        body_trailers: Trailers,
+        body_trailers: Option<Trailers>,
     ) -> Next<Result<Option<Fields>, ErrorCode>> {
+        let Some(body_trailers) = body_trailers else {
+            return Next::Go(Ok(None));
+        };
         let found = match body_trailers.await {
             Ok(Some(found)) if self.setup.has(phase.trailers_callback()) => found,
             other => return Next::Go(other),
@@ -493,8 +540,8 @@ impl Stream {
         let mut pairs = bytes_pairs(found.copy_all());
         state::set_map(self.id(), phase.trailers(), &pairs);
         phase.on_trailers(self.id(), pairs.len() as u32);
-        if let Next::Answer(response) = self.settle(phase.trailers(), &mut pairs).await {
-            return Next::Answer(response);
+        if let Next::Answer(local) = self.settle(phase.trailers(), &mut pairs).await {
+            return Next::Answer(local);
         }
         Next::Go(Ok(Fields::from_list(&string_pairs(pairs)).ok()))
     }
@@ -594,6 +641,22 @@ async fn side_call(
 ) -> Result<(u32, Pairs, Vec<u8>, Pairs), ErrorCode> {
     let mut headers = call.headers.clone();
     headers.retain(|(k, _)| k != b":authority");
+    // A call says its body's length (none for an empty GET or HEAD), never
+    // another one: filters pass a request's own headers on with a body of
+    // their own, or none (the Go SDK's `http_auth_random`). Envoy then sends
+    // a length it never fulfils and the peer waits out the call's timeout;
+    // wasi:http refuses such a request outright; and a body of unknown
+    // length would go chunked.
+    headers.retain(|(k, _)| !k.eq_ignore_ascii_case(b"content-length"));
+    let bodiless = headers
+        .iter()
+        .any(|(k, v)| k == b":method" && matches!(v.as_slice(), b"GET" | b"HEAD"));
+    if !(call.body.is_empty() && bodiless) {
+        headers.push((
+            b"content-length".to_vec(),
+            call.body.len().to_string().into_bytes(),
+        ));
+    }
     let upstream = String::from_utf8_lossy(&call.upstream).into_owned();
     let (scheme, authority) = match upstream.split_once("://") {
         Some((scheme, authority)) => {
@@ -701,27 +764,39 @@ fn response_head(response: &Response) -> (u16, Pairs) {
     (status, headers)
 }
 
-fn local_response(local: LocalResponse) -> Response {
+/// A local reply's status, headers and body as Envoy sends them: with
+/// its length, and saying what a body is when the filter did not.
+fn local_reply(local: LocalResponse) -> (u16, Pairs, Vec<u8>) {
     let status = u16::try_from(local.status).unwrap_or(500);
-    let mut headers = string_pairs(local.headers);
-    // Envoy's local replies say what a body is when the filter did not.
-    if !local.body.is_empty()
-        && !headers
-            .iter()
-            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
-    {
-        headers.push(("content-type".into(), b"text/plain".to_vec()));
+    let mut headers = local.headers;
+    let has = |headers: &Pairs, name: &[u8]| {
+        headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name))
+    };
+    if !local.body.is_empty() && !has(&headers, b"content-type") {
+        headers.push((b"content-type".to_vec(), b"text/plain".to_vec()));
     }
-    let built = fields(&headers)
-        .map(|fields| Response::new(fields, Some(body_stream(local.body, None)), trailers(None)).0);
+    if !has(&headers, b"content-length") {
+        headers.push((
+            b"content-length".to_vec(),
+            local.body.len().to_string().into_bytes(),
+        ));
+    }
+    (status, headers, local.body)
+}
+
+fn local_response(local: LocalResponse) -> Response {
+    let (status, headers, body) = local_reply(local);
+    let built = fields(&string_pairs(headers))
+        .map(|fields| Response::new(fields, Some(body_stream(body, None)), trailers(None)).0);
     match built {
         Ok(response) if response.set_status_code(status).is_ok() => response,
-        _ => plain(
-            500,
-            format!(
+        _ => {
+            let text = format!(
                 "500 Internal Server Error: the plugin sent an invalid local response ({status})\n"
-            ),
-        ),
+            );
+            let fallback = || Response::new(Fields::new(), None, trailers(None)).0;
+            text_response(500, &[], text).unwrap_or_else(|_| fallback())
+        }
     }
 }
 
@@ -733,9 +808,16 @@ fn declared_length(headers: &Pairs) -> Option<usize> {
         .and_then(|(_, v)| std::str::from_utf8(v).ok()?.trim().parse().ok())
 }
 
-fn plain(status: u16, text: String) -> Response {
-    let fallback = || Response::new(Fields::new(), None, trailers(None)).0;
-    text_response(status, &[], text).unwrap_or_else(|_| fallback())
+/// A reply of the driver's own, in text.
+fn plain(status: u16, text: String) -> LocalResponse {
+    LocalResponse {
+        status: status.into(),
+        headers: vec![(
+            b"content-type".to_vec(),
+            b"text/plain; charset=utf-8".to_vec(),
+        )],
+        body: text.into_bytes(),
+    }
 }
 
 fn bytes_pairs(pairs: Vec<(String, Vec<u8>)>) -> Pairs {

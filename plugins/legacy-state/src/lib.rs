@@ -356,7 +356,7 @@ impl legacy_host::Guest for Component {
         with(|state| {
             status(
                 state
-                    .map(map)
+                    .map_mut(map)
                     .map(|pairs| pairs.retain(|(k, _)| !k.eq_ignore_ascii_case(&key))),
             )
         })
