@@ -159,11 +159,12 @@ impl Envoy {
             }
             let admin = std::fs::read_to_string(&admin_file).unwrap_or_default();
             if let Ok(admin) = admin.trim().parse::<SocketAddr>()
-                && request(admin, "GET", "/ready", &[], b"").status == 200
+                && admin_get(admin, "/ready").is_some()
             {
-                let listeners = request(admin, "GET", "/listeners?format=json", &[], b"");
+                let listeners = admin_get(admin, "/listeners?format=json")
+                    .expect("Envoy's admin /listeners");
                 let listeners: serde_json::Value =
-                    serde_json::from_slice(&listeners.body).expect("admin /listeners JSON");
+                    serde_json::from_slice(&listeners).expect("admin /listeners JSON");
                 let address = &listeners["listener_statuses"][0]["local_address"]["socket_address"];
                 envoy.addr = format!(
                     "{}:{}",
@@ -183,6 +184,29 @@ impl Envoy {
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("envoy.log")).unwrap_or_default()
     }
+}
+
+/// The body of a 200 answer to `GET path` from Envoy's admin; `None` while
+/// it is not ready (or is going away after refusing its bootstrap).
+fn admin_get(admin: SocketAddr, path: &str) -> Option<Vec<u8>> {
+    let mut stream = TcpStream::connect(admin).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "GET {path} HTTP/1.1\r\nhost: admin\r\nconnection: close\r\n\r\n").ok()?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).ok()?;
+    let split = answer.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&answer[..split]);
+    head.starts_with("HTTP/1.1 200").then(|| {
+        let body = &answer[split + 4..];
+        match head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+            true => read_body(
+                &mut BufReader::new(body),
+                &[("transfer-encoding".into(), "chunked".into())],
+                true,
+            ),
+            false => body.to_vec(),
+        }
+    })
 }
 
 impl Drop for Envoy {
