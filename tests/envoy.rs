@@ -40,13 +40,21 @@ const PROXY_OWN: &[(&str, &str, &str)] = &[
         "request",
         "Envoy and the terminator each set it",
     ),
-    ("x-forwarded-for", "request", "pwchain serve records the client"),
+    (
+        "x-forwarded-for",
+        "request",
+        "pwchain serve records the client",
+    ),
     (
         "x-forwarded-host",
         "request",
         "the terminator records the client's host",
     ),
-    ("via", "request", "the terminator marks requests against loops"),
+    (
+        "via",
+        "request",
+        "the terminator marks requests against loops",
+    ),
     (
         "host",
         "request",
@@ -70,6 +78,8 @@ struct Wasm {
     typed_struct: bool,
     /// The code as `inline_bytes` instead of `local.filename`.
     inline: bool,
+    /// The configuration as a `BytesValue` instead of a `StringValue`.
+    bytes_configuration: bool,
 }
 
 impl Wasm {
@@ -96,10 +106,7 @@ impl Wasm {
                     base64::engine::general_purpose::STANDARD.encode(bytes)
                 )
             }
-            false => format!(
-                "code:\n  local:\n    filename: {}\n",
-                self.file.display()
-            ),
+            false => format!("code:\n  local:\n    filename: {}\n", self.file.display()),
         };
         let mut vm = String::from("runtime: envoy.wasm.runtime.v8\n");
         if let Some(id) = self.vm_id {
@@ -110,10 +117,18 @@ impl Wasm {
         if let Some(root) = self.root_id {
             config.push_str(&format!("root_id: {root}\n"));
         }
-        if let Some(text) = self.configuration {
-            config.push_str(&format!(
+        match (self.configuration, self.bytes_configuration) {
+            (Some(text), false) => config.push_str(&format!(
                 "configuration:\n  \"@type\": type.googleapis.com/google.protobuf.StringValue\n  value: {text:?}\n"
-            ));
+            )),
+            (Some(text), true) => {
+                use base64::Engine as _;
+                config.push_str(&format!(
+                    "configuration:\n  \"@type\": type.googleapis.com/google.protobuf.BytesValue\n  value: {}\n",
+                    base64::engine::general_purpose::STANDARD.encode(text)
+                ));
+            }
+            (None, _) => {}
         }
         config.push_str("vm_config:\n");
         config.push_str(&pad(&vm, 2));
@@ -182,6 +197,15 @@ static_resources:
     )
 }
 
+/// A request a peer received: its line less the version, its headers less
+/// [`PROXY_OWN`], and its body as [`shown`].
+#[derive(Debug, PartialEq)]
+struct Arrived {
+    line: String,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
 /// What one proxy did with one request: the answer and what reached the
 /// backend and the side-call cluster, less [`PROXY_OWN`].
 #[derive(Debug, PartialEq)]
@@ -189,8 +213,8 @@ struct Seen {
     status: u16,
     headers: Vec<(String, String)>,
     body: String,
-    upstream: Option<(String, Vec<(String, String)>, String)>,
-    side_calls: Vec<(String, Vec<(String, String)>, String)>,
+    upstream: Option<Arrived>,
+    side_calls: Vec<Arrived>,
 }
 
 /// `headers` less [`PROXY_OWN`]'s for `place`, sorted. Two `content-length`s
@@ -221,16 +245,26 @@ fn shown(body: &[u8]) -> String {
         0..=512 => String::from_utf8_lossy(body).into_owned(),
         n => {
             use sha2::Digest as _;
-            format!("{n} bytes, sha256 {}", hex::encode(sha2::Sha256::digest(body)))
+            format!(
+                "{n} bytes, sha256 {}",
+                hex::encode(sha2::Sha256::digest(body))
+            )
         }
     }
 }
 
-fn received(peer: &Peer, place: &str) -> Vec<(String, Vec<(String, String)>, String)> {
+fn received(peer: &Peer, place: &str) -> Vec<Arrived> {
     std::iter::from_fn(|| peer.received.try_recv().ok())
         .map(|r: Received| {
-            let line = r.request_line.rsplit_once(' ').map_or(r.request_line.clone(), |(l, _)| l.to_string());
-            (line, comparable(&r.headers, place, &r.body), shown(&r.body))
+            let line = r
+                .request_line
+                .rsplit_once(' ')
+                .map_or(r.request_line.clone(), |(l, _)| l.to_string());
+            Arrived {
+                line,
+                headers: comparable(&r.headers, place, &r.body),
+                body: shown(&r.body),
+            }
         })
         .collect()
 }
@@ -241,22 +275,19 @@ struct Pair {
     pwchain: Served,
     backend: Peer,
     httpbin: Peer,
-    _ws: Workspace,
+    ws: Workspace,
 }
 
 impl Pair {
     /// Envoy and pwchain on the bootstrap `filters` and `routes` make, in
     /// front of an echoing backend and an `httpbin` answering `httpbin`;
     /// `None` when Envoy cannot be installed.
-    fn start(
-        filters: &[Wasm],
-        routes: &str,
-        httpbin: Reply,
-    ) -> Option<Pair> {
+    fn start(filters: &[Wasm], routes: &str, httpbin: Reply) -> Option<Pair> {
         let backend = Peer::replying(Reply::Echo);
         let httpbin = Peer::replying(httpbin);
         let yaml = bootstrap(filters, routes, backend.addr, httpbin.addr);
-        let envoy = Envoy::start(&yaml)?.unwrap_or_else(|log| panic!("Envoy refused:\n{yaml}\n{log}"));
+        let envoy =
+            Envoy::start(&yaml)?.unwrap_or_else(|log| panic!("Envoy refused:\n{yaml}\n{log}"));
         let ws = Workspace::new();
         let pwchain = serve_imported(&ws, &yaml);
         Some(Pair {
@@ -264,7 +295,7 @@ impl Pair {
             pwchain,
             backend,
             httpbin,
-            _ws: ws,
+            ws,
         })
     }
 
@@ -273,7 +304,8 @@ impl Pair {
         let envoy = self.seen(self.envoy.addr, raw);
         let pwchain = self.seen(self.pwchain.addr, raw);
         assert_eq!(
-            envoy, pwchain,
+            envoy,
+            pwchain,
             "{what}: Envoy (left) and pwchain (right) differ\nEnvoy's log:\n{}",
             self.envoy.log()
         );
@@ -324,8 +356,15 @@ fn serve_imported(ws: &Workspace, yaml: &str) -> Served {
 
 /// A request as bytes: `content-length` framing, or chunked in 64 KiB
 /// pieces when `chunked`.
-fn raw(method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>, chunked: bool) -> Vec<u8> {
-    let mut head = format!("{method} {path} HTTP/1.1\r\nhost: proxied.test\r\nconnection: close\r\n");
+fn raw(
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+    chunked: bool,
+) -> Vec<u8> {
+    let mut head =
+        format!("{method} {path} HTTP/1.1\r\nhost: proxied.test\r\nconnection: close\r\n");
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -357,29 +396,62 @@ fn raw(method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>, 
 /// The requests every filter gets: a GET, a POST with a body, large
 /// headers, and a 1 MiB body streamed in chunks.
 fn common_requests(pair: &Pair) {
-    pair.same("GET", &raw("GET", "/get?x=1", &[("content-length", "0")], None, false));
-    pair.same("POST", &raw("POST", "/post", &[("content-type", "application/x-www-form-urlencoded")], Some(b"hello=abc"), false));
+    pair.same(
+        "GET",
+        &raw("GET", "/get?x=1", &[("content-length", "0")], None, false),
+    );
+    pair.same(
+        "POST",
+        &raw(
+            "POST",
+            "/post",
+            &[("content-type", "application/x-www-form-urlencoded")],
+            Some(b"hello=abc"),
+            false,
+        ),
+    );
     let large = "v".repeat(16 * 1024);
-    let many: Vec<(String, String)> = (0..40).map(|i| (format!("x-many-{i}"), format!("value {i}"))).collect();
-    let mut headers: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let many: Vec<(String, String)> = (0..40)
+        .map(|i| (format!("x-many-{i}"), format!("value {i}")))
+        .collect();
+    let mut headers: Vec<(&str, &str)> =
+        many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     headers.push(("x-large", &large));
     headers.push(("content-length", "0"));
-    pair.same("large headers", &raw("GET", "/large", &headers, None, false));
+    pair.same(
+        "large headers",
+        &raw("GET", "/large", &headers, None, false),
+    );
     let mib: Vec<u8> = (0..1024 * 1024).map(|i| b'a' + (i % 26) as u8).collect();
-    pair.same("a streamed 1 MiB body", &raw("PUT", "/upload", &[], Some(&mib), true));
+    pair.same(
+        "a streamed 1 MiB body",
+        &raw("PUT", "/upload", &[], Some(&mib), true),
+    );
 }
 
 #[test]
 fn rust_sdk_header_filter_answers_as_in_envoy() {
     let legacy = legacy_plugins();
     for flavour in ["wasip1", "unknown"] {
-        let mut filter = Wasm::new("header_filter", legacy.join(format!("header-filter.{flavour}.wasm")));
+        let mut filter = Wasm::new(
+            "header_filter",
+            legacy.join(format!("header-filter.{flavour}.wasm")),
+        );
         filter.configuration = Some("from-envoy");
         let Some(pair) = Pair::start(&[filter], "", Reply::Text("yes")) else {
             return;
         };
         common_requests(&pair);
-        let denied = pair.same("local response", &raw("GET", "/legacy-deny", &[("content-length", "0")], None, false));
+        let denied = pair.same(
+            "local response",
+            &raw(
+                "GET",
+                "/legacy-deny",
+                &[("content-length", "0")],
+                None,
+                false,
+            ),
+        );
         assert_eq!(denied.status, 403);
     }
 }
@@ -405,18 +477,54 @@ fn go_http_body_answers_as_in_envoy() {
     };
     common_requests(&pair);
     for operation in ["append", "prepend", "replace"] {
-        pair.same(operation, &raw("POST", "/op", &[("buffer-operation", operation)], Some(b"hello"), false));
-        pair.same(operation, &raw("POST", "/op", &[("buffer-operation", operation), ("buffer-replace-at", "response")], Some(b"hello"), false));
+        pair.same(
+            operation,
+            &raw(
+                "POST",
+                "/op",
+                &[("buffer-operation", operation)],
+                Some(b"hello"),
+                false,
+            ),
+        );
+        pair.same(
+            operation,
+            &raw(
+                "POST",
+                "/op",
+                &[
+                    ("buffer-operation", operation),
+                    ("buffer-replace-at", "response"),
+                ],
+                Some(b"hello"),
+                false,
+            ),
+        );
     }
-    let refused = pair.same("no content-length: a local 400", &raw("GET", "/x", &[], None, false));
+    let refused = pair.same(
+        "no content-length: a local 400",
+        &raw("GET", "/x", &[], None, false),
+    );
     assert_eq!(refused.status, 400);
+
+    // A local reply and the filters after the one that sent it.
+    let mut cpp = Wasm::new("cpp_add_header", fixture("cpp-add-header.wasm"));
+    cpp.root_id = Some("cpp");
+    let go = Wasm::new("http_body", fixture("go-http-body.wasm"));
+    let Some(pair) = Pair::start(&[go, cpp], "", Reply::Text("yes")) else {
+        return;
+    };
+    pair.same(
+        "a local 400 before another filter",
+        &raw("GET", "/x", &[], None, false),
+    );
 }
 
 #[test]
 fn go_http_auth_random_answers_as_in_envoy() {
     let go = Wasm::new("http_auth_random", fixture("go-http-auth-random.wasm"));
     // "yes" hashes even: the request goes through.
-    let Some(pair) = Pair::start(&[go.clone()], "", Reply::Text("yes")) else {
+    let Some(pair) = Pair::start(std::slice::from_ref(&go), "", Reply::Text("yes")) else {
         return;
     };
     common_requests(&pair);
@@ -424,11 +532,16 @@ fn go_http_auth_random_answers_as_in_envoy() {
     let Some(pair) = Pair::start(&[go], "", Reply::Text("deny")) else {
         return;
     };
-    let denied = pair.same("denied", &raw("GET", "/x", &[("content-length", "0")], None, false));
+    let denied = pair.same(
+        "denied",
+        &raw("GET", "/x", &[("content-length", "0")], None, false),
+    );
     assert_eq!(denied.status, 403);
-    pair.same("denied with a body", &raw("PUT", "/x", &[], Some(b"some body"), false));
+    pair.same(
+        "denied with a body",
+        &raw("PUT", "/x", &[], Some(b"some body"), false),
+    );
 }
-
 
 #[test]
 fn what_envoy_refuses_pwchain_refuses() {
@@ -438,9 +551,15 @@ fn what_envoy_refuses_pwchain_refuses() {
     // A module that exports no proxy-wasm ABI version.
     let module = ws.write(
         "no-abi.wasm",
-        wat::parse_str(r#"(module (memory (export "memory") 1) (func (export "_start")))"#).unwrap(),
+        wat::parse_str(r#"(module (memory (export "memory") 1) (func (export "_start")))"#)
+            .unwrap(),
     );
-    let yaml = bootstrap(&[Wasm::new("no_abi", module)], "", backend.addr, httpbin.addr);
+    let yaml = bootstrap(
+        &[Wasm::new("no_abi", module)],
+        "",
+        backend.addr,
+        httpbin.addr,
+    );
     let Some(envoy) = Envoy::start(&yaml) else {
         return;
     };
@@ -450,9 +569,20 @@ fn what_envoy_refuses_pwchain_refuses() {
     assert!(log.contains("no_abi"), "{log}");
     let file = ws.write("envoy.yaml", &yaml);
     let chain = ws.path("chain.toml");
-    let imported = run(&["import", "envoy", file.to_str().unwrap(), "-o", chain.to_str().unwrap()]);
+    let imported = run(&[
+        "import",
+        "envoy",
+        file.to_str().unwrap(),
+        "-o",
+        chain.to_str().unwrap(),
+    ]);
     assert!(imported.status.success(), "{}", stderr(&imported));
-    let composed = run(&["compose", chain.to_str().unwrap(), "-o", ws.path("chain.wasm").to_str().unwrap()]);
+    let composed = run(&[
+        "compose",
+        chain.to_str().unwrap(),
+        "-o",
+        ws.path("chain.wasm").to_str().unwrap(),
+    ]);
     let said = stderr(&composed);
     assert!(!composed.status.success(), "{said}");
     assert!(said.contains("no-abi"), "names the filter: {said}");
@@ -460,17 +590,28 @@ fn what_envoy_refuses_pwchain_refuses() {
     assert!(!ws.path("chain.wasm").exists());
 
     // An unknown field in the Wasm filter's typed config.
-    let mut filter = Wasm::new("header_filter", legacy_plugins().join("header-filter.wasip1.wasm"));
+    let mut filter = Wasm::new(
+        "header_filter",
+        legacy_plugins().join("header-filter.wasip1.wasm"),
+    );
     filter.configuration = Some("x");
-    let yaml = bootstrap(&[filter], "", backend.addr, httpbin.addr)
-        .replace("runtime: envoy.wasm.runtime.v8", "runtime: envoy.wasm.runtime.v8\n                  runtim: v8");
+    let yaml = bootstrap(&[filter], "", backend.addr, httpbin.addr).replace(
+        "runtime: envoy.wasm.runtime.v8",
+        "runtime: envoy.wasm.runtime.v8\n                  runtim: v8",
+    );
     let Err(log) = Envoy::start(&yaml).unwrap() else {
         panic!("Envoy took an unknown field:\n{yaml}");
     };
     assert!(log.contains("runtim"), "{log}");
     let file = ws.write("envoy.yaml", &yaml);
     let _ = std::fs::remove_file(&chain);
-    let imported = run(&["import", "envoy", file.to_str().unwrap(), "-o", chain.to_str().unwrap()]);
+    let imported = run(&[
+        "import",
+        "envoy",
+        file.to_str().unwrap(),
+        "-o",
+        chain.to_str().unwrap(),
+    ]);
     let said = stderr(&imported);
     assert!(!imported.status.success(), "{said}");
     assert!(
@@ -478,4 +619,68 @@ fn what_envoy_refuses_pwchain_refuses() {
         "{said}"
     );
     assert!(!chain.exists());
+}
+
+/// The forms `pwchain import envoy` accepts, given to Envoy as they are:
+/// a plain `Wasm` config and one wrapped in a `TypedStruct`, `StringValue`
+/// and `BytesValue` configurations, a `vm_id` two filters share, root ids,
+/// code from `local.filename` and from `inline_bytes`, a cluster route and
+/// a `direct_response` route (which a chain has no way to answer: the
+/// import says so, and it is left out of the comparison).
+#[test]
+fn envoy_bootstraps_imported_answer_as_in_envoy() {
+    let header_filter = legacy_plugins().join("header-filter.wasip1.wasm");
+    let mut first = Wasm::new("tag_one", header_filter.clone());
+    first.typed_struct = true;
+    first.vm_id = Some("tags");
+    first.configuration = Some("one");
+    let mut second = Wasm::new("tag_two", header_filter);
+    second.vm_id = Some("tags");
+    second.configuration = Some("two");
+    second.bytes_configuration = true;
+    let mut as_ = Wasm::new("as_add_header", fixture("as-add-header.wasm"));
+    as_.root_id = Some("add_header");
+    as_.configuration = Some("inline");
+    as_.inline = true;
+    let mut cpp = Wasm::new("cpp_add_header", fixture("cpp-add-header.wasm"));
+    cpp.root_id = Some("cpp");
+    cpp.typed_struct = true;
+    let direct = "- match: { prefix: \"/health\" }\n  direct_response: { status: 200, body: { inline_string: ok } }\n";
+    let Some(pair) = Pair::start(&[first, second, as_, cpp], direct, Reply::Text("yes")) else {
+        return;
+    };
+    let chain = std::fs::read_to_string(pair.ws.path("chain.toml")).unwrap();
+    for piece in [
+        "# The bootstrap's inline code, written beside this file.",
+        "proxy-wasm = \"as-add-header.wasm\"",
+        "configuration = \"two\"",
+        "# Dropped the route {\"prefix\":\"/health\"}",
+    ] {
+        assert!(chain.contains(piece), "no {piece:?} in:\n{chain}");
+    }
+    common_requests(&pair);
+    let seen = pair.same(
+        "both tags",
+        &raw("GET", "/tags", &[("content-length", "0")], None, false),
+    );
+    let tags: Vec<&str> = seen
+        .upstream
+        .as_ref()
+        .unwrap()
+        .headers
+        .iter()
+        .filter(|(k, _)| k == "x-legacy-request")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(tags, ["one", "two"]);
+    pair.same(
+        "a local reply",
+        &raw(
+            "GET",
+            "/legacy-deny",
+            &[("content-length", "0")],
+            None,
+            false,
+        ),
+    );
 }

@@ -602,7 +602,12 @@ fn istio_traffic_extensions_import_beside_wasm_plugins_and_lua_is_refused() {
     // A Lua extension is named, at its line, and nothing is written.
     let lua = ws.write(
         "lua.yaml",
-        traffic_extension("header-modifier", "  phase: AUTHN\n", "    url: oci://x/y:1\n").replace(
+        traffic_extension(
+            "header-modifier",
+            "  phase: AUTHN\n",
+            "    url: oci://x/y:1\n",
+        )
+        .replace(
             "  wasm:\n    url: oci://x/y:1\n",
             "  lua:\n    inlineCode: |\n      function envoy_on_request(request_handle) end\n",
         ),

@@ -141,7 +141,13 @@ impl Envoy {
         let child = Command::new(envoy)
             .arg("-c")
             .arg(&config)
-            .args(["--concurrency", "1", "-l", "warning", "--disable-hot-restart"])
+            .args([
+                "--concurrency",
+                "1",
+                "-l",
+                "warning",
+                "--disable-hot-restart",
+            ])
             .arg("--admin-address-path")
             .arg(&admin_file)
             .stdout(Stdio::null())
@@ -161,8 +167,8 @@ impl Envoy {
             if let Ok(admin) = admin.trim().parse::<SocketAddr>()
                 && admin_get(admin, "/ready").is_some()
             {
-                let listeners = admin_get(admin, "/listeners?format=json")
-                    .expect("Envoy's admin /listeners");
+                let listeners =
+                    admin_get(admin, "/listeners?format=json").expect("Envoy's admin /listeners");
                 let listeners: serde_json::Value =
                     serde_json::from_slice(&listeners).expect("admin /listeners JSON");
                 let address = &listeners["listener_statuses"][0]["local_address"]["socket_address"];
@@ -191,14 +197,21 @@ impl Envoy {
 fn admin_get(admin: SocketAddr, path: &str) -> Option<Vec<u8>> {
     let mut stream = TcpStream::connect(admin).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(stream, "GET {path} HTTP/1.1\r\nhost: admin\r\nconnection: close\r\n\r\n").ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nhost: admin\r\nconnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut answer = Vec::new();
     stream.read_to_end(&mut answer).ok()?;
     let split = answer.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = String::from_utf8_lossy(&answer[..split]);
     head.starts_with("HTTP/1.1 200").then(|| {
         let body = &answer[split + 4..];
-        match head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        match head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
             true => read_body(
                 &mut BufReader::new(body),
                 &[("transfer-encoding".into(), "chunked".into())],

@@ -40,10 +40,14 @@ const TYPED_STRUCTS: [&str; 2] = [
 pub struct Imported {
     /// The `chain.toml` text.
     pub chain: String,
-    /// `(file name, bytes)` of each module given as `inline_bytes` or
-    /// `inline_string`; the chain names them relative to itself.
-    pub modules: Vec<(String, Vec<u8>)>,
+    /// Each module given as `inline_bytes` or `inline_string`; the chain
+    /// names them relative to itself.
+    pub modules: Vec<InlineModule>,
 }
+
+/// A module a bootstrap held inline: its file name beside the chain, and
+/// its bytes.
+pub type InlineModule = (String, Vec<u8>);
 
 /// What Envoy accepts in the Wasm filter's messages (its protos' field
 /// names, `envoy.extensions.wasm.v3` and `envoy.config.core.v3`): a field
@@ -138,7 +142,8 @@ pub fn import(path: &Path, text: String, options: &EnvoyOptions) -> Result<Impor
         let wasm = match typed {
             Some(typed) if type_url == WASM_TYPE => {
                 doc.known_fields(typed, &at, WASM_FIELDS)?;
-                doc.get(typed, "config").map(|c| (c, format!("{at}.config")))
+                doc.get(typed, "config")
+                    .map(|c| (c, format!("{at}.config")))
             }
             Some(typed) if TYPED_STRUCTS.contains(&type_url) => {
                 let inner = doc.str_at(typed, "type_url").unwrap_or_default();
@@ -181,6 +186,7 @@ pub fn import(path: &Path, text: String, options: &EnvoyOptions) -> Result<Impor
     };
     let clusters = doc.clusters(resources, options)?;
     let (route_cluster, route_node) = doc.route_cluster(manager)?;
+    let direct = doc.direct_responses(manager);
     let Some(upstream) = clusters.iter().find(|c| c.name == route_cluster) else {
         return Err(doc.error(
             route_node,
@@ -212,6 +218,9 @@ pub fn import(path: &Path, text: String, options: &EnvoyOptions) -> Result<Impor
         let _ = writeln!(out, "clusters = {{ {} }}", entries.join(", "));
     }
     out.push_str(&plugins);
+    for note in direct {
+        let _ = writeln!(out, "\n{note}");
+    }
     let _ = writeln!(
         out,
         "\n# http_filters[{index}] envoy.filters.http.router (line {router_line}): the route's cluster `{}`{}.\n[origin]\nupstream = {}",
@@ -312,10 +321,14 @@ impl Doc<'_> {
         for (key, _) in mapping.iter() {
             let key = key.as_str();
             if key != "@type" && !known.contains(&key) {
-                return Err(self.error_at(
-                    key_character(key, mapping),
+                return Err(self.key_error(
+                    node,
+                    key,
                     format!("unknown field `{path}.{key}`: Envoy refuses a bootstrap with it"),
-                    Some(format!("the fields there are {}", list(known.iter().copied()))),
+                    Some(format!(
+                        "the fields there are {}",
+                        list(known.iter().copied())
+                    )),
                 ));
             }
         }
@@ -331,7 +344,7 @@ impl Doc<'_> {
         (wasm, at): (&Node, &str),
         options: &EnvoyOptions,
         names: &mut Vec<String>,
-    ) -> Result<(String, Option<(String, Vec<u8>)>), Error> {
+    ) -> Result<(String, Option<InlineModule>), Error> {
         self.known_fields(wasm, at, PLUGIN_FIELDS)?;
         let configured = self.str_at(wasm, "name").unwrap_or(filter_name);
         let mut name = kebab(configured);
@@ -365,7 +378,10 @@ impl Doc<'_> {
                     out,
                     "# The bootstrap's inline code, written beside this file.\nproxy-wasm = {}\ndigest = {}",
                     toml_string(&file),
-                    toml_string(&format!("sha256:{}", hex::encode(sha2::Sha256::digest(&bytes))))
+                    toml_string(&format!(
+                        "sha256:{}",
+                        hex::encode(sha2::Sha256::digest(&bytes))
+                    ))
                 );
                 inline = Some((file, bytes));
             }
@@ -487,6 +503,30 @@ impl Doc<'_> {
         }
     }
 
+    /// A comment for each route Envoy answers itself (`direct_response`):
+    /// a chain has no routes, so what they match goes to the upstream.
+    fn direct_responses(&self, manager: &Node) -> Vec<String> {
+        self.get(manager, "route_config")
+            .and_then(|c| self.get(c, "virtual_hosts"))
+            .and_then(Node::as_sequence)
+            .into_iter()
+            .flat_map(|hosts| hosts.iter())
+            .filter_map(|host| self.get(host, "routes").and_then(Node::as_sequence))
+            .flat_map(|routes| routes.iter())
+            .filter_map(|route| {
+                let direct = self.get(route, "direct_response")?;
+                let status = self.str_at(direct, "status").unwrap_or("?");
+                let matched = self
+                    .get(route, "match")
+                    .map_or_else(String::new, |m| crate::import_yaml::json(m).to_string());
+                Some(format!(
+                    "# Dropped the route {matched} (line {}): Envoy answers it itself (direct_response {status}); a chain has no routes, so such requests go to the upstream.",
+                    self.line(route)
+                ))
+            })
+            .collect()
+    }
+
     /// The cluster of the first route that names one.
     fn route_cluster<'n>(&self, manager: &'n Node) -> Result<(String, &'n Node), Error> {
         let config = self.get(manager, "route_config").ok_or_else(|| {
@@ -582,15 +622,6 @@ impl Doc<'_> {
         }
         Ok(clusters)
     }
-}
-
-/// Where `key` is written in `mapping`, as a character offset.
-fn key_character(key: &str, mapping: &marked_yaml::types::MarkedMappingNode) -> usize {
-    mapping
-        .keys()
-        .find(|k| k.as_str() == key)
-        .and_then(|k| k.span().start())
-        .map_or(0, |m| m.character())
 }
 
 /// `path` with the first matching `FROM` prefix replaced by its `TO`.

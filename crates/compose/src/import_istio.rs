@@ -124,9 +124,10 @@ fn read(file: &SourceFile, document: &str) -> Result<Option<Plugin>, Error> {
     // in `spec.wasm`, beside `spec.lua`, which a chain cannot run.
     let (wasm, url_key) = match kind {
         "TrafficExtension" => {
-            if let Some(lua) = doc.get(spec, "lua") {
-                return Err(doc.error(
-                    lua,
+            if doc.get(spec, "lua").is_some() {
+                return Err(doc.key_error(
+                    spec,
+                    "lua",
                     format!("TrafficExtension {namespace}/{name} is a Lua extension: pwchain runs Wasm filters only"),
                     Some("rewrite it as a plugin (`pwchain new`), or leave it out of the files given".into()),
                 ));
@@ -134,7 +135,9 @@ fn read(file: &SourceFile, document: &str) -> Result<Option<Plugin>, Error> {
             let wasm = doc.get(spec, "wasm").ok_or_else(|| {
                 doc.error(
                     spec,
-                    format!("TrafficExtension {namespace}/{name} has neither `spec.wasm` nor `spec.lua`"),
+                    format!(
+                        "TrafficExtension {namespace}/{name} has neither `spec.wasm` nor `spec.lua`"
+                    ),
                     None,
                 )
             })?;

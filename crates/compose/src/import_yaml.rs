@@ -37,6 +37,22 @@ impl<'a> Doc<'a> {
         self.file.error(offset..offset, message, help)
     }
 
+    /// An error at where `key` is written in the mapping `node`.
+    pub fn key_error(
+        &self,
+        node: &Node,
+        key: &str,
+        message: String,
+        help: Option<String>,
+    ) -> Error {
+        let at = node
+            .as_mapping()
+            .and_then(|m| m.keys().find(|k| k.as_str() == key))
+            .and_then(|k| k.span().start())
+            .map_or(0, |m| m.character());
+        self.error_at(at, message, help)
+    }
+
     pub fn error(&self, node: &Node, message: String, help: Option<String>) -> Error {
         self.error_at(
             node.span().start().map_or(0, |m| m.character()),

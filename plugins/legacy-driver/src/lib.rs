@@ -769,9 +769,8 @@ fn response_head(response: &Response) -> (u16, Pairs) {
 fn local_reply(local: LocalResponse) -> (u16, Pairs, Vec<u8>) {
     let status = u16::try_from(local.status).unwrap_or(500);
     let mut headers = local.headers;
-    let has = |headers: &Pairs, name: &[u8]| {
-        headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name))
-    };
+    let has =
+        |headers: &Pairs, name: &[u8]| headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name));
     if !local.body.is_empty() && !has(&headers, b"content-type") {
         headers.push((b"content-type".to_vec(), b"text/plain".to_vec()));
     }
