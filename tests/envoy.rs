@@ -217,16 +217,47 @@ struct Seen {
     side_calls: Vec<Arrived>,
 }
 
-/// `headers` less [`PROXY_OWN`]'s for `place`, sorted. Two `content-length`s
+/// What the project's `abi-probe` reports that differs by the proxies' own
+/// doing, left out of its comparison: `(name, where, why)`.
+const PROBE_COUNTS: &[(&str, &str, &str)] = &[
+    (
+        "x-probe-header-count",
+        "request",
+        "counts the headers each proxy adds before the filters",
+    ),
+    (
+        "x-probe-request-headers-bytes",
+        "request",
+        "likewise, in bytes",
+    ),
+    (
+        "x-probe-pairs",
+        "response",
+        "counts the headers each proxy adds to a response",
+    ),
+    (
+        "x-probe-ticks",
+        "response",
+        "Envoy ticks on a timer; pwchain when a request arrives (see the ABI table)",
+    ),
+];
+
+/// `headers` less [`PROXY_OWN`]'s (and `also`'s) for `place`, sorted. Two `content-length`s
 /// count as absent: `0` on a message without a body (wasmtime's client
 /// writes it where Envoy writes none), and one the body never fulfilled
 /// (Envoy sends a filter's side call so; pwchain sends the body's length).
-fn comparable(headers: &[(String, String)], place: &str, body: &[u8]) -> Vec<(String, String)> {
+fn comparable(
+    headers: &[(String, String)],
+    place: &str,
+    body: &[u8],
+    also: &[(&str, &str, &str)],
+) -> Vec<(String, String)> {
     let mut kept: Vec<(String, String)> = headers
         .iter()
         .filter(|(k, _)| {
             !PROXY_OWN
                 .iter()
+                .chain(also)
                 .any(|(name, at, _)| *at == place && k.eq_ignore_ascii_case(name))
         })
         .filter(|(k, v)| {
@@ -253,7 +284,7 @@ fn shown(body: &[u8]) -> String {
     }
 }
 
-fn received(peer: &Peer, place: &str) -> Vec<Arrived> {
+fn received(peer: &Peer, place: &str, also: &[(&str, &str, &str)]) -> Vec<Arrived> {
     std::iter::from_fn(|| peer.received.try_recv().ok())
         .map(|r: Received| {
             let line = r
@@ -262,7 +293,7 @@ fn received(peer: &Peer, place: &str) -> Vec<Arrived> {
                 .map_or(r.request_line.clone(), |(l, _)| l.to_string());
             Arrived {
                 line,
-                headers: comparable(&r.headers, place, &r.body),
+                headers: comparable(&r.headers, place, &r.body, also),
                 body: shown(&r.body),
             }
         })
@@ -276,6 +307,8 @@ struct Pair {
     backend: Peer,
     httpbin: Peer,
     ws: Workspace,
+    /// Headers left out beside [`PROXY_OWN`].
+    also: &'static [(&'static str, &'static str, &'static str)],
 }
 
 impl Pair {
@@ -296,6 +329,7 @@ impl Pair {
             backend,
             httpbin,
             ws,
+            also: &[],
         })
     }
 
@@ -316,10 +350,10 @@ impl Pair {
         let answer: Response = exchange(addr, raw);
         Seen {
             status: answer.status,
-            headers: comparable(&answer.headers, "response", &answer.body),
+            headers: comparable(&answer.headers, "response", &answer.body, self.also),
             body: shown(&answer.body),
-            upstream: received(&self.backend, "request").pop(),
-            side_calls: received(&self.httpbin, "request"),
+            upstream: received(&self.backend, "request", self.also).pop(),
+            side_calls: received(&self.httpbin, "request", self.also),
         }
     }
 }
@@ -682,5 +716,37 @@ fn envoy_bootstraps_imported_answer_as_in_envoy() {
             None,
             false,
         ),
+    );
+}
+
+#[test]
+fn rust_sdk_abi_probe_answers_as_in_envoy() {
+    let mut probe = Wasm::new("probe", legacy_plugins().join("abi-probe.wasip1.wasm"));
+    probe.configuration = Some("upstream=httpbin\ntag=probe");
+    let Some(mut pair) = Pair::start(&[probe], "", Reply::Text("forty-two")) else {
+        return;
+    };
+    pair.also = PROBE_COUNTS;
+    pair.same(
+        "GET",
+        &raw(
+            "GET",
+            "/get?x=1",
+            &[
+                ("content-length", "0"),
+                ("x-replace-me", "a"),
+                ("x-remove-me", "b"),
+            ],
+            None,
+            false,
+        ),
+    );
+    pair.same(
+        "POST ping",
+        &raw("POST", "/post", &[], Some(b"ping ping"), false),
+    );
+    pair.same(
+        "call",
+        &raw("GET", "/call", &[("content-length", "0")], None, false),
     );
 }

@@ -141,13 +141,8 @@ impl Envoy {
         let child = Command::new(envoy)
             .arg("-c")
             .arg(&config)
-            .args([
-                "--concurrency",
-                "1",
-                "-l",
-                "warning",
-                "--disable-hot-restart",
-            ])
+            // At `info`, the level `pwchain serve` logs at: filters ask.
+            .args(["--concurrency", "1", "-l", "info", "--disable-hot-restart"])
             .arg("--admin-address-path")
             .arg(&admin_file)
             .stdout(Stdio::null())

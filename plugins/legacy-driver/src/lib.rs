@@ -403,6 +403,7 @@ impl Stream {
         // As Envoy, the callback hears `end_of_stream` with the last data of
         // a body whose length was declared, not in a call of its own after.
         let declared = declared_length(headers);
+        let mut first = true;
         while has_body && !end {
             let (status, chunk) = body.read(Vec::with_capacity(CHUNK)).await;
             end = !matches!(status, StreamResult::Complete(_));
@@ -411,6 +412,16 @@ impl Stream {
                 let (status, rest) = body.read(Vec::with_capacity(1)).await;
                 end = !matches!(status, StreamResult::Complete(_));
                 held.extend(rest);
+            }
+            // A body that ends before any data is none: Envoy then hears the
+            // end with the headers, calls no body callback and sends
+            // `content-length: 0`. (The host does not always keep the one
+            // that said so.)
+            if std::mem::take(&mut first) && end && held.is_empty() {
+                if declared.is_none() {
+                    headers.push((b"content-length".to_vec(), b"0".to_vec()));
+                }
+                break;
             }
             if held.len() > self.setup.max_body {
                 let (code, reason) = phase.too_large();
