@@ -535,6 +535,11 @@ fn go_http_body_answers_as_in_envoy() {
             ),
         );
     }
+    let two_mib = vec![b'x'; 2 << 20];
+    pair.same(
+        "a held body over the buffer limit",
+        &raw("POST", "/big", &[], Some(&two_mib), false),
+    );
     let refused = pair.same(
         "no content-length: a local 400",
         &raw("GET", "/x", &[], None, false),
@@ -749,4 +754,15 @@ fn rust_sdk_abi_probe_answers_as_in_envoy() {
         "call",
         &raw("GET", "/call", &[("content-length", "0")], None, false),
     );
+    // A trap fails its request in both, with a status of each one's own
+    // (the README's table says which and why).
+    let trap = raw("GET", "/trap", &[("content-length", "0")], None, false);
+    assert_eq!(pair.seen(pair.envoy.addr, &trap).status, 503);
+    assert_eq!(pair.seen(pair.pwchain.addr, &trap).status, 500);
+    // Then Envoy's VM stays failed (its default failure policy), while
+    // pwchain serves the next request from a fresh instance, as Envoy's
+    // `FAIL_RELOAD` would.
+    let next = raw("GET", "/get", &[("content-length", "0")], None, false);
+    assert_eq!(pair.seen(pair.envoy.addr, &next).status, 503);
+    assert_eq!(pair.seen(pair.pwchain.addr, &next).status, 200);
 }

@@ -425,10 +425,17 @@ impl Stream {
             }
             if held.len() > self.setup.max_body {
                 let (code, reason) = phase.too_large();
-                return Next::Answer(plain(
-                    code,
-                    format!("{code} {reason}: body over the plugin's buffer limit\n"),
-                ));
+                eprintln!(
+                    "{code} {reason}: the {} body passed the plugin's buffer limit ({} bytes)",
+                    phase.name(),
+                    self.setup.max_body
+                );
+                // Envoy's reply: the reason phrase alone.
+                return Next::Answer(LocalResponse {
+                    status: code.into(),
+                    headers: Vec::new(),
+                    body: reason.as_bytes().to_vec(),
+                });
             }
             let passes = self.feed(phase, &mut held, end);
             if let Next::Answer(local) = self.settle(phase.headers(), headers).await {
@@ -587,6 +594,13 @@ impl Phase {
         match self {
             Phase::Request => REQUEST_TRAILERS,
             Phase::Response => RESPONSE_TRAILERS,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Phase::Request => "request",
+            Phase::Response => "response",
         }
     }
 
