@@ -765,4 +765,19 @@ fn rust_sdk_abi_probe_answers_as_in_envoy() {
     let next = raw("GET", "/get", &[("content-length", "0")], None, false);
     assert_eq!(pair.seen(pair.envoy.addr, &next).status, 503);
     assert_eq!(pair.seen(pair.pwchain.addr, &next).status, 200);
+
+    // A call to a cluster nobody defined fails as it is made.
+    let mut probe = Wasm::new("probe", legacy_plugins().join("abi-probe.wasip1.wasm"));
+    probe.configuration = Some("upstream=nowhere\ntag=probe");
+    let Some(mut pair) = Pair::start(&[probe], "", Reply::Text("forty-two")) else {
+        return;
+    };
+    pair.also = PROBE_COUNTS;
+    pair.same(
+        "a call to an unknown cluster",
+        &raw("GET", "/call", &[("content-length", "0")], None, false),
+    );
+    let said = "dispatch failed: BadArgument";
+    assert!(pair.envoy.log().contains(said), "{}", pair.envoy.log());
+    assert!(pair.pwchain.log_line(said).is_some());
 }
