@@ -515,7 +515,7 @@ pub struct ServeArgs {
     /// address (SO_REUSEPORT) and its own instances of the chain, so that a
     /// request never crosses threads. More requests/s under many
     /// connections, less for a lone one (a lane does all of a request on
-    /// one core); see the README's hosts bench.
+    /// one core); see docs/performance.md (the hosts bench).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub lanes: Option<u64>,
 
