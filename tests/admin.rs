@@ -2,9 +2,7 @@
 //! compiles (not ready), then reports it; `/metrics` is scraped and its
 //! counts match the requests sent.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::Stdio;

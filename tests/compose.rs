@@ -2,9 +2,7 @@
 //! kind of bad input: each must fail with a message that names the culprit,
 //! exit non-zero, and leave no output file (nor touch an existing one).
 
-mod common;
-
-use common::{Workspace, compose_fails, plugin, plugins, run, stderr};
+use crate::support::{Workspace, compose_fails, plugin, plugins, run, stderr};
 use sha2::{Digest, Sha256};
 
 fn one_plugin(path: &str) -> String {
@@ -488,7 +486,7 @@ fn compose_as_commented(wac: &std::path::Path, out: &std::path::Path) -> std::pr
         .split(' ')
         .map(str::to_string)
         .collect();
-    let mut command = common::pwchain();
+    let mut command = crate::support::pwchain();
     command.arg("compose").arg(wac).arg("-o").arg(out);
     for pair in flags.chunks(2) {
         match pair[0].as_str() {
@@ -540,7 +538,7 @@ fn emitted_wac_carries_generated_and_wrapped_components() {
     let out = ws.path("from-wac.wasm");
     let composed = compose_as_commented(&wac, &out);
     assert!(composed.status.success(), "{}", stderr(&composed));
-    let served = common::Served::start(&out, &[]);
+    let served = crate::support::Served::start(&out, &[]);
     let answer = served.request("GET", "/", &[], b"");
     assert_eq!(answer.status, 200, "{}", answer.text());
     assert_eq!(answer.header("x-tag"), Some("from-wac"));

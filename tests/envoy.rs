@@ -4,14 +4,12 @@
 //! same `httpbin` cluster. Both get the same requests, and the test
 //! compares what the client gets (status, headers, body) and what the
 //! backend and the side-call cluster receive, less the headers each proxy
-//! adds by itself ([`PROXY_OWN`]; the README's "Where pwchain and Envoy
-//! differ" says why each differs).
+//! adds by itself ([`PROXY_OWN`]; the table "Checked against the real
+//! Envoy" in docs/proxy-wasm.md says why each differs).
 
-mod common;
-
-use common::{
-    Envoy, Peer, Received, Reply, Response, Served, Workspace, exchange, legacy_plugins, plugins,
-    repo, run, stderr,
+use crate::support::{
+    Envoy, Peer, Received, Reply, Response, Served, Workspace, exchange, fixture, legacy_plugins,
+    plugins, run, stderr,
 };
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -61,10 +59,6 @@ const PROXY_OWN: &[(&str, &str, &str)] = &[
         "pwchain names the upstream or the cluster's address (wasi:http forbids a `host` apart from the authority), Envoy keeps the client's",
     ),
 ];
-
-fn fixture(name: &str) -> PathBuf {
-    repo().join("../shared/fixtures/proxy-wasm").join(name)
-}
 
 /// One `envoy.filters.http.wasm` entry of a bootstrap.
 #[derive(Clone, Default)]
@@ -370,7 +364,7 @@ fn serve_imported(ws: &Workspace, yaml: &str) -> Served {
         ws.path("chain.toml").to_str().unwrap(),
     ]);
     assert!(imported.status.success(), "{}", stderr(&imported));
-    let composed = common::run_in(
+    let composed = crate::support::run_in(
         &ws.path("cache"),
         &[
             "compose",
@@ -755,7 +749,7 @@ fn rust_sdk_abi_probe_answers_as_in_envoy() {
         &raw("GET", "/call", &[("content-length", "0")], None, false),
     );
     // A trap fails its request in both, with a status of each one's own
-    // (the README's table says which and why).
+    // (docs/proxy-wasm.md's table says which and why).
     let trap = raw("GET", "/trap", &[("content-length", "0")], None, false);
     assert_eq!(pair.seen(pair.envoy.addr, &trap).status, 503);
     assert_eq!(pair.seen(pair.pwchain.addr, &trap).status, 500);

@@ -1,9 +1,7 @@
 //! `pwchain serve` as a production host: the next hop proxied to a real
 //! upstream, side calls kept apart, faults contained, load, shutdown, logs.
 
-mod common;
-
-use common::{Peer, Reply, Served, Workspace, request, run, stderr};
+use crate::support::{Peer, Reply, Served, Workspace, request, run, stderr};
 use sha2::{Digest, Sha256};
 use std::time::{Duration, Instant};
 
@@ -107,7 +105,7 @@ fn unterminated_chain_needs_an_upstream() {
 fn upstream_down_is_a_bad_gateway() {
     let ws = Workspace::new();
     let composite = ws.compose(HOST_CHAIN);
-    let closed = common::closed_port();
+    let closed = crate::support::closed_port();
     let served = Served::with_args(&composite, &["--upstream", &format!("http://{closed}")]);
     let started = Instant::now();
     let answer = served.request("GET", "/", &[], b"");
@@ -226,7 +224,7 @@ fn shutdown_finishes_in_flight_requests() {
 fn json_access_log_and_prefixed_guest_output() {
     let ws = Workspace::new();
     let composite = ws.compose(HOST_CHAIN);
-    let closed = common::closed_port();
+    let closed = crate::support::closed_port();
     let upstream = Peer::start("ok");
     let served = Served::with_args(
         &composite,

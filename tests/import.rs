@@ -4,14 +4,10 @@
 //! other SDKs' filters and the project's own, then composed, served and
 //! checked against what each filter does in Envoy.
 
-mod common;
-
-use common::{Peer, Reply, Served, Workspace, legacy_plugins, plugins, repo, run, stderr};
-use std::path::{Path, PathBuf};
-
-fn fixtures() -> PathBuf {
-    repo().join("../shared/fixtures/proxy-wasm")
-}
+use crate::support::{
+    Peer, Reply, Served, Workspace, fixture, legacy_plugins, plugins, run, stderr,
+};
+use std::path::Path;
 
 /// An Envoy bootstrap as deployments write it: its filters under
 /// `/etc/envoy/filters`, its clusters at names of its own network.
@@ -139,7 +135,7 @@ const CPP_FILTER: &str = r#"          - name: envoy.filters.http.wasm
 fn maps(legacy: &Path) -> Vec<String> {
     vec![
         "--map".into(),
-        format!("/etc/envoy/filters={}", fixtures().display()),
+        format!("/etc/envoy/filters={}", fixture("").display()),
         "--map".into(),
         format!("/etc/envoy/legacy={}", legacy.display()),
     ]
@@ -148,7 +144,7 @@ fn maps(legacy: &Path) -> Vec<String> {
 /// Composes the imported `chain.toml` (registry plugins through `cache`)
 /// and serves it.
 fn serve_imported(ws: &Workspace, cache: &Path) -> Served {
-    let composed = common::run_in(
+    let composed = crate::support::run_in(
         cache,
         &[
             "compose",
@@ -338,7 +334,7 @@ fn envoy_imports_refuse_what_they_cannot_map() {
             "vm_config": {{"code": {{"local": {{"filename": "{}"}}}}}}}}}}}},
         {{"name": "envoy.filters.http.router"}}]}}}}]}}]}}],
   "clusters": [{{"name": "web", "load_assignment": {{"endpoints": [{{"lb_endpoints": [{{"endpoint": {{"address": {{"socket_address": {{"address": "127.0.0.1", "port_value": 8080}}}}}}}}]}}]}}}}]}}}}"#,
-        fixtures().join("as-add-header.wasm").display()
+        fixture("as-add-header.wasm").display()
     );
     let output = import(&ws, &json, &[]);
     assert!(output.status.success(), "{}", stderr(&output));
@@ -369,15 +365,16 @@ fn wasm_plugin(name: &str, reference: &str, extra: &str) -> String {
 
 #[test]
 fn istio_wasm_plugins_import_in_istio_order_from_a_registry() {
-    let registry = common::TestRegistry::start();
+    let registry = crate::support::TestRegistry::start();
     let ws = Workspace::new();
     let cache = ws.path("cache");
     let tagger = legacy_plugins().join("header-filter.wasip1.wasm");
-    let as_filter = fixtures().join("as-add-header.wasm");
+    let as_filter = fixture("as-add-header.wasm");
     let tagger_ref = registry.reference("filters/tagger:1.0.0");
     let as_ref = registry.reference("filters/as-add-header:0.1.8");
     for (module, reference) in [(&tagger, &tagger_ref), (&as_filter, &as_ref)] {
-        let published = common::run_in(&cache, &["publish", module.to_str().unwrap(), reference]);
+        let published =
+            crate::support::run_in(&cache, &["publish", module.to_str().unwrap(), reference]);
         assert!(published.status.success(), "{}", stderr(&published));
     }
     let sha = {
@@ -525,7 +522,7 @@ fn traffic_extension(name: &str, extra: &str, wasm: &str) -> String {
 fn istio_traffic_extensions_import_beside_wasm_plugins_and_lua_is_refused() {
     let ws = Workspace::new();
     let tagger = legacy_plugins().join("header-filter.wasip1.wasm");
-    let as_filter = fixtures().join("as-add-header.wasm");
+    let as_filter = fixture("as-add-header.wasm");
     let file = ws.write(
         "extensions.yaml",
         format!(

@@ -3,9 +3,7 @@
 //! and driven over real HTTP in `pwchain serve` and the real `wasmtime
 //! serve`; a plugin that throws; a build that fails.
 
-mod common;
-
-use common::{
+use crate::support::{
     Response, Served, Workspace, js_plugins, legacy_plugins, python_plugins, repo, run,
     wasmtime_serve,
 };
@@ -151,7 +149,11 @@ fn componentize_qjs() -> PathBuf {
         .arg(repo().join("scripts/componentize-qjs.sh"))
         .output()
         .expect("run scripts/componentize-qjs.sh");
-    assert!(output.status.success(), "{}", common::stderr(&output));
+    assert!(
+        output.status.success(),
+        "{}",
+        crate::support::stderr(&output)
+    );
     PathBuf::from(String::from_utf8(output.stdout).unwrap().trim())
 }
 
@@ -171,7 +173,7 @@ fn build_js(dir: &Path, source: &str) -> Result<PathBuf, String> {
         .unwrap();
     match output.status.success() {
         true => Ok(out),
-        false => Err(common::stderr(&output)),
+        false => Err(crate::support::stderr(&output)),
     }
 }
 
@@ -222,7 +224,11 @@ fn a_javascript_file_that_does_not_compile_fails_the_build_and_writes_nothing() 
         "--dir",
         project.to_str().unwrap(),
     ]);
-    assert!(output.status.success(), "{}", common::stderr(&output));
+    assert!(
+        output.status.success(),
+        "{}",
+        crate::support::stderr(&output)
+    );
     std::fs::write(
         project.join("app.js"),
         "export const handler = { async handle(request) { return ( } };\n",
@@ -233,7 +239,7 @@ fn a_javascript_file_that_does_not_compile_fails_the_build_and_writes_nothing() 
         .env("COMPONENTIZE_QJS", componentize_qjs())
         .output()
         .unwrap();
-    let said = common::stderr(&output);
+    let said = crate::support::stderr(&output);
     assert!(!output.status.success(), "a broken app.js built:\n{said}");
     // componentize-qjs's own words, with the place.
     assert!(said.contains("unexpected token"), "{said}");

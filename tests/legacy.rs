@@ -1,9 +1,9 @@
 //! Legacy proxy-wasm filters built with the `proxy-wasm` crate: what
 //! `inspect` reads from them, and that `compose` points at `wrap`.
 
-mod common;
-
-use common::{Peer, Reply, Served, Workspace, compose_fails, legacy_plugins, plugin, request, run};
+use crate::support::{
+    Peer, Reply, Served, Workspace, compose_fails, legacy_plugins, plugin, request, run,
+};
 use std::time::{Duration, Instant};
 
 #[test]
@@ -15,7 +15,11 @@ fn inspect_reads_a_proxy_wasm_module_of_either_target() {
     ] {
         let file = dir.join(format!("header-filter.{flavour}.wasm"));
         let output = run(&["inspect", "--json", file.to_str().unwrap()]);
-        assert!(output.status.success(), "{}", common::stderr(&output));
+        assert!(
+            output.status.success(),
+            "{}",
+            crate::support::stderr(&output)
+        );
         let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
         let module = &report["proxy_wasm"];
         assert_eq!(module["abi"], "0.2.1");
@@ -79,7 +83,11 @@ fn wrapped(ws: &Workspace, module: &str, args: &[&str]) -> std::path::PathBuf {
     ];
     all.extend_from_slice(args);
     let result = run(&all);
-    assert!(result.status.success(), "{}", common::stderr(&result));
+    assert!(
+        result.status.success(),
+        "{}",
+        crate::support::stderr(&result)
+    );
     output
 }
 
@@ -275,7 +283,7 @@ fn a_chain_names_a_proxy_wasm_module_and_its_abi_works() {
             "POST /trailers HTTP/1.1\r\nhost: {}\r\nconnection: close\r\ntransfer-encoding: chunked\r\ntrailer: x-checksum\r\n\r\n5\r\nhello\r\n0\r\nx-checksum: abc123\r\n\r\n",
             served.addr
         );
-        let trailed = common::exchange(served.addr, raw.as_bytes());
+        let trailed = crate::support::exchange(served.addr, raw.as_bytes());
         assert_eq!(trailed.status, 200, "{}", trailed.text());
         assert_eq!(
             trailed.header("x-probe-request-trailer"),
@@ -380,7 +388,7 @@ fn wrap_refuses_what_it_cannot_run() {
         let mut all = vec!["wrap", input.to_str().unwrap(), "-o", out.to_str().unwrap()];
         all.extend_from_slice(args);
         let result = run(&all);
-        let message = common::stderr(&result);
+        let message = crate::support::stderr(&result);
         assert_eq!(result.status.code(), Some(1), "{message}");
         for piece in expected {
             assert!(message.contains(piece), "expected {piece:?} in:\n{message}");
@@ -445,7 +453,11 @@ fn wrap_refuses_what_it_cannot_run() {
         out.to_str().unwrap(),
         "--allow-unimplemented",
     ]);
-    assert!(allowed.status.success(), "{}", common::stderr(&allowed));
+    assert!(
+        allowed.status.success(),
+        "{}",
+        crate::support::stderr(&allowed)
+    );
     std::fs::remove_file(&out).unwrap();
     let mismatched = ws.write(
         "mismatched.wasm",
@@ -473,7 +485,11 @@ fn wrap_refuses_what_it_cannot_run() {
         "--allow-unimplemented",
         "--json",
     ]);
-    assert!(result.status.success(), "{}", common::stderr(&result));
+    assert!(
+        result.status.success(),
+        "{}",
+        crate::support::stderr(&result)
+    );
     let report: serde_json::Value = serde_json::from_slice(&result.stdout).unwrap();
     assert_eq!(
         report["unimplemented"],
@@ -521,18 +537,22 @@ fn manifest_errors_about_proxy_wasm_keys_are_located() {
 
 #[test]
 fn the_example_legacy_chain_composes() {
-    common::plugins();
+    crate::support::plugins();
     legacy_plugins();
     let ws = Workspace::new();
     let out = ws.path("legacy.wasm");
-    let chain = common::repo().join("chains/legacy.toml");
+    let chain = crate::support::repo().join("chains/legacy.toml");
     let result = run(&[
         "compose",
         chain.to_str().unwrap(),
         "-o",
         out.to_str().unwrap(),
     ]);
-    assert!(result.status.success(), "{}", common::stderr(&result));
+    assert!(
+        result.status.success(),
+        "{}",
+        crate::support::stderr(&result)
+    );
     let served = Served::start(&out, &[]);
     let answer = served.request("GET", "/", &[], b"");
     assert_eq!(answer.header("x-legacy-response"), Some("from-chain-toml"));
@@ -540,20 +560,21 @@ fn the_example_legacy_chain_composes() {
 
 #[test]
 fn a_proxy_wasm_module_comes_from_a_registry_too() {
-    let registry = common::TestRegistry::start();
+    let registry = crate::support::TestRegistry::start();
     let ws = Workspace::new();
     let module = legacy_plugins().join("header-filter.wasip1.wasm");
     let reference = registry.reference("filters/header-filter:1.0.0");
     let cache = ws.path("cache");
-    let published = common::run_in(&cache, &["publish", module.to_str().unwrap(), &reference]);
-    let message = common::stderr(&published);
+    let published =
+        crate::support::run_in(&cache, &["publish", module.to_str().unwrap(), &reference]);
+    let message = crate::support::stderr(&published);
     assert!(published.status.success(), "{message}");
     assert!(message.contains("proxy-wasm module"), "{message}");
     let manifest = ws.manifest(&format!(
         "[[plugin]]\nname = \"filter\"\nproxy-wasm = \"{reference}\"\nconfiguration = \"from-oci\"\n\n[origin]\npath = \"{{plugins}}/echo.wasm\"\n"
     ));
     let out = ws.path("chain.wasm");
-    let composed = common::run_in(
+    let composed = crate::support::run_in(
         &cache,
         &[
             "compose",
@@ -562,7 +583,11 @@ fn a_proxy_wasm_module_comes_from_a_registry_too() {
             out.to_str().unwrap(),
         ],
     );
-    assert!(composed.status.success(), "{}", common::stderr(&composed));
+    assert!(
+        composed.status.success(),
+        "{}",
+        crate::support::stderr(&composed)
+    );
     let lock = std::fs::read_to_string(ws.path("pwchain.lock")).unwrap();
     assert!(lock.contains("filters/header-filter:1.0.0"), "{lock}");
     let served = Served::start(&out, &[]);

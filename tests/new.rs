@@ -1,9 +1,7 @@
 //! `pwchain new`: every template builds with its own instructions, composes
 //! with its example chain and answers over real HTTP.
 
-mod common;
-
-use common::{Served, Workspace, js_plugins, pwchain, python_plugins, repo, stderr};
+use crate::support::{Served, Workspace, js_plugins, pwchain, python_plugins, repo, stderr};
 use std::path::Path;
 use std::process::Command;
 

@@ -4,9 +4,7 @@
 //! (`scripts/serve-node.sh`), beside pwchain's own, each driven over real
 //! HTTP. `pwchain validate`'s verdict is checked against what that CLI does.
 
-mod common;
-
-use common::{
+use crate::support::{
     Peer, Reply, Served, Workspace, closed_port, legacy_plugins, node_host, node_serve, plugins,
     python_plugins, run, wasmtime_serve,
 };
@@ -52,14 +50,18 @@ impl Host {
 /// `(from, to)` of `edits` applied to its text first (plugin paths point at
 /// the built plugins).
 fn repo_chain(ws: &Workspace, name: &str, edits: &[(&str, &str)]) -> PathBuf {
-    let mut text = common::repo_chain_text(name);
+    let mut text = crate::support::repo_chain_text(name);
     for (from, to) in edits {
         assert!(text.contains(from), "chains/{name}.toml has no {from:?}");
         text = text.replace(from, to);
     }
     let out = format!("{name}.wasm");
     let result = ws.compose_to(&text, &out);
-    assert!(result.status.success(), "{}", common::stderr(&result));
+    assert!(
+        result.status.success(),
+        "{}",
+        crate::support::stderr(&result)
+    );
     ws.path(&out)
 }
 
@@ -68,7 +70,7 @@ fn repo_chain(ws: &Workspace, name: &str, edits: &[(&str, &str)]) -> PathBuf {
 fn validate(chain: &Path) -> Option<String> {
     let output = run(&["validate", "--json", chain.to_str().unwrap()]);
     let report: serde_json::Value = serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|_| panic!("{}", common::stderr(&output)));
+        .unwrap_or_else(|_| panic!("{}", crate::support::stderr(&output)));
     report["runs_in"].as_str().map(str::to_string)
 }
 
@@ -257,7 +259,7 @@ fn the_forward_chain_takes_absolute_form_requests_in_wasmtime_serve() {
         "GET http://{}/p?q=1 HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n\r\n",
         peer.addr, peer.addr
     );
-    let answer = common::exchange(served.addr, raw.as_bytes());
+    let answer = crate::support::exchange(served.addr, raw.as_bytes());
     assert_eq!(answer.status, 200, "{}", answer.text());
     assert_eq!(answer.text(), "forwarded");
     let seen = peer.next().unwrap();

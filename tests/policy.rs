@@ -1,9 +1,7 @@
 //! Per-plugin configuration, side-call policies and the chain's import
 //! allow-list, baked into real composites and driven over real HTTP.
 
-mod common;
-
-use common::{Peer, Served, Workspace, compose_fails, run, stderr};
+use crate::support::{Peer, Served, Workspace, compose_fails, run, stderr};
 use std::time::Duration;
 
 /// Composes `toml` in a fresh workspace and expects failure with every

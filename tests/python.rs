@@ -1,9 +1,7 @@
 //! Plugins in Python (componentize-py) and Rust in one chain, composed by
 //! pwchain and driven over real HTTP.
 
-mod common;
-
-use common::{Served, Workspace, python_plugins, run};
+use crate::support::{Served, Workspace, python_plugins, run};
 
 #[test]
 fn a_mixed_python_and_rust_chain_answers() {

@@ -2,9 +2,7 @@
 //! on a free loopback port): publish, pull, chains resolved by `oci://`,
 //! the lock, the cache, and the faults on the way.
 
-mod common;
-
-use common::{Served, TestRegistry, Workspace, plugin, pwchain, run_in, stderr};
+use crate::support::{Served, TestRegistry, Workspace, plugin, pwchain, run_in, stderr};
 use std::path::Path;
 use std::process::Output;
 
@@ -232,7 +230,7 @@ fn publish_and_pull_faults() {
         ),
         &["nobody/here:1.0.0", "was not found"],
     );
-    let closed = common::closed_port();
+    let closed = crate::support::closed_port();
     fails(
         &run_in(
             &cache,

@@ -3,9 +3,7 @@
 //! fails, responses switch to the new chain, and a broken chain is refused
 //! while the old one keeps serving.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};

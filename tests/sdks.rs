@@ -5,14 +5,10 @@
 //! real `wasmtime serve -Scli`. Each check is a behaviour the fixtures'
 //! README gives for Envoy.
 
-mod common;
-
-use common::{Peer, Reply, Served, Workspace, exchange, plugins, repo, run, wasmtime_serve};
+use crate::support::{
+    Peer, Reply, Served, Workspace, exchange, fixture, plugins, run, wasmtime_serve,
+};
 use std::path::PathBuf;
-
-fn fixture(name: &str) -> PathBuf {
-    repo().join("../shared/fixtures/proxy-wasm").join(name)
-}
 
 /// `[native add-header, go-http-body, as-add-header, cpp-add-header,
 /// native rewrite-body] + echo`.
@@ -247,7 +243,7 @@ fn bad_cluster_mappings_are_refused_where_they_are_written() {
             "chain.toml:8:24",
         ),
     ] {
-        common::compose_fails(
+        crate::support::compose_fails(
             &ws,
             &format!(
                 "[chain]\nname = \"auth\"\n{chain_clusters}\n\n\
@@ -258,7 +254,7 @@ fn bad_cluster_mappings_are_refused_where_they_are_written() {
             &[expected, "cluster `httpbin`", "not an upstream URL"],
         );
     }
-    common::compose_fails(
+    crate::support::compose_fails(
         &ws,
         "[[plugin]]\nname = \"a\"\npath = \"{plugins}/add-header.wasm\"\nclusters = { x = \"http://x:1\" }\n",
         &["chain.toml:4:12", "are for `proxy-wasm` plugins"],
@@ -271,8 +267,13 @@ fn bad_cluster_mappings_are_refused_where_they_are_written() {
         "--cluster",
         "httpbin=localhost:80",
     ]);
-    assert_eq!(output.status.code(), Some(2), "{}", common::stderr(&output));
-    assert!(common::stderr(&output).contains("not an absolute URL"));
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "{}",
+        crate::support::stderr(&output)
+    );
+    assert!(crate::support::stderr(&output).contains("not an absolute URL"));
 }
 
 #[test]
@@ -311,7 +312,7 @@ fn a_root_id_no_root_context_answers_to_gets_the_sdks_own_behaviour() {
             ),
             "chain.wasm",
         );
-        let said = common::stderr(&result);
+        let said = crate::support::stderr(&result);
         assert!(result.status.success(), "{said}");
         // The name is in neither module's data: compose says so.
         assert!(

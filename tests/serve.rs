@@ -1,9 +1,7 @@
 //! Composed chains of real plugins, served by pwchain's wasmtime host and
 //! driven over real HTTP on loopback.
 
-mod common;
-
-use common::{Peer, Served, Workspace, plugin, repo, run, stderr};
+use crate::support::{Peer, Served, Workspace, plugin, repo, run, stderr};
 
 const DEMO: &str = r#"
 [chain]
@@ -141,7 +139,7 @@ path = "{plugins}/echo.wasm"
 #[test]
 fn forward_origin_sends_requests_to_a_real_upstream() {
     let ws = Workspace::new();
-    let composite = ws.compose(&common::repo_chain_text("forward"));
+    let composite = ws.compose(&crate::support::repo_chain_text("forward"));
     let upstream = Peer::start("hello from upstream");
     let served = Served::start(&composite, &[]);
     let authority = upstream.addr.to_string();
@@ -169,7 +167,7 @@ fn composites_link_with_the_wasmtime_serve_import_set() {
     for (toml, expected) in [
         (DEMO.to_string(), "runs in    `wasmtime serve -Scli`"),
         (
-            common::repo_chain_text("forward"),
+            crate::support::repo_chain_text("forward"),
             "runs in    `wasmtime serve -Scli`",
         ),
     ] {
@@ -239,7 +237,7 @@ fn forward_failures_get_gateway_statuses() {
     let served = Served::start(&composite, &[]);
 
     // Nothing listens there any more.
-    let closed = common::closed_port().to_string();
+    let closed = crate::support::closed_port().to_string();
     let down = served.request("GET", "/", &[("host", &closed)], b"");
     assert_eq!(down.status, 502, "{}", down.text());
 
@@ -289,7 +287,7 @@ fn bodies_stream_through_sync_lifted_plugins_under_concurrency() {
                 let body: Vec<u8> = (0..1u32 << 20)
                     .map(|i| b'a' + ((i * 31 + client * 7) % 26) as u8)
                     .collect();
-                let answer = common::request(addr, "POST", "/bulk", &[], &body);
+                let answer = crate::support::request(addr, "POST", "/bulk", &[], &body);
                 (body, answer)
             })
         })

@@ -4,9 +4,7 @@
 //! pwchain signs and signs what pwchain checks; and the attacks a `trust`
 //! list exists to stop.
 
-mod common;
-
-use common::{TestRegistry, Workspace, plugin, pwchain, stderr};
+use crate::support::{TestRegistry, Workspace, plugin, pwchain, stderr};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 

@@ -1,9 +1,7 @@
 //! What the end-to-end tests share: the example plugins (built once per test
-//! binary), the `pwchain` binary, a served chain, and tiny loopback HTTP
+//! run), the `pwchain` binary, a served chain, and tiny loopback HTTP
 //! peers (client, collector, upstream) written on std so that nothing
 //! between the test and the chain is mocked.
-
-#![allow(dead_code)] // each test binary uses its own part of this module
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -268,6 +266,12 @@ pub fn repo_chain_text(name: &str) -> String {
         .unwrap()
         .replace("../plugins/dist/legacy", "{legacy}")
         .replace("../plugins/dist", "{plugins}")
+}
+
+/// A proxy-wasm module another SDK built, from `../shared/fixtures/proxy-wasm`
+/// (data beside the clone, in CI too).
+pub fn fixture(name: &str) -> PathBuf {
+    repo().join("../shared/fixtures/proxy-wasm").join(name)
 }
 
 pub fn plugin(name: &str) -> PathBuf {

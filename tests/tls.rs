@@ -3,10 +3,8 @@
 //! used https), the certificate replaced
 //! on `SIGHUP`, and unusable certificates refused before anything listens.
 
-mod common;
-
+use crate::support::*;
 use bytes::Bytes;
-use common::*;
 use http_body_util::{BodyExt, Empty};
 use rustls::pki_types::{CertificateDer, ServerName};
 use std::net::SocketAddr;
