@@ -3,7 +3,7 @@
 use crate::args::CacheCommand;
 use crate::render;
 use miette::IntoDiagnostic;
-use pwchain_compose::cache::Cache;
+use pwchain_compose::resolve::cache::Cache;
 use std::process::ExitCode;
 
 pub(crate) fn cache(command: CacheCommand) -> miette::Result<ExitCode> {

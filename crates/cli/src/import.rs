@@ -3,8 +3,8 @@
 
 use crate::args::{ImportCommand, ImportEnvoyArgs, ImportIstioArgs};
 use miette::{IntoDiagnostic, WrapErr};
-use pwchain_compose::import_envoy::{self, EnvoyOptions};
-use pwchain_compose::import_istio::{self, IstioOptions};
+use pwchain_compose::import::envoy::{self, EnvoyOptions};
+use pwchain_compose::import::istio::{self, IstioOptions};
 use pwchain_compose::output::write_atomically;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -47,7 +47,7 @@ fn istio(args: ImportIstioArgs) -> miette::Result<ExitCode> {
     let options = IstioOptions {
         upstream: args.upstream,
     };
-    let chain = import_istio::import(files, &options)?;
+    let chain = istio::import(files, &options)?;
     let from = format!("{} file(s) of WasmPlugins", args.files.len());
     emit(&chain, args.output.as_ref(), &from)?;
     Ok(ExitCode::SUCCESS)
@@ -61,7 +61,7 @@ fn envoy(args: ImportEnvoyArgs) -> miette::Result<ExitCode> {
         clusters: args.clusters,
         skip_unsupported: args.skip_unsupported,
     };
-    let imported = import_envoy::import(&args.file, text, &options)?;
+    let imported = envoy::import(&args.file, text, &options)?;
     if !imported.modules.is_empty() {
         // The chain names them relative to itself.
         let Some(output) = &args.output else {

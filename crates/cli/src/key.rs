@@ -54,7 +54,7 @@ fn generate(args: KeyGenerateArgs) -> miette::Result<ExitCode> {
     }
     let password = password()?;
     let (private_pem, public_pem) =
-        pwchain_compose::signing::generate(&password).map_err(|source| {
+        pwchain_compose::oci::signing::generate(&password).map_err(|source| {
             pwchain_compose::Error::Key {
                 what: format!("`{}`", args.out.display()),
                 source,
@@ -62,7 +62,7 @@ fn generate(args: KeyGenerateArgs) -> miette::Result<ExitCode> {
         })?;
     write_private(&private, private_pem.as_bytes())?;
     write_atomically(&public, public_pem.as_bytes())?;
-    let fingerprint = pwchain_compose::signing::PublicKey::load(&public)
+    let fingerprint = pwchain_compose::oci::signing::PublicKey::load(&public)
         .map_err(|source| pwchain_compose::Error::Key {
             what: format!("`{}`", args.out.display()),
             source,

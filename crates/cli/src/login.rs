@@ -16,7 +16,7 @@ pub(crate) fn login(args: LoginArgs) -> miette::Result<ExitCode> {
     if password.is_empty() {
         return Err(miette!("no password on standard input"));
     }
-    let path = pwchain_compose::registry::login(&args.registry, &args.username, password)
+    let path = pwchain_compose::oci::registry::login(&args.registry, &args.username, password)
         .map_err(|e| miette!("{e}"))?;
     eprintln!(
         "credentials for {} stored in {}",

@@ -4,7 +4,7 @@
 //! that composes it (with an echo service behind a middleware).
 
 use miette::{IntoDiagnostic, WrapErr, miette};
-use pwchain_compose::{builtins, providers::WASI_WIT};
+use pwchain_compose::link::{builtins, providers::WASI_WIT};
 use std::path::{Path, PathBuf};
 
 /// The componentize-py release the Python template pins.

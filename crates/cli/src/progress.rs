@@ -2,7 +2,7 @@
 //! pipes stay quiet.
 
 use indicatif::{ProgressBar, ProgressStyle};
-use pwchain_compose::registry::Progress;
+use pwchain_compose::oci::registry::Progress;
 use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::sync::{Arc, Mutex};

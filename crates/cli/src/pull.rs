@@ -4,10 +4,10 @@ use crate::args::PullArgs;
 use crate::progress;
 use crate::render;
 use miette::IntoDiagnostic;
-use pwchain_compose::cache::Cache;
+use pwchain_compose::oci::registry::OciRef;
+use pwchain_compose::oci::registry::Registry;
 use pwchain_compose::output::write_atomically;
-use pwchain_compose::registry::OciRef;
-use pwchain_compose::registry::Registry;
+use pwchain_compose::resolve::cache::Cache;
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -162,7 +162,8 @@ fn chain_info(name: &str, server: &Server, bytes: &[u8]) -> pwchain_host::ChainI
     pwchain_host::ChainInfo {
         name: name.to_string(),
         digest: server.digest(),
-        record: pwchain_compose::record::read(bytes).and_then(|r| serde_json::to_value(r).ok()),
+        record: pwchain_compose::link::record::read(bytes)
+            .and_then(|r| serde_json::to_value(r).ok()),
     }
 }
 

@@ -2,8 +2,8 @@
 
 use crate::args::SignArgs;
 use miette::IntoDiagnostic;
-use pwchain_compose::registry::{OciRef, Registry};
-use pwchain_compose::signing::{SigningKey, sign_artifact};
+use pwchain_compose::oci::registry::{OciRef, Registry};
+use pwchain_compose::oci::signing::{SigningKey, sign_artifact};
 use std::path::Path;
 use std::process::ExitCode;
 

@@ -2,8 +2,8 @@
 
 use crate::args::VerifyArgs;
 use miette::IntoDiagnostic;
-use pwchain_compose::registry::{OciRef, Registry};
-use pwchain_compose::signing::{PublicKey, verify_artifact};
+use pwchain_compose::oci::registry::{OciRef, Registry};
+use pwchain_compose::oci::signing::{PublicKey, verify_artifact};
 use std::process::ExitCode;
 
 pub(crate) fn verify(args: VerifyArgs) -> miette::Result<ExitCode> {

@@ -117,10 +117,10 @@ pub enum Error {
     Encode(String),
 
     #[error(transparent)]
-    Registry(#[from] crate::registry::RegistryError),
+    Registry(#[from] crate::oci::registry::RegistryError),
 
     #[error(transparent)]
-    Cache(#[from] crate::cache::CacheError),
+    Cache(#[from] crate::resolve::cache::CacheError),
 
     #[error("`{reference}` is not in the cache, and --offline forbids fetching it")]
     #[diagnostic(help("compose once without --offline to fill the cache"))]
@@ -146,7 +146,7 @@ pub enum Error {
     Key {
         what: String,
         #[source]
-        source: crate::signing::KeyError,
+        source: crate::oci::signing::KeyError,
     },
 
     #[error(
@@ -161,7 +161,7 @@ pub enum Error {
         reference: String,
         digest: String,
         keys: Vec<String>,
-        rejection: Box<crate::signing::Rejection>,
+        rejection: Box<crate::oci::signing::Rejection>,
     },
 
     #[error("`{}` would change, and --locked forbids it", path.display())]

@@ -1,45 +1,39 @@
 //! pwchain's library: turn a chain manifest into one composed component.
 //!
 //! ```text
-//! manifest ──▶ resolve ──▶ inspect ──▶ compose (wac-graph) ──▶ output
-//! (chain.toml)  (read,      (roles)     (link next hops,        (atomic
-//!               digest)                  encode, validate)       write)
+//! manifest ──▶ resolve ──────────▶ inspect ──▶ link (wac-graph) ──▶ output
+//! (chain.toml)  (path | oci | pkg,  (roles,     (next hops, built-ins,  (atomic
+//!               lock, cache)        lifting)    encode, validate)       write)
 //! ```
 //!
-//! [`pipeline::load`] runs all of it (and settles `pwchain.lock`) in one
-//! call.
+//! One module per stage: [`manifest`] (the chain as written, checked),
+//! [`resolve`] (plugin bytes from paths, registries and packages; the lock
+//! and the cache), [`oci`] (the registry client and signatures),
+//! [`inspect`](mod@inspect) (what a component is), [`link`] (the chain's model and its
+//! composition, generated components, `.wac`), [`proxy_wasm`] (legacy
+//! filters wrapped as components) and [`import`] (Envoy and Istio
+//! configurations). [`pipeline::load`] runs them in order (and settles
+//! `pwchain.lock`) in one call.
 //!
 //! No wasmtime here: running and validating against a host is `pwchain-host`.
 
-pub mod builtins;
-pub mod cache;
-pub mod compose;
 pub mod error;
-pub mod import_envoy;
-pub mod import_istio;
-mod import_yaml;
+pub mod import;
 pub mod inspect;
-pub mod lift;
-pub mod lock;
+pub mod link;
 pub mod manifest;
+pub mod oci;
 pub mod output;
-pub mod packages;
 pub mod pipeline;
-pub mod policy;
-pub mod providers;
 pub mod proxy_wasm;
-pub mod record;
-pub mod registry;
 pub mod resolve;
-pub mod signing;
-pub mod wac;
 
-pub use compose::{Chain, Composite, FilterMetrics, Stage, Terminal};
 pub use error::{Error, PluginProblem};
+pub use inspect::lift::Lift;
 pub use inspect::{Inspection, Role, inspect};
-pub use lift::Lift;
+pub use link::record::ChainRecord;
+pub use link::{Chain, Composite, FilterMetrics, Stage, Terminal};
 pub use manifest::{Forwarding, Manifest, Origin, Source};
-pub use record::ChainRecord;
 pub use resolve::{Fetched, Step};
 
 /// Loads every plugin `manifest` names and composes the chain. Errors about

@@ -6,15 +6,15 @@
 //! [`load`], so there is one orchestration of these steps, not one per
 //! caller.
 
-use crate::cache::{Cache, RefEntry};
-use crate::compose::Composite;
 use crate::error::Error;
-use crate::lock::Lock;
+use crate::link::Composite;
+use crate::link::record::ChainRecord;
 use crate::manifest::{Manifest, Origin, Source};
+use crate::oci::registry::{OciRef, Registry};
 use crate::output::write_atomically;
-use crate::packages::Registries;
-use crate::record::ChainRecord;
-use crate::registry::{OciRef, Registry};
+use crate::resolve::cache::{Cache, RefEntry};
+use crate::resolve::lock::Lock;
+use crate::resolve::packages::Registries;
 use crate::resolve::{Resolver, Step};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -32,7 +32,7 @@ pub struct Options {
     /// Fail instead of changing `pwchain.lock`.
     pub locked: bool,
     /// Reports registry transfers (name, bytes done, bytes in all).
-    pub progress: Option<crate::registry::Progress>,
+    pub progress: Option<crate::oci::registry::Progress>,
     /// For a `.wac` file: where its packages are (`name` → file), and a
     /// folder to look for the rest.
     pub wac_deps: BTreeMap<String, PathBuf>,
@@ -80,7 +80,7 @@ pub fn load(path: &Path, options: &Options) -> Result<Loaded, Error> {
         Some("toml") => compose_toml(path, options),
         Some("wac") => Ok(Loaded {
             name: stem,
-            bytes: crate::wac::compose_wac(
+            bytes: crate::link::wac::compose_wac(
                 path,
                 &options.wac_deps,
                 options.wac_deps_dir.as_deref(),

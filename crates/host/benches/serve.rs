@@ -15,7 +15,7 @@ mod load;
 
 use common::{built, compose, in_process};
 use load::{Figures, load};
-use pwchain_compose::{Stage, providers};
+use pwchain_compose::{Stage, link::providers};
 use pwchain_host::{ServeOptions, Server};
 use std::path::Path;
 

@@ -478,7 +478,7 @@ fn instance_concurrency(
     engine: &Engine,
     options: &ServeOptions,
 ) -> usize {
-    let sync = match pwchain_compose::record::read(bytes) {
+    let sync = match pwchain_compose::link::record::read(bytes) {
         Some(record) => record.has_sync_stage(),
         None => component
             .component_type()
@@ -486,7 +486,7 @@ fn instance_concurrency(
             .map(|(name, _)| name)
             .filter(|name| name.starts_with("wasi:http/handler@0.3."))
             .any(|entry| {
-                pwchain_compose::lift::exported_lift(bytes, entry, "handle")
+                pwchain_compose::inspect::lift::exported_lift(bytes, entry, "handle")
                     == Some(pwchain_compose::Lift::Sync)
             }),
     };

@@ -232,7 +232,7 @@ pub(crate) fn signatures(bytes: &[u8]) -> Result<Signatures, String> {
 
 /// pwchain's WIT (`wit/`) with the WASI packages it uses, loaded.
 pub(crate) fn legacy_resolve() -> anyhow::Result<wit_parser::Resolve> {
-    let (mut resolve, _) = crate::providers::wasi_resolve()?;
+    let (mut resolve, _) = crate::link::providers::wasi_resolve()?;
     resolve.push_str(
         "config.wit",
         include_str!("../../../../wit/deps/config.wit"),

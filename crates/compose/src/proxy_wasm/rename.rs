@@ -3,7 +3,7 @@
 //! `path =` gives the driver's store the chain's name for it instead.
 //!
 //! The wrapped component holds the driver's settings in a store pwchain
-//! generated ([`crate::providers::config_store`]), nested as a component of
+//! generated ([`crate::link::providers::config_store`]), nested as a component of
 //! its own. Renaming reads that store's entries back from its data segment,
 //! generates it anew with the new `name`, and puts it where the old one
 //! was; nothing else changes, and the store's type stays the same.
@@ -84,18 +84,18 @@ fn renamed_store(nested: &[u8], name: &str) -> Result<Option<Vec<u8>>, Error> {
             *value = name.to_string();
         }
     }
-    crate::providers::config_store(&version, &entries).map(Some)
+    crate::link::providers::config_store(&version, &entries).map(Some)
 }
 
 /// The `pwchain:wrapped` record in custom section `contents`, with `name`.
 fn renamed_record(contents: &[u8], name: &str) -> Option<Vec<u8>> {
     let mut reader = BinaryReader::new(contents, 0);
     let section = reader.read_string().ok()?;
-    if section != crate::record::WRAPPED_SECTION {
+    if section != crate::link::record::WRAPPED_SECTION {
         return None;
     }
     let data = &contents[reader.original_position() as usize..];
-    let mut record: crate::record::WrapRecord = serde_json::from_slice(data).ok()?;
+    let mut record: crate::link::record::WrapRecord = serde_json::from_slice(data).ok()?;
     record.name = name.to_string();
     let mut out = Vec::new();
     leb(&mut out, section.len() as u32);
@@ -150,7 +150,7 @@ mod tests {
             ("callbacks".to_string(), "proxy_on_log".to_string()),
             ("configuration".to_string(), String::new()),
         ];
-        let store = crate::providers::config_store("0.2.0-rc.1", &entries).unwrap();
+        let store = crate::link::providers::config_store("0.2.0-rc.1", &entries).unwrap();
         let renamed = renamed_store(&store, "new")
             .unwrap()
             .expect("the driver's store");
@@ -158,7 +158,7 @@ mod tests {
             .unwrap()
             .expect("still a store");
         assert_ne!(renamed, again);
-        let plain = crate::providers::config_store("0.2.0-rc.1", &entries[1..]).unwrap();
+        let plain = crate::link::providers::config_store("0.2.0-rc.1", &entries[1..]).unwrap();
         assert!(
             renamed_store(&plain, "x").unwrap().is_none(),
             "no `name`: not the driver's"

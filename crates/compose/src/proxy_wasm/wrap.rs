@@ -7,11 +7,11 @@
 
 use super::hostcalls::{self, UNIMPLEMENTED};
 use super::{LegacyModule, adapter, read};
-use crate::builtins;
-use crate::compose::Graph;
 use crate::error::Error;
-use crate::providers;
-use crate::record::{self, WrapRecord};
+use crate::link::Graph;
+use crate::link::builtins;
+use crate::link::providers;
+use crate::link::record::{self, WrapRecord};
 use wasmparser::Parser;
 
 /// How to wrap: what Envoy would pass the plugin.

@@ -9,10 +9,10 @@
 //!                                              manifest sha256:<hex>
 //! ```
 
+use crate::oci::registry::OciRef;
+use crate::oci::signing::Signature;
 use crate::output::write_atomically;
-use crate::registry::OciRef;
 use crate::resolve::digest;
-use crate::signing::Signature;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 

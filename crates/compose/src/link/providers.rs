@@ -12,15 +12,24 @@ use wit_parser::{Resolve, SizeAlign, Type, TypeDefKind};
 /// The WASI WIT pwchain was built against (`wit/deps`), in the order their
 /// packages depend on one another.
 pub const WASI_WIT: [(&str, &str); 6] = [
-    ("clocks.wit", include_str!("../../../wit/deps/clocks.wit")),
-    ("random.wit", include_str!("../../../wit/deps/random.wit")),
+    (
+        "clocks.wit",
+        include_str!("../../../../wit/deps/clocks.wit"),
+    ),
+    (
+        "random.wit",
+        include_str!("../../../../wit/deps/random.wit"),
+    ),
     (
         "filesystem.wit",
-        include_str!("../../../wit/deps/filesystem.wit"),
+        include_str!("../../../../wit/deps/filesystem.wit"),
     ),
-    ("sockets.wit", include_str!("../../../wit/deps/sockets.wit")),
-    ("cli.wit", include_str!("../../../wit/deps/cli.wit")),
-    ("http.wit", include_str!("../../../wit/deps/http.wit")),
+    (
+        "sockets.wit",
+        include_str!("../../../../wit/deps/sockets.wit"),
+    ),
+    ("cli.wit", include_str!("../../../../wit/deps/cli.wit")),
+    ("http.wit", include_str!("../../../../wit/deps/http.wit")),
 ];
 
 /// A component exporting `wasi:config/store@{version}` whose `get` and

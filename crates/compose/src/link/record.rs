@@ -38,14 +38,14 @@ pub struct StageRecord {
     pub config: Vec<String>,
     /// Where its side calls may go.
     #[serde(default)]
-    pub side_calls: crate::policy::SideCalls,
+    pub side_calls: crate::link::policy::SideCalls,
     /// How its `handle` is lifted, if known; a host that finds a `sync`
     /// stage gives each request an instance of its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lifted: Option<crate::Lift>,
     /// The trusted key whose signature it carried, when the chain asked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub verified: Option<crate::signing::Verified>,
+    pub verified: Option<crate::oci::signing::Verified>,
 }
 
 impl ChainRecord {
@@ -155,9 +155,9 @@ mod tests {
                 digest: "sha256:00".into(),
                 role: "middleware".into(),
                 config: vec!["greeting".into()],
-                side_calls: crate::policy::SideCalls::Deny,
+                side_calls: crate::link::policy::SideCalls::Deny,
                 lifted: Some(crate::Lift::Sync),
-                verified: Some(crate::signing::Verified {
+                verified: Some(crate::oci::signing::Verified {
                     key: "sha256:11".into(),
                     key_file: "keys/acme.pub".into(),
                     signature: "sha256:22".into(),

@@ -6,7 +6,7 @@
 //! `clusters` for `proxy_http_call`. Errors point into the YAML.
 
 use crate::error::{Error, SourceFile};
-use crate::import_yaml::{Doc, kebab, list, toml_key, toml_string};
+use crate::import::yaml::{Doc, kebab, list, toml_key, toml_string};
 use marked_yaml::Node;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -494,7 +494,7 @@ impl Doc<'_> {
                     .map_err(|e| self.error(any, format!("`{key}` is a BytesValue that is not base64: {e}"), None))?;
                 Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
             }
-            "google.protobuf.Struct" => Ok(value.map(|v| crate::import_yaml::json(v).to_string())),
+            "google.protobuf.Struct" => Ok(value.map(|v| crate::import::yaml::json(v).to_string())),
             other => Err(self.error(
                 any,
                 format!("`{key}` has type `{other}`; Envoy hands a filter a StringValue, BytesValue or Struct"),
@@ -518,7 +518,7 @@ impl Doc<'_> {
                 let status = self.str_at(direct, "status").unwrap_or("?");
                 let matched = self
                     .get(route, "match")
-                    .map_or_else(String::new, |m| crate::import_yaml::json(m).to_string());
+                    .map_or_else(String::new, |m| crate::import::yaml::json(m).to_string());
                 Some(format!(
                     "# Dropped the route {matched} (line {}): Envoy answers it itself (direct_response {status}); a chain has no routes, so such requests go to the upstream.",
                     self.line(route)

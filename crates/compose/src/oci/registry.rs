@@ -8,8 +8,8 @@
 //! `PWCHAIN_REGISTRY_USERNAME`/`_PASSWORD` or Docker's `config.json`.
 
 use crate::inspect::Inspection;
+use crate::oci::signing::Signature;
 use crate::resolve::digest;
-use crate::signing::Signature;
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::manifest::{OciDescriptor, OciImageManifest};
 use oci_client::secrets::RegistryAuth;
@@ -426,7 +426,7 @@ impl Registry {
         reference: &OciRef,
         manifest_digest: &str,
     ) -> Result<Vec<Signature>, RegistryError> {
-        let tag = reference.at_tag(&crate::signing::signature_tag(manifest_digest));
+        let tag = reference.at_tag(&crate::oci::signing::signature_tag(manifest_digest));
         let remote = remote_error(&tag);
         let auth = credentials(reference.registry());
         let client = self.client(reference.registry());
@@ -448,12 +448,12 @@ impl Registry {
             for layer in manifest
                 .layers
                 .iter()
-                .filter(|l| l.media_type == crate::signing::MEDIA_TYPE)
+                .filter(|l| l.media_type == crate::oci::signing::MEDIA_TYPE)
             {
                 let Some(signature) = layer
                     .annotations
                     .as_ref()
-                    .and_then(|a| a.get(crate::signing::ANNOTATION))
+                    .and_then(|a| a.get(crate::oci::signing::ANNOTATION))
                 else {
                     continue;
                 };
@@ -490,7 +490,7 @@ impl Registry {
         let mut all = self.signatures(reference, manifest_digest)?;
         all.retain(|s| s != signature);
         all.push(signature.clone());
-        let tag = reference.at_tag(&crate::signing::signature_tag(manifest_digest));
+        let tag = reference.at_tag(&crate::oci::signing::signature_tag(manifest_digest));
         let remote = remote_error(&tag);
         let auth = credentials(reference.registry());
         let client = self.client(reference.registry());
@@ -512,12 +512,12 @@ impl Registry {
                     .await
                     .map_err(&remote)?;
                 layers.push(OciDescriptor {
-                    media_type: crate::signing::MEDIA_TYPE.to_string(),
+                    media_type: crate::oci::signing::MEDIA_TYPE.to_string(),
                     digest: signature.layer.clone(),
                     size: signature.payload.len() as i64,
                     annotations: Some(
                         [(
-                            crate::signing::ANNOTATION.to_string(),
+                            crate::oci::signing::ANNOTATION.to_string(),
                             signature.signature.clone(),
                         )]
                         .into(),

@@ -2,8 +2,10 @@
 //! its role in a chain, its entry, its next hop, its side calls and the
 //! rest it leaves to the host.
 
+pub mod lift;
+
 use crate::error::PluginProblem;
-use crate::record::{ChainRecord, WrapRecord};
+use crate::link::record::{ChainRecord, WrapRecord};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -176,8 +178,8 @@ pub fn inspect(bytes: &[u8], path: &Path) -> Result<Inspection, PluginProblem> {
         runtime: Runtime::find(bytes),
         notes: Vec::new(),
         wasi: BTreeMap::new(),
-        chain: crate::record::read(bytes),
-        wrapped: crate::record::read_section(bytes, crate::record::WRAPPED_SECTION),
+        chain: crate::link::record::read(bytes),
+        wrapped: crate::link::record::read_section(bytes, crate::link::record::WRAPPED_SECTION),
     };
 
     for name in world.imports.keys().chain(world.exports.keys()) {
@@ -242,7 +244,7 @@ pub fn inspect(bytes: &[u8], path: &Path) -> Result<Inspection, PluginProblem> {
     inspection.lifted = inspection
         .entry
         .as_deref()
-        .and_then(|entry| crate::lift::exported_lift(bytes, entry, "handle"));
+        .and_then(|entry| crate::inspect::lift::exported_lift(bytes, entry, "handle"));
     inspection.notes = notes(&inspection);
     Ok(inspection)
 }

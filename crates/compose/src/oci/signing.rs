@@ -335,8 +335,8 @@ pub struct Signed {
 /// Signs the manifest `reference` names (a tag is resolved to the digest
 /// it points at now) and attaches the signature beside the others.
 pub fn sign_artifact(
-    registry: &crate::registry::Registry,
-    reference: &crate::registry::OciRef,
+    registry: &crate::oci::registry::Registry,
+    reference: &crate::oci::registry::OciRef,
     key: &SigningKey,
 ) -> Result<Signed, crate::Error> {
     let manifest = registry.manifest_digest(reference)?;
@@ -367,8 +367,8 @@ pub struct Checked {
 
 /// Checks that one of `keys` signed the manifest `reference` names now.
 pub fn verify_artifact(
-    registry: &crate::registry::Registry,
-    reference: &crate::registry::OciRef,
+    registry: &crate::oci::registry::Registry,
+    reference: &crate::oci::registry::OciRef,
     keys: &[PublicKey],
 ) -> Result<Checked, crate::Error> {
     let manifest = registry.manifest_digest(reference)?;

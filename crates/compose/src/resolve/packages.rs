@@ -7,7 +7,7 @@
 //! `[namespace_registries]`, then `default_registry`). Package `ns:name` lives
 //! in repository `ns/name` there.
 
-use crate::registry::{OciRef, RegistryError};
+use crate::oci::registry::{OciRef, RegistryError};
 use semver::{Version, VersionReq};
 use std::path::PathBuf;
 

@@ -4,13 +4,18 @@
 //! (side calls, clocks, cli, …) becomes an import of the composite, merged
 //! across plugins.
 
-use crate::builtins;
+pub mod builtins;
+pub mod policy;
+pub mod providers;
+pub mod record;
+pub mod wac;
+
 use crate::error::{Error, PluginProblem};
 use crate::inspect::{Inspection, Role};
+use crate::link::policy::{ImportPattern, Settings, SideCalls};
 use crate::manifest::Forwarding;
-use crate::policy::{ImportPattern, Settings, SideCalls};
-use crate::providers;
-use crate::record::{self, ChainRecord, StageRecord};
+
+use crate::link::record::{ChainRecord, StageRecord};
 use std::collections::HashMap;
 use std::path::Path;
 use wac_graph::types::Package;
@@ -29,7 +34,7 @@ pub struct Stage {
     /// Its configuration and side-call policy, from the manifest.
     pub settings: Settings,
     /// The signature a trusted key made on it, if the chain asked for one.
-    pub verified: Option<crate::signing::Verified>,
+    pub verified: Option<crate::oci::signing::Verified>,
 }
 
 /// What answers after the last plugin.
@@ -260,7 +265,10 @@ impl Chain {
         for stage in &stages {
             // Consumers are instantiated first: the stage, then each
             // provider before the one that feeds it.
-            for provider in providers(stage, self.filter_metrics)?.into_iter().rev() {
+            for provider in planned_providers(stage, self.filter_metrics)?
+                .into_iter()
+                .rev()
+            {
                 // A provider several stages name is instantiated once.
                 let instance = match nodes.get(&provider.node) {
                     Some(shared) => *shared,
@@ -428,7 +436,10 @@ pub(crate) struct Provider {
 /// proxy-wasm modules (one instance, node `legacy-shared`, for all), and
 /// the side-call policy in front of its `wasi:http/client` import. Each provider is listed before the provider
 /// that consumes it.
-pub(crate) fn providers(stage: &Stage, metrics: FilterMetrics) -> Result<Vec<Provider>, Error> {
+pub(crate) fn planned_providers(
+    stage: &Stage,
+    metrics: FilterMetrics,
+) -> Result<Vec<Provider>, Error> {
     let mut provided = Vec::new();
     if let Some(import) = config_import(&stage.info) {
         let version = import.rsplit_once('@').map_or("", |(_, v)| v);

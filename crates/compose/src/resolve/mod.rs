@@ -2,17 +2,21 @@
 //! registry artifact through the cache and the lock), digest it and inspect
 //! it.
 
-use crate::cache::{Cache, RefEntry};
-use crate::compose::{Chain, Stage, Terminal};
+pub mod cache;
+pub mod lock;
+pub mod packages;
+
 use crate::error::Error;
 use crate::inspect::inspect;
-use crate::lock::{Lock, Locked};
+use crate::link::policy::{Settings, SideCalls};
+use crate::link::{Chain, Stage, Terminal};
 use crate::manifest::{Manifest, Origin, PluginSpec, Source};
-use crate::packages::{PackageSpec, Registries, select};
-use crate::policy::{Settings, SideCalls};
+use crate::oci::registry::{OciRef, Registry, RegistryError};
+use crate::oci::signing::{self, PublicKey, Verified};
 use crate::proxy_wasm::WrapOptions;
-use crate::registry::{OciRef, Registry, RegistryError};
-use crate::signing::{self, PublicKey, Verified};
+use crate::resolve::cache::{Cache, RefEntry};
+use crate::resolve::lock::{Lock, Locked};
+use crate::resolve::packages::{PackageSpec, Registries, select};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -27,7 +31,7 @@ pub struct Resolver {
     locked: Lock,
     steps: Vec<Step>,
     warnings: Vec<String>,
-    progress: Option<crate::registry::Progress>,
+    progress: Option<crate::oci::registry::Progress>,
 }
 
 /// How one registry-sourced plugin was resolved: what `compose --json`
@@ -66,7 +70,7 @@ impl Resolver {
     }
 
     /// Reports registry transfers to `progress`.
-    pub fn with_progress(mut self, progress: Option<crate::registry::Progress>) -> Resolver {
+    pub fn with_progress(mut self, progress: Option<crate::oci::registry::Progress>) -> Resolver {
         self.progress = progress;
         self
     }
@@ -304,7 +308,7 @@ fn settle(
     resolver: &mut Resolver,
 ) -> Result<Stage, Error> {
     if let Some(span) = &spec.config_span
-        && crate::compose::config_import(&stage.info).is_none()
+        && crate::link::config_import(&stage.info).is_none()
     {
         return Err(Error::Plugin {
             plugin: spec.name.clone(),
@@ -409,9 +413,9 @@ fn load_stage(
             wrapped.bytes
         }
         // A component `pwchain wrap` made logs under the plugin's name here.
-        None => match crate::record::read_section::<crate::record::WrapRecord>(
+        None => match crate::link::record::read_section::<crate::link::record::WrapRecord>(
             &bytes,
-            crate::record::WRAPPED_SECTION,
+            crate::link::record::WRAPPED_SECTION,
         ) {
             Some(record) if record.name != spec.name => {
                 crate::proxy_wasm::rename(&bytes, &spec.name)

@@ -8,7 +8,7 @@
 //! `TrafficExtension` is refused.
 
 use crate::error::{Error, SourceFile};
-use crate::import_yaml::{Doc, json, kebab, toml_string};
+use crate::import::yaml::{Doc, json, kebab, toml_string};
 use std::fmt::Write as _;
 use std::path::Path;
 

@@ -5,9 +5,9 @@
 //! checks what serde cannot (one source per plugin, unique names, a sane
 //! `[origin]`) and builds types in which those mistakes cannot be expressed.
 
-use crate::compose::FilterMetrics;
 use crate::error::{Error, SourceFile};
-use crate::policy::{AuthorityPattern, ImportPattern, Settings, SideCalls};
+use crate::link::FilterMetrics;
+use crate::link::policy::{AuthorityPattern, ImportPattern, Settings, SideCalls};
 use pwchain_forwarding::Upstream;
 use serde::Deserialize;
 use std::ops::Range;

@@ -3,9 +3,9 @@
 //! whose packages come from `--dep` flags, a deps directory, or pwchain's
 //! built-ins.
 
-use crate::builtins;
-use crate::compose::{Chain, package_name};
 use crate::error::{Error, SourceFile};
+use crate::link::builtins;
+use crate::link::{Chain, package_name};
 use indexmap::IndexMap;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -89,7 +89,7 @@ impl Chain {
         let mut declared = std::collections::HashSet::new();
         let mut body = String::new();
         for (i, stage) in stages.iter().enumerate().rev() {
-            let providers = crate::compose::providers(stage, self.filter_metrics)?;
+            let providers = crate::link::planned_providers(stage, self.filter_metrics)?;
             for provider in &providers {
                 // A provider several stages name is declared once.
                 if !declared.insert(provider.node.clone()) {
@@ -160,7 +160,7 @@ impl Chain {
             "// wac compose {} CHAIN.wac -o chain.wasm",
             flags.join(" ")
         );
-        if matches!(self.terminal, crate::compose::Terminal::Forward(_)) {
+        if matches!(self.terminal, crate::link::Terminal::Forward(_)) {
             let _ = writeln!(
                 wac,
                 "// `{}` is built into pwchain (`pwchain compose` resolves it itself).",
