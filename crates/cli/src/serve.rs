@@ -83,7 +83,7 @@ pub fn serve(args: ServeArgs) -> miette::Result<ExitCode> {
             eprintln!(
                 "pwchain: admin endpoint at http://{addr}/ (/metrics, /healthz, /readyz, /chain)"
             );
-            tokio::spawn(pwchain_host::admin::serve_admin(
+            tokio::spawn(pwchain_host::observe::admin::serve_admin(
                 listener,
                 metrics.clone(),
                 async {
@@ -110,7 +110,7 @@ pub fn serve(args: ServeArgs) -> miette::Result<ExitCode> {
         .await
         .into_diagnostic()??;
         metrics.serving(chain_info(&loaded.name, &server, &loaded.bytes));
-        let mut listeners = pwchain_host::lanes::bind(args.addr, lanes.unwrap_or(1))
+        let mut listeners = pwchain_host::serve::lanes::bind(args.addr, lanes.unwrap_or(1))
             .into_diagnostic()
             .wrap_err_with(|| format!("cannot listen on {}", args.addr))?;
         let addr = listeners[0].local_addr().into_diagnostic()?;

@@ -1,27 +1,24 @@
 //! pwchain's wasmtime side: check a composite against what `wasmtime serve`
-//! provides, and serve it over HTTP.
+//! provides ([`validate`](mod@validate), with the import sets of [`linker`]), serve it
+//! over HTTP ([`serve`]: the server, lanes, the host-provided upstream,
+//! TLS), and show an operator what it does ([`observe`]: metrics, the
+//! filters' own metrics, the admin endpoint, guest logs).
 //!
 //! The import sets are the ones `wasmtime serve` (48) links, so a composite
 //! that validates here runs there, and one that runs in `pwchain serve` runs
 //! in `wasmtime serve -Scli`.
 
-pub mod admin;
-mod filter_metrics;
-mod guest_log;
-pub mod lanes;
 pub mod linker;
-pub mod metrics;
+pub mod observe;
 pub mod serve;
 mod state;
-pub mod tls;
-pub mod upstream;
 pub mod validate;
 
 pub use linker::ImportSet;
-pub use metrics::{ChainInfo, Metrics};
+pub use observe::metrics::{ChainInfo, Metrics};
 pub use pwchain_forwarding::Upstream;
+pub use serve::tls::Tls;
 pub use serve::{ServeOptions, Server};
-pub use tls::Tls;
 pub use validate::{Validation, validate};
 
 use std::path::Path;
@@ -29,7 +26,7 @@ use std::path::Path;
 /// The wasmtime this host embeds.
 pub const WASMTIME_VERSION: &str = "48.0.8";
 
-/// An engine configured for p3 `wasi:http` services; see [`config`].
+/// An engine configured for p3 `wasi:http` services; see `config`.
 pub fn engine(compiled: Option<&Path>) -> anyhow::Result<wasmtime::Engine> {
     Ok(wasmtime::Engine::new(&config(compiled)?)?)
 }

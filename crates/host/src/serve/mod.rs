@@ -3,12 +3,15 @@
 //! wasmtime-wasi-http's `ProxyHandler`, as `wasmtime serve` does; a trap or
 //! a timeout costs the instance, never the server.
 
-use crate::guest_log::GuestLog;
+pub mod lanes;
+pub mod tls;
+pub mod upstream;
+
 use crate::linker::{ImportSet, linker};
-use crate::metrics::{Answers, Metrics};
+use crate::observe::guest_log::GuestLog;
+use crate::observe::metrics::{Answers, Metrics};
+use crate::serve::tls::Tls;
 use crate::state::{Host, http_view};
-use crate::tls::Tls;
-use crate::upstream;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
 use pwchain_forwarding::{Forwarded, Upstream};
@@ -785,7 +788,7 @@ fn serve_linker(
     if let Some(upstream) = &options.upstream {
         upstream::add_to_linker(&mut linker, Arc::new(upstream.clone()))?;
     }
-    crate::filter_metrics::add_to_linker(&mut linker, options.metrics.filters())?;
+    crate::observe::filter_metrics::add_to_linker(&mut linker, options.metrics.filters())?;
     Ok(linker)
 }
 

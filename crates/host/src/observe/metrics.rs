@@ -2,7 +2,7 @@
 //! `prometheus-client` crate), and what the admin endpoint reports about
 //! the chain being served.
 
-use crate::filter_metrics::FilterMetrics;
+use crate::observe::filter_metrics::FilterMetrics;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;

@@ -3,7 +3,7 @@
 //! text format), `/healthz` (the process answers), `/readyz` (a chain is
 //! compiled and serving), `/chain` (the served chain's record, as JSON).
 
-use crate::metrics::Metrics;
+use crate::observe::metrics::Metrics;
 use bytes::Bytes;
 use http_body_util::Full;
 use std::convert::Infallible;
