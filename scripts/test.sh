@@ -21,5 +21,5 @@ fi
 scripts/componentize-qjs.sh >/dev/null
 # The reverse-proxy rules live in the guest workspace (the terminator builds
 # them for wasm32-wasip2); their unit tests run natively here.
-cargo test --locked --manifest-path plugins/forwarding/Cargo.toml --features http "$@"
+cargo test --locked --manifest-path plugins/lib/forwarding/Cargo.toml --features http "$@"
 exec cargo test --workspace --locked "$@"

@@ -1,7 +1,7 @@
 //! What a wrapped proxy-wasm plugin costs against the native middleware
 //! that does the same: `plugins/legacy/header-filter` (adds a request
 //! header, sets a response header) wrapped by `pwchain wrap`, and
-//! `plugins/add-header` configured to add the same two headers, each in
+//! `plugins/examples/add-header` configured to add the same two headers, each in
 //! front of `echo`, beside `echo` alone. The servers are called
 //! in-process, one request at a time (CPU cost per request) and 16 at a
 //! time; the plugin's own cost is the difference from `echo` alone. Then

@@ -134,16 +134,16 @@ fn async_pass() -> Vec<u8> {
 /// Which plugin a chain repeats.
 #[derive(Clone, Copy)]
 enum Pass {
-    /// `plugins/pass`, Rust with wit-bindgen's async runtime.
+    /// `plugins/fixtures/pass`, Rust with wit-bindgen's async runtime.
     WitBindgen,
     /// [`async_pass`].
     MinimalAsync,
     /// [`sync_pass`].
     Sync,
-    /// `plugins/add-header`: rebuilds the request and the response with a
+    /// `plugins/examples/add-header`: rebuilds the request and the response with a
     /// header each, async-lifted (wit-bindgen).
     Headers,
-    /// `plugins/add-header-sync`: the same, lifted and lowered sync.
+    /// `plugins/examples/add-header-sync`: the same, lifted and lowered sync.
     HeadersSync,
 }
 

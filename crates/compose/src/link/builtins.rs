@@ -2,34 +2,34 @@
 //! toolchain. Each is built from `plugins/<name>` and committed; the test
 //! suite rebuilds them and fails if a committed copy is stale.
 
-/// The `forward` terminator (`plugins/forward`): sends the request on to its
+/// The `forward` terminator (`plugins/builtins/forward`): sends the request on to its
 /// authority through the host's `wasi:http/client`.
 pub const FORWARD: &[u8] = include_bytes!("../../builtins/forward.wasm");
 
 /// Name of the forward terminator's package in graphs and WAC documents.
 pub const FORWARD_PACKAGE: &str = "pwchain:forward";
 
-/// The side-call filter (`plugins/allow-calls`) that `side-calls = { allow =
+/// The side-call filter (`plugins/builtins/allow-calls`) that `side-calls = { allow =
 /// [...] }` puts in front of a plugin's `wasi:http/client` import.
 pub const ALLOW_CALLS: &[u8] = include_bytes!("../../builtins/allow-calls.wasm");
 
 /// Name of the side-call filter's package in graphs.
 pub const ALLOW_CALLS_PACKAGE: &str = "pwchain:allow-calls";
 
-/// The `echo` service (`plugins/echo`), which `pwchain new` writes into a
+/// The `echo` service (`plugins/builtins/echo`), which `pwchain new` writes into a
 /// new project so its example chain has something to stand in front of.
 pub const ECHO: &[u8] = include_bytes!("../../builtins/echo.wasm");
 
-/// The driver of wrapped proxy-wasm modules (`plugins/legacy-driver`):
+/// The driver of wrapped proxy-wasm modules (`plugins/builtins/legacy-driver`):
 /// the handler that calls the module's callbacks and does the awaiting.
 pub const LEGACY_DRIVER: &[u8] = include_bytes!("../../builtins/legacy-driver.wasm");
 
-/// The state of wrapped proxy-wasm modules (`plugins/legacy-state`): what
+/// The state of wrapped proxy-wasm modules (`plugins/builtins/legacy-state`): what
 /// their hostcalls read and write.
 pub const LEGACY_STATE: &[u8] = include_bytes!("../../builtins/legacy-state.wasm");
 
 /// The shared data and queues of wrapped proxy-wasm modules
-/// (`plugins/legacy-shared`): one instance for all of a chain's.
+/// (`plugins/builtins/legacy-shared`): one instance for all of a chain's.
 pub const LEGACY_SHARED: &[u8] = include_bytes!("../../builtins/legacy-shared.wasm");
 
 /// Name of the shared data and queues' package in graphs and WAC documents.

@@ -318,7 +318,7 @@ pub(crate) fn package_name(stage: &Stage) -> String {
 }
 
 /// The built-in terminator, its store holding where to send requests and
-/// how long to wait (what `plugins/forward` reads).
+/// how long to wait (what `plugins/builtins/forward` reads).
 pub(crate) fn forward_stage(forwarding: &Forwarding) -> Result<Stage, Error> {
     let mut stage = Stage::from_bytes(
         "forward",

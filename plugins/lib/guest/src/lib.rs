@@ -25,7 +25,7 @@ wit_bindgen::generate!({
             import wasi:random/insecure-seed@0.3.2;
         }
     ",
-    path: "../../wit",
+    path: "../../../wit",
     world: "pwchain:guest/imports",
     generate_all,
 });
@@ -49,7 +49,7 @@ macro_rules! bindings {
     };
     (@generate $world:literal, $($options:tt)*) => {
         wit_bindgen::generate!({
-            path: "../../wit",
+            path: "../../../wit",
             world: $world,
             $($options)*
             with: {

@@ -14,7 +14,7 @@ use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 
 wit_bindgen::generate!({
-    path: "../../wit",
+    path: "../../../wit",
     world: "pwchain:proxy/legacy-shared-store",
     generate_all,
 });

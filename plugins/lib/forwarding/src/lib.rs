@@ -1,7 +1,7 @@
 //! The reverse-proxy rules pwchain applies wherever it sends a request on
 //! to an upstream, kept in one place because three parts apply them: the
 //! manifest (checking `[origin] upstream`), the built-in forwarding
-//! terminator (a guest, `plugins/forward`), and `pwchain serve` (its
+//! terminator (a guest, `plugins/builtins/forward`), and `pwchain serve` (its
 //! `--upstream` next hop and the `x-forwarded-*` it records on the way in).
 //!
 //! The rules are those of common reverse proxies (nginx, Envoy): the

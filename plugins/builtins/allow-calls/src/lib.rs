@@ -17,7 +17,7 @@ use pwchain_guest::{ErrorCode, Request, Response};
 use wasi::config::store;
 
 wit_bindgen::generate!({
-    path: "../../wit",
+    path: "../../../wit",
     world: "pwchain:proxy/allow-calls",
     with: {
         "wasi:http/types@0.3.2": pwchain_guest::wasi::http::types,

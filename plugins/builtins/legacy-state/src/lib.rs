@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 wit_bindgen::generate!({
-    path: "../../wit",
+    path: "../../../wit",
     world: "pwchain:proxy/legacy-state",
     generate_all,
 });
