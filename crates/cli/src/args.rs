@@ -1,6 +1,7 @@
 //! The command line, as clap sees it.
 
 use clap::{Args, Parser, Subcommand};
+use pwchain_host::serve::defaults;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -501,13 +502,13 @@ pub struct ServeArgs {
     pub env: Vec<(String, String)>,
 
     /// Requests one instance serves before it is replaced.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = defaults::MAX_INSTANCE_REUSE)]
     pub max_instance_reuse: usize,
 
     /// Requests one instance serves at the same time (always one when a
     /// stage is sync-lifted: such an instance is busy until `handle`
     /// returns, so each request gets its own).
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = defaults::MAX_INSTANCE_CONCURRENCY)]
     pub max_instance_concurrency: usize,
 
     /// Serve on N lanes instead of one work-stealing runtime: each lane is
@@ -520,42 +521,42 @@ pub struct ServeArgs {
     pub lanes: Option<u64>,
 
     /// Seconds a request may take before it fails with 504.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, default_value_t = defaults::REQUEST_TIMEOUT_SECS)]
     pub request_timeout: u64,
 
     /// MiB one linear memory of an instance may grow to; past it the
     /// instance traps (500) and is replaced.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = defaults::MAX_MEMORY_MIB)]
     pub max_memory: usize,
 
     /// Seconds a client may take to send a request's headers (also how
     /// long an idle keep-alive connection stays open); slower clients are
     /// disconnected, so they cannot hold the server's descriptors.
-    #[arg(long, value_name = "SECONDS", default_value_t = 10,
+    #[arg(long, value_name = "SECONDS", default_value_t = defaults::HEADER_TIMEOUT_SECS,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub header_timeout: u64,
 
     /// Connections served at once; past it new ones wait in the kernel's
     /// backlog until one closes.
-    #[arg(long, value_name = "N", default_value_t = 4096,
+    #[arg(long, value_name = "N", default_value_t = defaults::MAX_CONNECTIONS,
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_connections: u64,
 
     /// Requests in the chain at once; the instance pool is sized for them.
     /// More wait their turn for `--queue-timeout`.
-    #[arg(long, value_name = "N", default_value_t = 256,
+    #[arg(long, value_name = "N", default_value_t = defaults::MAX_REQUESTS,
           value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub max_requests: u64,
 
     /// Seconds a request past `--max-requests` waits for a turn before it
     /// is answered 503 with `retry-after`.
-    #[arg(long, value_name = "SECONDS", default_value_t = 5,
+    #[arg(long, value_name = "SECONDS", default_value_t = defaults::QUEUE_TIMEOUT_SECS,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub queue_timeout: u64,
 
     /// The largest request head (request line and headers), in bytes; a
     /// larger one is answered 431 (414 for a long request line).
-    #[arg(long, value_name = "BYTES", default_value_t = 65536,
+    #[arg(long, value_name = "BYTES", default_value_t = defaults::MAX_HEADER_BYTES,
           value_parser = clap::value_parser!(u64).range(8192..=16 << 20))]
     pub max_header_bytes: u64,
 

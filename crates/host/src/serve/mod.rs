@@ -35,6 +35,32 @@ use wasmtime_wasi_http::handler::{
 };
 use wasmtime_wasi_http::p3::bindings::ServicePre;
 
+/// The defaults of [`ServeOptions`], in the units `pwchain serve`'s flags
+/// take: the one place they are written (the CLI's flags read them).
+/// wasmtime serve's p3 defaults, where it has them.
+pub mod defaults {
+    /// Requests one instance serves before it is replaced.
+    pub const MAX_INSTANCE_REUSE: usize = 128;
+    /// Requests one instance serves at the same time.
+    pub const MAX_INSTANCE_CONCURRENCY: usize = 16;
+    /// Seconds an idle instance is kept for reuse.
+    pub const IDLE_TIMEOUT_SECS: u64 = 1;
+    /// Seconds a request may take to produce a response.
+    pub const REQUEST_TIMEOUT_SECS: u64 = 60;
+    /// MiB one linear memory of an instance may grow to.
+    pub const MAX_MEMORY_MIB: usize = 256;
+    /// Seconds a client may take to send a request's headers.
+    pub const HEADER_TIMEOUT_SECS: u64 = 10;
+    /// Connections served at once.
+    pub const MAX_CONNECTIONS: u64 = 4096;
+    /// Bytes of a request head read at the most.
+    pub const MAX_HEADER_BYTES: u64 = 64 << 10;
+    /// Requests in the chain at once.
+    pub const MAX_REQUESTS: u64 = 256;
+    /// Seconds a request past `MAX_REQUESTS` waits for a turn.
+    pub const QUEUE_TIMEOUT_SECS: u64 = 5;
+}
+
 /// How the server runs instances.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
@@ -83,22 +109,21 @@ pub struct ServeOptions {
 
 impl Default for ServeOptions {
     fn default() -> Self {
-        // wasmtime serve's p3 defaults, where it has them.
         ServeOptions {
             name: "chain".into(),
             upstream: None,
             env: Vec::new(),
-            max_instance_reuse: 128,
-            max_instance_concurrency: 16,
-            idle_timeout: Duration::from_secs(1),
-            request_timeout: Duration::from_secs(60),
-            max_memory: 256 << 20,
+            max_instance_reuse: defaults::MAX_INSTANCE_REUSE,
+            max_instance_concurrency: defaults::MAX_INSTANCE_CONCURRENCY,
+            idle_timeout: Duration::from_secs(defaults::IDLE_TIMEOUT_SECS),
+            request_timeout: Duration::from_secs(defaults::REQUEST_TIMEOUT_SECS),
+            max_memory: defaults::MAX_MEMORY_MIB << 20,
             compile_cache: None,
-            header_timeout: Duration::from_secs(10),
-            max_connections: 4096,
-            max_header_bytes: 64 << 10,
-            max_requests: 256,
-            queue_timeout: Duration::from_secs(5),
+            header_timeout: Duration::from_secs(defaults::HEADER_TIMEOUT_SECS),
+            max_connections: defaults::MAX_CONNECTIONS as usize,
+            max_header_bytes: defaults::MAX_HEADER_BYTES as usize,
+            max_requests: defaults::MAX_REQUESTS as usize,
+            queue_timeout: Duration::from_secs(defaults::QUEUE_TIMEOUT_SECS),
             metrics: Metrics::default(),
             tls: None,
             lanes: 1,
