@@ -1,16 +1,15 @@
-//! `pwchain serve`: serve a chain, and swap it for a new one on `SIGHUP` or
-//! (with `--watch`) when a file it was made from changes. A new chain is
-//! composed through the same library call as `pwchain compose`, compiled
-//! off the request path, and swapped in only once it has compiled, linked
-//! and started; otherwise the old one keeps serving.
+//! `pwchain serve`: the flags become [`pwchain_host::ServeOptions`], then
+//! the chain is loaded, served, and reloaded by
+//! [`pwchain_host::serve::reload`] (on `SIGHUP`, `--watch`, `--poll`) until
+//! SIGTERM or Ctrl-C.
 
 use crate::args::ServeArgs;
 use miette::{IntoDiagnostic, WrapErr, miette};
 use pwchain_compose::pipeline;
 use pwchain_host::Server;
-use std::path::{Path, PathBuf};
+use pwchain_host::serve::reload::{Hangup, Reloads, chain_info};
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 pub fn serve(args: ServeArgs) -> miette::Result<ExitCode> {
     let resolve = args.resolve.options();
@@ -120,19 +119,19 @@ pub fn serve(args: ServeArgs) -> miette::Result<ExitCode> {
             server.digest(),
             if tls.is_some() { "https" } else { "http" }
         );
-        let reloads = Reloads {
-            server: server.clone(),
+        let mut reloads = Reloads::new(
+            server.clone(),
             metrics,
-            chain: args.chain.clone(),
-            resolve: args.resolve.options(),
-            watched: args.watch.then(|| Watched::new(loaded.inputs)),
-            tls,
-            polled: poll.map(|(every, reference)| Polled {
-                every,
-                reference,
-                seen: loaded.pulled,
-            }),
-        };
+            args.chain.clone(),
+            args.resolve.options(),
+        )
+        .with_tls(tls);
+        if args.watch {
+            reloads = reloads.watching(loaded.inputs);
+        }
+        if let Some((every, reference)) = poll {
+            reloads = reloads.polling(every, reference, loaded.pulled);
+        }
         let reloading = tokio::spawn(reloads.run(hangup));
         let served = match lanes {
             Some(_) => {
@@ -155,16 +154,6 @@ pub fn serve(args: ServeArgs) -> miette::Result<ExitCode> {
         served.map_err(|e| miette!("{e:#}"))
     })?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// What `/chain` and the `chain_info` metric say about the served chain.
-fn chain_info(name: &str, server: &Server, bytes: &[u8]) -> pwchain_host::ChainInfo {
-    pwchain_host::ChainInfo {
-        name: name.to_string(),
-        digest: server.digest(),
-        record: pwchain_compose::link::record::read(bytes)
-            .and_then(|r| serde_json::to_value(r).ok()),
-    }
 }
 
 /// SIGTERM or Ctrl-C: the graceful stop.
@@ -191,214 +180,4 @@ impl Stop {
         #[cfg(not(unix))]
         let _ = ctrl_c.await;
     }
-}
-
-/// What swaps the served chain, one reload at a time: signals and file
-/// changes that arrive during a reload are folded into the next one.
-struct Reloads {
-    server: Server,
-    metrics: pwchain_host::Metrics,
-    chain: PathBuf,
-    resolve: pipeline::Options,
-    watched: Option<Watched>,
-    /// Read again on `SIGHUP`.
-    tls: Option<pwchain_host::Tls>,
-    polled: Option<Polled>,
-}
-
-/// A registry tag followed with `--poll`.
-struct Polled {
-    every: Duration,
-    reference: String,
-    /// The manifest digest served (or last refused).
-    seen: Option<String>,
-}
-
-impl Reloads {
-    async fn run(mut self, mut hangup: Hangup) {
-        let mut tick = tokio::time::interval(Duration::from_millis(250));
-        let mut poll = tokio::time::interval(
-            self.polled
-                .as_ref()
-                .map_or(Duration::from_secs(3600), |p| p.every),
-        );
-        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            let why = tokio::select! {
-                () = hangup.next() => {
-                    self.reload_certificate();
-                    "SIGHUP"
-                }
-                _ = tick.tick(), if self.watched.is_some() => {
-                    if !self.watched.as_mut().is_some_and(Watched::changed) {
-                        continue;
-                    }
-                    // Let the writer (an editor, a build) finish first.
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    self.watched.as_mut().map(Watched::changed);
-                    "a watched file changed"
-                }
-                _ = poll.tick(), if self.polled.is_some() => {
-                    if !self.tag_moved().await {
-                        continue;
-                    }
-                    "the registry tag moved"
-                }
-            };
-            self.reload(why).await;
-        }
-    }
-
-    async fn reload(&mut self, why: &str) {
-        // This reload reads the files as they are now: changes seen so far
-        // need no reload of their own.
-        if let Some(watched) = &mut self.watched {
-            watched.changed();
-        }
-        let (chain, resolve) = (self.chain.clone(), self.resolve.clone());
-        let loaded =
-            match tokio::task::spawn_blocking(move || pipeline::load(&chain, &resolve)).await {
-                Ok(loaded) => loaded.map_err(|e| format!("{:?}", miette::Report::new(e))),
-                Err(e) => Err(e.to_string()),
-            };
-        let loaded = match loaded {
-            Ok(loaded) => loaded,
-            Err(e) => return self.refused(why, &e),
-        };
-        if let Some(composed) = &loaded.composed {
-            crate::warn(&composed.warnings);
-        }
-        if let Some(watched) = &mut self.watched {
-            watched.watch(loaded.inputs);
-        }
-        let bytes = loaded.bytes;
-        match self.server.prepare(bytes.clone()).await {
-            Ok(prepared) => {
-                let new = prepared.digest().to_string();
-                let old = self.server.swap(prepared);
-                self.metrics.reloaded(true);
-                self.metrics
-                    .serving(chain_info(&loaded.name, &self.server, &bytes));
-                tracing::info!(
-                    old = %old,
-                    new = %new,
-                    "reloaded `{}` ({why})",
-                    self.chain.display()
-                );
-            }
-            Err(e) => self.refused(why, &format!("{e:#}")),
-        }
-    }
-
-    /// Whether the polled tag points somewhere new (remembered, so a
-    /// refused chain is not tried again until the tag moves again).
-    async fn tag_moved(&mut self) -> bool {
-        let Some(polled) = &mut self.polled else {
-            return false;
-        };
-        let reference = polled.reference.clone();
-        let now =
-            match tokio::task::spawn_blocking(move || pipeline::current_digest(&reference)).await {
-                Ok(Ok(digest)) => digest,
-                Ok(Err(e)) => {
-                    tracing::warn!("cannot ask the registry about {}: {e}", polled.reference);
-                    return false;
-                }
-                Err(_) => return false,
-            };
-        if polled.seen.as_deref() == Some(now.as_str()) {
-            return false;
-        }
-        polled.seen = Some(now);
-        true
-    }
-
-    fn reload_certificate(&self) {
-        let Some(tls) = &self.tls else { return };
-        match tls.reload() {
-            Ok(()) => tracing::info!("reloaded the TLS certificate and key ({tls:?})"),
-            Err(e) => tracing::error!("kept the old TLS certificate: {e}"),
-        }
-    }
-
-    fn refused(&self, why: &str, error: &str) {
-        self.metrics.reloaded(false);
-        tracing::error!(
-            "reload of `{}` ({why}) refused, still serving {}: {error}",
-            self.chain.display(),
-            self.server.digest()
-        );
-    }
-}
-
-/// Resolves at each SIGHUP (never where there are no signals). Signals
-/// that arrive while a reload runs are kept, as one.
-struct Hangup {
-    #[cfg(unix)]
-    signal: Option<tokio::signal::unix::Signal>,
-}
-
-impl Hangup {
-    fn listen() -> Hangup {
-        #[cfg(unix)]
-        let signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-            .inspect_err(|e| {
-                tracing::warn!("cannot listen for SIGHUP ({e}); reloading on it is off")
-            })
-            .ok();
-        Hangup {
-            #[cfg(unix)]
-            signal,
-        }
-    }
-
-    async fn next(&mut self) {
-        #[cfg(unix)]
-        if let Some(signal) = &mut self.signal
-            && signal.recv().await.is_some()
-        {
-            return;
-        }
-        std::future::pending().await
-    }
-}
-
-/// The files a chain was made from, and what they looked like when last
-/// looked at (modification time and size; `None`: missing).
-struct Watched {
-    files: Vec<(PathBuf, Option<(SystemTime, u64)>)>,
-}
-
-impl Watched {
-    fn new(files: Vec<PathBuf>) -> Watched {
-        let mut watched = Watched { files: Vec::new() };
-        watched.watch(files);
-        watched
-    }
-
-    fn watch(&mut self, files: Vec<PathBuf>) {
-        self.files = files
-            .into_iter()
-            .map(|path| {
-                let seen = stamp(&path);
-                (path, seen)
-            })
-            .collect();
-    }
-
-    /// Whether any file changed since the last look (and remembers now).
-    fn changed(&mut self) -> bool {
-        let mut changed = false;
-        for (path, seen) in &mut self.files {
-            let now = stamp(path);
-            changed |= now != *seen;
-            *seen = now;
-        }
-        changed
-    }
-}
-
-fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
-    let meta = std::fs::metadata(path).ok()?;
-    Some((meta.modified().ok()?, meta.len()))
 }

@@ -4,6 +4,7 @@
 //! a timeout costs the instance, never the server.
 
 pub mod lanes;
+pub mod reload;
 pub mod tls;
 pub mod upstream;
 
