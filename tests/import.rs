@@ -363,6 +363,32 @@ fn wasm_plugin(name: &str, reference: &str, extra: &str) -> String {
     )
 }
 
+/// `pwchain import istio FILES… --upstream WEB -o chain.toml`, asserting
+/// success; the chain's text.
+fn import_istio(ws: &Workspace, files: &[&Path], web: &Peer) -> String {
+    let mut args = vec!["import".to_string(), "istio".into()];
+    args.extend(files.iter().map(|f| f.display().to_string()));
+    args.extend([
+        "--upstream".into(),
+        format!("http://{}", web.addr),
+        "-o".into(),
+        ws.path("chain.toml").display().to_string(),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let output = run(&args);
+    assert!(output.status.success(), "{}", stderr(&output));
+    std::fs::read_to_string(ws.path("chain.toml")).unwrap()
+}
+
+/// The names of a chain's `[chain]` and plugins, in order.
+fn plugin_order(chain: &str) -> Vec<&str> {
+    chain
+        .lines()
+        .filter_map(|l| l.strip_prefix("name = \""))
+        .map(|l| l.trim_end_matches('"'))
+        .collect()
+}
+
 #[test]
 fn istio_wasm_plugins_import_in_istio_order_from_a_registry() {
     let registry = crate::support::TestRegistry::start();
@@ -423,25 +449,9 @@ fn istio_wasm_plugins_import_in_istio_order_from_a_registry() {
         ),
     );
     let web = Peer::replying(Reply::Echo);
-    let output = run(&[
-        "import",
-        "istio",
-        first.to_str().unwrap(),
-        second.to_str().unwrap(),
-        "--upstream",
-        &format!("http://{}", web.addr),
-        "-o",
-        ws.path("chain.toml").to_str().unwrap(),
-    ]);
-    assert!(output.status.success(), "{}", stderr(&output));
-    let chain = std::fs::read_to_string(ws.path("chain.toml")).unwrap();
-    let order: Vec<&str> = chain
-        .lines()
-        .filter_map(|l| l.strip_prefix("name = \""))
-        .map(|l| l.trim_end_matches('"'))
-        .collect();
+    let chain = import_istio(&ws, &[&first, &second], &web);
     assert_eq!(
-        order,
+        plugin_order(&chain),
         [
             "istio",
             "tag-authn-high",
@@ -551,24 +561,9 @@ fn istio_traffic_extensions_import_beside_wasm_plugins_and_lua_is_refused() {
         ),
     );
     let web = Peer::replying(Reply::Echo);
-    let output = run(&[
-        "import",
-        "istio",
-        file.to_str().unwrap(),
-        "--upstream",
-        &format!("http://{}", web.addr),
-        "-o",
-        ws.path("chain.toml").to_str().unwrap(),
-    ]);
-    assert!(output.status.success(), "{}", stderr(&output));
-    let chain = std::fs::read_to_string(ws.path("chain.toml")).unwrap();
-    let order: Vec<&str> = chain
-        .lines()
-        .filter_map(|l| l.strip_prefix("name = \""))
-        .map(|l| l.trim_end_matches('"'))
-        .collect();
+    let chain = import_istio(&ws, &[&file], &web);
     assert_eq!(
-        order,
+        plugin_order(&chain),
         ["istio", "tag-authn", "add-header", "tag-stats"],
         "{chain}"
     );

@@ -351,10 +351,11 @@ impl Stream {
                     match side_call(&call, self.setup.max_body).await {
                         Ok(answer) => answer,
                         Err(e) => {
-                            eprintln!(
-                                "proxy_http_call to {} failed: {e:?}",
+                            let line = format!(
+                                "proxy_http_call to {} failed: {e:?}\n",
                                 String::from_utf8_lossy(&call.upstream)
                             );
+                            eprint!("{line}");
                             (0, Vec::new(), Vec::new(), Vec::new())
                         }
                     };
@@ -425,11 +426,13 @@ impl Stream {
             }
             if held.len() > self.setup.max_body {
                 let (code, reason) = phase.too_large();
-                eprintln!(
-                    "{code} {reason}: the {} body passed the plugin's buffer limit ({} bytes)",
+                // One write, so that the line reaches the log whole.
+                let line = format!(
+                    "{code} {reason}: the {} body passed the plugin's buffer limit ({} bytes)\n",
                     phase.name(),
                     self.setup.max_body
                 );
+                eprint!("{line}");
                 // Envoy's reply: the reason phrase alone.
                 return Next::Answer(LocalResponse {
                     status: code.into(),
