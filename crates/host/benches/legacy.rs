@@ -1,5 +1,5 @@
 //! What a wrapped proxy-wasm plugin costs against the native middleware
-//! that does the same: `plugins/legacy/header-filter` (adds a request
+//! that does the same: `plugins/fixtures/legacy/header-filter` (adds a request
 //! header, sets a response header) wrapped by `pwchain wrap`, and
 //! `plugins/examples/add-header` configured to add the same two headers, each in
 //! front of `echo`, beside `echo` alone. The servers are called
@@ -36,7 +36,7 @@ fn main() {
         .find_map(|a| a.parse().ok())
         .unwrap_or(3.0);
     let dist = built("plugins/build.sh", "plugins/dist");
-    let legacy = built("plugins/legacy/build.sh", "plugins/dist/legacy");
+    let legacy = built("plugins/fixtures/legacy/build.sh", "plugins/dist/legacy");
     let read = |path: &Path| std::fs::read(path).expect("read a plugin");
     let echo = stage("echo", read(&dist.join("echo.wasm")));
 
