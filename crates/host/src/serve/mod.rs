@@ -3,26 +3,30 @@
 //! wasmtime-wasi-http's `ProxyHandler`, as `wasmtime serve` does; a trap or
 //! a timeout costs the instance, never the server.
 
+mod engine;
 pub mod lanes;
+mod options;
 pub mod reload;
 pub mod tls;
 pub mod upstream;
 
-use crate::linker::{ImportSet, linker};
+use engine::{Engines, EpochTicker, pooled_pre, serve_linker};
+pub use options::{ServeOptions, defaults};
+
 use crate::observe::guest_log::GuestLog;
 use crate::observe::metrics::{Answers, Metrics};
 use crate::serve::tls::Tls;
 use crate::state::{Host, http_view};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
-use pwchain_forwarding::{Forwarded, Upstream};
+use pwchain_forwarding::Forwarded;
 use sha2::Digest;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
@@ -35,102 +39,6 @@ use wasmtime_wasi_http::handler::{
     WorkerExpiration, WorkerState, WorkerStatus,
 };
 use wasmtime_wasi_http::p3::bindings::ServicePre;
-
-/// The defaults of [`ServeOptions`], in the units `pwchain serve`'s flags
-/// take: the one place they are written (the CLI's flags read them).
-/// wasmtime serve's p3 defaults, where it has them.
-pub mod defaults {
-    /// Requests one instance serves before it is replaced.
-    pub const MAX_INSTANCE_REUSE: usize = 128;
-    /// Requests one instance serves at the same time.
-    pub const MAX_INSTANCE_CONCURRENCY: usize = 16;
-    /// Seconds an idle instance is kept for reuse.
-    pub const IDLE_TIMEOUT_SECS: u64 = 1;
-    /// Seconds a request may take to produce a response.
-    pub const REQUEST_TIMEOUT_SECS: u64 = 60;
-    /// MiB one linear memory of an instance may grow to.
-    pub const MAX_MEMORY_MIB: usize = 256;
-    /// Seconds a client may take to send a request's headers.
-    pub const HEADER_TIMEOUT_SECS: u64 = 10;
-    /// Connections served at once.
-    pub const MAX_CONNECTIONS: u64 = 4096;
-    /// Bytes of a request head read at the most.
-    pub const MAX_HEADER_BYTES: u64 = 64 << 10;
-    /// Requests in the chain at once.
-    pub const MAX_REQUESTS: u64 = 256;
-    /// Seconds a request past `MAX_REQUESTS` waits for a turn.
-    pub const QUEUE_TIMEOUT_SECS: u64 = 5;
-}
-
-/// How the server runs instances.
-#[derive(Debug, Clone)]
-pub struct ServeOptions {
-    /// Prefixes the guests' output and names the chain in logs.
-    pub name: String,
-    /// Where the next hop goes when the chain leaves it to the host.
-    pub upstream: Option<Upstream>,
-    /// Environment variables every instance sees.
-    pub env: Vec<(String, String)>,
-    /// Requests one instance serves before it is replaced.
-    pub max_instance_reuse: usize,
-    /// Requests one instance serves at the same time.
-    pub max_instance_concurrency: usize,
-    /// How long an idle instance is kept for reuse.
-    pub idle_timeout: Duration,
-    /// How long a request may take to produce a response.
-    pub request_timeout: Duration,
-    /// Bytes one linear memory of an instance may grow to.
-    pub max_memory: usize,
-    /// wasmtime's compilation cache (none: compile every time).
-    pub compile_cache: Option<std::path::PathBuf>,
-    /// How long a client may take to send a request's headers; a slower
-    /// (or idle keep-alive) connection is closed, so slow clients cannot
-    /// hold descriptors forever.
-    pub header_timeout: Duration,
-    /// Connections served at once; past it the server stops accepting
-    /// (new clients wait in the kernel's backlog) until one closes.
-    pub max_connections: usize,
-    /// The largest request head (request line and headers) read; a larger
-    /// one is answered 431 (or 414 for a long request line).
-    pub max_header_bytes: usize,
-    /// Requests in the chain at once; the instance pool is sized for them.
-    pub max_requests: usize,
-    /// How long a request past `max_requests` waits for a turn before it
-    /// is answered 503 with `retry-after`.
-    pub queue_timeout: Duration,
-    /// Where requests, instances, failures and reloads are counted.
-    pub metrics: Metrics,
-    /// Serve HTTPS with this certificate (HTTP/2 and HTTP/1.1 by ALPN).
-    pub tls: Option<Tls>,
-    /// Lanes: threads that each run their own event loop and instances of
-    /// the chain, so that a request never crosses threads (see
-    /// [`Server::run_lanes`]). [`Server::run`] serves on lane 0.
-    pub lanes: usize,
-}
-
-impl Default for ServeOptions {
-    fn default() -> Self {
-        ServeOptions {
-            name: "chain".into(),
-            upstream: None,
-            env: Vec::new(),
-            max_instance_reuse: defaults::MAX_INSTANCE_REUSE,
-            max_instance_concurrency: defaults::MAX_INSTANCE_CONCURRENCY,
-            idle_timeout: Duration::from_secs(defaults::IDLE_TIMEOUT_SECS),
-            request_timeout: Duration::from_secs(defaults::REQUEST_TIMEOUT_SECS),
-            max_memory: defaults::MAX_MEMORY_MIB << 20,
-            compile_cache: None,
-            header_timeout: Duration::from_secs(defaults::HEADER_TIMEOUT_SECS),
-            max_connections: defaults::MAX_CONNECTIONS as usize,
-            max_header_bytes: defaults::MAX_HEADER_BYTES as usize,
-            max_requests: defaults::MAX_REQUESTS as usize,
-            queue_timeout: Duration::from_secs(defaults::QUEUE_TIMEOUT_SECS),
-            metrics: Metrics::default(),
-            tls: None,
-            lanes: 1,
-        }
-    }
-}
 
 type Body = UnsyncBoxBody<Bytes, wasmtime_wasi_http::Error>;
 
@@ -711,162 +619,6 @@ fn text(status: u16, body: &'static str) -> hyper::Response<Body> {
     *response.status_mut() =
         http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
     response
-}
-
-/// The engines `serve` uses, both with epoch interruption for timeouts:
-/// one with a pooling allocator sized for as many chain instances as fit
-/// [`MAX_POOLED_MEMORIES`] (up to `max_requests`; instances come from it
-/// while it has room, which is what makes creating and reusing them cheap),
-/// and one that allocates on demand, for a burst that outgrows the pool (a
-/// burst may start one chain instance per admitted request before any is
-/// ready for reuse) or a chain too big to pool. A request never fails for
-/// want of a pool slot.
-struct Engines {
-    pooled: Option<Engine>,
-    on_demand: Engine,
-}
-
-/// The most linear memories a pool reserves address space for (each
-/// reserves gigabytes).
-const MAX_POOLED_MEMORIES: u32 = 2048;
-
-impl Engines {
-    fn new(component: &[u8], options: &ServeOptions) -> anyhow::Result<Engines> {
-        let mut config = crate::config(options.compile_cache.as_deref())?;
-        config.epoch_interruption(true);
-        let on_demand = Engine::new(&config)?;
-        let per_chain = PerChain::count(component);
-        let fit = MAX_POOLED_MEMORIES / per_chain.core_instances.max(1);
-        let chains = u32::try_from(options.max_requests + 2)
-            .unwrap_or(u32::MAX)
-            .min(fit);
-        if chains == 0 {
-            tracing::info!(
-                "allocating instances on demand: a chain with {} core instances is too big to pool",
-                per_chain.core_instances
-            );
-            return Ok(Engines {
-                pooled: None,
-                on_demand,
-            });
-        }
-        let mut pool = wasmtime::PoolingAllocationConfig::default();
-        let slots = |each: u32| each.saturating_mul(chains).max(1);
-        pool.total_component_instances(slots(per_chain.components))
-            .total_core_instances(slots(per_chain.core_instances))
-            .total_memories(slots(per_chain.core_instances))
-            .total_tables(slots(per_chain.core_instances))
-            // A request holds at most one fiber per component it passes
-            // through, and `max_requests` are in the chain at once.
-            .total_stacks(
-                u32::try_from(options.max_requests)
-                    .unwrap_or(u32::MAX)
-                    .saturating_mul(per_chain.components + 1)
-                    .max(1000),
-            );
-        config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
-        let pooled = match Engine::new(&config) {
-            Ok(engine) => Some(engine),
-            Err(e) => {
-                tracing::warn!(
-                    "pooling allocator unavailable ({e}); allocating instances on demand"
-                );
-                None
-            }
-        };
-        tracing::debug!("pooling {chains} chain instances; more are allocated on demand");
-        Ok(Engines { pooled, on_demand })
-    }
-
-    fn all(&self) -> Vec<Engine> {
-        self.pooled
-            .iter()
-            .chain([&self.on_demand])
-            .cloned()
-            .collect()
-    }
-}
-
-/// `component`, compiled for the on-demand engine, linked for the pooled
-/// one: the two engines differ only in how they allocate instances, so the
-/// machine code is shared through serialization instead of compiling twice.
-fn pooled_pre(
-    engine: &Engine,
-    component: &Component,
-    options: &ServeOptions,
-) -> anyhow::Result<ServicePre<Host>> {
-    let bytes = component.serialize()?;
-    // SAFETY: the bytes were serialized just now, in this process, by an
-    // engine with the same compilation settings.
-    let component = unsafe { Component::deserialize(engine, bytes)? };
-    let linker = serve_linker(engine, options)?;
-    Ok(ServicePre::new(linker.instantiate_pre(&component)?)?)
-}
-
-/// What `serve` links: `wasmtime serve -Scli`'s imports, the next hop when
-/// an upstream is set, and the filters' metrics (for chains composed with
-/// `filter-metrics = "host"`).
-fn serve_linker(
-    engine: &Engine,
-    options: &ServeOptions,
-) -> anyhow::Result<wasmtime::component::Linker<Host>> {
-    let mut linker = linker(engine, ImportSet::ServeCli)?;
-    if let Some(upstream) = &options.upstream {
-        upstream::add_to_linker(&mut linker, Arc::new(upstream.clone()))?;
-    }
-    crate::observe::filter_metrics::add_to_linker(&mut linker, options.metrics.filters())?;
-    Ok(linker)
-}
-
-/// What one instance of a composite holds: components and core instances
-/// (each core instance has at most one memory and one table of its own).
-struct PerChain {
-    components: u32,
-    core_instances: u32,
-}
-
-impl PerChain {
-    fn count(component: &[u8]) -> PerChain {
-        let mut per = PerChain {
-            components: 1,
-            core_instances: 0,
-        };
-        for payload in wasmparser::Parser::new(0).parse_all(component).flatten() {
-            match payload {
-                wasmparser::Payload::InstanceSection(s) => per.core_instances += s.count(),
-                wasmparser::Payload::ComponentInstanceSection(s) => per.components += s.count(),
-                _ => {}
-            }
-        }
-        per
-    }
-}
-
-/// Advances the engines' epochs every [`EPOCH_TICK`] while it lives.
-struct EpochTicker {
-    stop: Arc<AtomicBool>,
-}
-
-impl EpochTicker {
-    fn start(engines: Vec<Engine>) -> EpochTicker {
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopped = stop.clone();
-        std::thread::spawn(move || {
-            while !stopped.load(Ordering::Relaxed) {
-                std::thread::sleep(EPOCH_TICK);
-                for engine in &engines {
-                    engine.increment_epoch();
-                }
-            }
-        });
-        EpochTicker { stop }
-    }
-}
-
-impl Drop for EpochTicker {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
 }
 
 impl Chain {
