@@ -7,7 +7,7 @@ mod engine;
 pub mod lanes;
 mod worker;
 
-use worker::{Chain, Lane, instance_concurrency};
+use worker::{Instances, Lane, instance_concurrency};
 mod options;
 pub mod reload;
 pub mod tls;
@@ -62,7 +62,7 @@ pub struct Server {
 
 /// One compiled composite and its instances.
 struct Generation {
-    chain: Arc<Chain>,
+    chain: Arc<Instances>,
     /// One handler (its own instances and queue) per lane.
     lanes: Vec<ProxyHandler<Lane>>,
     /// `sha256:…` of the composite's bytes.
@@ -365,7 +365,7 @@ impl Generation {
             None => None,
         };
         let ticker = EpochTicker::start(engines.all());
-        let chain = Arc::new(Chain {
+        let chain = Arc::new(Instances {
             pooled,
             on_demand: pre,
             overflow: std::sync::Mutex::new(RateLimited::new(Duration::from_secs(5))),

@@ -21,7 +21,7 @@ use wasmtime_wasi_http::handler::{
 use wasmtime_wasi_http::p3::bindings::ServicePre;
 
 /// The instances of one compiled chain, and how they are made.
-pub(super) struct Chain {
+pub(super) struct Instances {
     /// Instances from the pool (fast to create and to reuse), while it has
     /// room.
     pub(super) pooled: Option<ServicePre<Host>>,
@@ -69,7 +69,7 @@ pub(super) fn instance_concurrency(
     }
 }
 
-impl Chain {
+impl Instances {
     /// A store for one chain instance: its WASI context, memory limit and
     /// epoch deadline.
     pub(super) fn store(&self, engine: &Engine) -> Store<Host> {
@@ -103,7 +103,7 @@ impl Chain {
 
 /// The chain as one lane's handler sees it: its workers are spawned on,
 /// and stay on, the lane's own runtime.
-pub(super) struct Lane(pub(super) Arc<Chain>);
+pub(super) struct Lane(pub(super) Arc<Instances>);
 
 impl HandlerState for Lane {
     type StoreData = Host;
@@ -115,7 +115,7 @@ impl HandlerState for Lane {
     }
 }
 
-impl Chain {
+impl Instances {
     /// A new instance of the chain, from the pool while it has room.
     pub(super) async fn instance(&self) -> wasmtime::Result<Instance<Host, Expiry, Worker>> {
         let (store, instance) = match &self.pooled {
