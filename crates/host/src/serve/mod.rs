@@ -7,9 +7,11 @@ mod engine;
 pub mod lanes;
 mod worker;
 
+use rewrite::as_reverse_proxy;
 use worker::{Instances, Lane, instance_concurrency};
 mod options;
 pub mod reload;
+mod rewrite;
 pub mod tls;
 pub mod upstream;
 
@@ -20,7 +22,6 @@ use crate::observe::metrics::{Answers, Metrics};
 use crate::serve::tls::Tls;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
-use pwchain_forwarding::Forwarded;
 use sha2::Digest;
 use std::convert::Infallible;
 use std::future::Future;
@@ -481,51 +482,6 @@ fn failure_status(error: &wasmtime::Error) -> (u16, &'static str) {
         ) => (502, "502 Bad Gateway: the upstream could not be reached\n"),
         _ => (500, "500 Internal Server Error: the chain failed\n"),
     }
-}
-
-/// Prepares an incoming request as a reverse proxy would: wasi:http gives a
-/// guest the request's authority but not its `Host` header (a forbidden
-/// header), so an origin-form request gets its authority from `Host`, and
-/// `scheme` (https when the server holds the certificate). The client's
-/// address, which no guest can learn otherwise, is appended to
-/// `x-forwarded-for`. `x-forwarded-host` and `-proto` are left to the hop
-/// that replaces the authority (`--upstream`, the `forward` terminator):
-/// until then the request's own authority and scheme say the same, and
-/// every plugin that copies the headers would carry them for nothing
-/// (the two were a tenth of the instructions of a request to the bare
-/// `echo` service, measured under callgrind).
-fn as_reverse_proxy(
-    mut request: http::Request<Body>,
-    peer: SocketAddr,
-    scheme: http::uri::Scheme,
-) -> http::Request<Body> {
-    Forwarded {
-        client: Some(&peer.ip().to_string()),
-        host: None,
-        proto: None,
-    }
-    .record(request.headers_mut());
-    if request.uri().authority().is_some() {
-        return request;
-    }
-    // The path is kept as parsed; only the scheme and authority are added.
-    let Some(authority) = request
-        .headers()
-        .get(http::header::HOST)
-        .and_then(|host| http::uri::Authority::try_from(host.as_bytes()).ok())
-    else {
-        return request;
-    };
-    let mut parts = request.uri().clone().into_parts();
-    parts.scheme = Some(scheme);
-    parts.authority = Some(authority);
-    if parts.path_and_query.is_none() {
-        parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
-    }
-    if let Ok(uri) = http::Uri::from_parts(parts) {
-        *request.uri_mut() = uri;
-    }
-    request
 }
 
 /// A warning logged at most once per interval, with how many were held
