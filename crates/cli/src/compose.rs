@@ -7,12 +7,8 @@ use crate::warn;
 use miette::IntoDiagnostic;
 use miette::WrapErr;
 use miette::miette;
-use pwchain_compose::Manifest;
 use pwchain_compose::output::write_atomically;
 use pwchain_compose::pipeline;
-use pwchain_compose::resolve;
-use pwchain_compose::resolve::Resolver;
-use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::io::Write;
 use std::path::Path;
@@ -38,9 +34,7 @@ pub(crate) fn compose(args: ComposeArgs) -> miette::Result<ExitCode> {
                 "`--emit-wac` takes a TOML chain; this one is WAC already"
             ));
         }
-        let manifest = Manifest::load(&args.chain)?;
-        let (mut resolver, _) = pipeline::resolver(&args.chain, &args.resolve.options())?;
-        return emit_wac(&manifest, &mut resolver, args.output.as_deref());
+        return emit_wac(&args.chain, &args.resolve.options(), args.output.as_deref());
     }
     let options = pipeline::Options {
         wac_deps: args.deps.into_iter().collect(),
@@ -92,33 +86,18 @@ pub(crate) fn compose(args: ComposeArgs) -> miette::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Writes the chain as WAC to `output` (standard output without one or
+/// for `-`), its generated components beside it.
 fn emit_wac(
-    manifest: &Manifest,
-    resolver: &mut Resolver,
+    chain: &Path,
+    options: &pipeline::Options,
     output: Option<&Path>,
 ) -> miette::Result<ExitCode> {
-    let chain = resolve::load(manifest, resolver)?;
-    let deps: BTreeMap<String, PathBuf> = manifest
-        .plugins
-        .iter()
-        .chain(match &manifest.origin {
-            Some(pwchain_compose::Origin::Service(spec)) => Some(spec.as_ref()),
-            _ => None,
-        })
-        .filter_map(|spec| match &spec.source {
-            // A wrapped module's component is generated, not read.
-            pwchain_compose::Source::Path { .. } if spec.legacy.is_some() => None,
-            pwchain_compose::Source::Path { path, .. } => {
-                Some((format!("chain:{}", spec.name), manifest.dir().join(path)))
-            }
-            _ => None,
-        })
-        .collect();
     // Generated components go beside a WAC file: `chain.wac` → `chain.deps/`.
     let deps_dir = output
         .filter(|path| *path != Path::new("-"))
         .map(|path| path.with_extension("deps"));
-    let wac = chain.to_wac(&deps, deps_dir.as_deref())?;
+    let wac = pipeline::to_wac(chain, options, deps_dir.as_deref())?;
     if let Some(dir) = &deps_dir {
         for (package, bytes) in &wac.generated {
             let file = dir.join(format!("{}.wasm", package.replace(':', "/")));

@@ -9,6 +9,7 @@
 use crate::error::Error;
 use crate::link::Composite;
 use crate::link::record::ChainRecord;
+use crate::link::wac::Wac;
 use crate::manifest::{Manifest, Origin, Source};
 use crate::oci::registry::{OciRef, Registry};
 use crate::output::write_atomically;
@@ -153,6 +154,34 @@ fn compose_toml(path: &Path, options: &Options) -> Result<Loaded, Error> {
         inputs,
         pulled: None,
     })
+}
+
+/// The TOML chain at `path` as WAC (`--emit-wac`): the text, with its
+/// plugins read from their files as `--dep chain:NAME=PATH`, and the
+/// components pwchain generates for it, which go in `deps_dir` (beside a
+/// WAC file: `chain.wac` → `chain.deps/`; without one the text names no
+/// directory for them).
+pub fn to_wac(path: &Path, options: &Options, deps_dir: Option<&Path>) -> Result<Wac, Error> {
+    let manifest = Manifest::load(path)?;
+    let (mut resolver, _) = resolver(path, options)?;
+    let chain = crate::resolve::load(&manifest, &mut resolver)?;
+    let deps: BTreeMap<String, PathBuf> = manifest
+        .plugins
+        .iter()
+        .chain(match &manifest.origin {
+            Some(Origin::Service(spec)) => Some(spec.as_ref()),
+            _ => None,
+        })
+        .filter_map(|spec| match &spec.source {
+            // A wrapped module's component is generated, not read.
+            Source::Path { .. } if spec.legacy.is_some() => None,
+            Source::Path { path, .. } => {
+                Some((format!("chain:{}", spec.name), manifest.dir().join(path)))
+            }
+            _ => None,
+        })
+        .collect();
+    chain.to_wac(&deps, deps_dir)
 }
 
 /// The registry reference `path` spells, if it is `oci://…`.
