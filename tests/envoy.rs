@@ -421,13 +421,15 @@ fn raw(
     bytes
 }
 
+/// A GET without a body, as the tests send most requests.
+fn get(path: &str) -> Vec<u8> {
+    raw("GET", path, &[("content-length", "0")], None, false)
+}
+
 /// The requests every filter gets: a GET, a POST with a body, large
 /// headers, and a 1 MiB body streamed in chunks.
 fn common_requests(pair: &Pair) {
-    pair.same(
-        "GET",
-        &raw("GET", "/get?x=1", &[("content-length", "0")], None, false),
-    );
+    pair.same("GET", &get("/get?x=1"));
     pair.same(
         "POST",
         &raw(
@@ -470,16 +472,7 @@ fn rust_sdk_header_filter_answers_as_in_envoy() {
             return;
         };
         common_requests(&pair);
-        let denied = pair.same(
-            "local response",
-            &raw(
-                "GET",
-                "/legacy-deny",
-                &[("content-length", "0")],
-                None,
-                false,
-            ),
-        );
+        let denied = pair.same("local response", &get("/legacy-deny"));
         assert_eq!(denied.status, 403);
     }
 }
@@ -565,10 +558,7 @@ fn go_http_auth_random_answers_as_in_envoy() {
     let Some(pair) = Pair::start(&[go], "", Reply::Text("deny")) else {
         return;
     };
-    let denied = pair.same(
-        "denied",
-        &raw("GET", "/x", &[("content-length", "0")], None, false),
-    );
+    let denied = pair.same("denied", &get("/x"));
     assert_eq!(denied.status, 403);
     pair.same(
         "denied with a body",
@@ -692,10 +682,7 @@ fn envoy_bootstraps_imported_answer_as_in_envoy() {
         assert!(chain.contains(piece), "no {piece:?} in:\n{chain}");
     }
     common_requests(&pair);
-    let seen = pair.same(
-        "both tags",
-        &raw("GET", "/tags", &[("content-length", "0")], None, false),
-    );
+    let seen = pair.same("both tags", &get("/tags"));
     let tags: Vec<&str> = seen
         .upstream
         .as_ref()
@@ -706,16 +693,7 @@ fn envoy_bootstraps_imported_answer_as_in_envoy() {
         .map(|(_, v)| v.as_str())
         .collect();
     assert_eq!(tags, ["one", "two"]);
-    pair.same(
-        "a local reply",
-        &raw(
-            "GET",
-            "/legacy-deny",
-            &[("content-length", "0")],
-            None,
-            false,
-        ),
-    );
+    pair.same("a local reply", &get("/legacy-deny"));
 }
 
 /// The project's `abi-probe` alone, its calls going to cluster `upstream`
@@ -751,19 +729,16 @@ fn rust_sdk_abi_probe_answers_as_in_envoy() {
         "POST ping",
         &raw("POST", "/post", &[], Some(b"ping ping"), false),
     );
-    pair.same(
-        "call",
-        &raw("GET", "/call", &[("content-length", "0")], None, false),
-    );
+    pair.same("call", &get("/call"));
     // A trap fails its request in both, with a status of each one's own
     // (docs/proxy-wasm.md's table says which and why).
-    let trap = raw("GET", "/trap", &[("content-length", "0")], None, false);
+    let trap = get("/trap");
     assert_eq!(pair.seen(pair.envoy.addr, &trap).status, 503);
     assert_eq!(pair.seen(pair.pwchain.addr, &trap).status, 500);
     // Then Envoy's VM stays failed (its default failure policy), while
     // pwchain serves the next request from a fresh instance, as Envoy's
     // `FAIL_RELOAD` would.
-    let next = raw("GET", "/get", &[("content-length", "0")], None, false);
+    let next = get("/get");
     assert_eq!(pair.seen(pair.envoy.addr, &next).status, 503);
     assert_eq!(pair.seen(pair.pwchain.addr, &next).status, 200);
 
@@ -771,10 +746,7 @@ fn rust_sdk_abi_probe_answers_as_in_envoy() {
     let Some(pair) = probe_pair("nowhere") else {
         return;
     };
-    pair.same(
-        "a call to an unknown cluster",
-        &raw("GET", "/call", &[("content-length", "0")], None, false),
-    );
+    pair.same("a call to an unknown cluster", &get("/call"));
     let said = "dispatch failed: BadArgument";
     assert!(pair.envoy.log().contains(said), "{}", pair.envoy.log());
     assert!(pair.pwchain.log_line(said).is_some());

@@ -380,6 +380,25 @@ fn import_istio(ws: &Workspace, files: &[&Path], web: &Peer) -> String {
     std::fs::read_to_string(ws.path("chain.toml")).unwrap()
 }
 
+/// `pwchain import istio FILE -o chain.toml` fails, saying every piece of
+/// `expected`, and writes no chain.
+fn istio_import_fails(ws: &Workspace, file: &Path, expected: &[&str]) {
+    let _ = std::fs::remove_file(ws.path("chain.toml"));
+    let output = run(&[
+        "import",
+        "istio",
+        file.to_str().unwrap(),
+        "-o",
+        ws.path("chain.toml").to_str().unwrap(),
+    ]);
+    let said = stderr(&output);
+    assert!(!output.status.success(), "{said}");
+    for piece in expected {
+        assert!(said.contains(piece), "expected {piece:?} in:\n{said}");
+    }
+    assert!(!ws.path("chain.toml").exists());
+}
+
 /// The names of a chain's `[chain]` and plugins, in order.
 fn plugin_order(chain: &str) -> Vec<&str> {
     chain
@@ -502,22 +521,11 @@ fn istio_wasm_plugins_import_in_istio_order_from_a_registry() {
         "broken.yaml",
         "kind: WasmPlugin\nmetadata:\n  name: no-url\nspec:\n  phase: AUTHN\n",
     );
-    let _ = std::fs::remove_file(ws.path("chain.toml"));
-    let output = run(&[
-        "import",
-        "istio",
-        broken.to_str().unwrap(),
-        "-o",
-        ws.path("chain.toml").to_str().unwrap(),
-    ]);
-    let said = stderr(&output);
-    assert!(!output.status.success(), "{said}");
-    assert!(said.contains("broken.yaml:5:"), "{said}");
-    assert!(
-        said.contains("WasmPlugin `no-url` has no `spec.url`"),
-        "{said}"
+    istio_import_fails(
+        &ws,
+        &broken,
+        &["broken.yaml:5:", "WasmPlugin `no-url` has no `spec.url`"],
     );
-    assert!(!ws.path("chain.toml").exists());
 }
 
 /// A Wasm `TrafficExtension` (Istio 1.30) in its documented shape, `extra`
@@ -604,20 +612,12 @@ fn istio_traffic_extensions_import_beside_wasm_plugins_and_lua_is_refused() {
             "  lua:\n    inlineCode: |\n      function envoy_on_request(request_handle) end\n",
         ),
     );
-    let _ = std::fs::remove_file(ws.path("chain.toml"));
-    let output = run(&[
-        "import",
-        "istio",
-        lua.to_str().unwrap(),
-        "-o",
-        ws.path("chain.toml").to_str().unwrap(),
-    ]);
-    let said = stderr(&output);
-    assert!(!output.status.success(), "{said}");
-    assert!(said.contains("lua.yaml:15:"), "{said}");
-    assert!(
-        said.contains("TrafficExtension istio-ingress/header-modifier is a Lua extension"),
-        "{said}"
+    istio_import_fails(
+        &ws,
+        &lua,
+        &[
+            "lua.yaml:15:",
+            "TrafficExtension istio-ingress/header-modifier is a Lua extension",
+        ],
     );
-    assert!(!ws.path("chain.toml").exists());
 }
