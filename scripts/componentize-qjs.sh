@@ -25,6 +25,9 @@ if [ ! -x "$bin" ]; then
   rustup toolchain install "$toolchain" --profile minimal >&2
   # Its own target dir inside the staging dir: not the workspace's, whose
   # artifacts another toolchain would only make stale.
+  # Without the crate's fat LTO, and at opt-level 2: a tool the tests run a
+  # few times, not a server; its first build is part of a cold `.ci/run`.
+  CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_OPT_LEVEL=2 \
   CARGO_TARGET_DIR="$staging/target" cargo "+$toolchain" install --locked --quiet \
     --root "$staging" "componentize-qjs-cli@$version" >&2
   rm -rf "$staging/target"

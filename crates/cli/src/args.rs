@@ -628,6 +628,6 @@ fn parse_cluster(s: &str) -> Result<(String, String), String> {
     if name.is_empty() {
         return Err("the cluster name is empty".into());
     }
-    let url = pwchain_compose::proxy_wasm::cluster_url(url).map_err(|e| format!("`{url}`: {e}"))?;
+    let url = pwchain_compose::manifest::cluster_url(url).map_err(|e| format!("`{url}`: {e}"))?;
     Ok((name.to_string(), url))
 }

@@ -5,7 +5,6 @@ use crate::args::InspectArgs;
 use crate::print_report;
 use crate::read_component;
 use crate::render;
-use pwchain_compose::resolve;
 use std::process::ExitCode;
 
 pub(crate) fn inspect(args: InspectArgs) -> miette::Result<ExitCode> {
@@ -20,7 +19,7 @@ pub(crate) fn inspect(args: InspectArgs) -> miette::Result<ExitCode> {
     let report = render::InspectReport {
         file: args.file.display().to_string(),
         bytes: bytes.len(),
-        digest: resolve::digest(&bytes),
+        digest: pwchain_compose::digest(&bytes),
         info,
     };
     print_report(&report, args.json)?;

@@ -194,7 +194,7 @@ impl LegacyReport {
         LegacyReport {
             file,
             bytes: bytes.len(),
-            digest: pwchain_compose::resolve::digest(bytes),
+            digest: pwchain_compose::digest(bytes),
             support: module
                 .hostcalls
                 .iter()

@@ -8,7 +8,6 @@ use miette::WrapErr;
 use pwchain_compose::output::write_atomically;
 use pwchain_compose::proxy_wasm;
 use pwchain_compose::proxy_wasm::WrapOptions;
-use pwchain_compose::resolve;
 use std::process::ExitCode;
 
 pub(crate) fn wrap(args: WrapArgs) -> miette::Result<ExitCode> {
@@ -41,7 +40,7 @@ pub(crate) fn wrap(args: WrapArgs) -> miette::Result<ExitCode> {
         file: args.file.display().to_string(),
         output: args.output.display().to_string(),
         bytes: wrapped.bytes.len(),
-        digest: resolve::digest(&wrapped.bytes),
+        digest: pwchain_compose::digest(&wrapped.bytes),
         abi: wrapped.module.abi.clone(),
         side_calls: wrapped
             .module

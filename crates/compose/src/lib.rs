@@ -9,61 +9,132 @@
 //! One module per stage: [`manifest`] (the chain as written, checked),
 //! [`resolve`] (plugin bytes from paths, registries and packages; the lock
 //! and the cache), [`oci`] (the registry client and signatures),
-//! [`inspect`](mod@inspect) (what a component is), [`link`] (the chain's model and its
-//! composition, generated components, `.wac`), [`proxy_wasm`] (legacy
-//! filters wrapped as components) and [`import`] (Envoy and Istio
-//! configurations). [`pipeline::load`] runs them in order (and settles
-//! `pwchain.lock`) in one call.
+//! [`inspect`](mod@inspect) (what a component is, and the records a
+//! composite carries), [`link`] (composition: next hops, generated
+//! components, `.wac`), [`proxy_wasm`] (legacy filters wrapped as
+//! components) and [`import`] (Envoy and Istio configurations), over the
+//! [`model`] they share (`Chain`, `Stage`, `Terminal`, each stage's
+//! policy). [`pipeline`] is the one orchestration: [`pipeline::load`] runs
+//! the stages in order (and settles `pwchain.lock`) in one call.
+//!
+//! A stage uses only the stages below it ([`LAYERS`], checked by a test),
+//! so each can be read without the ones that call it; every error type is
+//! in [`error`], by stage.
 //!
 //! No wasmtime here: running and validating against a host is `pwchain-host`.
 
+pub mod digest;
 pub mod error;
 pub mod import;
 pub mod inspect;
 pub mod link;
 pub mod manifest;
+pub mod model;
 pub mod oci;
 pub mod output;
 pub mod pipeline;
 pub mod proxy_wasm;
 pub mod resolve;
 
+pub use digest::digest;
 pub use error::{Error, PluginProblem};
 pub use inspect::lift::Lift;
+pub use inspect::record::ChainRecord;
 pub use inspect::{Inspection, Role, inspect};
-pub use link::record::ChainRecord;
-pub use link::{Chain, Composite, FilterMetrics, Stage, Terminal};
-pub use manifest::{Forwarding, Manifest, Origin, Source};
+pub use link::Composite;
+pub use manifest::{Manifest, Origin, Source};
+pub use model::{Chain, FilterMetrics, Forwarding, Stage, Terminal};
 pub use resolve::{Fetched, Step};
 
-/// Loads every plugin `manifest` names and composes the chain. Errors about
-/// a plugin point at its entry in the manifest.
-pub fn compose_manifest(
-    manifest: &Manifest,
-    resolver: &mut resolve::Resolver,
-) -> Result<Composite, Error> {
-    resolve::load(manifest, resolver)?
-        .compose()
-        .map_err(|e| locate(manifest, e))
-}
+/// The modules from the bottom up: a module uses only modules in the rows
+/// above its own.
+pub const LAYERS: &[&[&str]] = &[
+    &["digest", "error"],
+    &["output"],
+    &["inspect"],
+    &["model"],
+    &["manifest", "import"],
+    &["link"],
+    &["proxy_wasm"],
+    &["oci"],
+    &["resolve"],
+    &["pipeline"],
+];
 
-/// Ties an error that names a plugin to that plugin's manifest entry.
-fn locate(manifest: &Manifest, error: Error) -> Error {
-    let name = match &error {
-        Error::Plugin { plugin, .. } => plugin,
-        Error::Link { from, .. } => from,
-        _ => return error,
-    };
-    let spec = manifest
-        .plugins
-        .iter()
-        .find(|p| p.name == *name)
-        .or(match &manifest.origin {
-            Some(Origin::Service(spec)) if spec.name == *name => Some(spec),
-            _ => None,
-        });
-    match spec {
-        Some(spec) => error.at(&manifest.file, spec.span.clone()),
-        None => error,
+#[cfg(test)]
+mod layers {
+    use super::LAYERS;
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
+    /// The crate's own code (tests left out) under `path`.
+    fn sources(path: &Path, out: &mut String) {
+        if path.is_dir() {
+            let mut entries: Vec<_> = std::fs::read_dir(path)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
+            entries.sort();
+            for entry in entries {
+                sources(&entry, out);
+            }
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            let text = std::fs::read_to_string(path).unwrap();
+            out.push_str(text.split("#[cfg(test)]").next().unwrap_or_default());
+        }
+    }
+
+    /// Which module each name the crate root re-exports comes from.
+    fn reexports(lib: &str) -> BTreeMap<String, String> {
+        let mut names = BTreeMap::new();
+        for line in lib.lines() {
+            let Some(rest) = line.strip_prefix("pub use ") else {
+                continue;
+            };
+            let module = rest.split("::").next().unwrap_or_default();
+            let items = rest
+                .trim_end_matches(';')
+                .rsplit("::")
+                .next()
+                .unwrap_or_default();
+            for item in items.trim_matches(['{', '}']).split(',') {
+                names.insert(item.trim().to_string(), module.to_string());
+            }
+        }
+        names
+    }
+
+    #[test]
+    fn a_module_uses_only_the_layers_below_it() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let lib = std::fs::read_to_string(src.join("lib.rs")).unwrap();
+        let reexported = reexports(&lib);
+        let layer_of = |module: &str| LAYERS.iter().position(|row| row.contains(&module));
+        let mut wrong = Vec::new();
+        for (row, modules) in LAYERS.iter().enumerate() {
+            for module in *modules {
+                let mut text = String::new();
+                sources(&src.join(module), &mut text);
+                sources(&src.join(format!("{module}.rs")), &mut text);
+                assert!(!text.is_empty(), "no source for the module `{module}`");
+                for (at, _) in text.match_indices("crate::") {
+                    let name: String = text[at + 7..]
+                        .chars()
+                        .take_while(|c| c.is_alphanumeric() || *c == '_')
+                        .collect();
+                    let used = reexported.get(&name).cloned().unwrap_or(name);
+                    if used == *module {
+                        continue;
+                    }
+                    match layer_of(&used) {
+                        Some(below) if below < row => {}
+                        _ => wrong.push(format!("{module} uses {used}")),
+                    }
+                }
+            }
+        }
+        wrong.sort();
+        wrong.dedup();
+        assert!(wrong.is_empty(), "uses across layers: {wrong:#?}");
     }
 }

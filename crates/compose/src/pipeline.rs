@@ -7,8 +7,8 @@
 //! caller.
 
 use crate::error::Error;
+use crate::inspect::record::ChainRecord;
 use crate::link::Composite;
-use crate::link::record::ChainRecord;
 use crate::link::wac::Wac;
 use crate::manifest::{Manifest, Origin, Source};
 use crate::oci::registry::{OciRef, Registry};
@@ -124,7 +124,7 @@ fn compose_toml(path: &Path, options: &Options) -> Result<Loaded, Error> {
         bytes,
         record,
         input_bytes,
-    } = crate::compose_manifest(&manifest, &mut resolver)?;
+    } = compose_manifest(&manifest, &mut resolver)?;
     settle_lock(path, &locked, &resolver.resolved(), options.locked)?;
     let specs = manifest.plugins.iter().chain(match &manifest.origin {
         Some(Origin::Service(spec)) => Some(spec.as_ref()),
@@ -154,6 +154,35 @@ fn compose_toml(path: &Path, options: &Options) -> Result<Loaded, Error> {
         inputs,
         pulled: None,
     })
+}
+
+/// Loads every plugin `manifest` names and composes the chain. Errors about
+/// a plugin point at its entry in the manifest.
+fn compose_manifest(manifest: &Manifest, resolver: &mut Resolver) -> Result<Composite, Error> {
+    crate::resolve::load(manifest, resolver)?
+        .compose()
+        .map_err(|e| locate(manifest, e))
+}
+
+/// Ties an error that names a plugin to that plugin's manifest entry.
+fn locate(manifest: &Manifest, error: Error) -> Error {
+    let name = match &error {
+        Error::Plugin { plugin, .. } => plugin,
+        Error::Link { from, .. } => from,
+        _ => return error,
+    };
+    let spec = manifest
+        .plugins
+        .iter()
+        .find(|p| p.name == *name)
+        .or(match &manifest.origin {
+            Some(Origin::Service(spec)) if spec.name == *name => Some(spec),
+            _ => None,
+        });
+    match spec {
+        Some(spec) => error.at(&manifest.file, spec.span.clone()),
+        None => error,
+    }
 }
 
 /// The TOML chain at `path` as WAC (`--emit-wac`): the text, with its

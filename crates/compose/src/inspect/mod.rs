@@ -3,9 +3,10 @@
 //! rest it leaves to the host.
 
 pub mod lift;
+pub mod record;
 
 use crate::error::PluginProblem;
-use crate::link::record::{ChainRecord, WrapRecord};
+use crate::inspect::record::{ChainRecord, WrapRecord};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -178,8 +179,11 @@ pub fn inspect(bytes: &[u8], path: &Path) -> Result<Inspection, PluginProblem> {
         runtime: Runtime::find(bytes),
         notes: Vec::new(),
         wasi: BTreeMap::new(),
-        chain: crate::link::record::read(bytes),
-        wrapped: crate::link::record::read_section(bytes, crate::link::record::WRAPPED_SECTION),
+        chain: crate::inspect::record::read(bytes),
+        wrapped: crate::inspect::record::read_section(
+            bytes,
+            crate::inspect::record::WRAPPED_SECTION,
+        ),
     };
 
     for name in world.imports.keys().chain(world.exports.keys()) {

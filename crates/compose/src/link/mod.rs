@@ -5,78 +5,19 @@
 //! across plugins.
 
 pub mod builtins;
-pub mod policy;
 pub mod providers;
-pub mod record;
 pub mod wac;
 
 use crate::error::{Error, PluginProblem};
 use crate::inspect::{Inspection, Role};
-use crate::link::policy::{ImportPattern, Settings, SideCalls};
-use crate::manifest::Forwarding;
+use crate::model::policy::SideCalls;
+use crate::model::{Chain, FilterMetrics, Forwarding, Stage, Terminal};
 
-use crate::link::record::{ChainRecord, StageRecord};
+use crate::inspect::record::{self, ChainRecord, StageRecord};
 use std::collections::HashMap;
 use std::path::Path;
 use wac_graph::types::Package;
 use wac_graph::{CompositionGraph, EncodeOptions, NodeId, PackageId, Processor};
-
-/// A component in memory, inspected and ready to be linked.
-#[derive(Debug, Clone)]
-pub struct Stage {
-    pub name: String,
-    /// Where it came from, for the chain record.
-    pub source: String,
-    pub bytes: Vec<u8>,
-    /// `sha256:<hex>` of `bytes`.
-    pub digest: String,
-    pub info: Inspection,
-    /// Its configuration and side-call policy, from the manifest.
-    pub settings: Settings,
-    /// The signature a trusted key made on it, if the chain asked for one.
-    pub verified: Option<crate::oci::signing::Verified>,
-}
-
-/// What answers after the last plugin.
-#[derive(Debug, Clone)]
-pub enum Terminal {
-    /// Nothing: the last plugin is a service.
-    None,
-    /// A service component.
-    Service(Box<Stage>),
-    /// The built-in forwarding terminator.
-    Forward(Forwarding),
-    /// The host provides the next hop.
-    Host,
-}
-
-/// An ordered chain, outermost plugin first.
-#[derive(Debug, Clone)]
-pub struct Chain {
-    pub name: String,
-    pub plugins: Vec<Stage>,
-    pub terminal: Terminal,
-    /// `[chain] allow-imports`; `None` allows every host import.
-    pub allow_imports: Option<Vec<ImportPattern>>,
-    /// `[chain] filter-metrics`: where wrapped proxy-wasm filters' metrics
-    /// are kept.
-    pub filter_metrics: FilterMetrics,
-}
-
-/// Where the metrics that wrapped proxy-wasm filters define are kept,
-/// decided when the chain is composed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FilterMetrics {
-    /// Inside each composite instance (the built-in `legacy-shared`): the
-    /// composite runs in any wasi:http host, and nobody outside sees them.
-    #[default]
-    Instance,
-    /// Left to the host as the import `pwchain:proxy/legacy-metrics`:
-    /// `pwchain serve` sums them across instances and shows them on
-    /// `/metrics`; hosts that do not provide it cannot run the composite.
-    Host,
-}
 
 /// A composed chain.
 #[derive(Debug, Clone)]
@@ -356,7 +297,7 @@ impl Graph {
     /// An instance named `node` of the component `bytes` (package `package`
     /// unless the same bytes are registered already).
     pub fn instance(&mut self, package: &str, node: &str, bytes: &[u8]) -> Result<NodeId, Error> {
-        let digest = crate::resolve::digest(bytes);
+        let digest = crate::digest::digest(bytes);
         let id = match self.packages.get(&digest) {
             Some(id) => *id,
             None => {

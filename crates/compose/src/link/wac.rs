@@ -5,7 +5,8 @@
 
 use crate::error::{Error, SourceFile};
 use crate::link::builtins;
-use crate::link::{Chain, package_name};
+use crate::link::package_name;
+use crate::model::Chain;
 use indexmap::IndexMap;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -160,7 +161,7 @@ impl Chain {
             "// wac compose {} CHAIN.wac -o chain.wasm",
             flags.join(" ")
         );
-        if matches!(self.terminal, crate::link::Terminal::Forward(_)) {
+        if matches!(self.terminal, crate::model::Terminal::Forward(_)) {
             let _ = writeln!(
                 wac,
                 "// `{}` is built into pwchain (`pwchain compose` resolves it itself).",

@@ -6,8 +6,8 @@
 //! `[origin]`) and builds types in which those mistakes cannot be expressed.
 
 use crate::error::{Error, SourceFile};
-use crate::link::FilterMetrics;
-use crate::link::policy::{AuthorityPattern, ImportPattern, Settings, SideCalls};
+use crate::model::policy::{AuthorityPattern, ImportPattern, Settings, SideCalls};
+use crate::model::{FilterMetrics, Forwarding};
 use pwchain_forwarding::Upstream;
 use serde::Deserialize;
 use std::ops::Range;
@@ -128,23 +128,6 @@ pub enum Origin {
     Forward(Forwarding),
     /// Leave the next-hop import open for the host to provide.
     Host,
-}
-
-/// Where the built-in terminator sends requests and how long it waits.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Forwarding {
-    /// `upstream`: every request goes there, as to a reverse proxy's
-    /// backend; `None` (`forward = true`): to the request's own authority.
-    pub upstream: Option<Upstream>,
-    /// `connect-timeout`: connecting (TLS included).
-    pub connect_timeout: Duration,
-    /// `first-byte-timeout`: from sending to the response's first byte.
-    pub first_byte_timeout: Duration,
-}
-
-impl Forwarding {
-    pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-    pub const DEFAULT_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(60);
 }
 
 #[derive(Deserialize)]
@@ -521,7 +504,7 @@ fn parse_clusters(file: &SourceFile, raw: RawClusters) -> Result<Vec<(String, St
     raw.into_inner()
         .into_iter()
         .map(|(name, url)| {
-            let mapped = crate::proxy_wasm::cluster_url(url.get_ref()).map_err(|why| {
+            let mapped = cluster_url(url.get_ref()).map_err(|why| {
                 file.error(
                     url.span(),
                     format!(
@@ -830,6 +813,20 @@ fn parse_settings(file: &SourceFile, raw: RawSettings) -> Result<ParsedSettings,
         config_span,
         side_calls_span,
     ))
+}
+
+/// The `scheme://authority` an Envoy cluster name stands for, from a URL
+/// `http(s)://host:port`: what `proxy_http_call`s to that cluster reach.
+/// The call keeps its own `:path`, so the URL takes none.
+pub fn cluster_url(url: &str) -> Result<String, String> {
+    let upstream: pwchain_forwarding::Upstream = url.parse().map_err(|e| format!("{e}"))?;
+    if !upstream.base_path().is_empty() {
+        return Err(format!(
+            "it has a path (`{}`); a call keeps its own `:path`, so a cluster is only `http(s)://host:port`",
+            upstream.base_path()
+        ));
+    }
+    Ok(upstream.to_string())
 }
 
 #[cfg(test)]

@@ -7,9 +7,10 @@
 //! `PWCHAIN_INSECURE_REGISTRIES`; credentials come from
 //! `PWCHAIN_REGISTRY_USERNAME`/`_PASSWORD` or Docker's `config.json`.
 
+use crate::digest::digest;
+use crate::error::RegistryError;
 use crate::inspect::Inspection;
 use crate::oci::signing::Signature;
-use crate::resolve::digest;
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::manifest::{OciDescriptor, OciImageManifest};
 use oci_client::secrets::RegistryAuth;
@@ -20,48 +21,6 @@ use std::collections::BTreeMap;
 pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const CONFIG_MEDIA_TYPE: &str = "application/vnd.wasm.config.v0+json";
 pub const LAYER_MEDIA_TYPE: &str = "application/wasm";
-
-/// What can go wrong talking to a registry.
-#[derive(Debug, thiserror::Error)]
-pub enum RegistryError {
-    #[error("`{reference}` is not an OCI reference: {reason}")]
-    #[allow(clippy::enum_variant_names)]
-    BadReference { reference: String, reason: String },
-    #[error("`{reference}`: {message}")]
-    Remote { reference: String, message: String },
-    #[error(
-        "no published version of `{package}` satisfies `{requirement}` (it has: {})",
-        list_or_none(available)
-    )]
-    NoMatch {
-        package: String,
-        requirement: String,
-        available: Vec<String>,
-    },
-    #[error(
-        "`{reference}` was not found in the registry{}",
-        available_tags(available)
-    )]
-    NotFound {
-        reference: String,
-        available: Option<Vec<String>>,
-    },
-    #[error(
-        "`{reference}` already exists in the registry (manifest {digest}); pass --force to overwrite it"
-    )]
-    Exists { reference: String, digest: String },
-    #[error("`{reference}` is not a wasm component artifact: {found}")]
-    NotWasm { reference: String, found: String },
-    #[error(
-        "`{reference}`: {what} digest mismatch: expected {expected}, the registry served {found}"
-    )]
-    DigestMismatch {
-        reference: String,
-        what: &'static str,
-        expected: String,
-        found: String,
-    },
-}
 
 /// A parsed `oci://host[:port]/repository(:tag|@digest)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -236,6 +195,9 @@ impl Registry {
         } else {
             ClientProtocol::Https
         };
+        // The TLS stack's crypto is ring's, for the whole process; an
+        // embedder that installed another keeps it.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         Client::new(ClientConfig {
             protocol,
             ..Default::default()
@@ -642,31 +604,6 @@ fn is_unknown(error: &oci_client::errors::OciDistributionError) -> bool {
             .any(|e| matches!(e.code, C::ManifestUnknown | C::NameUnknown)),
         E::ImageManifestNotFoundError(_) => true,
         _ => false,
-    }
-}
-
-fn list_or_none(items: &[String]) -> String {
-    if items.is_empty() {
-        "no versions".into()
-    } else {
-        items.join(", ")
-    }
-}
-
-fn available_tags(tags: &Option<Vec<String>>) -> String {
-    match tags {
-        Some(tags) if !tags.is_empty() => {
-            let mut tags = tags.clone();
-            tags.sort_by(
-                |a, b| match (semver::Version::parse(a), semver::Version::parse(b)) {
-                    (Ok(a), Ok(b)) => a.cmp(&b),
-                    _ => a.cmp(b),
-                },
-            );
-            format!(" (it has: {})", tags.join(", "))
-        }
-        Some(_) => " (the repository has no versions)".into(),
-        None => " (no such repository)".into(),
     }
 }
 

@@ -1,20 +1,17 @@
 //! Cosign-compatible, key-based signatures on registry artifacts: what a
 //! `trust` list in a chain checks before a plugin's bytes are used.
 //!
-//! The formats are cosign's, through sigstore-rs: ECDSA P-256 keys
-//! (`ENCRYPTED SIGSTORE PRIVATE KEY`, scrypt + secretbox; `PUBLIC KEY`),
-//! a simple-signing JSON payload naming the manifest digest, and the
+//! The formats are cosign's: its key files ([`keys`](super::keys)), a
+//! simple-signing JSON payload naming the manifest digest, and the
 //! signature as the `dev.cosignproject.cosign/signature` annotation of a
 //! layer in the manifest tagged `sha256-<hex>.sig`. No transparency log and
-//! no certificate authority: the keys are the trust.
+//! no certificate authority: the keys are the trust. The tests check both
+//! directions against sigstore-rs's own cosign client.
 
+use crate::error::{KeyError, Rejection};
+use crate::inspect::record::Verified;
+use crate::oci::keys::{self, Signer, Verifier, pem_body};
 use serde::{Deserialize, Serialize};
-use sigstore::cosign::SignatureLayer;
-use sigstore::cosign::payload::SimpleSigning;
-use sigstore::cosign::verification_constraint::{PublicKeyVerifier, VerificationConstraint};
-use sigstore::crypto::signing_key::SigStoreKeyPair;
-use sigstore::crypto::signing_key::ecdsa::{ECDSAKeys, EllipticCurve};
-use sigstore::crypto::{SigStoreSigner, SigningScheme};
 use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
@@ -22,24 +19,6 @@ use zeroize::Zeroizing;
 pub const MEDIA_TYPE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
 /// The layer annotation that carries the base64 signature.
 pub const ANNOTATION: &str = "dev.cosignproject.cosign/signature";
-
-/// What can go wrong with a key.
-#[derive(Debug, thiserror::Error)]
-pub enum KeyError {
-    #[error("cannot read the key `{}`: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("`{}` is not a public key: {reason}", path.display())]
-    NotPublic { path: PathBuf, reason: String },
-    #[error("cannot open the private key `{}`: {reason}", path.display())]
-    NotPrivate { path: PathBuf, reason: String },
-    #[error("cannot make a key pair: {0}")]
-    Generate(String),
-    #[error("cannot sign: {0}")]
-    Sign(String),
-}
 
 /// A public key a chain trusts, with the fingerprint the lock records.
 #[derive(Clone)]
@@ -49,7 +28,7 @@ pub struct PublicKey {
     pub label: String,
     /// `sha256:<hex>` of the key's DER (SubjectPublicKeyInfo) bytes.
     pub fingerprint: String,
-    verifier: std::sync::Arc<PublicKeyVerifier>,
+    verifier: std::sync::Arc<Verifier>,
 }
 
 impl std::fmt::Debug for PublicKey {
@@ -89,33 +68,19 @@ impl PublicKey {
             })
         })?;
         // The scheme (ECDSA P-256/P-384, Ed25519, RSA) is the key's own.
-        let verifier = PublicKeyVerifier::try_from(pem).map_err(|e| not_public(e.to_string()))?;
+        let verifier = Verifier::from_spki(&der).map_err(not_public)?;
         Ok(PublicKey {
             path: path.to_path_buf(),
             label: path.display().to_string(),
-            fingerprint: crate::resolve::digest(&der),
+            fingerprint: crate::digest::digest(&der),
             verifier: std::sync::Arc::new(verifier),
         })
     }
 }
 
-/// The base64 body of the PEM block labelled `label`, decoded.
-fn pem_body(text: &str, label: &str) -> Option<Vec<u8>> {
-    use base64::Engine;
-    let begin = format!("-----BEGIN {label}-----");
-    let end = format!("-----END {label}-----");
-    let start = text.find(&begin)? + begin.len();
-    let stop = start + text[start..].find(&end)?;
-    let body: String = text[start..stop]
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .collect();
-    base64::engine::general_purpose::STANDARD.decode(body).ok()
-}
-
 /// A private key, decrypted, ready to sign.
 pub struct SigningKey {
-    signer: SigStoreSigner,
+    signer: Signer,
     /// The fingerprint of its public half.
     pub fingerprint: String,
 }
@@ -136,29 +101,15 @@ impl SigningKey {
                 "it is a public key; sign with the `.key` file".into(),
             ));
         }
-        // Decrypted first on its own, so that a wrong password is told
-        // apart from a key of a kind sigstore-rs cannot use.
         let text = String::from_utf8_lossy(&pem);
-        let sealed = ["ENCRYPTED SIGSTORE PRIVATE KEY", "ENCRYPTED COSIGN PRIVATE KEY"]
-            .into_iter()
-            .find_map(|label| pem_body(&text, label))
-            .ok_or_else(|| {
-                not_private("no `-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----` block (what `pwchain key generate` and `cosign generate-key-pair` write)".into())
-            })?;
-        sigstore::crypto::signing_key::kdf::decrypt(&sealed, password)
-            .map_err(|_| not_private("wrong password (or a damaged key)".into()))?;
-        let pair = SigStoreKeyPair::from_encrypted_pem(&pem, password)
-            .map_err(|e| not_private(e.to_string()))?;
-        let public = pair
-            .public_key_to_der()
-            .map_err(|e| not_private(e.to_string()))?;
-        let signer = pair
-            .to_sigstore_signer(&SigningScheme::ECDSA_P256_SHA256_ASN1)
-            .or_else(|_| pair.to_sigstore_signer(&SigningScheme::ED25519))
-            .map_err(|e| not_private(e.to_string()))?;
+        let sealed = keys::sealed_private_key(&text).ok_or_else(|| {
+            not_private(format!("no `-----BEGIN {}-----` block (what `pwchain key generate` and `cosign generate-key-pair` write)", keys::PRIVATE_LABEL))
+        })?;
+        let der = keys::open(&sealed, password).map_err(not_private)?;
+        let signer = Signer::from_pkcs8(&der).map_err(not_private)?;
         Ok(SigningKey {
+            fingerprint: crate::digest::digest(&signer.public_spki()),
             signer,
-            fingerprint: crate::resolve::digest(&public),
         })
     }
 
@@ -166,17 +117,11 @@ impl SigningKey {
     /// `repository` (`host/path`, what the payload's identity names).
     pub fn sign(&self, repository: &str, manifest_digest: &str) -> Result<Signature, KeyError> {
         use base64::Engine;
-        let reference = repository
-            .parse()
-            .map_err(|e: sigstore::errors::SigstoreError| KeyError::Sign(e.to_string()))?;
-        let payload = serde_json::to_vec(&SimpleSigning::new(&reference, manifest_digest))
+        let payload = serde_json::to_vec(&SimpleSigning::new(repository, manifest_digest))
             .map_err(|e| KeyError::Sign(e.to_string()))?;
-        let signature = self
-            .signer
-            .sign(&payload)
-            .map_err(|e| KeyError::Sign(e.to_string()))?;
+        let signature = self.signer.sign(&payload).map_err(KeyError::Sign)?;
         Ok(Signature {
-            layer: crate::resolve::digest(&payload),
+            layer: crate::digest::digest(&payload),
             signature: base64::engine::general_purpose::STANDARD.encode(signature),
             payload: String::from_utf8_lossy(&payload).into_owned(),
         })
@@ -186,12 +131,54 @@ impl SigningKey {
 /// A new ECDSA P-256 key pair: the private key encrypted with `password`
 /// (PEM), and the public key (PEM), as cosign writes them.
 pub fn generate(password: &[u8]) -> Result<(Zeroizing<String>, String), KeyError> {
-    let error = |e: sigstore::errors::SigstoreError| KeyError::Generate(e.to_string());
-    let pair = SigStoreKeyPair::ECDSA(ECDSAKeys::new(EllipticCurve::P256).map_err(error)?);
-    Ok((
-        pair.private_key_to_encrypted_pem(password).map_err(error)?,
-        pair.public_key_to_pem().map_err(error)?,
-    ))
+    keys::generate(password).map_err(KeyError::Generate)
+}
+
+/// cosign's simple-signing payload: what a signature is over.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SimpleSigning {
+    critical: Critical,
+    optional: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Critical {
+    identity: Identity,
+    image: Image,
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct Identity {
+    docker_reference: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct Image {
+    docker_manifest_digest: String,
+}
+
+impl SimpleSigning {
+    /// The `type` cosign gives a signature on an image or artifact.
+    const KIND: &str = "cosign container image signature";
+
+    fn new(repository: &str, manifest_digest: &str) -> SimpleSigning {
+        SimpleSigning {
+            critical: Critical {
+                identity: Identity {
+                    docker_reference: repository.to_string(),
+                },
+                image: Image {
+                    docker_manifest_digest: manifest_digest.to_string(),
+                },
+                kind: SimpleSigning::KIND.to_string(),
+            },
+            optional: None,
+        }
+    }
 }
 
 /// One signature layer as the registry holds it: what is cached, and what
@@ -206,42 +193,6 @@ pub struct Signature {
     pub signature: String,
 }
 
-/// What verified a plugin: recorded in the lock and the composite.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Verified {
-    /// The fingerprint of the key that verified it.
-    pub key: String,
-    /// The key's file, as the chain names it.
-    pub key_file: String,
-    /// The digest of the signature layer that verified.
-    pub signature: String,
-}
-
-/// Why no signature vouches for an artifact.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Rejection {
-    #[error("it is not signed (no signature at the tag `{tag}`)")]
-    Unsigned { tag: String },
-    #[error(
-        "none of its {found} signature(s) was made by a trusted key{}",
-        tampered_note(*tampered)
-    )]
-    OtherKeys { found: usize, tampered: usize },
-    #[error("its signatures cannot be read: {0}")]
-    Unreadable(String),
-    #[error(
-        "its signature by a trusted key is for {signed}, not for this manifest ({digest}): a signature replayed from another artifact"
-    )]
-    Replayed { signed: String, digest: String },
-}
-
-fn tampered_note(tampered: usize) -> String {
-    match tampered {
-        0 => String::new(),
-        n => format!(" ({n} of them damaged or tampered with: the payload is not what was signed)"),
-    }
-}
-
 /// The tag cosign stores the signatures of `manifest_digest` under.
 pub fn signature_tag(manifest_digest: &str) -> String {
     format!("{}.sig", manifest_digest.replacen(':', "-", 1))
@@ -249,7 +200,7 @@ pub fn signature_tag(manifest_digest: &str) -> String {
 
 /// Checks `signatures` (all the layers found for `manifest_digest`) against
 /// `keys`: the first layer that names this digest and verifies against a
-/// key wins. Verification is sigstore-rs's own ([`PublicKeyVerifier`]).
+/// key wins.
 pub fn verify(
     signatures: &[Signature],
     manifest_digest: &str,
@@ -266,37 +217,24 @@ pub fn verify(
         let payload = signature.payload.as_bytes();
         let parsed: Option<SimpleSigning> = serde_json::from_slice(payload).ok();
         let (Some(simple_signing), true) =
-            (parsed, crate::resolve::digest(payload) == signature.layer)
+            (parsed, crate::digest::digest(payload) == signature.layer)
         else {
             tampered += 1;
             continue;
         };
-        let layer = SignatureLayer {
-            simple_signing,
-            oci_digest: signature.layer.clone(),
-            certificate_signature: None,
-            bundle: None,
-            signature: Some(signature.signature.clone()),
-            raw_data: payload.to_vec(),
-        };
-        let Some(key) = keys
-            .iter()
-            .find(|key| key.verifier.verify(&layer).unwrap_or(false))
-        else {
+        let Ok(raw) = base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            &signature.signature,
+        ) else {
+            tampered += 1;
             continue;
         };
-        if !layer
-            .simple_signing
-            .satisfies_manifest_digest(manifest_digest)
-        {
-            replayed.get_or_insert_with(|| {
-                layer
-                    .simple_signing
-                    .critical
-                    .image
-                    .docker_manifest_digest
-                    .clone()
-            });
+        let Some(key) = keys.iter().find(|key| key.verifier.verifies(payload, &raw)) else {
+            continue;
+        };
+        let signed = &simple_signing.critical.image.docker_manifest_digest;
+        if signed != manifest_digest {
+            replayed.get_or_insert_with(|| signed.clone());
             continue;
         }
         return Ok(Verified {

@@ -10,19 +10,6 @@ mod wrap;
 pub use adapter::wasi_provided;
 pub use rename::rename;
 
-/// The `scheme://authority` an Envoy cluster name stands for, from a URL
-/// `http(s)://host:port`: what `proxy_http_call`s to that cluster reach.
-/// The call keeps its own `:path`, so the URL takes none.
-pub fn cluster_url(url: &str) -> Result<String, String> {
-    let upstream: pwchain_forwarding::Upstream = url.parse().map_err(|e| format!("{e}"))?;
-    if !upstream.base_path().is_empty() {
-        return Err(format!(
-            "it has a path (`{}`); a call keeps its own `:path`, so a cluster is only `http(s)://host:port`",
-            upstream.base_path()
-        ));
-    }
-    Ok(upstream.to_string())
-}
 pub use wrap::{WrapOptions, wrap};
 
 use serde::Serialize;

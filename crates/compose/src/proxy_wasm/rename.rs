@@ -91,11 +91,11 @@ fn renamed_store(nested: &[u8], name: &str) -> Result<Option<Vec<u8>>, Error> {
 fn renamed_record(contents: &[u8], name: &str) -> Option<Vec<u8>> {
     let mut reader = BinaryReader::new(contents, 0);
     let section = reader.read_string().ok()?;
-    if section != crate::link::record::WRAPPED_SECTION {
+    if section != crate::inspect::record::WRAPPED_SECTION {
         return None;
     }
     let data = &contents[reader.original_position() as usize..];
-    let mut record: crate::link::record::WrapRecord = serde_json::from_slice(data).ok()?;
+    let mut record: crate::inspect::record::WrapRecord = serde_json::from_slice(data).ok()?;
     record.name = name.to_string();
     let mut out = Vec::new();
     leb(&mut out, section.len() as u32);

@@ -8,10 +8,10 @@
 use super::hostcalls::{self, UNIMPLEMENTED};
 use super::{LegacyModule, adapter, read};
 use crate::error::Error;
+use crate::inspect::record::{self, WrapRecord};
 use crate::link::Graph;
 use crate::link::builtins;
 use crate::link::providers;
-use crate::link::record::{self, WrapRecord};
 use wasmparser::Parser;
 
 /// How to wrap: what Envoy would pass the plugin.
@@ -28,7 +28,7 @@ pub struct WrapOptions {
     /// SDKs pick the root context they registered under it. Default empty.
     pub root_id: String,
     /// Envoy cluster names and the `http(s)://host:port` each stands for
-    /// (see [`super::cluster_url`]).
+    /// (see [`crate::manifest::cluster_url`]).
     pub clusters: Vec<(String, String)>,
     /// Wrap even when the module imports hostcalls or WASI functions
     /// pwchain does not provide; they answer `Unimplemented` or `ENOSYS`.
@@ -179,7 +179,7 @@ pub fn wrap(module: &str, bytes: &[u8], options: &WrapOptions) -> Result<Wrapped
     let mut wrapped = link(&plugin, &info, options)?;
     let record = WrapRecord {
         pwchain: env!("CARGO_PKG_VERSION").into(),
-        module: crate::resolve::digest(bytes),
+        module: crate::digest::digest(bytes),
         abi: info.abi.clone(),
         name: options.name.clone(),
     };

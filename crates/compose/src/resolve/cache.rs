@@ -9,26 +9,13 @@
 //!                                              manifest sha256:<hex>
 //! ```
 
+use crate::digest::digest;
+use crate::error::CacheError;
 use crate::oci::registry::OciRef;
 use crate::oci::signing::Signature;
 use crate::output::write_atomically;
-use crate::resolve::digest;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-
-#[derive(Debug, thiserror::Error)]
-pub enum CacheError {
-    #[error("`{0}` is not a sha256 digest")]
-    BadDigest(String),
-    #[error("cache entry {expected} was corrupt (its bytes hash to {found}); it has been removed")]
-    Corrupt { expected: String, found: String },
-    #[error("cache at `{}`: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-}
 
 /// What a tag pointed at when it was last pulled.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

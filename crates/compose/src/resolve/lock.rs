@@ -28,7 +28,7 @@ pub struct Locked {
     pub layer: String,
     /// The signature that vouched for it, when the chain trusts keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub verified: Option<crate::oci::signing::Verified>,
+    pub verified: Option<crate::inspect::record::Verified>,
 }
 
 impl Lock {

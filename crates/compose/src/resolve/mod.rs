@@ -6,19 +6,21 @@ pub mod cache;
 pub mod lock;
 pub mod packages;
 
+use crate::digest::digest;
 use crate::error::Error;
+use crate::error::RegistryError;
 use crate::inspect::inspect;
-use crate::link::policy::{Settings, SideCalls};
-use crate::link::{Chain, Stage, Terminal};
+use crate::inspect::record::Verified;
 use crate::manifest::{Manifest, Origin, PluginSpec, Source};
-use crate::oci::registry::{OciRef, Registry, RegistryError};
-use crate::oci::signing::{self, PublicKey, Verified};
+use crate::model::policy::{Settings, SideCalls};
+use crate::model::{Chain, Stage, Terminal};
+use crate::oci::registry::{OciRef, Registry};
+use crate::oci::signing::{self, PublicKey};
 use crate::proxy_wasm::WrapOptions;
 use crate::resolve::cache::{Cache, RefEntry};
 use crate::resolve::lock::{Lock, Locked};
 use crate::resolve::packages::{PackageSpec, Registries, select};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
 /// Resolves registry sources: through the lock, the cache, and (unless
@@ -250,15 +252,10 @@ impl Resolver {
         let found = self
             .registry()?
             .signatures(oci, manifest)
-            .map_err(|e| untrusted(signing::Rejection::Unreadable(e.to_string())))?;
+            .map_err(|e| untrusted(crate::error::Rejection::Unreadable(e.to_string())))?;
         self.cache.put_signatures(manifest, &found)?;
         signing::verify(&found, manifest, keys).map_err(untrusted)
     }
-}
-
-/// `sha256:<hex>` of `bytes`, the digest form OCI registries use.
-pub fn digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
 /// Loads and inspects every component `manifest` names. Errors point at the
@@ -413,9 +410,9 @@ fn load_stage(
             wrapped.bytes
         }
         // A component `pwchain wrap` made logs under the plugin's name here.
-        None => match crate::link::record::read_section::<crate::link::record::WrapRecord>(
+        None => match crate::inspect::record::read_section::<crate::inspect::record::WrapRecord>(
             &bytes,
-            crate::link::record::WRAPPED_SECTION,
+            crate::inspect::record::WRAPPED_SECTION,
         ) {
             Some(record) if record.name != spec.name => {
                 crate::proxy_wasm::rename(&bytes, &spec.name)

@@ -7,7 +7,8 @@
 //! `[namespace_registries]`, then `default_registry`). Package `ns:name` lives
 //! in repository `ns/name` there.
 
-use crate::oci::registry::{OciRef, RegistryError};
+use crate::error::RegistryError;
+use crate::oci::registry::OciRef;
 use semver::{Version, VersionReq};
 use std::path::PathBuf;
 

@@ -22,7 +22,6 @@ use crate::observe::metrics::{Answers, Metrics};
 use crate::serve::tls::Tls;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
-use sha2::Digest;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -340,7 +339,7 @@ impl Server {
 
 impl Generation {
     fn compile(bytes: &[u8], options: &Arc<ServeOptions>) -> anyhow::Result<Generation> {
-        let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)));
+        let digest = pwchain_compose::digest(bytes);
         let engines = Engines::new(bytes, options)?;
         let component = Component::new(&engines.on_demand, bytes)?;
         let linker = serve_linker(&engines.on_demand, options)?;

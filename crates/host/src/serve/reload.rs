@@ -18,7 +18,7 @@ pub fn chain_info(name: &str, server: &Server, bytes: &[u8]) -> ChainInfo {
     ChainInfo {
         name: name.to_string(),
         digest: server.digest(),
-        record: pwchain_compose::link::record::read(bytes)
+        record: pwchain_compose::inspect::record::read(bytes)
             .and_then(|r| serde_json::to_value(r).ok()),
     }
 }

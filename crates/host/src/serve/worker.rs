@@ -47,7 +47,7 @@ pub(super) fn instance_concurrency(
     engine: &Engine,
     options: &ServeOptions,
 ) -> usize {
-    let sync = match pwchain_compose::link::record::read(bytes) {
+    let sync = match pwchain_compose::inspect::record::read(bytes) {
         Some(record) => record.has_sync_stage(),
         None => component
             .component_type()

@@ -38,14 +38,14 @@ pub struct StageRecord {
     pub config: Vec<String>,
     /// Where its side calls may go.
     #[serde(default)]
-    pub side_calls: crate::link::policy::SideCalls,
+    pub side_calls: crate::model::policy::SideCalls,
     /// How its `handle` is lifted, if known; a host that finds a `sync`
     /// stage gives each request an instance of its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lifted: Option<crate::Lift>,
     /// The trusted key whose signature it carried, when the chain asked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub verified: Option<crate::oci::signing::Verified>,
+    pub verified: Option<crate::inspect::record::Verified>,
 }
 
 impl ChainRecord {
@@ -155,9 +155,9 @@ mod tests {
                 digest: "sha256:00".into(),
                 role: "middleware".into(),
                 config: vec!["greeting".into()],
-                side_calls: crate::link::policy::SideCalls::Deny,
+                side_calls: crate::model::policy::SideCalls::Deny,
                 lifted: Some(crate::Lift::Sync),
-                verified: Some(crate::oci::signing::Verified {
+                verified: Some(crate::inspect::record::Verified {
                     key: "sha256:11".into(),
                     key_file: "keys/acme.pub".into(),
                     signature: "sha256:22".into(),
@@ -172,4 +172,15 @@ mod tests {
             .unwrap();
         assert_eq!(read(&component), Some(record));
     }
+}
+
+/// What verified a plugin: recorded in the lock and the composite.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verified {
+    /// The fingerprint of the key that verified it.
+    pub key: String,
+    /// The key's file, as the chain names it.
+    pub key_file: String,
+    /// The digest of the signature layer that verified.
+    pub signature: String,
 }

@@ -2,6 +2,14 @@
 //! export), what was expected and what was found, and where useful a hint;
 //! errors about a manifest entry carry its line and column.
 
+mod cache;
+mod registry;
+mod signing;
+
+pub use cache::CacheError;
+pub use registry::RegistryError;
+pub use signing::{KeyError, Rejection};
+
 use miette::{Diagnostic, NamedSource, SourceSpan};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -117,10 +125,10 @@ pub enum Error {
     Encode(String),
 
     #[error(transparent)]
-    Registry(#[from] crate::oci::registry::RegistryError),
+    Registry(#[from] RegistryError),
 
     #[error(transparent)]
-    Cache(#[from] crate::resolve::cache::CacheError),
+    Cache(#[from] CacheError),
 
     #[error("`{reference}` is not in the cache, and --offline forbids fetching it")]
     #[diagnostic(help("compose once without --offline to fill the cache"))]
@@ -146,7 +154,7 @@ pub enum Error {
     Key {
         what: String,
         #[source]
-        source: crate::oci::signing::KeyError,
+        source: KeyError,
     },
 
     #[error(
@@ -161,7 +169,7 @@ pub enum Error {
         reference: String,
         digest: String,
         keys: Vec<String>,
-        rejection: Box<crate::oci::signing::Rejection>,
+        rejection: Box<Rejection>,
     },
 
     #[error("`{}` would change, and --locked forbids it", path.display())]

@@ -1,0 +1,85 @@
+//! The chain as pwchain models it, apart from how it is read (`manifest`)
+//! and how it is composed (`link`): the stages in order, what answers after
+//! the last one, and what each stage may do (`policy`).
+
+pub mod policy;
+
+use crate::inspect::Inspection;
+use crate::inspect::record::Verified;
+use policy::{ImportPattern, Settings};
+use pwchain_forwarding::Upstream;
+use std::time::Duration;
+
+/// A component in memory, inspected and ready to be linked.
+#[derive(Debug, Clone)]
+pub struct Stage {
+    pub name: String,
+    /// Where it came from, for the chain record.
+    pub source: String,
+    pub bytes: Vec<u8>,
+    /// `sha256:<hex>` of `bytes`.
+    pub digest: String,
+    pub info: Inspection,
+    /// Its configuration and side-call policy, from the manifest.
+    pub settings: Settings,
+    /// The signature a trusted key made on it, if the chain asked for one.
+    pub verified: Option<Verified>,
+}
+
+/// What answers after the last plugin.
+#[derive(Debug, Clone)]
+pub enum Terminal {
+    /// Nothing: the last plugin is a service.
+    None,
+    /// A service component.
+    Service(Box<Stage>),
+    /// The built-in forwarding terminator.
+    Forward(Forwarding),
+    /// The host provides the next hop.
+    Host,
+}
+
+/// An ordered chain, outermost plugin first.
+#[derive(Debug, Clone)]
+pub struct Chain {
+    pub name: String,
+    pub plugins: Vec<Stage>,
+    pub terminal: Terminal,
+    /// `[chain] allow-imports`; `None` allows every host import.
+    pub allow_imports: Option<Vec<ImportPattern>>,
+    /// `[chain] filter-metrics`: where wrapped proxy-wasm filters' metrics
+    /// are kept.
+    pub filter_metrics: FilterMetrics,
+}
+
+/// Where the metrics that wrapped proxy-wasm filters define are kept,
+/// decided when the chain is composed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FilterMetrics {
+    /// Inside each composite instance (the built-in `legacy-shared`): the
+    /// composite runs in any wasi:http host, and nobody outside sees them.
+    #[default]
+    Instance,
+    /// Left to the host as the import `pwchain:proxy/legacy-metrics`:
+    /// `pwchain serve` sums them across instances and shows them on
+    /// `/metrics`; hosts that do not provide it cannot run the composite.
+    Host,
+}
+
+/// Where the built-in terminator sends requests and how long it waits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forwarding {
+    /// `upstream`: every request goes there, as to a reverse proxy's
+    /// backend; `None` (`forward = true`): to the request's own authority.
+    pub upstream: Option<Upstream>,
+    /// `connect-timeout`: connecting (TLS included).
+    pub connect_timeout: Duration,
+    /// `first-byte-timeout`: from sending to the response's first byte.
+    pub first_byte_timeout: Duration,
+}
+
+impl Forwarding {
+    pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+    pub const DEFAULT_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(60);
+}
