@@ -13,8 +13,8 @@
 //! composite carries), [`link`] (composition: next hops, generated
 //! components, `.wac`), [`proxy_wasm`] (legacy filters wrapped as
 //! components) and [`import`] (Envoy and Istio configurations), over the
-//! [`model`] they share (`Chain`, `Stage`, `Terminal`, each stage's
-//! policy). [`pipeline`] is the one orchestration: [`pipeline::load`] runs
+//! [`model`] they share (`Chain`, `Stage`, `Terminal`) and each stage's
+//! [`policy`]. [`pipeline`] is the one orchestration: [`pipeline::load`] runs
 //! the stages in order (and settles `pwchain.lock`) in one call.
 //!
 //! A stage uses only the stages below it ([`LAYERS`], checked by a test),
@@ -33,6 +33,7 @@ pub mod model;
 pub mod oci;
 pub mod output;
 pub mod pipeline;
+pub mod policy;
 pub mod proxy_wasm;
 pub mod resolve;
 
@@ -49,7 +50,7 @@ pub use resolve::{Fetched, Step};
 /// The modules from the bottom up: a module uses only modules in the rows
 /// above its own.
 pub const LAYERS: &[&[&str]] = &[
-    &["digest", "error"],
+    &["digest", "error", "policy"],
     &["output"],
     &["inspect"],
     &["model"],
@@ -78,7 +79,7 @@ mod layers {
             for entry in entries {
                 sources(&entry, out);
             }
-        } else if path.extension().is_some_and(|e| e == "rs") {
+        } else if path.is_file() && path.extension().is_some_and(|e| e == "rs") {
             let text = std::fs::read_to_string(path).unwrap();
             out.push_str(text.split("#[cfg(test)]").next().unwrap_or_default());
         }

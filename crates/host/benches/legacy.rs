@@ -16,7 +16,7 @@ mod common;
 
 use common::{built, compose, in_process};
 use pwchain_compose::Stage;
-use pwchain_compose::model::policy::Settings;
+use pwchain_compose::policy::Settings;
 use pwchain_compose::proxy_wasm::{WrapOptions, wrap};
 use pwchain_host::{ServeOptions, Server};
 use std::path::Path;

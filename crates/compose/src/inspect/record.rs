@@ -38,7 +38,7 @@ pub struct StageRecord {
     pub config: Vec<String>,
     /// Where its side calls may go.
     #[serde(default)]
-    pub side_calls: crate::model::policy::SideCalls,
+    pub side_calls: crate::policy::SideCalls,
     /// How its `handle` is lifted, if known; a host that finds a `sync`
     /// stage gives each request an instance of its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -155,7 +155,7 @@ mod tests {
                 digest: "sha256:00".into(),
                 role: "middleware".into(),
                 config: vec!["greeting".into()],
-                side_calls: crate::model::policy::SideCalls::Deny,
+                side_calls: crate::policy::SideCalls::Deny,
                 lifted: Some(crate::Lift::Sync),
                 verified: Some(crate::inspect::record::Verified {
                     key: "sha256:11".into(),

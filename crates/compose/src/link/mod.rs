@@ -10,8 +10,8 @@ pub mod wac;
 
 use crate::error::{Error, PluginProblem};
 use crate::inspect::{Inspection, Role};
-use crate::model::policy::SideCalls;
 use crate::model::{Chain, FilterMetrics, Forwarding, Stage, Terminal};
+use crate::policy::SideCalls;
 
 use crate::inspect::record::{self, ChainRecord, StageRecord};
 use std::collections::HashMap;

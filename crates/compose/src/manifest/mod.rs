@@ -6,8 +6,8 @@
 //! `[origin]`) and builds types in which those mistakes cannot be expressed.
 
 use crate::error::{Error, SourceFile};
-use crate::model::policy::{AuthorityPattern, ImportPattern, Settings, SideCalls};
 use crate::model::{FilterMetrics, Forwarding};
+use crate::policy::{AuthorityPattern, ImportPattern, Settings, SideCalls};
 use pwchain_forwarding::Upstream;
 use serde::Deserialize;
 use std::ops::Range;

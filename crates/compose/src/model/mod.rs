@@ -1,12 +1,11 @@
 //! The chain as pwchain models it, apart from how it is read (`manifest`)
 //! and how it is composed (`link`): the stages in order, what answers after
-//! the last one, and what each stage may do (`policy`).
-
-pub mod policy;
+//! the last one, and what each stage may do (its
+//! [`Settings`](crate::policy::Settings)).
 
 use crate::inspect::Inspection;
 use crate::inspect::record::Verified;
-use policy::{ImportPattern, Settings};
+use crate::policy::{ImportPattern, Settings};
 use pwchain_forwarding::Upstream;
 use std::time::Duration;
 
