@@ -82,7 +82,7 @@ impl Verifier {
     /// From DER SubjectPublicKeyInfo; the key's own scheme decides how
     /// signatures are checked.
     pub fn from_spki(der: &[u8]) -> Result<Verifier, String> {
-        let (algorithm, parameters, key) = read_spki(der).ok_or("it is not a DER public key")?;
+        let ((algorithm, parameters), key) = read_spki(der).ok_or("it is not a DER public key")?;
         let algorithm: &'static dyn signature::VerificationAlgorithm = match (algorithm, parameters)
         {
             (OID_EC_PUBLIC_KEY, Some(OID_P256)) => &signature::ECDSA_P256_SHA256_ASN1,
@@ -367,8 +367,12 @@ fn read(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
 }
 
+/// An AlgorithmIdentifier: the algorithm's OID and, when it is one, its
+/// parameter OID (an elliptic curve's name).
+type Algorithm<'a> = (&'a [u8], Option<&'a [u8]>);
+
 /// An AlgorithmIdentifier's OID and, when it is one, its parameter OID.
-fn read_algorithm(identifier: &[u8]) -> Option<(&[u8], Option<&[u8]>)> {
+fn read_algorithm(identifier: &[u8]) -> Option<Algorithm<'_>> {
     let (0x06, oid, rest) = read(identifier)? else {
         return None;
     };
@@ -379,27 +383,26 @@ fn read_algorithm(identifier: &[u8]) -> Option<(&[u8], Option<&[u8]>)> {
     Some((oid, parameters))
 }
 
-/// The algorithm, its parameter OID and the key bits of a DER
-/// SubjectPublicKeyInfo.
-fn read_spki(der: &[u8]) -> Option<(&[u8], Option<&[u8]>, &[u8])> {
+/// The algorithm and the key bits of a DER SubjectPublicKeyInfo.
+fn read_spki(der: &[u8]) -> Option<(Algorithm<'_>, &[u8])> {
     let (0x30, body, _) = read(der)? else {
         return None;
     };
     let (0x30, identifier, rest) = read(body)? else {
         return None;
     };
-    let (oid, parameters) = read_algorithm(identifier)?;
+    let algorithm = read_algorithm(identifier)?;
     let (0x03, bits, _) = read(rest)? else {
         return None;
     };
     let (0, key) = bits.split_first()? else {
         return None;
     };
-    Some((oid, parameters, key))
+    Some((algorithm, key))
 }
 
 /// The algorithm and its parameter OID of a PKCS#8 private key.
-fn read_pkcs8_algorithm(der: &[u8]) -> Option<(&[u8], Option<&[u8]>)> {
+fn read_pkcs8_algorithm(der: &[u8]) -> Option<Algorithm<'_>> {
     let (0x30, body, _) = read(der)? else {
         return None;
     };
