@@ -23,6 +23,8 @@
 //!
 //! No wasmtime here: running and validating against a host is `pwchain-host`.
 
+#![warn(missing_docs)]
+
 pub mod digest;
 pub mod error;
 pub mod import;

@@ -37,6 +37,7 @@ pub struct Options {
     /// For a `.wac` file: where its packages are (`name` → file), and a
     /// folder to look for the rest.
     pub wac_deps: BTreeMap<String, PathBuf>,
+    /// Where a `.wac` chain's packages are found (default: `deps/` beside it).
     pub wac_deps_dir: Option<PathBuf>,
 }
 
@@ -58,7 +59,9 @@ pub struct Loaded {
 
 /// What composing a `chain.toml` found out beside the bytes.
 pub struct Composed {
+    /// What it records of its chain.
     pub record: ChainRecord,
+    /// The total size of the components that went in.
     pub input_bytes: usize,
     /// How each registry plugin resolved.
     pub steps: Vec<Step>,

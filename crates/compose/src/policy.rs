@@ -13,6 +13,7 @@ pub struct Settings {
     /// `config = { … }`: what the plugin's `wasi:config/store` holds.
     /// `None` when the manifest gives no table (the store is then empty).
     pub config: Option<Vec<(String, String)>>,
+    /// Where its side calls go.
     pub side_calls: SideCalls,
 }
 
@@ -50,6 +51,7 @@ impl fmt::Display for SideCalls {
 pub struct AuthorityPattern(String);
 
 impl AuthorityPattern {
+    /// The pattern as written.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -103,6 +105,7 @@ impl FromStr for AuthorityPattern {
 pub struct ImportPattern(String);
 
 impl ImportPattern {
+    /// Whether `import` (`ns:pkg/iface@ver`) is allowed by this pattern.
     pub fn matches(&self, import: &str) -> bool {
         let subject = match self.0.contains('@') {
             true => import,

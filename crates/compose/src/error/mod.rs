@@ -17,11 +17,14 @@ use std::path::{Path, PathBuf};
 /// A text file errors can point into (a manifest or a WAC document).
 #[derive(Debug)]
 pub struct SourceFile {
+    /// The file as named.
     pub path: PathBuf,
+    /// Its whole text.
     pub text: String,
 }
 
 impl SourceFile {
+    /// A file read into `text`, for errors that point into it.
     pub fn new(path: &Path, text: String) -> SourceFile {
         SourceFile {
             path: path.to_path_buf(),
@@ -59,14 +62,19 @@ impl SourceFile {
 #[derive(Debug, thiserror::Error, Diagnostic)]
 #[error("{}:{line}:{column}: {message}", path.display())]
 pub struct LocatedError {
+    /// What is wrong.
     pub message: String,
+    /// The file.
     pub path: PathBuf,
+    /// 1-based line.
     pub line: usize,
+    /// 1-based column.
     pub column: usize,
     #[source_code]
     src: NamedSource<String>,
     #[label("here")]
     span: SourceSpan,
+    /// What to do about it.
     #[help]
     pub help: Option<String>,
 }
@@ -74,6 +82,7 @@ pub struct LocatedError {
 /// Everything that can go wrong between a manifest and a written composite.
 #[derive(Debug, thiserror::Error, Diagnostic)]
 pub enum Error {
+    /// An error at a line and column of a manifest or WAC file.
     #[error(transparent)]
     #[diagnostic(transparent)]
     Located(Box<LocatedError>),
@@ -82,19 +91,26 @@ pub enum Error {
     #[error("{0}")]
     Import(String),
 
+    /// A file that cannot be read.
     #[error("cannot read `{}`", path.display())]
     Read {
+        /// The file.
         path: PathBuf,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
 
+    /// A plugin that cannot stand where the chain puts it.
     #[error("plugin `{plugin}`: {problem}")]
     Plugin {
+        /// The plugin's name in the chain.
         plugin: String,
+        /// What is wrong with it.
         problem: PluginProblem,
     },
 
+    /// Two neighbours whose next hop and handler do not fit.
     #[error(
         "cannot link plugin `{from}` to `{to}`: its import `{import}` does not accept `{to}`'s export `{export}`: {reason}"
     )]
@@ -102,38 +118,55 @@ pub enum Error {
         "the two plugins were built against WASI versions that cannot be reconciled; rebuild them against the same wasi:http 0.3 release"
     ))]
     Link {
+        /// The plugin whose next hop is linked.
         from: String,
+        /// The stage it is linked to.
         to: String,
+        /// The next-hop import.
         import: String,
+        /// The export it was given.
         export: String,
+        /// What wac-graph said.
         reason: String,
     },
 
+    /// Building the composition graph failed.
     #[error("composition failed: {0}")]
     Compose(String),
 
     /// A legacy proxy-wasm module `wrap` cannot take.
     #[error("cannot wrap `{module}`: {problem}")]
     Wrap {
+        /// The module, by name or digest.
         module: String,
+        /// Why it cannot be wrapped.
         problem: String,
+        /// What to do about it.
         #[help]
         help: Option<String>,
     },
 
+    /// The composed component does not encode or validate.
     #[error("the composed component is invalid: {0}")]
     Encode(String),
 
+    /// A registry operation failed.
     #[error(transparent)]
     Registry(#[from] RegistryError),
 
+    /// The cache failed.
     #[error(transparent)]
     Cache(#[from] CacheError),
 
+    /// A registry plugin is needed but `--offline` forbids fetching it.
     #[error("`{reference}` is not in the cache, and --offline forbids fetching it")]
     #[diagnostic(help("compose once without --offline to fill the cache"))]
-    Offline { reference: String },
+    Offline {
+        /// The plugin's reference.
+        reference: String,
+    },
 
+    /// The registry served other bytes than `pwchain.lock` pins.
     #[error(
         "`{reference}` is pinned to layer {locked} in pwchain.lock, but the registry served {found}"
     )]
@@ -141,22 +174,29 @@ pub enum Error {
         "if the change is expected, delete the plugin's entry from pwchain.lock and compose again"
     ))]
     LockMismatch {
+        /// The plugin's reference.
         reference: String,
+        /// The layer digest the lock holds.
         locked: String,
+        /// The layer digest the registry served.
         found: String,
     },
 
+    /// `pwchain.lock` cannot be read or written.
     #[error("{0}")]
     Lock(String),
 
     /// `what` is `plugin `NAME`` in a chain, else the artifact or key pair.
     #[error("{what}: cannot use the key")]
     Key {
+        /// What the key was for.
         what: String,
+        /// What went wrong with it.
         #[source]
         source: KeyError,
     },
 
+    /// No trusted key signed a plugin the chain says must be signed.
     #[error(
         "plugin `{plugin}` (`{reference}`, manifest {digest}) is not trusted: {rejection}; trusted keys: {}",
         keys.join(", ")
@@ -165,20 +205,32 @@ pub enum Error {
         "sign it with `pwchain sign {reference} --key KEY.key` (or `pwchain publish --sign`), or add its publisher's public key to `trust`"
     ))]
     Untrusted {
+        /// The plugin's name in the chain.
         plugin: String,
+        /// Its reference.
         reference: String,
+        /// The manifest digest checked.
         digest: String,
+        /// The trusted keys, each with its fingerprint.
         keys: Vec<String>,
+        /// Why none of them vouches for it.
         rejection: Box<Rejection>,
     },
 
+    /// `--locked` and a lock that would change.
     #[error("`{}` would change, and --locked forbids it", path.display())]
     #[diagnostic(help("compose without --locked to update it, and commit the result"))]
-    LockWouldChange { path: PathBuf },
+    LockWouldChange {
+        /// The lock file.
+        path: PathBuf,
+    },
 
+    /// A result that cannot be written (nothing is left half-written).
     #[error("cannot write `{}`", path.display())]
     Write {
+        /// The file.
         path: PathBuf,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
@@ -213,51 +265,96 @@ impl Error {
 /// Why a component cannot stand where the chain puts it.
 #[derive(Debug, thiserror::Error)]
 pub enum PluginProblem {
+    /// Not WebAssembly at all.
     #[error("`{}` is not WebAssembly ({found})", path.display())]
-    NotWasm { path: PathBuf, found: String },
+    NotWasm {
+        /// The file.
+        path: PathBuf,
+        /// What its first bytes look like.
+        found: String,
+    },
 
+    /// A core module where a component is needed.
     #[error("`{}` is a core WebAssembly module, not a component", path.display())]
-    CoreModule { path: PathBuf },
+    CoreModule {
+        /// The file.
+        path: PathBuf,
+    },
 
+    /// A component that does not validate.
     #[error("`{}` is not a valid component: {reason}", path.display())]
-    Invalid { path: PathBuf, reason: String },
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What the validator said.
+        reason: String,
+    },
 
+    /// No `wasi:http/handler` 0.3 export.
     #[error("no `wasi:http/handler@0.3.x` export (it exports: {})", list(exports))]
-    NoEntry { exports: Vec<String> },
+    NoEntry {
+        /// What it exports instead.
+        exports: Vec<String>,
+    },
 
+    /// A wasi:http 0.2 component.
     #[error("it is a wasi:http 0.2 component (exports `{export}`), which cannot be a middleware")]
-    WasiHttp02 { export: String },
+    WasiHttp02 {
+        /// Its 0.2 export.
+        export: String,
+    },
 
+    /// A wasi:http 0.3 release candidate.
     #[error("it uses the prerelease `{name}`, which wasi:http 0.3 hosts do not link")]
-    Prerelease { name: String },
+    Prerelease {
+        /// The prerelease interface.
+        name: String,
+    },
 
+    /// A service that is not last.
     #[error(
         "it is a service (no next-hop import) but stands before `{next}`; a service can only stand last"
     )]
-    ServiceNotLast { next: String },
+    ServiceNotLast {
+        /// The stage after it.
+        next: String,
+    },
 
+    /// A service last, and an `[origin]` after it.
     #[error(
         "it is a service (no next-hop import), so nothing can stand after it, but the manifest has an `[origin]`"
     )]
     ServiceBeforeOrigin,
 
+    /// A middleware last with no `[origin]`.
     #[error(
         "it is a middleware (it imports `{import}`) and stands last, but the manifest has no `[origin]`"
     )]
-    MiddlewareLast { import: String },
+    MiddlewareLast {
+        /// Its next-hop import.
+        import: String,
+    },
 
+    /// An `[origin]` that is a middleware.
     #[error("the origin must be a service, but it imports the next hop `{import}`")]
-    OriginNotService { import: String },
+    OriginNotService {
+        /// Its next-hop import.
+        import: String,
+    },
 
+    /// A host import `[chain] allow-imports` does not allow.
     #[error(
         "it imports `{import}`, which `[chain] allow-imports` does not allow (it allows: {})",
         list(allowed)
     )]
     ImportNotAllowed {
+        /// The import.
         import: String,
+        /// The patterns allowed.
         allowed: Vec<String>,
     },
 
+    /// `config` for a plugin that cannot read it.
     #[error(
         "it has `config`, but it does not import `wasi:config/store`, so the configuration would be ignored"
     )]

@@ -9,10 +9,13 @@ use wasmparser::{
     ComponentTypeRef, Parser, Payload,
 };
 
+/// How a component's `handler` export is lifted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Lift {
+    /// `async` lift: the export is an async function.
     Async,
+    /// Sync lift: the export returns when the work is done.
     Sync,
 }
 

@@ -44,15 +44,19 @@ pub enum HopForm {
     Origin,
 }
 
+/// The import a middleware calls the next stage through.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NextHop {
+    /// Its full name, with version.
     pub import: String,
+    /// `wasi:http/handler` or the seed's `origin`.
     pub form: HopForm,
 }
 
 /// The result of [`inspect`].
 #[derive(Debug, Clone, Serialize)]
 pub struct Inspection {
+    /// Service or middleware.
     pub role: Role,
     /// The `wasi:http/handler@0.3.x` export.
     pub entry: Option<String>,
@@ -60,6 +64,7 @@ pub struct Inspection {
     /// itself (a plugin; a composite's stages are in its record).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lifted: Option<crate::Lift>,
+    /// What it calls the next stage through, if it is a middleware.
     pub next_hop: Option<NextHop>,
     /// `wasi:http/client` (and 0.2 `outgoing-handler`) imports.
     pub side_calls: Vec<String>,
@@ -123,11 +128,14 @@ impl Runtime {
 pub struct InterfaceName<'a> {
     /// `ns:pkg`
     pub package: &'a str,
+    /// `wasi:http/handler` (package and interface, no version).
     pub interface: &'a str,
+    /// The `@x.y.z` part, if any.
     pub version: Option<semver::Version>,
 }
 
 impl<'a> InterfaceName<'a> {
+    /// Splits `ns:pkg/interface@version`; `None` for a name that is not one.
     pub fn parse(name: &'a str) -> Option<InterfaceName<'a>> {
         let (path, version) = match name.split_once('@') {
             Some((path, version)) => (path, Some(semver::Version::parse(version).ok()?)),

@@ -7,10 +7,12 @@ use serde::{Deserialize, Serialize};
 /// Custom section holding the record.
 pub const SECTION: &str = "pwchain:chain";
 
+/// What a composite records of its chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChainRecord {
     /// Version of pwchain that composed it.
     pub pwchain: String,
+    /// The chain's name.
     pub name: String,
     /// Stages in request order.
     pub plugins: Vec<StageRecord>,
@@ -24,13 +26,16 @@ pub struct ChainRecord {
     pub upstream: Option<String>,
 }
 
+/// One stage of a recorded chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StageRecord {
+    /// Its name in the chain.
     pub name: String,
     /// Where it came from, as the manifest said.
     pub source: String,
     /// `sha256:<hex>` of the component's bytes.
     pub digest: String,
+    /// `middleware` or `service`.
     pub role: String,
     /// The keys of its baked-in configuration (values stay out of the
     /// record: they may be secrets).

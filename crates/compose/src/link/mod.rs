@@ -24,6 +24,7 @@ use wac_graph::{CompositionGraph, EncodeOptions, NodeId, PackageId, Processor};
 pub struct Composite {
     /// The component, chain record included.
     pub bytes: Vec<u8>,
+    /// What it records of its chain.
     pub record: ChainRecord,
     /// Total size of the components that went in.
     pub input_bytes: usize,

@@ -70,6 +70,7 @@ fn id(name: &str) -> String {
 /// which the document names as packages and which must be found in a deps
 /// directory.
 pub struct Wac {
+    /// The document.
     pub text: String,
     /// Package name and bytes of each generated component.
     pub generated: Vec<(String, Vec<u8>)>,

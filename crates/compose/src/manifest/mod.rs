@@ -40,6 +40,7 @@ pub struct Manifest {
 pub struct PluginSpec {
     /// Unique within the chain; a WIT identifier (`kebab-case`).
     pub name: String,
+    /// Where its bytes come from.
     pub source: Source,
     /// `digest = "sha256:…"`: the component's bytes must hash to this,
     /// wherever they come from.
@@ -48,6 +49,7 @@ pub struct PluginSpec {
     pub settings: Settings,
     /// Where `config` and `side-calls` are written, if they are.
     pub config_span: Option<Range<usize>>,
+    /// Where `side-calls` is written, for errors.
     pub side_calls_span: Option<Range<usize>>,
     /// Where the plugin's table is, for errors that concern it.
     pub span: Range<usize>,
@@ -66,6 +68,7 @@ pub struct PluginSpec {
 pub struct TrustKey {
     /// As written: relative paths are relative to the manifest.
     pub path: PathBuf,
+    /// Where the entry is written, for errors.
     pub span: Range<usize>,
 }
 
@@ -87,14 +90,28 @@ pub struct Legacy {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
     /// A file, relative to the manifest's directory.
-    Path { path: PathBuf, span: Range<usize> },
+    /// `path = "…"`, relative to the manifest.
+    Path {
+        /// The path, resolved against the manifest's folder.
+        path: PathBuf,
+        /// Where it is written.
+        span: Range<usize>,
+    },
     /// An OCI reference, `oci://host/ns/name:tag`.
     Oci {
+        /// The `oci://` reference.
         reference: String,
+        /// Where it is written.
         span: Range<usize>,
     },
     /// A registry package name with a version requirement, `ns:name@^1.2`.
-    Package { spec: String, span: Range<usize> },
+    /// `package = "ns:name@req"`, resolved through the configured registries.
+    Package {
+        /// As written.
+        spec: String,
+        /// Where it is written.
+        span: Range<usize>,
+    },
 }
 
 impl Source {

@@ -12,12 +12,15 @@ use std::time::Duration;
 /// A component in memory, inspected and ready to be linked.
 #[derive(Debug, Clone)]
 pub struct Stage {
+    /// Its name in the chain.
     pub name: String,
     /// Where it came from, for the chain record.
     pub source: String,
+    /// The component.
     pub bytes: Vec<u8>,
     /// `sha256:<hex>` of `bytes`.
     pub digest: String,
+    /// What it is.
     pub info: Inspection,
     /// Its configuration and side-call policy, from the manifest.
     pub settings: Settings,
@@ -41,8 +44,11 @@ pub enum Terminal {
 /// An ordered chain, outermost plugin first.
 #[derive(Debug, Clone)]
 pub struct Chain {
+    /// The chain's name.
     pub name: String,
+    /// The stages before the terminal, outermost first.
     pub plugins: Vec<Stage>,
+    /// What answers after the last plugin.
     pub terminal: Terminal,
     /// `[chain] allow-imports`; `None` allows every host import.
     pub allow_imports: Option<Vec<ImportPattern>>,
@@ -79,6 +85,8 @@ pub struct Forwarding {
 }
 
 impl Forwarding {
+    /// `connect-timeout` when the manifest gives none.
     pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+    /// `first-byte-timeout` when the manifest gives none.
     pub const DEFAULT_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(60);
 }

@@ -110,8 +110,11 @@ impl Verifier {
 
 /// A decrypted private key.
 pub enum Signer {
+    /// ECDSA P-256 or P-384.
     Ecdsa(signature::EcdsaKeyPair),
+    /// Ed25519.
     Ed25519(signature::Ed25519KeyPair),
+    /// RSA, signing PKCS#1 v1.5 with SHA-256.
     Rsa(signature::RsaKeyPair),
 }
 

@@ -18,8 +18,11 @@ use oci_client::{Client, Reference};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
+/// The manifest type of a Wasm OCI artifact.
 pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
+/// The config type of a Wasm OCI artifact.
 pub const CONFIG_MEDIA_TYPE: &str = "application/vnd.wasm.config.v0+json";
+/// The layer type of a component.
 pub const LAYER_MEDIA_TYPE: &str = "application/wasm";
 
 /// A parsed `oci://host[:port]/repository(:tag|@digest)`.
@@ -61,14 +64,17 @@ impl std::fmt::Display for OciRef {
 }
 
 impl OciRef {
+    /// `host[:port]`.
     pub fn registry(&self) -> &str {
         self.0.registry()
     }
 
+    /// The path after the host.
     pub fn repository(&self) -> &str {
         self.0.repository()
     }
 
+    /// The tag, if the reference has one.
     pub fn tag(&self) -> Option<&str> {
         self.0.tag()
     }
@@ -95,6 +101,7 @@ impl OciRef {
 /// What an artifact holds, described in its config blob.
 #[derive(Debug, Clone, Copy)]
 pub enum Contents<'a> {
+    /// A component, with what it is.
     Component(&'a Inspection),
     /// A legacy proxy-wasm module, for `proxy-wasm = "oci://…"`.
     ProxyWasm(&'a crate::proxy_wasm::LegacyModule),
@@ -103,17 +110,24 @@ pub enum Contents<'a> {
 /// A component fetched from a registry.
 #[derive(Debug, Clone)]
 pub struct Pulled {
+    /// The digest of the manifest pulled.
     pub manifest_digest: String,
+    /// The digest of the component layer.
     pub layer_digest: String,
+    /// The component.
     pub bytes: Vec<u8>,
 }
 
 /// Digests of a published artifact.
 #[derive(Debug, Clone, Serialize)]
 pub struct Published {
+    /// Where it was published.
     pub reference: String,
+    /// The manifest's digest.
     pub manifest_digest: String,
+    /// The component layer's digest.
     pub layer_digest: String,
+    /// The component's size in bytes.
     pub size: usize,
 }
 
@@ -128,6 +142,7 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// A client with credentials from the environment and Docker's configuration.
     pub fn new() -> Result<Registry, RegistryError> {
         let insecure: Vec<String> = std::env::var("PWCHAIN_INSECURE_REGISTRIES")
             .map(|v| {

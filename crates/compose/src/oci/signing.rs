@@ -23,6 +23,7 @@ pub const ANNOTATION: &str = "dev.cosignproject.cosign/signature";
 /// A public key a chain trusts, with the fingerprint the lock records.
 #[derive(Clone)]
 pub struct PublicKey {
+    /// The key file.
     pub path: PathBuf,
     /// How the chain named it (`keys/acme.pub`): what records show.
     pub label: String,
@@ -298,8 +299,11 @@ pub fn sign_artifact(
 /// What `pwchain verify` found.
 #[derive(Debug, Clone, Serialize)]
 pub struct Checked {
+    /// The artifact, as named.
     pub reference: String,
+    /// The manifest digest the tag pointed at.
     pub manifest: String,
+    /// What verified it.
     pub verified: Verified,
 }
 

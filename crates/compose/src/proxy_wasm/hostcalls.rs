@@ -28,7 +28,9 @@ pub enum Output {
 /// A slot of a `result<T, u32>` the adapter copies to the caller's pointer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Slot {
+    /// An `i32` parameter, of this many bytes in memory when it is a pointer.
     I32(u32),
+    /// An `i64` parameter, of this many bytes in memory when it is a pointer.
     I64(u32),
     /// A buffer's pointer, written as null when the length at the second
     /// offset is 0 (SDKs read a null pointer as "no value").
@@ -55,17 +57,22 @@ impl Output {
 /// Input types, as they appear in the module's import.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Input {
+    /// An `i32` result.
     I32,
+    /// An `i64` result.
     I64,
 }
 
 /// One supported hostcall.
 #[derive(Debug)]
 pub struct Hostcall {
+    /// The name the module imports from `env`.
     pub name: &'static str,
     /// Its function in `legacy-host`.
     pub function: &'static str,
+    /// Its parameters.
     pub inputs: &'static [Input],
+    /// Its result.
     pub output: Output,
 }
 
@@ -303,6 +310,7 @@ pub const NO_OPS: &[&str] = &["emscripten_notify_memory_growth"];
 /// The ABI's `Unimplemented` status.
 pub const UNIMPLEMENTED_STATUS: i32 = 12;
 
+/// The hostcall `name`, if pwchain provides it.
 pub fn supported(name: &str) -> Option<&'static Hostcall> {
     SUPPORTED.iter().find(|h| h.name == name)
 }
@@ -310,8 +318,11 @@ pub fn supported(name: &str) -> Option<&'static Hostcall> {
 /// A callback of `pwchain:proxy/legacy-callbacks` and the export it runs.
 #[derive(Debug)]
 pub struct Callback {
+    /// The callback the module exports.
     pub function: &'static str,
+    /// What the driver calls it as.
     pub export: &'static str,
+    /// How many parameters it takes.
     pub params: usize,
     /// What it returns when the module lacks the export; `None` for no
     /// result.
@@ -382,6 +393,7 @@ pub const STREAM_END: &[(&str, bool)] = &[
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Support {
+    /// pwchain provides it.
     Supported,
     /// Known, answered with `Unimplemented`.
     Unimplemented,
@@ -389,6 +401,7 @@ pub enum Support {
     Unknown,
 }
 
+/// Whether pwchain provides the hostcall `name`, and if not why.
 pub fn support(name: &str) -> Support {
     if supported(name).is_some() || TRAPS.contains(&name) || NO_OPS.contains(&name) {
         Support::Supported

@@ -20,19 +20,24 @@ use std::path::{Path, PathBuf};
 /// What a tag pointed at when it was last pulled.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefEntry {
+    /// The manifest digest.
     pub manifest: String,
+    /// The component layer's digest.
     pub layer: String,
 }
 
 /// One cached component.
 #[derive(Debug, Clone, Serialize)]
 pub struct CachedBlob {
+    /// Its digest (its name in the cache).
     pub digest: String,
+    /// Its size in bytes.
     pub size: u64,
     /// References last resolved to it.
     pub references: Vec<String>,
 }
 
+/// The local cache of pulled components, by digest, and of the tags they were pulled by.
 pub struct Cache {
     root: PathBuf,
 }
@@ -49,6 +54,7 @@ impl Cache {
         Cache { root }
     }
 
+    /// Where it is.
     pub fn root(&self) -> &Path {
         &self.root
     }

@@ -8,8 +8,10 @@ use std::path::{Path, PathBuf};
 /// The lock file's name, beside the manifest.
 pub const FILE: &str = "pwchain.lock";
 
+/// `pwchain.lock`: what each registry plugin of a chain resolved to.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lock {
+    /// One entry per registry plugin, in chain order.
     #[serde(default, rename = "plugin")]
     pub plugins: Vec<Locked>,
 }
@@ -17,6 +19,7 @@ pub struct Lock {
 /// One pinned plugin.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Locked {
+    /// The plugin's name in the chain.
     pub name: String,
     /// The source as the manifest wrote it (`oci://…` or `ns:name@REQ`).
     pub reference: String,
@@ -24,7 +27,9 @@ pub struct Locked {
     pub resolved: String,
     /// The tag it resolved through, if any.
     pub version: Option<String>,
+    /// The manifest digest.
     pub manifest: String,
+    /// The component layer's digest.
     pub layer: String,
     /// The signature that vouched for it, when the chain trusts keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -47,12 +52,14 @@ impl Lock {
         }
     }
 
+    /// The entry of the plugin `name`, if it was locked from `reference`.
     pub fn find(&self, name: &str, reference: &str) -> Option<&Locked> {
         self.plugins
             .iter()
             .find(|l| l.name == name && l.reference == reference)
     }
 
+    /// The lock file's text.
     pub fn to_toml(&self) -> String {
         format!(
             "# Written by pwchain: what each registry plugin resolved to. Commit it.\n{}",

@@ -40,6 +40,7 @@ pub struct Resolver {
 /// reports, and what the lock records.
 #[derive(Debug, Clone, Serialize)]
 pub struct Step {
+    /// What the lock records of it.
     #[serde(flatten)]
     pub locked: Locked,
     /// The lock already pinned this plugin's digests.
@@ -48,6 +49,7 @@ pub struct Step {
     pub from: Fetched,
 }
 
+/// How a plugin's bytes were found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Fetched {
@@ -58,6 +60,7 @@ pub enum Fetched {
 }
 
 impl Resolver {
+    /// A resolver over `cache` and `registries`, pinned by `locked`; `offline` forbids the network.
     pub fn new(cache: Cache, registries: Registries, locked: Lock, offline: bool) -> Resolver {
         Resolver {
             offline,

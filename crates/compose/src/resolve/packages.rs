@@ -15,8 +15,11 @@ use std::path::PathBuf;
 /// `ns:name@REQ` (a missing `@REQ` means any release).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PackageSpec {
+    /// The package's namespace (`ns` in `ns:name`).
     pub namespace: String,
+    /// Its name.
     pub name: String,
+    /// The versions it may be.
     pub requirement: VersionReq,
 }
 
