@@ -8,6 +8,8 @@
 //! that validates here runs there, and one that runs in `pwchain serve` runs
 //! in `wasmtime serve -Scli`.
 
+#![warn(missing_docs)]
+
 pub mod linker;
 pub mod observe;
 pub mod serve;

@@ -15,6 +15,7 @@ pub enum ImportSet {
 }
 
 impl ImportSet {
+    /// The command line that provides this set, for messages.
     pub fn flag(self) -> &'static str {
         match self {
             ImportSet::Serve => "wasmtime serve",
@@ -23,6 +24,7 @@ impl ImportSet {
     }
 }
 
+/// A linker with the imports `set` provides, as that `wasmtime serve` does.
 pub fn linker(engine: &Engine, set: ImportSet) -> anyhow::Result<Linker<Host>> {
     let mut linker = Linker::new(engine);
     match set {

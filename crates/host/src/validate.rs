@@ -22,9 +22,12 @@ pub struct Validation {
     pub refusals: Vec<Refusal>,
 }
 
+/// One host setup that cannot run the composite.
 #[derive(Debug, Clone, Serialize)]
 pub struct Refusal {
+    /// The setup, as its command line (`wasmtime serve -Scli`).
     pub host: String,
+    /// What linking or instantiating said.
     pub reason: String,
 }
 

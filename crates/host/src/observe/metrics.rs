@@ -34,6 +34,7 @@ struct Served {
 /// The chain being served, as `/chain` reports it.
 #[derive(Clone, Debug)]
 pub struct ChainInfo {
+    /// The chain's name, from its record.
     pub name: String,
     /// `sha256:…` of the composite.
     pub digest: String,

@@ -12,14 +12,30 @@ use std::sync::{Arc, RwLock};
 /// Why a certificate or key cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
+    /// The certificate file cannot be read or parsed.
     #[error("cannot read the certificate `{}`: {reason}", path.display())]
-    Certificate { path: PathBuf, reason: String },
+    Certificate {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The key file cannot be read or parsed.
     #[error("cannot read the private key `{}`: {reason}", path.display())]
-    Key { path: PathBuf, reason: String },
+    Key {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// rustls refuses the two together.
     #[error("the certificate `{}` and the key `{}` cannot be used together: {reason}", cert.display(), key.display())]
     Pair {
+        /// The certificate file.
         cert: PathBuf,
+        /// The key file.
         key: PathBuf,
+        /// What rustls said.
         reason: String,
     },
 }
