@@ -123,23 +123,18 @@ impl Signer {
     pub fn from_pkcs8(der: &[u8]) -> Result<Signer, String> {
         let (algorithm, parameters) = read_pkcs8_algorithm(der).ok_or("it is not a PKCS#8 key")?;
         let rejected = |e: ring::error::KeyRejected| format!("the key is rejected: {e}");
+        let ecdsa = |curve: &'static signature::EcdsaSigningAlgorithm| {
+            signature::EcdsaKeyPair::from_pkcs8(curve, der, &SystemRandom::new())
+                .map(Signer::Ecdsa)
+                .map_err(rejected)
+        };
         Ok(match (algorithm, parameters) {
-            (OID_EC_PUBLIC_KEY, Some(OID_P256)) => Signer::Ecdsa(
-                signature::EcdsaKeyPair::from_pkcs8(
-                    &signature::ECDSA_P256_SHA256_ASN1_SIGNING,
-                    der,
-                    &SystemRandom::new(),
-                )
-                .map_err(rejected)?,
-            ),
-            (OID_EC_PUBLIC_KEY, Some(OID_P384)) => Signer::Ecdsa(
-                signature::EcdsaKeyPair::from_pkcs8(
-                    &signature::ECDSA_P384_SHA384_ASN1_SIGNING,
-                    der,
-                    &SystemRandom::new(),
-                )
-                .map_err(rejected)?,
-            ),
+            (OID_EC_PUBLIC_KEY, Some(OID_P256)) => {
+                ecdsa(&signature::ECDSA_P256_SHA256_ASN1_SIGNING)?
+            }
+            (OID_EC_PUBLIC_KEY, Some(OID_P384)) => {
+                ecdsa(&signature::ECDSA_P384_SHA384_ASN1_SIGNING)?
+            }
             (OID_ED25519, _) => Signer::Ed25519(
                 signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(rejected)?,
             ),
