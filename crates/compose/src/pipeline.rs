@@ -109,7 +109,7 @@ pub fn load(path: &Path, options: &Options) -> Result<Loaded, Error> {
 /// A resolver for the registry plugins of the manifest at `path`, and the
 /// lock it starts from.
 pub fn resolver(path: &Path, options: &Options) -> Result<(Resolver, Lock), Error> {
-    let lock = Lock::load(&Lock::path_for(path)).map_err(Error::Lock)?;
+    let lock = Lock::load(&Lock::path_for(path))?;
     let resolver = Resolver::new(
         Cache::open(options.cache_dir.clone()),
         Registries::load(options.registry.clone()),

@@ -3,12 +3,16 @@
 //! errors about a manifest entry carry its line and column.
 
 mod cache;
+mod graph;
 mod registry;
 mod signing;
+mod wrap;
 
 pub use cache::CacheError;
+pub use graph::{Cause, GraphError};
 pub use registry::RegistryError;
 pub use signing::{KeyError, Rejection};
+pub use wrap::{ModuleError, WrapProblem};
 
 use miette::{Diagnostic, NamedSource, SourceSpan};
 use std::ops::Range;
@@ -87,9 +91,12 @@ pub enum Error {
     #[diagnostic(transparent)]
     Located(Box<LocatedError>),
 
-    /// Nothing to import, said plainly.
-    #[error("{0}")]
-    Import(String),
+    /// Files to import from that hold nothing importable.
+    #[error("no {looked_for} in the files given")]
+    NothingToImport {
+        /// What was looked for.
+        looked_for: &'static str,
+    },
 
     /// A file that cannot be read.
     #[error("cannot read `{}`", path.display())]
@@ -112,7 +119,7 @@ pub enum Error {
 
     /// Two neighbours whose next hop and handler do not fit.
     #[error(
-        "cannot link plugin `{from}` to `{to}`: its import `{import}` does not accept `{to}`'s export `{export}`: {reason}"
+        "cannot link plugin `{from}` to `{to}`: its import `{import}` does not accept `{to}`'s export `{export}`"
     )]
     #[diagnostic(help(
         "the two plugins were built against WASI versions that cannot be reconciled; rebuild them against the same wasi:http 0.3 release"
@@ -127,12 +134,14 @@ pub enum Error {
         /// The export it was given.
         export: String,
         /// What wac-graph said.
-        reason: String,
+        #[source]
+        source: Cause,
     },
 
     /// Building the composition graph failed.
-    #[error("composition failed: {0}")]
-    Compose(String),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Graph(#[from] GraphError),
 
     /// A legacy proxy-wasm module `wrap` cannot take.
     #[error("cannot wrap `{module}`: {problem}")]
@@ -140,15 +149,11 @@ pub enum Error {
         /// The module, by name or digest.
         module: String,
         /// Why it cannot be wrapped.
-        problem: String,
-        /// What to do about it.
+        problem: WrapProblem,
+        /// What to do about it (the problem's own hint).
         #[help]
-        help: Option<String>,
+        help: Option<&'static str>,
     },
-
-    /// The composed component does not encode or validate.
-    #[error("the composed component is invalid: {0}")]
-    Encode(String),
 
     /// A registry operation failed.
     #[error(transparent)]
@@ -182,9 +187,16 @@ pub enum Error {
         found: String,
     },
 
-    /// `pwchain.lock` cannot be read or written.
-    #[error("{0}")]
-    Lock(String),
+    /// `pwchain.lock` that does not parse.
+    #[error("`{}` is not a valid lock file", path.display())]
+    #[diagnostic(help("delete it and compose again; it is rewritten from the registries"))]
+    BadLock {
+        /// The lock file.
+        path: PathBuf,
+        /// What the TOML parser said.
+        #[source]
+        source: toml::de::Error,
+    },
 
     /// `what` is `plugin `NAME`` in a chain, else the artifact or key pair.
     #[error("{what}: cannot use the key")]
@@ -237,6 +249,15 @@ pub enum Error {
 }
 
 impl Error {
+    /// `module` refused by `wrap` for `problem`, with the problem's hint.
+    pub fn wrap(module: impl Into<String>, problem: WrapProblem) -> Error {
+        Error::Wrap {
+            module: module.into(),
+            help: problem.help(),
+            problem,
+        }
+    }
+
     /// The hint to show under the error, if there is one.
     pub fn help(&self) -> Option<String> {
         match self {
@@ -252,14 +273,22 @@ impl Error {
             Error::Located(_) => self,
             other => {
                 let help = other.help();
-                let message = match std::error::Error::source(&other) {
-                    Some(source) => format!("{other}: {source}"),
-                    None => other.to_string(),
-                };
-                file.error(span, message, help)
+                file.error(span, error_chain(&other), help)
             }
         }
     }
+}
+
+/// An error and all its causes on one line.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// Why a component cannot stand where the chain puts it.

@@ -48,9 +48,9 @@ pub fn import(files: Vec<(&Path, String)>, options: &IstioOptions) -> Result<Str
         }
     }
     if plugins.is_empty() {
-        return Err(Error::Import(
-            "no `WasmPlugin` or `TrafficExtension` resources (`kind: WasmPlugin`, `kind: TrafficExtension`) in the files given".into(),
-        ));
+        return Err(Error::NothingToImport {
+            looked_for: "`WasmPlugin` or `TrafficExtension` resources (`kind: WasmPlugin`, `kind: TrafficExtension`)",
+        });
     }
     plugins.sort_by(|a, b| {
         (a.phase, -a.priority, &a.namespace, &a.name).cmp(&(

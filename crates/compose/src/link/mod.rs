@@ -8,7 +8,7 @@ pub mod builtins;
 pub mod providers;
 pub mod wac;
 
-use crate::error::{Error, PluginProblem};
+use crate::error::{Cause, Error, GraphError, PluginProblem};
 use crate::inspect::{Inspection, Role};
 use crate::model::{Chain, FilterMetrics, Forwarding, Stage, Terminal};
 use crate::policy::SideCalls;
@@ -40,7 +40,7 @@ impl Chain {
             })
         };
         let Some(last) = self.plugins.last() else {
-            return Err(Error::Compose("the chain has no plugins".into()));
+            return Err(GraphError::Empty.into());
         };
         for (stage, next) in self.plugins.iter().zip(self.plugins.iter().skip(1)) {
             if stage.info.role == Role::Service {
@@ -196,7 +196,7 @@ impl Chain {
                     to: next.name.clone(),
                     import: hop.import.clone(),
                     export: entry.clone(),
-                    reason: e,
+                    source: e,
                 })?;
         }
         let mut nodes: HashMap<String, NodeId> = stages
@@ -216,19 +216,20 @@ impl Chain {
                     Some(shared) => *shared,
                     None => graph.instance(&provider.package, &provider.node, &provider.bytes)?,
                 };
-                let consumer = *nodes.get(&provider.consumer).ok_or_else(|| {
-                    Error::Compose(format!(
-                        "`{}` feeds unknown `{}`",
-                        provider.node, provider.consumer
-                    ))
-                })?;
+                let consumer =
+                    *nodes
+                        .get(&provider.consumer)
+                        .ok_or_else(|| GraphError::UnknownConsumer {
+                            provider: provider.node.clone(),
+                            consumer: provider.consumer.clone(),
+                        })?;
                 graph
                     .wire(consumer, &provider.import, instance, &provider.export)
-                    .map_err(|reason| {
-                        Error::Compose(format!(
-                            "plugin `{}`: cannot link `{}` to its import `{}`: {reason}",
-                            stage.name, provider.node, provider.import
-                        ))
+                    .map_err(|source| GraphError::Provider {
+                        plugin: stage.name.clone(),
+                        provider: provider.node.clone(),
+                        import: provider.import.clone(),
+                        source,
                     })?;
                 nodes.insert(provider.node, instance);
             }
@@ -238,7 +239,9 @@ impl Chain {
             .info
             .entry
             .as_ref()
-            .ok_or_else(|| Error::Compose(format!("`{}` has no entry", first.name)))?;
+            .ok_or_else(|| GraphError::NoEntry {
+                plugin: first.name.clone(),
+            })?;
         let mut bytes = graph.encode(instances[0], entry)?;
         let record = self.record();
         record::append(&mut bytes, &record);
@@ -302,13 +305,17 @@ impl Graph {
         let id = match self.packages.get(&digest) {
             Some(id) => *id,
             None => {
+                let unreadable = |source: Cause| GraphError::Package {
+                    package: package.to_string(),
+                    source,
+                };
                 let parsed =
                     Package::from_bytes(package, None, bytes.to_vec(), self.graph.types_mut())
-                        .map_err(|e| Error::Compose(format!("`{package}`: {e:#}")))?;
+                        .map_err(|e| unreadable(e.into()))?;
                 let id = self
                     .graph
                     .register_package(parsed)
-                    .map_err(|e| Error::Compose(format!("`{package}`: {e}")))?;
+                    .map_err(|e| unreadable(e.into()))?;
                 self.packages.insert(digest, id);
                 id
             }
@@ -322,12 +329,16 @@ impl Graph {
     /// name, every import left open an import. Validated.
     pub fn encode(self, node: NodeId, export: &str) -> Result<Vec<u8>, Error> {
         let mut graph = self.graph;
+        let unexported = |source: Cause| GraphError::Export {
+            export: export.to_string(),
+            source,
+        };
         let alias = graph
             .alias_instance_export(node, export)
-            .map_err(|e| Error::Compose(e.to_string()))?;
+            .map_err(|e| unexported(e.into()))?;
         graph
             .export(alias, export)
-            .map_err(|e| Error::Compose(e.to_string()))?;
+            .map_err(|e| unexported(e.into()))?;
         graph
             .encode(EncodeOptions {
                 define_components: true,
@@ -337,7 +348,7 @@ impl Graph {
                     version: env!("CARGO_PKG_VERSION"),
                 }),
             })
-            .map_err(|e| Error::Encode(error_chain(&e)))
+            .map_err(|e| GraphError::Invalid(e.into()).into())
     }
 
     /// Gives `import` of `to` the export `export` of `from`.
@@ -347,14 +358,10 @@ impl Graph {
         import: &str,
         from: NodeId,
         export: &str,
-    ) -> Result<(), String> {
-        let export = self
-            .graph
-            .alias_instance_export(from, export)
-            .map_err(|e| error_chain(&e))?;
-        self.graph
-            .set_instantiation_argument(to, import, export)
-            .map_err(|e| error_chain(&e))
+    ) -> Result<(), Cause> {
+        let export = self.graph.alias_instance_export(from, export)?;
+        self.graph.set_instantiation_argument(to, import, export)?;
+        Ok(())
     }
 }
 
@@ -437,9 +444,11 @@ pub(crate) fn planned_providers(
                 let (Some(store), Some(client)) =
                     (config_import(&filter), filter.side_calls.first())
                 else {
-                    return Err(Error::Compose(
-                        "the built-in allow-calls lacks its store or client import".into(),
-                    ));
+                    return Err(GraphError::generated(
+                        "the built-in allow-calls",
+                        "it lacks its store or client import",
+                    )
+                    .into());
                 };
                 let node = format!("{}-allow-calls", stage.name);
                 let list: Vec<&str> = patterns.iter().map(|p| p.as_str()).collect();
@@ -505,16 +514,4 @@ fn stage_record(stage: &Stage) -> StageRecord {
         lifted: stage.info.lifted,
         verified: stage.verified.clone(),
     }
-}
-
-/// An error and all its causes on one line.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

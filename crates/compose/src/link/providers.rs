@@ -5,7 +5,7 @@
 //! interface's own WIT, so the user needs no toolchain and nothing is
 //! downloaded.
 
-use crate::error::Error;
+use crate::error::{Error, GraphError};
 use wit_component::{ComponentEncoder, StringEncoding};
 use wit_parser::{Resolve, SizeAlign, Type, TypeDefKind};
 
@@ -126,7 +126,7 @@ pub fn config_store(version: &str, entries: &[(String, String)]) -> Result<Vec<u
     let mut resolve = Resolve::default();
     let package = resolve
         .push_str("config.wit", &wit)
-        .map_err(|e| generated("the config store", e))?;
+        .map_err(|e| GraphError::generated("the config store", e))?;
     encode(resolve, package, "provider", &core, "the config store")
 }
 
@@ -138,13 +138,12 @@ pub fn deny_calls(client: &str) -> Result<Vec<u8>, Error> {
         .rsplit_once('@')
         .map(|(_, v)| v)
         .filter(|v| *v == http_version())
-        .ok_or_else(|| {
-            Error::Compose(format!(
-                "`side-calls` policies apply to `wasi:http/client@{}`; this plugin imports `{client}`",
-                http_version()
-            ))
+        .ok_or_else(|| GraphError::SideCallVersion {
+            expected: format!("wasi:http/client@{}", http_version()),
+            found: client.to_string(),
         })?;
-    let (mut resolve, _) = wasi_resolve().map_err(|e| generated("the side-call denial", e))?;
+    let (mut resolve, _) =
+        wasi_resolve().map_err(|e| GraphError::generated("the side-call denial", e))?;
     let package = resolve
         .push_str(
             "deny.wit",
@@ -152,35 +151,36 @@ pub fn deny_calls(client: &str) -> Result<Vec<u8>, Error> {
                 "package pwchain:deny-calls; world deny {{ export wasi:http/client@{version}; }}"
             ),
         )
-        .map_err(|e| generated("the side-call denial", e))?;
+        .map_err(|e| GraphError::generated("the side-call denial", e))?;
 
     // Where `send`'s result<response, error-code> puts the error's tag,
     // and the tag of `HTTP-request-denied`.
     let mut sizes = SizeAlign::default();
     sizes.fill(&resolve);
+    let unlike = |what: &str| GraphError::generated("the side-call denial", what.to_string());
     let send = http_function(&resolve, "client", "send")
-        .ok_or_else(|| Error::Compose("wasi:http lacks `client.send`".into()))?;
+        .ok_or_else(|| unlike("wasi:http lacks `client.send`"))?;
     let Some(Type::Id(result)) = send.result else {
-        return Err(Error::Compose("`send` returns no result".into()));
+        return Err(unlike("`send` returns no result").into());
     };
     let TypeDefKind::Result(result) = &resolve.types[result].kind else {
-        return Err(Error::Compose("`send` does not return a result".into()));
+        return Err(unlike("`send` does not return a result").into());
     };
     let Some(Type::Id(mut error_code)) = result.err else {
-        return Err(Error::Compose("`send` has no error type".into()));
+        return Err(unlike("`send` has no error type").into());
     };
     // `use`d into the interface: an alias of the definition in `types`.
     while let TypeDefKind::Type(Type::Id(aliased)) = resolve.types[error_code].kind {
         error_code = aliased;
     }
     let TypeDefKind::Variant(variant) = &resolve.types[error_code].kind else {
-        return Err(Error::Compose("`error-code` is not a variant".into()));
+        return Err(unlike("`error-code` is not a variant").into());
     };
     let denied = variant
         .cases
         .iter()
         .position(|c| c.name == "HTTP-request-denied")
-        .ok_or_else(|| Error::Compose("`error-code` lacks `HTTP-request-denied`".into()))?;
+        .ok_or_else(|| unlike("`error-code` lacks `HTTP-request-denied`"))?;
     let error_at = sizes
         .payload_offset(
             wit_parser::Int::U8,
@@ -250,21 +250,14 @@ pub fn encode(
 ) -> Result<Vec<u8>, Error> {
     let world = resolve
         .select_world(&[package], Some(world))
-        .map_err(|e| generated(what, e))?;
-    let mut module = wat::parse_str(core).map_err(|e| generated(what, e.into()))?;
+        .map_err(|e| GraphError::generated(what, e))?;
+    let mut module = wat::parse_str(core).map_err(|e| GraphError::generated(what, e))?;
     wit_component::embed_component_metadata(&mut module, &resolve, world, StringEncoding::UTF8)
-        .map_err(|e| generated(what, e))?;
+        .map_err(|e| GraphError::generated(what, e))?;
     ComponentEncoder::default()
         .module(&module)
         .and_then(|encoder| encoder.validate(true).encode())
-        .map_err(|e| generated(what, e))
-}
-
-/// A generator failing is pwchain's bug, not the user's; say so.
-fn generated(what: &str, error: anyhow::Error) -> Error {
-    Error::Compose(format!(
-        "generating {what} failed (a pwchain bug): {error:#}"
-    ))
+        .map_err(|e| GraphError::generated(what, e).into())
 }
 
 /// `bytes` as a WAT string literal's contents.

@@ -3,7 +3,7 @@
 //! whose packages come from `--dep` flags, a deps directory, or pwchain's
 //! built-ins.
 
-use crate::error::{Error, SourceFile};
+use crate::error::{Error, GraphError, SourceFile};
 use crate::link::builtins;
 use crate::link::package_name;
 use crate::model::Chain;
@@ -138,9 +138,7 @@ impl Chain {
             );
         }
         if !generated.is_empty() && deps_dir.is_none() {
-            return Err(Error::Compose(
-                "this chain needs components pwchain generates (configuration stores, side-call policies, wrapped proxy-wasm modules, the settings of an `upstream` or `forward` origin); write the WAC to a file with `-o`, and they are written beside it".into(),
-            ));
+            return Err(GraphError::NeedsDepsDir.into());
         }
 
         let mut wac = String::new();
@@ -228,7 +226,7 @@ pub fn compose_wac(
                         validate: true,
                         processor: None,
                     })
-                    .map_err(|e| Error::Encode(format!("{e}")));
+                    .map_err(|e| GraphError::Invalid(e.into()).into());
             }
             Err(wac_parser::resolution::Error::UnknownPackage { name, span })
                 if !loaded.iter().any(|(n, _)| *n == name) =>

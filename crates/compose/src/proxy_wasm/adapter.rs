@@ -17,7 +17,7 @@
 
 use super::hostcalls::{self, Output, Slot};
 use super::{FuncSig, Imported, Signatures};
-use crate::error::Error;
+use crate::error::{Error, GraphError, WrapProblem};
 use std::fmt::Write;
 use wit_component::StringEncoding;
 use wit_parser::Resolve;
@@ -34,8 +34,14 @@ const ENOTSUP: i32 = 58;
 
 /// The module with both adapters applied, as a component exporting
 /// `legacy-callbacks` and importing `legacy-host`.
-pub fn fuse(module: &[u8], signatures: &Signatures, allocator: &str) -> Result<Vec<u8>, Error> {
-    let resolve = super::legacy_resolve().map_err(|e| bug("the legacy WIT", e))?;
+pub fn fuse(
+    name: &str,
+    module: &[u8],
+    signatures: &Signatures,
+    allocator: &str,
+) -> Result<Vec<u8>, Error> {
+    let resolve =
+        super::legacy_resolve().map_err(|e| GraphError::generated("the legacy WIT", e))?;
     let env = adapter(
         &resolve,
         "legacy-plugin",
@@ -44,10 +50,10 @@ pub fn fuse(module: &[u8], signatures: &Signatures, allocator: &str) -> Result<V
     let mut encoder = wit_component::ComponentEncoder::default();
     encoder
         .module(module)
-        .map_err(|e| Error::Compose(format!("the module cannot be made a component: {e:#}")))?;
+        .map_err(|e| Error::wrap(name, WrapProblem::NotComponentizable(e)))?;
     encoder
         .adapter("env", &env)
-        .map_err(|e| bug("the env adapter", e))?;
+        .map_err(|e| GraphError::generated("the env adapter", e))?;
     for module in ["wasi_snapshot_preview1", "wasi_unstable"] {
         if signatures.imports.iter().any(|i| i.module == module) {
             let wasi = adapter(
@@ -57,23 +63,17 @@ pub fn fuse(module: &[u8], signatures: &Signatures, allocator: &str) -> Result<V
             )?;
             encoder
                 .adapter(module, &wasi)
-                .map_err(|e| bug(&format!("the {module} adapter"), e))?;
+                .map_err(|e| GraphError::generated(format!("the {module} adapter"), e))?;
         }
     }
     encoder
         .validate(true)
         .encode()
-        .map_err(|e| Error::Compose(format!("the module cannot be made a component: {e:#}")))
+        .map_err(|e| Error::wrap(name, WrapProblem::NotComponentizable(e)))
 }
 
 pub(super) fn is_wasi(module: &str) -> bool {
     matches!(module, "wasi_snapshot_preview1" | "wasi_unstable")
-}
-
-fn bug(what: &str, error: anyhow::Error) -> Error {
-    Error::Compose(format!(
-        "generating {what} failed (a pwchain bug): {error:#}"
-    ))
 }
 
 /// `core` (WAT) with the component metadata of `world`.
@@ -83,13 +83,13 @@ fn adapter(resolve: &Resolve, world: &str, core: &str) -> Result<Vec<u8>, Error>
         .iter()
         .find(|(_, p)| p.name.namespace == "pwchain" && p.name.name == "proxy")
         .map(|(id, _)| id)
-        .ok_or_else(|| bug(world, anyhow::anyhow!("no pwchain:proxy package")))?;
+        .ok_or_else(|| GraphError::generated(world, "no pwchain:proxy package"))?;
     let world = resolve
         .select_world(&[package], Some(world))
-        .map_err(|e| bug(world, e))?;
-    let mut module = wat::parse_str(core).map_err(|e| bug("an adapter", e.into()))?;
+        .map_err(|e| GraphError::generated(world, e))?;
+    let mut module = wat::parse_str(core).map_err(|e| GraphError::generated("an adapter", e))?;
     wit_component::embed_component_metadata(&mut module, resolve, world, StringEncoding::UTF8)
-        .map_err(|e| bug("an adapter", e))?;
+        .map_err(|e| GraphError::generated("an adapter", e))?;
     Ok(module)
 }
 

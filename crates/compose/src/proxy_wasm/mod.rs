@@ -12,6 +12,7 @@ pub use rename::rename;
 
 pub use wrap::{WrapOptions, wrap};
 
+use crate::error::ModuleError;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -47,13 +48,13 @@ impl LegacyModule {
 
 /// The proxy-wasm declarations of `bytes`, if it is a core module that
 /// exports a `proxy_abi_version_*` marker; `Err` if it is not valid wasm.
-pub fn detect(bytes: &[u8]) -> Result<Option<LegacyModule>, String> {
+pub fn detect(bytes: &[u8]) -> Result<Option<LegacyModule>, ModuleError> {
     Ok(read(bytes)?.map(|(module, _)| module))
 }
 
 /// What [`detect`] finds, with the types of the module's imports and
 /// exports, read in one pass.
-pub(crate) fn read(bytes: &[u8]) -> Result<Option<(LegacyModule, Signatures)>, String> {
+pub(crate) fn read(bytes: &[u8]) -> Result<Option<(LegacyModule, Signatures)>, ModuleError> {
     if !wasmparser::Parser::is_core_wasm(bytes) {
         return Ok(None);
     }
@@ -139,7 +140,7 @@ pub(crate) struct Signatures {
 }
 
 /// Reads the types of `bytes`' function imports and exports.
-pub(crate) fn signatures(bytes: &[u8]) -> Result<Signatures, String> {
+pub(crate) fn signatures(bytes: &[u8]) -> Result<Signatures, ModuleError> {
     use wasmparser::{CompositeInnerType, ExternalKind, Parser, Payload, TypeRef, ValType};
     // Hostcalls and callbacks take numbers only; other types are named so
     // that a mismatch can be reported.
@@ -161,13 +162,13 @@ pub(crate) fn signatures(bytes: &[u8]) -> Result<Signatures, String> {
             .get(index as usize)
             .cloned()
             .flatten()
-            .ok_or_else(|| format!("type {index} is not a function type"))
+            .ok_or(ModuleError::NotFunctionType(index))
     };
     for payload in Parser::new(0).parse_all(bytes) {
-        match payload.map_err(|e| e.to_string())? {
+        match payload? {
             Payload::TypeSection(section) => {
                 for group in section {
-                    for sub in group.map_err(|e| e.to_string())?.into_types() {
+                    for sub in group?.into_types() {
                         types.push(match &sub.composite_type.inner {
                             CompositeInnerType::Func(f) => Some(FuncSig {
                                 params: f.params().iter().map(name).collect(),
@@ -180,7 +181,7 @@ pub(crate) fn signatures(bytes: &[u8]) -> Result<Signatures, String> {
             }
             Payload::ImportSection(imports) => {
                 for import in imports.into_imports() {
-                    let import = import.map_err(|e| e.to_string())?;
+                    let import = import?;
                     if let TypeRef::Func(index) = import.ty {
                         let ty = sig(&types, index)?;
                         funcs.push(index);
@@ -195,16 +196,16 @@ pub(crate) fn signatures(bytes: &[u8]) -> Result<Signatures, String> {
             }
             Payload::FunctionSection(section) => {
                 for index in section {
-                    funcs.push(index.map_err(|e| e.to_string())?);
+                    funcs.push(index?);
                 }
             }
             Payload::ExportSection(exports) => {
                 for export in exports {
-                    let export = export.map_err(|e| e.to_string())?;
+                    let export = export?;
                     if export.kind == ExternalKind::Func {
                         let index = funcs
                             .get(export.index as usize)
-                            .ok_or_else(|| format!("export `{}` has no function", export.name))?;
+                            .ok_or_else(|| ModuleError::NoFunction(export.name.to_string()))?;
                         found
                             .exports
                             .insert(export.name.to_string(), sig(&types, *index)?);

@@ -8,7 +8,7 @@
 //! generates it anew with the new `name`, and puts it where the old one
 //! was; nothing else changes, and the store's type stays the same.
 
-use crate::error::Error;
+use crate::error::{Error, WrapProblem};
 use wasmparser::{BinaryReader, Parser, Payload};
 
 /// Section ids of the component binary format.
@@ -18,14 +18,9 @@ const COMPONENT_SECTION: u8 = 4;
 /// `component` with its driver's `name` setting replaced, or `None` if it
 /// holds no such store (it was not made by `pwchain wrap`).
 pub fn rename(component: &[u8], name: &str) -> Result<Option<Vec<u8>>, Error> {
-    let invalid = |e: wasmparser::BinaryReaderError| {
-        Error::Compose(format!("renaming a wrapped component: {e}"))
-    };
-    let header = component
-        .get(..8)
-        .ok_or_else(|| Error::Compose("renaming a wrapped component: too short".into()))?;
-    let mut out = header.to_vec();
-    let mut reader = BinaryReader::new(&component[8..], 8);
+    let invalid = |e| Error::wrap(name, WrapProblem::Damaged(e));
+    let mut reader = BinaryReader::new(component, 0);
+    let mut out = reader.read_bytes(8).map_err(invalid)?.to_vec();
     let mut renamed = false;
     while !reader.eof() {
         let id = reader.read_u8().map_err(invalid)?;

@@ -7,7 +7,7 @@
 
 use super::hostcalls::{self, UNIMPLEMENTED};
 use super::{LegacyModule, adapter, read};
-use crate::error::Error;
+use crate::error::{Error, GraphError, ModuleError, WrapProblem};
 use crate::inspect::record::{self, WrapRecord};
 use crate::link::Graph;
 use crate::link::builtins;
@@ -73,50 +73,27 @@ pub struct Wrapped {
 
 /// Wraps the module `bytes`; `module` names it in errors.
 pub fn wrap(module: &str, bytes: &[u8], options: &WrapOptions) -> Result<Wrapped, Error> {
-    let refuse = |problem: String, help: Option<&str>| Error::Wrap {
-        module: module.to_string(),
-        problem,
-        help: help.map(str::to_string),
-    };
+    let refuse = |problem| Error::wrap(module, problem);
     if Parser::is_component(bytes) {
-        return Err(refuse(
-            "it is a component, not a core module".into(),
-            Some(
-                "a component plugin goes in a chain as it is (`path = ...`); `wrap` takes the core module a proxy-wasm SDK builds",
-            ),
-        ));
+        return Err(refuse(WrapProblem::IsComponent));
     }
     let (info, signatures) = read(bytes)
-        .map_err(|e| refuse(format!("it is not valid WebAssembly: {e}"), None))?
-        .ok_or_else(|| {
-            refuse(
-                "it is not a proxy-wasm module: it exports no `proxy_abi_version_*` marker".into(),
-                Some("build it with a proxy-wasm SDK (Rust `proxy-wasm`, C++, Go, AssemblyScript)"),
-            )
-        })?;
+        .map_err(|e| refuse(e.into()))?
+        .ok_or_else(|| refuse(WrapProblem::NotProxyWasm))?;
     if !info.abi_supported() {
-        return Err(refuse(
-            format!(
-                "it targets proxy-wasm ABI {}; pwchain runs ABI 0.2.x",
-                info.abi
-            ),
-            Some(
-                "rebuild it with an SDK release for ABI 0.2.1 (proxy-wasm-rust-sdk 0.2, proxy-wasm-cpp-sdk since 2021)",
-            ),
-        ));
+        return Err(refuse(WrapProblem::OldAbi {
+            abi: info.abi.to_string(),
+        }));
     }
-    let allocator = info.allocator.clone().ok_or_else(|| {
-        refuse(
-            "it exports neither `proxy_on_memory_allocate` nor `malloc`, so the host cannot hand it buffers".into(),
-            None,
-        )
-    })?;
+    let allocator = info
+        .allocator
+        .clone()
+        .ok_or_else(|| refuse(WrapProblem::NoAllocator))?;
     // `env` imports that are no hostcall are classified with the hostcalls.
     if let Some(other) = info.other_imports.iter().find(|i| !i.starts_with("env.")) {
-        return Err(refuse(
-            format!("it imports `{other}`, which no proxy-wasm host provides"),
-            None,
-        ));
+        return Err(refuse(WrapProblem::ForeignImport {
+            import: other.clone(),
+        }));
     }
     let mut unknown = Vec::new();
     let mut unimplemented = Vec::new();
@@ -124,15 +101,11 @@ pub fn wrap(module: &str, bytes: &[u8], options: &WrapOptions) -> Result<Wrapped
         match hostcalls::supported(&import.name) {
             Some(call) => {
                 if import.params != call.params() || import.results != ["i32"] {
-                    return Err(refuse(
-                        format!(
-                            "its import `env.{}` has type `{}`; ABI 0.2.1 says `(param {}) (result i32)`",
-                            import.name,
-                            import.signature(),
-                            call.params().join(" ")
-                        ),
-                        None,
-                    ));
+                    return Err(refuse(WrapProblem::HostcallType {
+                        name: import.name.clone(),
+                        found: import.signature(),
+                        expected: format!("(param {}) (result i32)", call.params().join(" ")),
+                    }));
                 }
             }
             None if hostcalls::TRAPS.contains(&import.name.as_str()) => {}
@@ -155,27 +128,13 @@ pub fn wrap(module: &str, bytes: &[u8], options: &WrapOptions) -> Result<Wrapped
     }
     if !unknown.is_empty() {
         if !options.allow_unimplemented {
-            return Err(refuse(
-                format!(
-                    "it imports {} pwchain does not provide: {}",
-                    if unknown.len() == 1 {
-                        "a function"
-                    } else {
-                        "functions"
-                    },
-                    unknown.join(", ")
-                ),
-                Some(
-                    "pass --allow-unimplemented to wrap it anyway; those calls then answer `Unimplemented` (hostcalls) or `ENOSYS` (WASI), or trap if they return nothing",
-                ),
-            ));
+            return Err(refuse(WrapProblem::Unimplemented { unknown }));
         }
         unimplemented.extend(unknown);
     }
-    let module_named = named(bytes, &options.name)
-        .map_err(|e| refuse(format!("it is not valid WebAssembly: {e}"), None))?;
-    let plugin = adapter::fuse(&module_named, &signatures, &allocator)
-        .map_err(|e| refuse(e.to_string(), None))?;
+    let module_named =
+        named(bytes, &options.name).map_err(|e| refuse(ModuleError::from(e).into()))?;
+    let plugin = adapter::fuse(module, &module_named, &signatures, &allocator)?;
     let mut wrapped = link(&plugin, &info, options)?;
     let record = WrapRecord {
         pwchain: env!("CARGO_PKG_VERSION").into(),
@@ -291,7 +250,7 @@ fn link(plugin: &[u8], info: &LegacyModule, options: &WrapOptions) -> Result<Vec
     let wire = |graph: &mut Graph, to, import: &str, from, export: &str| {
         graph
             .wire(to, import, from, export)
-            .map_err(|e| Error::Compose(format!("linking the wrapped module's `{import}`: {e}")))
+            .map_err(|e| GraphError::generated(format!("the wrapper's link of `{import}`"), e))
     };
     let driver = graph.instance("pwchain:legacy-driver", "driver", builtins::LEGACY_DRIVER)?;
     let module = graph.instance("pwchain:legacy-plugin", "module", plugin)?;

@@ -2,6 +2,7 @@
 //! composes the same bytes tomorrow (`--locked` enforces it, `--offline`
 //! relies on it).
 
+use crate::error::Error;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -43,12 +44,17 @@ impl Lock {
     }
 
     /// The lock at `path`; an absent file is an empty lock.
-    pub fn load(path: &Path) -> Result<Lock, String> {
+    pub fn load(path: &Path) -> Result<Lock, Error> {
         match std::fs::read_to_string(path) {
-            Ok(text) => toml::from_str(&text)
-                .map_err(|e| format!("`{}` is not a valid lock file: {e}", path.display())),
+            Ok(text) => toml::from_str(&text).map_err(|source| Error::BadLock {
+                path: path.to_path_buf(),
+                source,
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Lock::default()),
-            Err(e) => Err(format!("cannot read `{}`: {e}", path.display())),
+            Err(source) => Err(Error::Read {
+                path: path.to_path_buf(),
+                source,
+            }),
         }
     }
 
