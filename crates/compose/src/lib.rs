@@ -13,7 +13,7 @@
 //! composite carries), [`link`] (composition: next hops, generated
 //! components, `.wac`), [`proxy_wasm`] (legacy filters wrapped as
 //! components) and [`import`] (Envoy and Istio configurations), over the
-//! [`model`] they share (`Chain`, `Stage`, `Terminal`) and each stage's
+//! [`model`] they share (`Chain`, `Stage`, `Origin`) and each stage's
 //! [`policy`]. [`pipeline`] is the one orchestration: [`pipeline::load`] runs
 //! the stages in order (and settles `pwchain.lock`) in one call.
 //!
@@ -45,8 +45,8 @@ pub use inspect::lift::Lift;
 pub use inspect::record::ChainRecord;
 pub use inspect::{Inspection, Role, inspect};
 pub use link::Composite;
-pub use manifest::{Manifest, Origin, Source};
-pub use model::{Chain, FilterMetrics, Forwarding, Stage, Terminal};
+pub use manifest::{Manifest, Source};
+pub use model::{Chain, FilterMetrics, Forward, Origin, Stage};
 pub use resolve::{Fetched, Step};
 
 /// The modules from the bottom up: a module uses only modules in the rows

@@ -10,7 +10,7 @@ pub mod wac;
 
 use crate::error::{Cause, Error, GraphError, PluginProblem};
 use crate::inspect::{Inspection, Role};
-use crate::model::{Chain, FilterMetrics, Forwarding, Stage, Terminal};
+use crate::model::{Chain, FilterMetrics, Forward, Origin, Stage};
 use crate::policy::SideCalls;
 
 use crate::inspect::record::{self, ChainRecord, StageRecord};
@@ -52,16 +52,16 @@ impl Chain {
                 );
             }
         }
-        match (&last.info.next_hop, &self.terminal) {
-            (None, Terminal::None) | (Some(_), Terminal::Forward(_) | Terminal::Host) => Ok(()),
-            (None, _) => problem(last, PluginProblem::ServiceBeforeOrigin),
-            (Some(hop), Terminal::None) => problem(
+        match (&last.info.next_hop, &self.origin) {
+            (None, None) | (Some(_), Some(Origin::Forward(_) | Origin::Host)) => Ok(()),
+            (None, Some(_)) => problem(last, PluginProblem::ServiceBeforeOrigin),
+            (Some(hop), None) => problem(
                 last,
                 PluginProblem::MiddlewareLast {
                     import: hop.import.clone(),
                 },
             ),
-            (Some(_), Terminal::Service(origin)) => match &origin.info.next_hop {
+            (Some(_), Some(Origin::Service(origin))) => match &origin.info.next_hop {
                 Some(hop) => problem(
                     origin,
                     PluginProblem::OriginNotService {
@@ -113,8 +113,8 @@ impl Chain {
                     add(&stage.name, import);
                 }
             }
-            if let (true, Terminal::Host, Some(hop)) =
-                (i + 1 == stages.len(), &self.terminal, &stage.info.next_hop)
+            if let (true, Some(Origin::Host), Some(hop)) =
+                (i + 1 == stages.len(), &self.origin, &stage.info.next_hop)
             {
                 add(&stage.name, &hop.import);
             }
@@ -136,18 +136,18 @@ impl Chain {
     pub fn record(&self) -> ChainRecord {
         let mut plugins: Vec<StageRecord> = self.plugins.iter().map(stage_record).collect();
         let mut upstream = None;
-        let origin = match &self.terminal {
-            Terminal::None => "none".to_string(),
-            Terminal::Forward(Forwarding {
+        let origin = match &self.origin {
+            None => "none".to_string(),
+            Some(Origin::Forward(Forward {
                 upstream: Some(url),
                 ..
-            }) => {
+            })) => {
                 upstream = Some(url.to_string());
                 "upstream".to_string()
             }
-            Terminal::Forward(_) => "forward".to_string(),
-            Terminal::Host => "host".to_string(),
-            Terminal::Service(service) => {
+            Some(Origin::Forward(_)) => "forward".to_string(),
+            Some(Origin::Host) => "host".to_string(),
+            Some(Origin::Service(service)) => {
                 plugins.push(stage_record(service));
                 service.name.clone()
             }
@@ -164,10 +164,10 @@ impl Chain {
     /// Every stage in request order, the built-in terminator included.
     pub fn stages(&self) -> Result<Vec<Stage>, Error> {
         let mut stages = self.plugins.clone();
-        match &self.terminal {
-            Terminal::Service(service) => stages.push(service.as_ref().clone()),
-            Terminal::Forward(forwarding) => stages.push(forward_stage(forwarding)?),
-            Terminal::None | Terminal::Host => {}
+        match &self.origin {
+            Some(Origin::Service(service)) => stages.push(service.as_ref().clone()),
+            Some(Origin::Forward(forward)) => stages.push(forward_stage(forward)?),
+            None | Some(Origin::Host) => {}
         }
         Ok(stages)
     }
@@ -264,7 +264,7 @@ pub(crate) fn package_name(stage: &Stage) -> String {
 
 /// The built-in terminator, its store holding where to send requests and
 /// how long to wait (what `plugins/builtins/forward` reads).
-pub(crate) fn forward_stage(forwarding: &Forwarding) -> Result<Stage, Error> {
+pub(crate) fn forward_stage(forward: &Forward) -> Result<Stage, Error> {
     let mut stage = Stage::from_bytes(
         "forward",
         builtins::FORWARD.to_vec(),
@@ -275,14 +275,14 @@ pub(crate) fn forward_stage(forwarding: &Forwarding) -> Result<Stage, Error> {
     let mut config = vec![
         (
             "connect-timeout-ms".to_string(),
-            millis(forwarding.connect_timeout),
+            millis(forward.connect_timeout),
         ),
         (
             "first-byte-timeout-ms".to_string(),
-            millis(forwarding.first_byte_timeout),
+            millis(forward.first_byte_timeout),
         ),
     ];
-    if let Some(upstream) = &forwarding.upstream {
+    if let Some(upstream) = &forward.upstream {
         config.push(("upstream".to_string(), upstream.to_string()));
     }
     stage.settings.config = Some(config);

@@ -160,7 +160,7 @@ impl Chain {
             "// wac compose {} CHAIN.wac -o chain.wasm",
             flags.join(" ")
         );
-        if matches!(self.terminal, crate::model::Terminal::Forward(_)) {
+        if matches!(self.origin, Some(crate::model::Origin::Forward(_))) {
             let _ = writeln!(
                 wac,
                 "// `{}` is built into pwchain (`pwchain compose` resolves it itself).",

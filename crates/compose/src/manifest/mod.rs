@@ -6,7 +6,7 @@
 //! `[origin]`) and builds types in which those mistakes cannot be expressed.
 
 use crate::error::{Error, SourceFile};
-use crate::model::{FilterMetrics, Forwarding};
+use crate::model::{FilterMetrics, Forward, Origin};
 use crate::policy::{AuthorityPattern, ImportPattern, Settings, SideCalls};
 use pwchain_forwarding::Upstream;
 use serde::Deserialize;
@@ -25,7 +25,7 @@ pub struct Manifest {
     pub plugins: Vec<PluginSpec>,
     /// What stands after the last plugin; `None` when the last plugin is a
     /// service itself.
-    pub origin: Option<Origin>,
+    pub origin: Option<Origin<PluginSpec>>,
     /// `[chain] allow-imports`: the host imports the chain may use (`None`:
     /// any), and where the list is written.
     pub allow_imports: Option<(Vec<ImportPattern>, Range<usize>)>,
@@ -133,18 +133,6 @@ impl std::fmt::Display for Source {
             Source::Package { spec, .. } => f.write_str(spec),
         }
     }
-}
-
-/// The `[origin]` table: what answers after the last plugin.
-#[derive(Debug, Clone)]
-pub enum Origin {
-    /// A service component.
-    Service(Box<PluginSpec>),
-    /// pwchain's built-in terminator: send the request on through the
-    /// host's `wasi:http/client` (`forward = true` or `upstream = "…"`).
-    Forward(Forwarding),
-    /// Leave the next-hop import open for the host to provide.
-    Host,
 }
 
 #[derive(Deserialize)]
@@ -582,7 +570,7 @@ fn parse_origin(
     file: &SourceFile,
     origin: Spanned<RawOrigin>,
     chain_trust: &[TrustKey],
-) -> Result<Origin, Error> {
+) -> Result<Origin<PluginSpec>, Error> {
     let span = origin.span();
     let raw = origin.into_inner();
     let mut chosen = Vec::new();
@@ -673,15 +661,15 @@ fn parse_origin(
     let connect_timeout = timeout(
         raw.connect_timeout,
         "connect-timeout",
-        Forwarding::DEFAULT_CONNECT_TIMEOUT,
+        Forward::DEFAULT_CONNECT_TIMEOUT,
     )?;
     let first_byte_timeout = timeout(
         raw.first_byte_timeout,
         "first-byte-timeout",
-        Forwarding::DEFAULT_FIRST_BYTE_TIMEOUT,
+        Forward::DEFAULT_FIRST_BYTE_TIMEOUT,
     )?;
-    let forwarding = |upstream| {
-        Origin::Forward(Forwarding {
+    let forward = |upstream| {
+        Origin::Forward(Forward {
             upstream,
             connect_timeout,
             first_byte_timeout,
@@ -699,8 +687,8 @@ fn parse_origin(
         ));
     }
     match chosen.first().map(|c| c.1) {
-        Some("forward") => Ok(forwarding(None)),
-        Some("upstream") => Ok(forwarding(upstream.map(|(_, upstream)| upstream))),
+        Some("forward") => Ok(forward(None)),
+        Some("upstream") => Ok(forward(upstream.map(|(_, upstream)| upstream))),
         Some("host") => Ok(Origin::Host),
         Some(_) => Ok(Origin::Service(Box::new(PluginSpec {
             name: match raw.name {
@@ -878,10 +866,10 @@ mod tests {
                 Origin::Forward(f) => Some(f),
                 _ => None,
             }),
-            Some(Forwarding {
+            Some(Forward {
                 upstream: None,
-                connect_timeout: Forwarding::DEFAULT_CONNECT_TIMEOUT,
-                first_byte_timeout: Forwarding::DEFAULT_FIRST_BYTE_TIMEOUT,
+                connect_timeout: Forward::DEFAULT_CONNECT_TIMEOUT,
+                first_byte_timeout: Forward::DEFAULT_FIRST_BYTE_TIMEOUT,
             })
         );
     }
@@ -908,27 +896,26 @@ mod tests {
     #[test]
     fn upstream_origin() {
         let m = origin("upstream = \"http://127.0.0.1:9000/api/\"\nconnect-timeout = \"250ms\"\nfirst-byte-timeout = \"2m\"\n").unwrap();
-        let Some(Origin::Forward(forwarding)) = m.origin else {
-            panic!("expected a forwarding origin");
+        let Some(Origin::Forward(forward)) = m.origin else {
+            panic!("expected a `forward` or `upstream` origin");
         };
         assert_eq!(
-            forwarding.upstream.map(|u| u.to_string()).as_deref(),
+            forward.upstream.map(|u| u.to_string()).as_deref(),
             Some("http://127.0.0.1:9000/api")
         );
-        assert_eq!(forwarding.connect_timeout, Duration::from_millis(250));
-        assert_eq!(forwarding.first_byte_timeout, Duration::from_secs(120));
-        let Some(Origin::Forward(forwarding)) =
-            origin("forward = true\nconnect-timeout = \"1s\"\n")
-                .unwrap()
-                .origin
+        assert_eq!(forward.connect_timeout, Duration::from_millis(250));
+        assert_eq!(forward.first_byte_timeout, Duration::from_secs(120));
+        let Some(Origin::Forward(forward)) = origin("forward = true\nconnect-timeout = \"1s\"\n")
+            .unwrap()
+            .origin
         else {
-            panic!("expected a forwarding origin");
+            panic!("expected a `forward` or `upstream` origin");
         };
-        assert_eq!(forwarding.upstream, None);
-        assert_eq!(forwarding.connect_timeout, Duration::from_secs(1));
+        assert_eq!(forward.upstream, None);
+        assert_eq!(forward.connect_timeout, Duration::from_secs(1));
         assert_eq!(
-            forwarding.first_byte_timeout,
-            Forwarding::DEFAULT_FIRST_BYTE_TIMEOUT
+            forward.first_byte_timeout,
+            Forward::DEFAULT_FIRST_BYTE_TIMEOUT
         );
     }
 

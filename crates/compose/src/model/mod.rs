@@ -28,16 +28,17 @@ pub struct Stage {
     pub verified: Option<Verified>,
 }
 
-/// What answers after the last plugin.
+/// What answers after the last plugin: the manifest's `[origin]` table.
+/// The service is as written in a [`Manifest`](crate::manifest::Manifest)
+/// (`Origin<PluginSpec>`) and loaded in a [`Chain`] (`Origin<Stage>`).
 #[derive(Debug, Clone)]
-pub enum Terminal {
-    /// Nothing: the last plugin is a service.
-    None,
+pub enum Origin<S = Stage> {
     /// A service component.
-    Service(Box<Stage>),
-    /// The built-in forwarding terminator.
-    Forward(Forwarding),
-    /// The host provides the next hop.
+    Service(Box<S>),
+    /// pwchain's built-in terminator: send the request on through the
+    /// host's `wasi:http/client` (`forward = true` or `upstream = "…"`).
+    Forward(Forward),
+    /// Leave the next-hop import open for the host to provide.
     Host,
 }
 
@@ -46,10 +47,11 @@ pub enum Terminal {
 pub struct Chain {
     /// The chain's name.
     pub name: String,
-    /// The stages before the terminal, outermost first.
+    /// The stages before the origin, outermost first.
     pub plugins: Vec<Stage>,
-    /// What answers after the last plugin.
-    pub terminal: Terminal,
+    /// What answers after the last plugin; `None` when the last plugin is
+    /// a service itself.
+    pub origin: Option<Origin>,
     /// `[chain] allow-imports`; `None` allows every host import.
     pub allow_imports: Option<Vec<ImportPattern>>,
     /// `[chain] filter-metrics`: where wrapped proxy-wasm filters' metrics
@@ -74,7 +76,7 @@ pub enum FilterMetrics {
 
 /// Where the built-in terminator sends requests and how long it waits.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Forwarding {
+pub struct Forward {
     /// `upstream`: every request goes there, as to a reverse proxy's
     /// backend; `None` (`forward = true`): to the request's own authority.
     pub upstream: Option<Upstream>,
@@ -84,7 +86,7 @@ pub struct Forwarding {
     pub first_byte_timeout: Duration,
 }
 
-impl Forwarding {
+impl Forward {
     /// `connect-timeout` when the manifest gives none.
     pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
     /// `first-byte-timeout` when the manifest gives none.

@@ -11,8 +11,8 @@ use crate::error::Error;
 use crate::error::RegistryError;
 use crate::inspect::inspect;
 use crate::inspect::record::Verified;
-use crate::manifest::{Manifest, Origin, PluginSpec, Source};
-use crate::model::{Chain, Stage, Terminal};
+use crate::manifest::{Manifest, PluginSpec, Source};
+use crate::model::{Chain, Origin, Stage};
 use crate::oci::registry::{OciRef, Registry};
 use crate::oci::signing::{self, PublicKey};
 use crate::policy::{Settings, SideCalls};
@@ -272,19 +272,21 @@ pub fn load(manifest: &Manifest, resolver: &mut Resolver) -> Result<Chain, Error
             settle(manifest, spec, stage, resolver)
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let terminal = match &manifest.origin {
-        None => Terminal::None,
-        Some(Origin::Forward(forwarding)) => Terminal::Forward(forwarding.clone()),
-        Some(Origin::Host) => Terminal::Host,
+    let origin = match &manifest.origin {
+        None => None,
+        Some(Origin::Forward(forward)) => Some(Origin::Forward(forward.clone())),
+        Some(Origin::Host) => Some(Origin::Host),
         Some(Origin::Service(spec)) => {
             let stage = load_stage(manifest, spec, resolver)?;
-            Terminal::Service(Box::new(settle(manifest, spec, stage, resolver)?))
+            Some(Origin::Service(Box::new(settle(
+                manifest, spec, stage, resolver,
+            )?)))
         }
     };
     let chain = Chain {
         name: manifest.name.clone(),
         plugins,
-        terminal,
+        origin,
         allow_imports: manifest
             .allow_imports
             .as_ref()

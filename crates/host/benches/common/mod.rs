@@ -14,7 +14,7 @@ pub fn compose(name: &str, plugins: Vec<pwchain_compose::Stage>) -> Vec<u8> {
     pwchain_compose::Chain {
         name: name.into(),
         plugins,
-        terminal: pwchain_compose::Terminal::None,
+        origin: None,
         allow_imports: None,
         filter_metrics: Default::default(),
     }
