@@ -29,7 +29,7 @@ pub struct Stage {
 }
 
 /// What answers after the last plugin: the manifest's `[origin]` table.
-/// The service is as written in a [`Manifest`](crate::manifest::Manifest)
+/// The service is as written in a manifest
 /// (`Origin<PluginSpec>`) and loaded in a [`Chain`] (`Origin<Stage>`).
 #[derive(Debug, Clone)]
 pub enum Origin<S = Stage> {
