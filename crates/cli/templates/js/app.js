@@ -3,7 +3,7 @@
 import nextHop from "wasi:http/handler@0.3.2";
 import httpTypes from "wasi:http/types@0.3.2";
 
-const { Fields, Response } = httpTypes;
+const { Response } = httpTypes;
 // Header values are bytes; this one is ASCII.
 const ascii = (text) => Uint8Array.from(text, (c) => c.charCodeAt(0));
 
@@ -15,13 +15,16 @@ export const handler = {
 
     // Rebuild the response with one more header, same status and body.
     const status = response.getStatusCode();
-    const headers = [...response.getHeaders().copyAll(), ["x-{{name}}", ascii("passed")]];
+    // `clone` copies the headers inside the host; only the one added
+    // crosses into the plugin (cheaper than `copyAll` + `fromList`).
+    const headers = response.getHeaders().clone();
+    headers.append("x-{{name}}", ascii("passed"));
     // A promise stands for a WIT future: here, how the body's transfer
     // ended, told to the next hop once the caller has read ours.
     let report;
     const outcome = new Promise((resolve) => (report = resolve));
     const [body, trailers] = Response.consumeBody(response, outcome);
-    const [tagged, sent] = Response.new(Fields.fromList(headers), body, trailers);
+    const [tagged, sent] = Response.new(headers, body, trailers);
     sent.read().then(report, () => report({ tag: "ok" }));
     tagged.setStatusCode(status);
     return tagged;

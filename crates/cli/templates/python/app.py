@@ -5,7 +5,7 @@ from componentize_py_types import Ok
 import wit_world
 from wit_world import exports
 from wit_world.imports import handler
-from wit_world.imports.wasi_http_types import Fields, Request, Response
+from wit_world.imports.wasi_http_types import Request, Response
 
 
 class Handler(exports.Handler):
@@ -16,9 +16,12 @@ class Handler(exports.Handler):
 
         # Rebuild the response with one more header, same status and body.
         status = response.get_status_code()
-        headers = response.get_headers().copy_all() + [("x-{{name}}", b"passed")]
+        # `clone` copies the headers inside the host; only the one added
+        # crosses into the plugin (cheaper than `copy_all` + `from_list`).
+        headers = response.get_headers().clone()
+        headers.append("x-{{name}}", b"passed")
         done = wit_world.result_unit_wasi_http_types_error_code_future(lambda: Ok(None))[1]
         body, trailers = Response.consume_body(response, done)
-        tagged, _ = Response.new(Fields.from_list(headers), body, trailers)
+        tagged, _ = Response.new(headers, body, trailers)
         tagged.set_status_code(status)
         return tagged

@@ -43,8 +43,9 @@ pub async fn in_process(server: &Server, seconds: f64, tasks: usize, body: &'sta
                     .body(Full::new(Bytes::from_static(body)))
                     .unwrap();
                     let response = server.handle(request, peer).await;
-                    assert_eq!(response.status(), 200);
-                    let _ = response.into_body().collect().await;
+                    let status = response.status();
+                    let answer = response.into_body().collect().await;
+                    assert_eq!(status, 200, "the chain answered {answer:?}");
                     done += 1;
                 }
                 done

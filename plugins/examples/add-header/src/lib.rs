@@ -8,9 +8,14 @@
 //! add-header` and `x-served-by: pwchain add-header`.
 
 use exports::wasi::http::handler::Guest;
-use pwchain_guest::{ErrorCode, Request, Response, map_request_headers, map_response};
+use pwchain_guest::{ErrorCode, HeaderList, Request, Response, map_request_headers, map_response};
+use std::sync::OnceLock;
 use wasi::config::store;
 use wasi::http::handler;
+
+/// The headers to add, read from the configuration once per instance: it
+/// cannot change while the instance lives.
+static HEADERS: OnceLock<(HeaderList, HeaderList)> = OnceLock::new();
 
 pwchain_guest::bindings!("pwchain:proxy/configured-middleware@0.1.0");
 
@@ -18,11 +23,12 @@ struct AddHeader;
 
 impl Guest for AddHeader {
     async fn handle(request: Request) -> Result<Response, ErrorCode> {
-        let (to_request, to_response) =
-            pwchain_guest::configured_headers(store::get_all().unwrap_or_default(), "add-header");
-        let request = map_request_headers(request, |headers| headers.extend(to_request))?;
+        let (to_request, to_response) = HEADERS.get_or_init(|| {
+            pwchain_guest::configured_headers(store::get_all().unwrap_or_default(), "add-header")
+        });
+        let request = map_request_headers(request, |headers| headers.append_all(to_request))?;
         let response = handler::handle(request).await?;
-        map_response(response, |headers| headers.extend(to_response), None)
+        map_response(response, |headers| headers.append_all(to_response), None)
     }
 }
 

@@ -3,7 +3,7 @@
 //! next hop called.
 
 use exports::wasi::http::handler::Guest;
-use pwchain_guest::{ErrorCode, Request, Response, header, text_response};
+use pwchain_guest::{ErrorCode, Request, Response, text_response};
 use wasi::http::handler;
 
 /// The token this example accepts. Per-plugin configuration arrives with
@@ -16,8 +16,12 @@ struct Auth;
 
 impl Guest for Auth {
     async fn handle(request: Request) -> Result<Response, ErrorCode> {
-        let headers = request.get_headers().copy_all();
-        let presented = header(&headers, "authorization").and_then(|v| v.strip_prefix("Bearer "));
+        // Only the one header is read into the guest, not all of them.
+        let authorization = request.get_headers().get("authorization");
+        let presented = authorization
+            .first()
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
         if presented == Some(TOKEN) {
             return handler::handle(request).await;
         }

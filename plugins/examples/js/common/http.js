@@ -10,18 +10,19 @@ export function utf8(text) {
   return Uint8Array.from(unescape(encodeURIComponent(text)), (c) => c.charCodeAt(0));
 }
 
-/**
- * Headers as `[name, value]` pairs of strings; a value's bytes are read as
- * Latin-1, as HTTP defines them, so that any value survives the round trip.
- */
-export function headerList(fields) {
-  return fields.copyAll().map(([name, value]) => [name, String.fromCharCode(...value)]);
+/** A header value's bytes from text, one byte per character (Latin-1, as HTTP defines them). */
+export function latin1(text) {
+  return Uint8Array.from(text, (c) => c.charCodeAt(0));
+}
+
+/** The first value of header `name` in `fields`, as Latin-1 text, or `undefined`. */
+export function header(fields, name) {
+  const [value] = fields.get(name);
+  return value === undefined ? undefined : String.fromCharCode(...value);
 }
 
 function toFields(pairs) {
-  return Fields.fromList(
-    pairs.map(([name, value]) => [name, Uint8Array.from(value, (c) => c.charCodeAt(0))]),
-  );
+  return Fields.fromList(pairs.map(([name, value]) => [name, latin1(value)]));
 }
 
 /**
@@ -40,17 +41,22 @@ function relayOutcome() {
   return { promise, relay };
 }
 
-/** `request` with its headers replaced by `edit(headers)`; the rest carried over. */
+/**
+ * `request` with its headers changed by `edit(fields)`, the rest carried
+ * over. `fields` is a mutable copy the host makes (`clone`), so only the
+ * headers `edit` reads or writes cross into the plugin.
+ */
 export function mapRequestHeaders(request, edit) {
   const method = request.getMethod();
   const scheme = request.getScheme();
   const path = request.getPathWithQuery();
   const authority = request.getAuthority();
   const options = request.getOptions();
-  const headers = edit(headerList(request.getHeaders()));
+  const headers = request.getHeaders().clone();
+  edit(headers);
   const outcome = relayOutcome();
   const [body, trailers] = Request.consumeBody(request, outcome.promise);
-  const [rebuilt, transmitted] = Request.new(toFields(headers), body, trailers, options);
+  const [rebuilt, transmitted] = Request.new(headers, body, trailers, options);
   outcome.relay(transmitted);
   rebuilt.setMethod(method);
   rebuilt.setScheme(scheme);
@@ -59,13 +65,14 @@ export function mapRequestHeaders(request, edit) {
   return rebuilt;
 }
 
-/** `response` with its headers replaced by `edit(headers)`. */
+/** `response` with its headers changed by `edit(fields)`, as above. */
 export function mapResponseHeaders(response, edit) {
   const status = response.getStatusCode();
-  const headers = edit(headerList(response.getHeaders()));
+  const headers = response.getHeaders().clone();
+  edit(headers);
   const outcome = relayOutcome();
   const [body, trailers] = Response.consumeBody(response, outcome.promise);
-  const [rebuilt, transmitted] = Response.new(toFields(headers), body, trailers);
+  const [rebuilt, transmitted] = Response.new(headers, body, trailers);
   outcome.relay(transmitted);
   rebuilt.setStatusCode(status);
   return rebuilt;

@@ -2,17 +2,18 @@
 // adds `x-js: headers` and drops `x-internal-debug`; on the way out it adds
 // `x-js-response: headers` and renames `server` to `x-upstream-server`.
 import nextHop from "wasi:http/handler@0.3.2";
-import { mapRequestHeaders, mapResponseHeaders } from "../common/http.js";
+import { latin1, mapRequestHeaders, mapResponseHeaders } from "../common/http.js";
 
-const inbound = (headers) =>
-  [...headers.filter(([name]) => name.toLowerCase() !== "x-internal-debug"), ["x-js", "headers"]];
+const inbound = (headers) => {
+  headers.delete("x-internal-debug");
+  headers.append("x-js", latin1("headers"));
+};
 
-const outbound = (headers) => [
-  ...headers.map(([name, value]) =>
-    name.toLowerCase() === "server" ? ["x-upstream-server", value] : [name, value],
-  ),
-  ["x-js-response", "headers"],
-];
+const outbound = (headers) => {
+  const server = headers.getAndDelete("server");
+  if (server.length > 0) headers.set("x-upstream-server", server);
+  headers.append("x-js-response", latin1("headers"));
+};
 
 export const handler = {
   async handle(request) {

@@ -3,14 +3,12 @@
 // `retry-after`, and the next hop never sees the request; everything else
 // passes through untouched.
 import nextHop from "wasi:http/handler@0.3.2";
-import { headerList, localResponse } from "../common/http.js";
+import { header, localResponse } from "../common/http.js";
 
 export const handler = {
   async handle(request) {
-    const remaining = headerList(request.getHeaders()).find(
-      ([name]) => name.toLowerCase() === "x-quota-remaining",
-    );
-    if (remaining && remaining[1].trim() === "0") {
+    const remaining = header(request.getHeaders(), "x-quota-remaining");
+    if (remaining !== undefined && remaining.trim() === "0") {
       const path = request.getPathWithQuery() ?? "/";
       const body = JSON.stringify({ error: "quota exhausted", path, retryAfterSeconds: 60 });
       return localResponse(

@@ -22,18 +22,19 @@ def _no_trailers():
 
 
 def map_request_headers(request: Request, edit) -> Request:
-    """`request` with its headers replaced by `edit(headers)`; method, target,
-    options and the body stream carried over."""
+    """`request` with its headers changed by `edit(fields)`; method, target,
+    options and the body stream carried over. `fields` is a mutable copy the
+    host makes (`clone`), so only the headers `edit` reads or writes cross
+    into the plugin."""
     method = request.get_method()
     scheme = request.get_scheme()
     path = request.get_path_with_query()
     authority = request.get_authority()
     options = request.get_options()
-    headers = edit(request.get_headers().copy_all())
+    headers = request.get_headers().clone()
+    edit(headers)
     body, trailers = Request.consume_body(request, _done())
-    rebuilt, _ = Request.new(
-        Fields.from_list(headers), body, trailers, options.clone() if options else None
-    )
+    rebuilt, _ = Request.new(headers, body, trailers, options.clone() if options else None)
     rebuilt.set_method(method)
     rebuilt.set_scheme(scheme)
     rebuilt.set_path_with_query(path)
@@ -42,11 +43,12 @@ def map_request_headers(request: Request, edit) -> Request:
 
 
 def map_response_headers(response: Response, edit) -> Response:
-    """`response` with its headers replaced by `edit(headers)`."""
+    """`response` with its headers changed by `edit(fields)`, as above."""
     status = response.get_status_code()
-    headers = edit(response.get_headers().copy_all())
+    headers = response.get_headers().clone()
+    edit(headers)
     body, trailers = Response.consume_body(response, _done())
-    rebuilt, _ = Response.new(Fields.from_list(headers), body, trailers)
+    rebuilt, _ = Response.new(headers, body, trailers)
     rebuilt.set_status_code(status)
     return rebuilt
 

@@ -9,13 +9,15 @@ from wit_world.imports.wasi_http_types import Request, Response
 
 
 def inbound(headers):
-    kept = [(k, v) for k, v in headers if k.lower() != "x-internal-debug"]
-    return kept + [("x-python", b"header-tag")]
+    headers.delete("x-internal-debug")
+    headers.append("x-python", b"header-tag")
 
 
 def outbound(headers):
-    renamed = [("x-upstream-server" if k.lower() == "server" else k, v) for k, v in headers]
-    return renamed + [("x-python-response", b"header-tag")]
+    server = headers.get_and_delete("server")
+    if server:
+        headers.set("x-upstream-server", server)
+    headers.append("x-python-response", b"header-tag")
 
 
 class Handler(exports.Handler):

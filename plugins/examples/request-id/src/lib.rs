@@ -6,7 +6,7 @@
 use exports::wasi::http::handler::Guest;
 use pwchain::proxy::origin;
 use pwchain_guest::wasi::random::random::get_random_u64;
-use pwchain_guest::{ErrorCode, Request, Response, header, map_request_headers, map_response};
+use pwchain_guest::{ErrorCode, Request, Response, map_request_headers, map_response};
 
 pwchain_guest::bindings!("pwchain:proxy/proxy@0.1.0");
 
@@ -15,18 +15,20 @@ struct RequestId;
 impl Guest for RequestId {
     async fn handle(request: Request) -> Result<Response, ErrorCode> {
         let mut id = String::new();
-        let request =
-            map_request_headers(request, |headers| match header(headers, "x-request-id") {
-                Some(existing) => id = existing.to_string(),
+        let request = map_request_headers(request, |headers| {
+            match headers.get("x-request-id") {
+                Some(existing) => id = existing,
                 None => {
                     id = format!("{:016x}", get_random_u64());
-                    headers.push(("x-request-id".into(), id.clone().into_bytes()));
+                    headers.append("x-request-id", &id)?;
                 }
-            })?;
+            }
+            Ok(())
+        })?;
         let response = origin::handle(request).await?;
         map_response(
             response,
-            |headers| headers.push(("x-request-id".into(), id.into_bytes())),
+            |headers| headers.append("x-request-id", &id),
             None,
         )
     }

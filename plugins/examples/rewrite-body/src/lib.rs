@@ -14,7 +14,7 @@ impl Guest for RewriteBody {
         let response = handler::handle(request).await?;
         map_response(
             response,
-            |headers| headers.push(("x-body-rewritten".into(), b"uppercase".to_vec())),
+            |headers| headers.append("x-body-rewritten", "uppercase"),
             Some(|chunk| chunk.make_ascii_uppercase()),
         )
     }

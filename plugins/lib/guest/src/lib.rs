@@ -126,11 +126,59 @@ pub fn fields(headers: &[(String, Vec<u8>)]) -> Result<Fields, ErrorCode> {
         .map_err(|e| ErrorCode::InternalError(Some(format!("invalid header list: {e:?}"))))
 }
 
+/// A mutable copy of a message's headers, made by the host
+/// (`fields.clone`): only the names and values a plugin reads or changes
+/// cross into the guest and back, where `copy-all` + `from-list` would carry
+/// every header both ways on every hop.
+pub struct HeaderEdit(Fields);
+
+impl HeaderEdit {
+    /// The first value of header `name`, as text.
+    pub fn get(&self, name: &str) -> Option<String> {
+        self.0
+            .get(name)
+            .into_iter()
+            .next()
+            .and_then(|value| String::from_utf8(value).ok())
+    }
+
+    /// Adds a value for `name`, after any it has.
+    pub fn append(&self, name: &str, value: impl AsRef<[u8]>) -> Result<(), ErrorCode> {
+        let value = value.as_ref();
+        self.0
+            .append(name, value)
+            .map_err(|e| invalid_header(name, e))
+    }
+
+    /// Appends every pair of `headers`.
+    pub fn append_all(&self, headers: &[(String, Vec<u8>)]) -> Result<(), ErrorCode> {
+        headers
+            .iter()
+            .try_for_each(|(name, value)| self.append(name, value))
+    }
+
+    /// Replaces every value of `name` with `value`.
+    pub fn set(&self, name: &str, value: impl AsRef<[u8]>) -> Result<(), ErrorCode> {
+        self.0
+            .set(name, &[value.as_ref().to_vec()])
+            .map_err(|e| invalid_header(name, e))
+    }
+
+    /// Removes every value of `name`.
+    pub fn remove(&self, name: &str) -> Result<(), ErrorCode> {
+        self.0.delete(name).map_err(|e| invalid_header(name, e))
+    }
+}
+
+fn invalid_header(name: &str, error: wasi::http::types::HeaderError) -> ErrorCode {
+    ErrorCode::InternalError(Some(format!("header `{name}`: {error:?}")))
+}
+
 /// Rebuilds `request` with its headers changed by `edit`; method, target,
 /// options and the body stream are carried over untouched.
 pub fn map_request_headers(
     request: Request,
-    edit: impl FnOnce(&mut HeaderList),
+    edit: impl FnOnce(&HeaderEdit) -> Result<(), ErrorCode>,
 ) -> Result<Request, ErrorCode> {
     rebuild_request(request, edit, body_done())
 }
@@ -138,14 +186,14 @@ pub fn map_request_headers(
 /// [`map_request_headers`] for a sync-lifted `handle`.
 pub fn map_request_headers_sync(
     request: Request,
-    edit: impl FnOnce(&mut HeaderList),
+    edit: impl FnOnce(&HeaderEdit) -> Result<(), ErrorCode>,
 ) -> Result<Request, ErrorCode> {
     rebuild_request(request, edit, body_done_sync())
 }
 
 fn rebuild_request(
     request: Request,
-    edit: impl FnOnce(&mut HeaderList),
+    edit: impl FnOnce(&HeaderEdit) -> Result<(), ErrorCode>,
     done: FutureReader<Result<(), ErrorCode>>,
 ) -> Result<Request, ErrorCode> {
     let method = request.get_method();
@@ -153,10 +201,10 @@ fn rebuild_request(
     let path = request.get_path_with_query();
     let authority = request.get_authority();
     let options = request.get_options().map(|o| o.clone());
-    let mut headers = request.get_headers().copy_all();
-    edit(&mut headers);
+    let headers = HeaderEdit(request.get_headers().clone());
+    edit(&headers)?;
     let (body, trailers) = Request::consume_body(request, done);
-    let (rebuilt, _) = Request::new(fields(&headers)?, Some(body), trailers, options);
+    let (rebuilt, _) = Request::new(headers.0, Some(body), trailers, options);
     let invalid = |what: &str| ErrorCode::InternalError(Some(format!("cannot carry over {what}")));
     rebuilt
         .set_method(&method)
@@ -177,7 +225,7 @@ fn rebuild_request(
 /// given, every body chunk passed through `edit_body` as it streams by.
 pub fn map_response(
     response: Response,
-    edit_headers: impl FnOnce(&mut HeaderList),
+    edit_headers: impl FnOnce(&HeaderEdit) -> Result<(), ErrorCode>,
     edit_body: Option<fn(&mut Vec<u8>)>,
 ) -> Result<Response, ErrorCode> {
     rebuild_response(response, edit_headers, edit_body, body_done())
@@ -187,27 +235,27 @@ pub fn map_response(
 /// could edit the body after `handle` returns.
 pub fn map_response_headers_sync(
     response: Response,
-    edit_headers: impl FnOnce(&mut HeaderList),
+    edit_headers: impl FnOnce(&HeaderEdit) -> Result<(), ErrorCode>,
 ) -> Result<Response, ErrorCode> {
     rebuild_response(response, edit_headers, None, body_done_sync())
 }
 
 fn rebuild_response(
     response: Response,
-    edit_headers: impl FnOnce(&mut HeaderList),
+    edit_headers: impl FnOnce(&HeaderEdit) -> Result<(), ErrorCode>,
     edit_body: Option<fn(&mut Vec<u8>)>,
     done: FutureReader<Result<(), ErrorCode>>,
 ) -> Result<Response, ErrorCode> {
     let status = response.get_status_code();
-    let mut headers = response.get_headers().copy_all();
-    edit_headers(&mut headers);
+    let headers = HeaderEdit(response.get_headers().clone());
+    edit_headers(&headers)?;
     let (mut body, trailers) = Response::consume_body(response, done);
     if let Some(edit) = edit_body {
         let (tx, rx) = wit_stream::new();
         spawn(pipe(body, tx, edit));
         body = rx;
     }
-    let (rebuilt, _) = Response::new(fields(&headers)?, Some(body), trailers);
+    let (rebuilt, _) = Response::new(headers.0, Some(body), trailers);
     rebuilt
         .set_status_code(status)
         .map_err(|()| ErrorCode::InternalError(Some(format!("bad status {status}"))))?;
