@@ -477,7 +477,10 @@ fn digest_pins_are_checked() {
 
 /// Composes the WAC document at `wac` into `out` with the flags its first
 /// comment gives for `wac compose` (`--deps-dir` is pwchain's `--deps`).
-fn compose_as_commented(wac: &std::path::Path, out: &std::path::Path) -> std::process::Output {
+pub(crate) fn compose_as_commented(
+    wac: &std::path::Path,
+    out: &std::path::Path,
+) -> std::process::Output {
     let text = std::fs::read_to_string(wac).unwrap();
     let flags: Vec<String> = text
         .lines()

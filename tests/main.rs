@@ -8,6 +8,7 @@ mod support;
 mod admin;
 mod compose;
 mod envoy;
+mod filters;
 mod host;
 mod import;
 mod js;

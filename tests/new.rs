@@ -31,6 +31,15 @@ fn answers(project: &Path, header: &str, value: &str) {
     let answer = served.request("GET", "/from-test", &[], b"");
     assert_eq!(answer.status, 200, "{}", answer.text());
     assert_eq!(answer.header(header), Some(value));
+    // A header filter tags the request too, and answers one path itself.
+    if value == "response" {
+        let text = answer.text();
+        assert!(text.contains(&format!("{header}: request\n")), "{text}");
+        let name = header.trim_start_matches("x-");
+        let refused = served.request("GET", &format!("/{name}-says-no"), &[], b"");
+        assert_eq!(refused.status, 403, "{}", refused.text());
+        assert_eq!(refused.text(), format!("{name} says no\n"));
+    }
 }
 
 #[test]
@@ -44,6 +53,7 @@ fn rust_templates_build_and_answer() {
     for (name, kind, header, value) in [
         ("tag-it", "middleware", "x-tag-it", "passed"),
         ("say-hi", "service", "x-say-hi", "answered"),
+        ("tag-head", "header-filter", "x-tag-head", "response"),
     ] {
         let project = scaffold(&ws, name, "rust", kind);
         let status = Command::new("cargo")
@@ -73,6 +83,7 @@ fn python_templates_build_and_answer() {
     for (name, kind, header, value) in [
         ("py-tag", "middleware", "x-py-tag", "passed"),
         ("py-hi", "service", "x-py-hi", "answered"),
+        ("py-head", "header-filter", "x-py-head", "response"),
     ] {
         let project = scaffold(&ws, name, "python", kind);
         let status = Command::new("bash")
@@ -97,6 +108,7 @@ fn js_templates_build_and_answer() {
     for (name, kind, header, value) in [
         ("js-tag", "middleware", "x-js-tag", "passed"),
         ("js-hi", "service", "x-js-hi", "answered"),
+        ("js-head", "header-filter", "x-js-head", "response"),
     ] {
         let project = scaffold(&ws, name, "js", kind);
         let output = Command::new("bash")

@@ -219,6 +219,8 @@ fn built_ins_match_their_sources() {
         "legacy-state",
         "legacy-driver",
         "legacy-shared",
+        "header-run",
+        "header-seq",
     ] {
         let committed =
             std::fs::read(repo().join(format!("crates/compose/builtins/{name}.wasm"))).unwrap();

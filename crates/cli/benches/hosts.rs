@@ -19,98 +19,13 @@
 mod built;
 #[path = "../../host/benches/common/load.rs"]
 mod load;
+#[path = "../../host/benches/common/process.rs"]
+mod process;
 
 use load::{Figures, load};
-use std::net::SocketAddr;
+use process::{Host, clock_ticks};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-/// A server process, its address, and its memory before the first request.
-struct Host {
-    name: &'static str,
-    child: Child,
-    addr: SocketAddr,
-    idle_rss_kib: u64,
-}
-
-impl Host {
-    /// Starts `command` and waits for the `on http://ADDR/` line both hosts
-    /// print on stderr (which goes to `log`, so a full pipe never blocks
-    /// the server's access log).
-    fn start(name: &'static str, mut command: Command, log: &Path) -> Host {
-        let stderr = std::fs::File::create(log).expect("log file");
-        let child = command
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        let deadline = Instant::now() + Duration::from_secs(120);
-        let addr = loop {
-            let text = std::fs::read_to_string(log).unwrap_or_default();
-            if let Some(addr) = text.split("on http://").nth(1).and_then(|rest| {
-                rest.split(|c: char| c == '/' || c.is_whitespace())
-                    .next()?
-                    .parse()
-                    .ok()
-            }) {
-                break addr;
-            }
-            assert!(Instant::now() < deadline, "{name} did not start:\n{text}");
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        let mut host = Host {
-            name,
-            child,
-            addr,
-            idle_rss_kib: 0,
-        };
-        host.idle_rss_kib = host.status("VmRSS:");
-        host
-    }
-
-    /// A field of `/proc/PID/status`, in KiB.
-    fn status(&self, field: &str) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .expect("/proc/PID/status");
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(field))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or_else(|| panic!("no {field} in /proc/PID/status"))
-    }
-
-    /// CPU time the process has used (user + system), in seconds.
-    fn cpu_seconds(&self, ticks_per_second: f64) -> f64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
-            .expect("/proc/PID/stat");
-        // The fields after the command name, which is in parentheses and
-        // may hold spaces: utime and stime are the 12th and 13th of them.
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map_or("", |(_, rest)| rest)
-            .split_whitespace()
-            .collect();
-        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
-        match (ticks(11), ticks(12)) {
-            (Some(user), Some(system)) => (user + system) / ticks_per_second,
-            _ => panic!("no utime/stime in /proc/PID/stat: {stat}"),
-        }
-    }
-
-    /// Forgets the peak so far (`VmHWM` restarts from the current RSS).
-    fn reset_peak(&self) {
-        std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5")
-            .expect("reset the peak RSS");
-    }
-}
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use std::process::{Command, Stdio};
 
 /// Composes `plugins` (file names in `dist`, each as its own stage) in front
 /// of echo with the pwchain under bench; returns the composite.
@@ -181,17 +96,6 @@ impl Best {
     }
 }
 
-/// The kernel's clock ticks per second, the unit of `/proc/PID/stat`'s
-/// CPU times.
-fn clock_ticks() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|out| String::from_utf8_lossy(&out.stdout).trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -241,16 +145,19 @@ fn main() {
                 "pwchain serve",
                 pw,
                 &dir.path().join(format!("{name}-pw.log")),
+                None,
             ),
             Host::start(
                 "pwchain --lanes",
                 lanes,
                 &dir.path().join(format!("{name}-lanes.log")),
+                None,
             ),
             Host::start(
                 "wasmtime serve",
                 wt,
                 &dir.path().join(format!("{name}-wt.log")),
+                None,
             ),
         ];
         println!("{name} ({} plugins in front of echo)", plugins.len());
@@ -274,9 +181,9 @@ fn main() {
                 }
             });
             let [pw, lanes, wt] = &best;
-            pw.print(hosts[0].name, connections);
-            lanes.print(hosts[1].name, connections);
-            wt.print(hosts[2].name, connections);
+            pw.print(&hosts[0].name, connections);
+            lanes.print(&hosts[1].name, connections);
+            wt.print(&hosts[2].name, connections);
             let (ratio, lanes_ratio) = (pw.rps() / wt.rps(), lanes.rps() / wt.rps());
             // Above 1: pwchain spends less CPU on a request than wasmtime.
             let (cpu, lanes_cpu) = (

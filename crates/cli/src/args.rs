@@ -247,7 +247,8 @@ pub struct WrapArgs {
 
 /// Start a plugin project: code that adds one header, the WIT it builds
 /// against, build instructions, and a chain that composes it (in front of
-/// an echo service, for a middleware). It builds and runs as generated.
+/// an echo service, for a middleware or a header filter). It builds and
+/// runs as generated.
 #[derive(Debug, Args)]
 pub struct NewArgs {
     /// The plugin's name, kebab-case (it becomes the package and crate name).

@@ -40,6 +40,9 @@ pub enum Kind {
     Middleware,
     /// Answers by itself and stands last (world `wasi:http/service`).
     Service,
+    /// Reads and changes heads as plain data (`pwchain:proxy/header-filter`):
+    /// consecutive ones share one driver, so each costs a call, not a hop.
+    HeaderFilter,
 }
 
 impl Kind {
@@ -47,6 +50,7 @@ impl Kind {
         match self {
             Kind::Middleware => "middleware",
             Kind::Service => "service",
+            Kind::HeaderFilter => "header-filter",
         }
     }
 }
@@ -81,7 +85,7 @@ pub fn scaffold(
             .replace(
                 "{{chain_note}}",
                 match kind {
-                    Kind::Middleware => "puts the plugin in front of `echo.wasm`, a service that answers with the request it got",
+                    Kind::Middleware | Kind::HeaderFilter => "puts the plugin in front of `echo.wasm`, a service that answers with the request it got",
                     Kind::Service => "serves the plugin alone",
                 },
             )
@@ -90,12 +94,15 @@ pub fn scaffold(
         Lang::Rust => format!("target/wasm32-wasip2/release/{crate_name}.wasm"),
         Lang::Python | Lang::Js => format!("{name}.wasm"),
     };
+    let world = match kind {
+        Kind::Middleware | Kind::Service => format!("include wasi:http/{}@0.3.2;", kind.word()),
+        Kind::HeaderFilter => format!("export {};", builtins::HEADER_FILTER_INTERFACE),
+    };
     let mut files: Vec<(String, Vec<u8>)> = vec![
         (
             "wit/plugin.wit".into(),
             format!(
-                "// The plugin's world: add imports here (e.g. `import wasi:config/store@0.2.0-rc.1;`).\npackage local:{name};\n\nworld plugin {{\n  include wasi:http/{}@0.3.2;\n}}\n",
-                kind.word()
+                "// The plugin's world: add imports here (e.g. `import wasi:config/store@0.2.0-rc.1;`).\npackage local:{name};\n\nworld plugin {{\n  {world}\n}}\n",
             )
             .into_bytes(),
         ),
@@ -104,7 +111,13 @@ pub fn scaffold(
     for (file, text) in WASI_WIT {
         files.push((format!("wit/deps/{file}"), text.as_bytes().to_vec()));
     }
-    if kind == Kind::Middleware {
+    if kind == Kind::HeaderFilter {
+        files.push((
+            "wit/deps/pwchain-filter.wit".into(),
+            builtins::FILTER_WIT.as_bytes().to_vec(),
+        ));
+    }
+    if kind != Kind::Service {
         files.push(("echo.wasm".into(), builtins::ECHO.to_vec()));
     }
     match lang {
@@ -112,6 +125,7 @@ pub fn scaffold(
             let code = match kind {
                 Kind::Middleware => include_str!("../templates/rust/middleware.rs"),
                 Kind::Service => include_str!("../templates/rust/service.rs"),
+                Kind::HeaderFilter => include_str!("../templates/rust/header-filter.rs"),
             };
             files.push((
                 "Cargo.toml".into(),
@@ -131,6 +145,7 @@ pub fn scaffold(
             let code = match kind {
                 Kind::Middleware => include_str!("../templates/python/app.py"),
                 Kind::Service => include_str!("../templates/python/service.py"),
+                Kind::HeaderFilter => include_str!("../templates/python/header_filter.py"),
             };
             files.push(("app.py".into(), fill(code).into_bytes()));
             files.push((
@@ -150,6 +165,7 @@ pub fn scaffold(
             let code = match kind {
                 Kind::Middleware => include_str!("../templates/js/app.js"),
                 Kind::Service => include_str!("../templates/js/service.js"),
+                Kind::HeaderFilter => include_str!("../templates/js/header-filter.js"),
             };
             files.push(("app.js".into(), fill(code).into_bytes()));
             files.push((
@@ -177,7 +193,7 @@ fn chain(name: &str, kind: Kind, plugin_file: &str) -> String {
     let mut text = format!(
         "# Compose with `pwchain compose chain.toml -o chain.wasm`, run with `pwchain serve chain.wasm`.\n[chain]\nname = \"{name}-chain\"\n\n[[plugin]]\nname = \"{name}\"\npath = \"{plugin_file}\"\n"
     );
-    if kind == Kind::Middleware {
+    if kind != Kind::Service {
         text.push_str("\n[origin]\nname = \"echo\"\npath = \"echo.wasm\"\n");
     }
     text

@@ -101,9 +101,13 @@ impl fmt::Display for InspectReport {
             (Some(entry), Some(lifted)) => writeln!(f, "  entry      {entry} (lifted {lifted})")?,
             (entry, _) => writeln!(f, "  entry      {}", entry.as_deref().unwrap_or("—"))?,
         }
-        match &info.next_hop {
-            Some(hop) => writeln!(f, "  next hop   {} ({:?} form)", hop.import, hop.form)?,
-            None => writeln!(f, "  next hop   — (a service: it can only stand last)")?,
+        match (&info.next_hop, &info.filter) {
+            (Some(hop), _) => writeln!(f, "  next hop   {} ({:?} form)", hop.import, hop.form)?,
+            (None, Some(filter)) => writeln!(
+                f,
+                "  filter     {filter} (a header filter: in a chain, consecutive ones share one built-in driver)"
+            )?,
+            (None, None) => writeln!(f, "  next hop   — (a service: it can only stand last)")?,
         }
         writeln!(f, "  side calls {}", list(&info.side_calls))?;
         writeln!(f, "  host       {}", list(&info.host_imports))?;
@@ -143,7 +147,7 @@ impl fmt::Display for InspectReport {
                 let lifted = stage.lifted.map(|l| l.to_string()).unwrap_or_default();
                 writeln!(
                     f,
-                    "             {:<14} {:<10} {:<5} {} {}",
+                    "             {:<14} {:<13} {:<5} {} {}",
                     stage.name, stage.role, lifted, stage.digest, stage.source
                 )?;
                 let config = match stage.config.as_slice() {
@@ -155,6 +159,13 @@ impl fmt::Display for InspectReport {
                     "             {:<14} side calls: {}{config}",
                     "", stage.side_calls
                 )?;
+                if let Some(run) = &stage.run {
+                    let fused = match run.contains('+') {
+                        true => format!("fused: the run {run} shares one driver"),
+                        false => "its own driver (a run of one)".to_string(),
+                    };
+                    writeln!(f, "             {:<14} {fused}", "")?;
+                }
                 if let Some(verified) = &stage.verified {
                     writeln!(
                         f,

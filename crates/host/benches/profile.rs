@@ -1,7 +1,8 @@
 //! Where a hop's instructions go: callgrind counts the instructions of one
 //! request through `echo` alone and through 10 copies of each kind of hop in
 //! front of it (a pass-through, `add-header` rebuilding the request and the
-//! response with `plugins/lib/guest`'s helpers, and the proxy-wasm
+//! response with `plugins/lib/guest`'s helpers, `add-header-filter` doing
+//! the same work as a header filter in one fused run, and the proxy-wasm
 //! `header-filter` wrapped by `pwchain wrap`), and splits the difference
 //! per hop by where the code lives: the guest (JIT-compiled wasm, which
 //! includes the fused adapters that lift and lower between two guests),
@@ -120,6 +121,11 @@ fn main() {
         ]),
         ..Settings::default()
     };
+    let mut filter = stage(
+        "add-header-filter".into(),
+        read(&dist.join("add-header-filter.wasm")),
+    );
+    filter.settings = add_header.settings.clone();
     let pass = read(&dist.join("pass.wasm"));
     let hops = |count: usize, make: &dyn Fn(usize) -> Stage| -> Vec<Stage> {
         let mut plugins: Vec<Stage> = (0..count).map(make).collect();
@@ -139,6 +145,15 @@ fn main() {
             hops(HOPS, &|i| {
                 let mut s = add_header.clone();
                 s.name = format!("headers{i}");
+                s
+            }),
+        ),
+        (
+            "fused header filter",
+            HOPS,
+            hops(HOPS, &|i| {
+                let mut s = filter.clone();
+                s.name = format!("filter{i}");
                 s
             }),
         ),

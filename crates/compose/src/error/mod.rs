@@ -326,6 +326,26 @@ pub enum PluginProblem {
         exports: Vec<String>,
     },
 
+    /// An export named after the header-filter contract that is not one.
+    #[error(
+        "it exports `{export}`, which should have `on-request` and `on-response`, each taking a head and returning a verdict; it has: {found}"
+    )]
+    NotHeaderFilter {
+        /// The export.
+        export: String,
+        /// What functions it has.
+        found: String,
+    },
+
+    /// A header filter last with no `[origin]`.
+    #[error(
+        "it is a header filter (it exports `{export}`) and stands last, but the manifest has no `[origin]` for it to pass requests on to"
+    )]
+    HeaderFilterLast {
+        /// Its header-filter export.
+        export: String,
+    },
+
     /// A wasi:http 0.2 component.
     #[error("it is a wasi:http 0.2 component (exports `{export}`), which cannot be a middleware")]
     WasiHttp02 {
@@ -371,6 +391,15 @@ pub enum PluginProblem {
         import: String,
     },
 
+    /// An `[origin]` that is a header filter.
+    #[error(
+        "the origin must be a service, but it is a header filter (it exports `{export}`), which passes requests on"
+    )]
+    OriginIsHeaderFilter {
+        /// Its header-filter export.
+        export: String,
+    },
+
     /// A host import `[chain] allow-imports` does not allow.
     #[error(
         "it imports `{import}`, which `[chain] allow-imports` does not allow (it allows: {})",
@@ -402,6 +431,12 @@ impl PluginProblem {
             PluginProblem::NoEntry { .. } => {
                 "a plugin must export `wasi:http/handler@0.3.x` (world `wasi:http/middleware`, `wasi:http/service` or `pwchain:proxy/proxy`)".into()
             }
+            PluginProblem::NotHeaderFilter { .. } => {
+                "build it against `wit/filter.wit`'s world `pwchain:proxy/header-filter-plugin` (or `configured-header-filter`), e.g. from `pwchain new NAME --kind header-filter`".into()
+            }
+            PluginProblem::HeaderFilterLast { .. } => {
+                "add `[origin]` (a service, `upstream = \"http://host:port\"`, `forward = true` or `host = true`)".into()
+            }
             PluginProblem::WasiHttp02 { .. } => {
                 "in wasi:http 0.2, `incoming-handler` and `outgoing-handler` have different types and a guest cannot build an `incoming-request` or a `response-outparam`, so one 0.2 component cannot call another; rebuild it for wasi:http 0.3 (world `wasi:http/middleware`)".into()
             }
@@ -417,7 +452,7 @@ impl PluginProblem {
             PluginProblem::MiddlewareLast { .. } => {
                 "add `[origin]` with `upstream = \"http://host:port\"`, `forward = true`, `host = true`, or `path = \"service.wasm\"`".into()
             }
-            PluginProblem::OriginNotService { .. } => {
+            PluginProblem::OriginNotService { .. } | PluginProblem::OriginIsHeaderFilter { .. } => {
                 "list it as a `[[plugin]]` instead, and end the chain with another origin".into()
             }
             PluginProblem::ImportNotAllowed { import, .. } => format!(

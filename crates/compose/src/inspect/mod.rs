@@ -20,6 +20,9 @@ pub enum Role {
     Middleware,
     /// Exports a handler and has no next hop: it can only stand last.
     Service,
+    /// Exports `pwchain:proxy/header-filter` (`wit/filter.wit`): it reads
+    /// and changes heads as plain data, behind a built-in driver.
+    HeaderFilter,
     /// Exports no `wasi:http/handler@0.3.x`.
     Other,
 }
@@ -29,6 +32,7 @@ impl std::fmt::Display for Role {
         f.write_str(match self {
             Role::Middleware => "middleware",
             Role::Service => "service",
+            Role::HeaderFilter => "header-filter",
             Role::Other => "other",
         })
     }
@@ -66,6 +70,9 @@ pub struct Inspection {
     pub lifted: Option<crate::Lift>,
     /// What it calls the next stage through, if it is a middleware.
     pub next_hop: Option<NextHop>,
+    /// The `pwchain:proxy/header-filter` export, if it is a header filter.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
     /// `wasi:http/client` (and 0.2 `outgoing-handler`) imports.
     pub side_calls: Vec<String>,
     /// Every other import, left for the host.
@@ -181,6 +188,7 @@ pub fn inspect(bytes: &[u8], path: &Path) -> Result<Inspection, PluginProblem> {
         entry: None,
         lifted: None,
         next_hop: None,
+        filter: None,
         side_calls: Vec::new(),
         host_imports: Vec::new(),
         other_exports: Vec::new(),
@@ -207,7 +215,7 @@ pub fn inspect(bytes: &[u8], path: &Path) -> Result<Inspection, PluginProblem> {
         }
     }
 
-    for name in world.exports.keys() {
+    for (name, kind) in &world.exports {
         match InterfaceName::parse(name) {
             Some(n)
                 if n.is("wasi:http", "handler")
@@ -215,6 +223,13 @@ pub fn inspect(bytes: &[u8], path: &Path) -> Result<Inspection, PluginProblem> {
                     && inspection.entry.is_none() =>
             {
                 inspection.entry = Some(name.clone())
+            }
+            Some(n) if n.is("pwchain:proxy", "header-filter") && inspection.filter.is_none() => {
+                filter_shape(&types, *kind).map_err(|found| PluginProblem::NotHeaderFilter {
+                    export: name.clone(),
+                    found,
+                })?;
+                inspection.filter = Some(name.clone())
             }
             _ => inspection.other_exports.push(name.clone()),
         }
@@ -248,10 +263,11 @@ pub fn inspect(bytes: &[u8], path: &Path) -> Result<Inspection, PluginProblem> {
         }
     }
 
-    inspection.role = match (&inspection.entry, &inspection.next_hop) {
-        (Some(_), Some(_)) => Role::Middleware,
-        (Some(_), None) => Role::Service,
-        (None, _) => Role::Other,
+    inspection.role = match (&inspection.entry, &inspection.next_hop, &inspection.filter) {
+        (Some(_), Some(_), _) => Role::Middleware,
+        (Some(_), None, _) => Role::Service,
+        (None, _, Some(_)) => Role::HeaderFilter,
+        (None, _, None) => Role::Other,
     };
     inspection.lifted = inspection
         .entry
@@ -322,7 +338,7 @@ impl Inspection {
         }) {
             return Some(PluginProblem::Prerelease { name: name.clone() });
         }
-        if self.entry.is_some() {
+        if self.entry.is_some() || self.filter.is_some() {
             return None;
         }
         if let Some(export) = self.other_exports.iter().find(|n| {
@@ -355,6 +371,38 @@ fn has_handler_shape(types: &Types, kind: ItemKind) -> bool {
             name.as_str() == "handle" && f.params.len() == 1 && f.result.is_some()
         }
         _ => false,
+    }
+}
+
+/// Checks that an export named `pwchain:proxy/header-filter` has the
+/// contract's functions: `on-request` and `on-response`, each taking a head
+/// and returning a verdict. `Err` says what it has instead.
+fn filter_shape(types: &Types, kind: ItemKind) -> Result<(), String> {
+    let ItemKind::Instance(id) = kind else {
+        return Err("it is not an interface".into());
+    };
+    let mut found = Vec::new();
+    let mut fits = 0;
+    for (name, kind) in &types[id].exports {
+        if let ItemKind::Func(f) = kind {
+            let f = &types[*f];
+            let (params, result) = (f.params.len(), f.result.is_some());
+            if matches!(name.as_str(), "on-request" | "on-response") && params == 1 && result {
+                fits += 1;
+            }
+            found.push(format!(
+                "`{name}` ({params} parameter{}, {})",
+                if params == 1 { "" } else { "s" },
+                if result { "a result" } else { "no result" }
+            ));
+        }
+    }
+    if fits == 2 && found.len() == 2 {
+        Ok(())
+    } else if found.is_empty() {
+        Err("no functions".into())
+    } else {
+        Err(found.join(", "))
     }
 }
 

@@ -35,7 +35,7 @@ pub struct StageRecord {
     pub source: String,
     /// `sha256:<hex>` of the component's bytes.
     pub digest: String,
-    /// `middleware` or `service`.
+    /// `middleware`, `service` or `header-filter`.
     pub role: String,
     /// The keys of its baked-in configuration (values stay out of the
     /// record: they may be secrets).
@@ -48,6 +48,10 @@ pub struct StageRecord {
     /// stage gives each request an instance of its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lifted: Option<crate::Lift>,
+    /// For a header filter: the run it stands in, its filters' names
+    /// joined by `+` (`auth+tag`), which one built-in driver serves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
     /// The trusted key whose signature it carried, when the chain asked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verified: Option<crate::inspect::record::Verified>,
@@ -162,6 +166,7 @@ mod tests {
                 config: vec!["greeting".into()],
                 side_calls: crate::policy::SideCalls::Deny,
                 lifted: Some(crate::Lift::Sync),
+                run: Some("auth+tag".into()),
                 verified: Some(crate::inspect::record::Verified {
                     key: "sha256:11".into(),
                     key_file: "keys/acme.pub".into(),

@@ -41,3 +41,30 @@ pub const LEGACY_SHARED_INTERFACE: &str = "pwchain:proxy/legacy-shared@0.1.0";
 /// The metrics wrapped modules define: exported by the built-in
 /// `legacy-shared` too, or left to the host (`filter-metrics = "host"`).
 pub const LEGACY_METRICS_INTERFACE: &str = "pwchain:proxy/legacy-metrics@0.1.0";
+
+/// The driver of a run of header filters (`plugins/builtins/header-run`): a
+/// middleware that hands each head to the run as plain data and rebuilds
+/// what the run changed, once.
+pub const HEADER_RUN: &[u8] = include_bytes!("../../builtins/header-run.wasm");
+
+/// Name of the header-run driver's package in graphs and WAC documents.
+pub const HEADER_RUN_PACKAGE: &str = "pwchain:header-run";
+
+/// Two header filters shown as one (`plugins/builtins/header-seq`): a run
+/// of N filters is N-1 of them deep.
+pub const HEADER_SEQ: &[u8] = include_bytes!("../../builtins/header-seq.wasm");
+
+/// Name of the header pair's package in graphs and WAC documents.
+pub const HEADER_SEQ_PACKAGE: &str = "pwchain:header-seq";
+
+/// The header-filter contract (`wit/filter.wit`), which `pwchain new`
+/// copies into a project's `wit/deps`.
+pub const FILTER_WIT: &str = include_str!("../../../../wit/filter.wit");
+
+/// The interface a header filter exports and the driver imports.
+pub const HEADER_FILTER_INTERFACE: &str = "pwchain:proxy/header-filter@0.1.0";
+
+/// What a header pair exports.
+pub const HEADER_SEQ_EXPORT: &str = HEADER_FILTER_INTERFACE;
+/// What a header pair imports as the rest of its run.
+pub const HEADER_SEQ_REST: &str = "rest";

@@ -6,6 +6,7 @@
 
 pub mod builtins;
 pub mod providers;
+pub(crate) mod runs;
 pub mod wac;
 
 use crate::error::{Cause, Error, GraphError, PluginProblem};
@@ -52,24 +53,38 @@ impl Chain {
                 );
             }
         }
-        match (&last.info.next_hop, &self.origin) {
-            (None, None) | (Some(_), Some(Origin::Forward(_) | Origin::Host)) => Ok(()),
-            (None, Some(_)) => problem(last, PluginProblem::ServiceBeforeOrigin),
-            (Some(hop), None) => problem(
+        let passes_on = last.info.next_hop.is_some() || last.info.filter.is_some();
+        match (passes_on, &self.origin) {
+            (false, None) | (true, Some(Origin::Forward(_) | Origin::Host)) => Ok(()),
+            (false, Some(_)) => problem(last, PluginProblem::ServiceBeforeOrigin),
+            (true, None) => problem(
                 last,
-                PluginProblem::MiddlewareLast {
-                    import: hop.import.clone(),
-                },
-            ),
-            (Some(_), Some(Origin::Service(origin))) => match &origin.info.next_hop {
-                Some(hop) => problem(
-                    origin,
-                    PluginProblem::OriginNotService {
+                match (&last.info.next_hop, &last.info.filter) {
+                    (Some(hop), _) => PluginProblem::MiddlewareLast {
                         import: hop.import.clone(),
                     },
-                ),
-                None => Ok(()),
-            },
+                    (None, export) => PluginProblem::HeaderFilterLast {
+                        export: export.clone().unwrap_or_default(),
+                    },
+                },
+            ),
+            (true, Some(Origin::Service(origin))) => {
+                match (&origin.info.next_hop, &origin.info.filter) {
+                    (Some(hop), _) => problem(
+                        origin,
+                        PluginProblem::OriginNotService {
+                            import: hop.import.clone(),
+                        },
+                    ),
+                    (None, Some(export)) => problem(
+                        origin,
+                        PluginProblem::OriginIsHeaderFilter {
+                            export: export.clone(),
+                        },
+                    ),
+                    (None, None) => Ok(()),
+                }
+            }
         }
     }
 
@@ -97,6 +112,13 @@ impl Chain {
     /// (or the built-in) that needs it.
     pub fn host_imports(&self) -> Result<Vec<(String, String)>, Error> {
         let stages = self.stages()?;
+        let runs: Vec<_> = runs::hops(&stages, self.fuse)
+            .into_iter()
+            .filter_map(|hop| match hop {
+                runs::Hop::Run(range) => Some(range),
+                runs::Hop::Stage(_) => None,
+            })
+            .collect();
         let mut found = Vec::new();
         for (i, stage) in stages.iter().enumerate() {
             let mut add =
@@ -118,6 +140,21 @@ impl Chain {
             {
                 add(&stage.name, &hop.import);
             }
+            // A run's driver is counted with its first filter.
+            if let Some(run) = runs.iter().find(|run| run.start == i) {
+                let driver = builtin_info(builtins::HEADER_RUN, "header-run")?;
+                let who = format!("{} (its run's built-in driver)", stage.name);
+                for import in &driver.host_imports {
+                    if import != builtins::HEADER_FILTER_INTERFACE {
+                        add(&who, import);
+                    }
+                }
+                if let (true, Some(Origin::Host), Some(hop)) =
+                    (run.end == stages.len(), &self.origin, &driver.next_hop)
+                {
+                    add(&who, &hop.import);
+                }
+            }
             let filtered = stage.info.side_calls.iter().any(|i| is_client(i));
             if filtered && matches!(stage.settings.side_calls, SideCalls::AllowList(_)) {
                 let filter = allow_calls_info()?;
@@ -135,6 +172,14 @@ impl Chain {
     /// The record stored in the composite.
     pub fn record(&self) -> ChainRecord {
         let mut plugins: Vec<StageRecord> = self.plugins.iter().map(stage_record).collect();
+        for hop in runs::hops(&self.plugins, self.fuse) {
+            if let runs::Hop::Run(range) = hop {
+                let run = runs::run_name(&self.plugins[range.clone()]);
+                for stage in &mut plugins[range] {
+                    stage.run = Some(run.clone());
+                }
+            }
+        }
         let mut upstream = None;
         let origin = match &self.origin {
             None => "none".to_string(),
@@ -183,18 +228,36 @@ impl Chain {
             let instance = graph.instance(&package_name(stage), &stage.name, &stage.bytes)?;
             instances.push(instance);
         }
-
-        for (i, pair) in stages.windows(2).enumerate() {
-            let (stage, next) = (&pair[0], &pair[1]);
-            let (Some(hop), Some(entry)) = (&stage.info.next_hop, &next.info.entry) else {
+        // Each hop's node, name, entry and next-hop import.
+        let handler = format!("wasi:http/handler@{}", providers::http_version());
+        let mut linked: Vec<(NodeId, String, Option<String>, Option<String>)> = Vec::new();
+        for hop in runs::hops(&stages, self.fuse) {
+            linked.push(match hop {
+                runs::Hop::Stage(i) => {
+                    let info = &stages[i].info;
+                    let import = info.next_hop.as_ref().map(|hop| hop.import.clone());
+                    let name = stages[i].name.clone();
+                    (instances[i], name, info.entry.clone(), import)
+                }
+                runs::Hop::Run(range) => {
+                    let filters = &stages[range.clone()];
+                    let driver = runs::link(&mut graph, filters, &instances[range])?;
+                    let name = runs::run_node(&filters[0]);
+                    (driver, name, Some(handler.clone()), Some(handler.clone()))
+                }
+            });
+        }
+        for pair in linked.windows(2) {
+            let ((node, name, _, hop), (next, next_name, entry, _)) = (&pair[0], &pair[1]);
+            let (Some(hop), Some(entry)) = (hop, entry) else {
                 continue;
             };
             graph
-                .wire(instances[i], &hop.import, instances[i + 1], entry)
+                .wire(*node, hop, *next, entry)
                 .map_err(|e| Error::Link {
-                    from: stage.name.clone(),
-                    to: next.name.clone(),
-                    import: hop.import.clone(),
+                    from: name.clone(),
+                    to: next_name.clone(),
+                    import: hop.clone(),
                     export: entry.clone(),
                     source: e,
                 })?;
@@ -234,15 +297,11 @@ impl Chain {
                 nodes.insert(provider.node, instance);
             }
         }
-        let first = &stages[0];
-        let entry = first
-            .info
-            .entry
-            .as_ref()
-            .ok_or_else(|| GraphError::NoEntry {
-                plugin: first.name.clone(),
-            })?;
-        let mut bytes = graph.encode(instances[0], entry)?;
+        let (node, name, entry, _) = &linked[0];
+        let entry = entry.as_ref().ok_or_else(|| GraphError::NoEntry {
+            plugin: name.clone(),
+        })?;
+        let mut bytes = graph.encode(*node, entry)?;
         let record = self.record();
         record::append(&mut bytes, &record);
         Ok(Composite {
@@ -489,9 +548,14 @@ fn is_client(import: &str) -> bool {
 
 /// What the built-in side-call filter imports and exports.
 fn allow_calls_info() -> Result<Inspection, Error> {
-    crate::inspect(builtins::ALLOW_CALLS, Path::new("<built-in allow-calls>")).map_err(|problem| {
+    builtin_info(builtins::ALLOW_CALLS, "allow-calls")
+}
+
+/// What a built-in component imports and exports.
+fn builtin_info(bytes: &[u8], name: &str) -> Result<Inspection, Error> {
+    crate::inspect(bytes, Path::new(&format!("<built-in {name}>"))).map_err(|problem| {
         Error::Plugin {
-            plugin: "allow-calls (built-in)".into(),
+            plugin: format!("{name} (built-in)"),
             problem,
         }
     })
@@ -512,6 +576,7 @@ fn stage_record(stage: &Stage) -> StageRecord {
             .collect(),
         side_calls: stage.settings.side_calls.clone(),
         lifted: stage.info.lifted,
+        run: None,
         verified: stage.verified.clone(),
     }
 }

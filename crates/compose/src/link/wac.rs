@@ -5,7 +5,7 @@
 
 use crate::error::{Error, GraphError, SourceFile};
 use crate::link::builtins;
-use crate::link::package_name;
+use crate::link::{package_name, providers, runs};
 use crate::model::Chain;
 use indexmap::IndexMap;
 use std::collections::BTreeMap;
@@ -90,52 +90,75 @@ impl Chain {
         let mut generated: Vec<(String, Vec<u8>)> = Vec::new();
         let mut declared = std::collections::HashSet::new();
         let mut body = String::new();
-        for (i, stage) in stages.iter().enumerate().rev() {
-            let providers = crate::link::planned_providers(stage, self.filter_metrics)?;
-            for provider in &providers {
-                // A provider several stages name is declared once.
-                if !declared.insert(provider.node.clone()) {
-                    continue;
+        let handler = format!("wasi:http/handler@{}", providers::http_version());
+        // The hop after the one being written: its node and entry.
+        let mut next: Option<(String, String)> = None;
+        for hop in runs::hops(&stages, self.fuse).into_iter().rev() {
+            match hop {
+                runs::Hop::Stage(i) => {
+                    let stage = &stages[i];
+                    let hop = stage.info.next_hop.as_ref().map(|h| h.import.as_str());
+                    self.write_stage(stage, hop, &next, &mut body, &mut generated, &mut declared)?;
+                    next = stage.info.entry.clone().map(|e| (stage.name.clone(), e));
                 }
-                if !generated.iter().any(|(name, _)| *name == provider.package) {
-                    generated.push((provider.package.clone(), provider.bytes.clone()));
+                runs::Hop::Run(range) => {
+                    let filters = &stages[range];
+                    for stage in filters {
+                        self.write_stage(
+                            stage,
+                            None,
+                            &None,
+                            &mut body,
+                            &mut generated,
+                            &mut declared,
+                        )?;
+                    }
+                    for (package, bytes) in [
+                        (builtins::HEADER_SEQ_PACKAGE, builtins::HEADER_SEQ),
+                        (builtins::HEADER_RUN_PACKAGE, builtins::HEADER_RUN),
+                    ] {
+                        if !generated.iter().any(|(name, _)| name == package) {
+                            generated.push((package.to_string(), bytes.to_vec()));
+                        }
+                    }
+                    let export =
+                        |stage: &crate::model::Stage| stage.info.filter.clone().unwrap_or_default();
+                    let last = &filters[filters.len() - 1];
+                    let mut rest = (id(&last.name), export(last));
+                    for stage in filters.iter().rev().skip(1) {
+                        let pair = id(&format!("{}-pair", stage.name));
+                        let _ = writeln!(
+                            body,
+                            "let {pair} = new {} {{ \"{}\": {}[\"{}\"], \"{}\": {}[\"{}\"], ... }};",
+                            builtins::HEADER_SEQ_PACKAGE,
+                            builtins::HEADER_FILTER_INTERFACE,
+                            id(&stage.name),
+                            export(stage),
+                            builtins::HEADER_SEQ_REST,
+                            rest.0,
+                            rest.1
+                        );
+                        rest = (pair, builtins::HEADER_SEQ_EXPORT.to_string());
+                    }
+                    let driver = runs::run_node(&filters[0]);
+                    let onward = match &next {
+                        Some((node, entry)) => {
+                            format!("\"{handler}\": {}[\"{entry}\"], ", id(node))
+                        }
+                        None => String::new(),
+                    };
+                    let _ = writeln!(
+                        body,
+                        "let {} = new {} {{ {onward}\"{}\": {}[\"{}\"], ... }};",
+                        id(&driver),
+                        builtins::HEADER_RUN_PACKAGE,
+                        builtins::HEADER_FILTER_INTERFACE,
+                        rest.0,
+                        rest.1
+                    );
+                    next = Some((driver, handler.clone()));
                 }
-                let args: String = providers
-                    .iter()
-                    .filter(|p| p.consumer == provider.node)
-                    .map(|p| format!("\"{}\": {}[\"{}\"], ", p.import, id(&p.node), p.export))
-                    .collect();
-                let _ = writeln!(
-                    body,
-                    "let {} = new {} {{ {args}... }};",
-                    id(&provider.node),
-                    provider.package
-                );
             }
-            let mut args: String = providers
-                .iter()
-                .filter(|p| p.consumer == stage.name)
-                .map(|p| format!("\"{}\": {}[\"{}\"], ", p.import, id(&p.node), p.export))
-                .collect();
-            let next = stages.get(i + 1);
-            if let (Some(hop), Some((next, entry))) = (
-                &stage.info.next_hop,
-                next.and_then(|n| n.info.entry.as_ref().map(|e| (n, e))),
-            ) {
-                args.insert_str(
-                    0,
-                    &format!("\"{}\": {}[\"{entry}\"], ", hop.import, id(&next.name)),
-                );
-            }
-            if stage.is_wrapped() {
-                generated.push((package_name(stage), stage.bytes.clone()));
-            }
-            let _ = writeln!(
-                body,
-                "let {} = new {} {{ {args}... }};",
-                id(&stage.name),
-                package_name(stage)
-            );
         }
         if !generated.is_empty() && deps_dir.is_none() {
             return Err(GraphError::NeedsDepsDir.into());
@@ -169,17 +192,64 @@ impl Chain {
         }
         let _ = writeln!(wac, "package pwchain:{};\n", self.name);
         wac.push_str(&body);
-        let first = &stages[0];
-        let entry = first
-            .info
-            .entry
-            .as_deref()
-            .unwrap_or("wasi:http/handler@0.3.2");
-        let _ = writeln!(wac, "\nexport {}[\"{entry}\"];", id(&first.name));
+        let (first, entry) = next.unwrap_or_else(|| (stages[0].name.clone(), handler));
+        let _ = writeln!(wac, "\nexport {}[\"{entry}\"];", id(&first));
         Ok(Wac {
             text: wac,
             generated,
         })
+    }
+
+    /// Writes the `let` of `stage` and of the providers it needs; `hop` is
+    /// its next-hop import, given `next`'s entry.
+    fn write_stage(
+        &self,
+        stage: &crate::model::Stage,
+        hop: Option<&str>,
+        next: &Option<(String, String)>,
+        body: &mut String,
+        generated: &mut Vec<(String, Vec<u8>)>,
+        declared: &mut std::collections::HashSet<String>,
+    ) -> Result<(), Error> {
+        let providers = crate::link::planned_providers(stage, self.filter_metrics)?;
+        for provider in &providers {
+            // A provider several stages name is declared once.
+            if !declared.insert(provider.node.clone()) {
+                continue;
+            }
+            if !generated.iter().any(|(name, _)| *name == provider.package) {
+                generated.push((provider.package.clone(), provider.bytes.clone()));
+            }
+            let args: String = providers
+                .iter()
+                .filter(|p| p.consumer == provider.node)
+                .map(|p| format!("\"{}\": {}[\"{}\"], ", p.import, id(&p.node), p.export))
+                .collect();
+            let _ = writeln!(
+                body,
+                "let {} = new {} {{ {args}... }};",
+                id(&provider.node),
+                provider.package
+            );
+        }
+        let mut args: String = providers
+            .iter()
+            .filter(|p| p.consumer == stage.name)
+            .map(|p| format!("\"{}\": {}[\"{}\"], ", p.import, id(&p.node), p.export))
+            .collect();
+        if let (Some(hop), Some((next, entry))) = (hop, next) {
+            args.insert_str(0, &format!("\"{hop}\": {}[\"{entry}\"], ", id(next)));
+        }
+        if stage.is_wrapped() {
+            generated.push((package_name(stage), stage.bytes.clone()));
+        }
+        let _ = writeln!(
+            body,
+            "let {} = new {} {{ {args}... }};",
+            id(&stage.name),
+            package_name(stage)
+        );
+        Ok(())
     }
 }
 
@@ -276,6 +346,12 @@ fn find_package(
     }
     if name == builtins::LEGACY_SHARED_PACKAGE {
         return Ok(builtins::LEGACY_SHARED.to_vec());
+    }
+    if name == builtins::HEADER_RUN_PACKAGE {
+        return Ok(builtins::HEADER_RUN.to_vec());
+    }
+    if name == builtins::HEADER_SEQ_PACKAGE {
+        return Ok(builtins::HEADER_SEQ.to_vec());
     }
     Err(format!("unknown package `{name}`"))
 }

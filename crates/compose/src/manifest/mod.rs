@@ -31,6 +31,9 @@ pub struct Manifest {
     pub allow_imports: Option<(Vec<ImportPattern>, Range<usize>)>,
     /// `[chain] filter-metrics`: where wrapped filters' metrics are kept.
     pub filter_metrics: FilterMetrics,
+    /// `[chain] fuse` (default true): consecutive header filters share one
+    /// driver.
+    pub fuse: bool,
     /// The manifest's text, for errors found after parsing.
     pub file: Arc<SourceFile>,
 }
@@ -153,6 +156,7 @@ struct RawChain {
     clusters: Option<RawClusters>,
     #[serde(rename = "filter-metrics", default)]
     filter_metrics: FilterMetrics,
+    fuse: Option<bool>,
     trust: Option<RawTrust>,
 }
 
@@ -252,16 +256,18 @@ impl Manifest {
         let raw: RawManifest = toml::from_str(&file.text)
             .map_err(|e| file.error(e.span().unwrap_or(0..0), e.message().to_string(), None))?;
 
-        let (name, allow_imports, chain_clusters, filter_metrics, chain_trust) = match raw.chain {
-            Some(chain) => (
-                chain.name,
-                chain.allow_imports,
-                chain.clusters,
-                chain.filter_metrics,
-                chain.trust,
-            ),
-            None => (None, None, None, FilterMetrics::default(), None),
-        };
+        let (name, allow_imports, chain_clusters, filter_metrics, fuse, chain_trust) =
+            match raw.chain {
+                Some(chain) => (
+                    chain.name,
+                    chain.allow_imports,
+                    chain.clusters,
+                    chain.filter_metrics,
+                    chain.fuse,
+                    chain.trust,
+                ),
+                None => (None, None, None, FilterMetrics::default(), None, None),
+            };
         let chain_trust = parse_trust(&file, chain_trust)?.unwrap_or_default();
         let chain_clusters = chain_clusters
             .map(|c| parse_clusters(&file, c))
@@ -396,6 +402,7 @@ impl Manifest {
             origin,
             allow_imports,
             filter_metrics,
+            fuse: fuse.unwrap_or(true),
             file,
         })
     }

@@ -57,6 +57,9 @@ pub struct Chain {
     /// `[chain] filter-metrics`: where wrapped proxy-wasm filters' metrics
     /// are kept.
     pub filter_metrics: FilterMetrics,
+    /// `[chain] fuse`: whether a run of consecutive header filters shares
+    /// one driver (one rebuild of each message) or each filter has its own.
+    pub fuse: bool,
 }
 
 /// Where the metrics that wrapped proxy-wasm filters define are kept,

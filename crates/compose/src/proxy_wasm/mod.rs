@@ -228,6 +228,7 @@ pub(crate) fn legacy_resolve() -> anyhow::Result<wit_parser::Resolve> {
     let mut map = wit_parser::SourceMap::new();
     map.push_str("proxy.wit", include_str!("../../../../wit/proxy.wit"));
     map.push_str("legacy.wit", include_str!("../../../../wit/legacy.wit"));
+    map.push_str("filter.wit", crate::link::builtins::FILTER_WIT);
     let group = map.parse().map_err(|(_, e)| anyhow::anyhow!("{e}"))?;
     resolve.push_group(group)?;
     Ok(resolve)

@@ -292,6 +292,7 @@ pub fn load(manifest: &Manifest, resolver: &mut Resolver) -> Result<Chain, Error
             .as_ref()
             .map(|(list, _)| list.clone()),
         filter_metrics: manifest.filter_metrics,
+        fuse: manifest.fuse,
     };
     if let Some((_, span)) = &manifest.allow_imports {
         chain

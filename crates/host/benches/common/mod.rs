@@ -17,6 +17,7 @@ pub fn compose(name: &str, plugins: Vec<pwchain_compose::Stage>) -> Vec<u8> {
         origin: None,
         allow_imports: None,
         filter_metrics: Default::default(),
+        fuse: true,
     }
     .compose()
     .expect("compose")
