@@ -124,7 +124,7 @@ fn envoy_bootstrap(addr: std::net::SocketAddr, module: &Path, filters: usize) ->
 
 /// A `chain.toml` of `filters` copies of `plugin` (a `[[plugin]]` body
 /// without its name) in front of `echo`, composed by the pwchain under
-/// bench; returns the composite.
+/// bench; returns the composite (`echo` itself for none).
 fn compose(
     pwchain: &Path,
     dist: &Path,
@@ -133,6 +133,9 @@ fn compose(
     plugin: &str,
     filters: usize,
 ) -> PathBuf {
+    if filters == 0 {
+        return dist.join("echo.wasm");
+    }
     let mut manifest = format!("[chain]\nname = \"{name}\"\n");
     for i in 0..filters {
         manifest += &format!("\n[[plugin]]\nname = \"f{i}\"\n{plugin}\n");

@@ -35,6 +35,11 @@ const HOPS: usize = 10;
 /// Wrapped hops: each brings four linear memories, and valgrind's address
 /// space holds only so many of wasmtime's reservations.
 const WRAPPED_HOPS: usize = 2;
+
+/// Header filters in one fused run: each brings a pair (`header-seq`) and
+/// its own memory, as many as valgrind's address space holds (the
+/// per-filter cost is then read from this run against a run of one).
+const FUSED_HOPS: usize = 4;
 /// Seconds of requests before collecting: instances made, caches filled.
 const WARM_UP: f64 = 2.0;
 
@@ -149,9 +154,18 @@ fn main() {
             }),
         ),
         (
-            "fused header filter",
-            HOPS,
-            hops(HOPS, &|i| {
+            "1 header filter",
+            1,
+            hops(1, &|i| {
+                let mut s = filter.clone();
+                s.name = format!("filter{i}");
+                s
+            }),
+        ),
+        (
+            "fused header filters",
+            FUSED_HOPS,
+            hops(FUSED_HOPS, &|i| {
                 let mut s = filter.clone();
                 s.name = format!("filter{i}");
                 s
@@ -214,7 +228,7 @@ fn main() {
     let (_, _, base, base_total) = counts[0];
     println!();
     println!(
-        "instructions per hop (N hops in front of echo, less echo alone, divided by N; N = {HOPS}, wrapped {WRAPPED_HOPS}):"
+        "instructions per hop (N hops in front of echo, less echo alone, divided by N; N = {HOPS}, wrapped {WRAPPED_HOPS}, fused {FUSED_HOPS}, a run of one 1):"
     );
     print!("{:<42}", "");
     for (label, _, _, _) in &counts[1..] {
