@@ -12,8 +12,8 @@ use pwchain::proxy::header_filter::{
     self as run, Edit, LocalResponse, RequestHead, ResponseHead, Verdict,
 };
 use pwchain_guest::{
-    ErrorCode, HeaderEdit, Method, Request, Response, Scheme, map_request_headers, map_response,
-    method_name,
+    ErrorCode, HeaderEdit, Request, Response, Scheme, map_request_headers, map_response,
+    method_name, parse_method, parse_scheme,
 };
 use wasi::http::handler;
 
@@ -90,10 +90,10 @@ fn edit_request(request: Request, edits: &[Edit]) -> Result<Request, ErrorCode> 
     for (name, value) in target {
         let text = String::from_utf8_lossy(value);
         let set = match name {
-            ":method" => request.set_method(&method(&text)),
+            ":method" => request.set_method(&parse_method(&text)),
             ":path" => request.set_path_with_query(Some(&text)),
             ":authority" => request.set_authority(Some(&text)),
-            ":scheme" => request.set_scheme(Some(&scheme(&text))),
+            ":scheme" => request.set_scheme(Some(&parse_scheme(&text))),
             other => return Err(bad_pseudo(other, "a request")),
         };
         set.map_err(|()| filter_bug(format!("`{name}: {text}` is not valid")))?;
@@ -134,29 +134,6 @@ fn respond(local: LocalResponse) -> Result<Response, ErrorCode> {
         });
     }
     Ok(response)
-}
-
-fn method(text: &str) -> Method {
-    match text {
-        "GET" => Method::Get,
-        "HEAD" => Method::Head,
-        "POST" => Method::Post,
-        "PUT" => Method::Put,
-        "DELETE" => Method::Delete,
-        "CONNECT" => Method::Connect,
-        "OPTIONS" => Method::Options,
-        "TRACE" => Method::Trace,
-        "PATCH" => Method::Patch,
-        other => Method::Other(other.to_string()),
-    }
-}
-
-fn scheme(text: &str) -> Scheme {
-    match text {
-        "http" => Scheme::Http,
-        "https" => Scheme::Https,
-        other => Scheme::Other(other.to_string()),
-    }
 }
 
 fn parse_status(value: &[u8]) -> Result<u16, ErrorCode> {

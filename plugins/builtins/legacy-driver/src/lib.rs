@@ -19,8 +19,8 @@ use pwchain_guest::wasi::http::client;
 use pwchain_guest::wasi::http::types::RequestOptions;
 use pwchain_guest::{
     ErrorCode, Fields, Method, Request, Response, Scheme, StreamReader, StreamResult, StreamWriter,
-    Trailers, TrailersWriter, body_channel, body_done, body_stream, fields, method_name, spawn,
-    text_response, trailers, trailers_channel,
+    Trailers, TrailersWriter, body_channel, body_done, body_stream, fields, method_name,
+    parse_method, parse_scheme, spawn, text_response, trailers, trailers_channel,
 };
 use std::cell::{Cell, OnceCell};
 use std::rc::Rc;
@@ -859,29 +859,6 @@ fn string_pairs(pairs: Pairs) -> Vec<(String, Vec<u8>)> {
         .into_iter()
         .map(|(k, v)| (String::from_utf8_lossy(&k).into_owned(), v))
         .collect()
-}
-
-fn parse_method(method: &str) -> Method {
-    match method {
-        "GET" => Method::Get,
-        "HEAD" => Method::Head,
-        "POST" => Method::Post,
-        "PUT" => Method::Put,
-        "DELETE" => Method::Delete,
-        "CONNECT" => Method::Connect,
-        "OPTIONS" => Method::Options,
-        "TRACE" => Method::Trace,
-        "PATCH" => Method::Patch,
-        other => Method::Other(other.to_string()),
-    }
-}
-
-fn parse_scheme(scheme: &str) -> Scheme {
-    match scheme {
-        "http" => Scheme::Http,
-        "https" => Scheme::Https,
-        other => Scheme::Other(other.to_string()),
-    }
 }
 
 export!(Driver);

@@ -357,6 +357,31 @@ pub fn method_name(method: &Method) -> &str {
     }
 }
 
+/// A method from its name on the wire, as a pseudo-header carries it.
+pub fn parse_method(method: &str) -> Method {
+    match method {
+        "GET" => Method::Get,
+        "HEAD" => Method::Head,
+        "POST" => Method::Post,
+        "PUT" => Method::Put,
+        "DELETE" => Method::Delete,
+        "CONNECT" => Method::Connect,
+        "OPTIONS" => Method::Options,
+        "TRACE" => Method::Trace,
+        "PATCH" => Method::Patch,
+        other => Method::Other(other.to_string()),
+    }
+}
+
+/// A scheme from its name (`http`, `https`, or another).
+pub fn parse_scheme(scheme: &str) -> Scheme {
+    match scheme {
+        "http" => Scheme::Http,
+        "https" => Scheme::Https,
+        other => Scheme::Other(other.to_string()),
+    }
+}
+
 /// The first value of header `name` in `headers`, as text.
 pub fn header<'a>(headers: &'a [(String, Vec<u8>)], name: &str) -> Option<&'a str> {
     headers
