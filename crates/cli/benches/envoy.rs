@@ -24,7 +24,7 @@ mod load;
 mod process;
 
 use load::load;
-use process::{Host, clock_ticks};
+use process::{Host, clock_ticks, rounds};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -162,12 +162,7 @@ fn compose(
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "--bench")
-        .collect();
-    let seconds: f64 = args.first().and_then(|s| s.parse().ok()).unwrap_or(3.0);
-    let rounds: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(3);
+    let (seconds, rounds) = rounds();
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let installed = Command::new("bash")
         .arg(repo.join("scripts/envoy.sh"))

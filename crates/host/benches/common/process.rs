@@ -112,3 +112,15 @@ pub fn clock_ticks() -> f64 {
         .and_then(|out| String::from_utf8_lossy(&out.stdout).trim().parse().ok())
         .unwrap_or(100.0)
 }
+
+/// `[SECONDS ROUNDS]` from the bench's command line (default 3 s, 3
+/// rounds): how long each load round lasts and how many each server gets.
+pub fn rounds() -> (f64, usize) {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let seconds = args.first().and_then(|s| s.parse().ok()).unwrap_or(3.0);
+    let rounds = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(3);
+    (seconds, rounds)
+}
