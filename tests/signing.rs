@@ -397,7 +397,7 @@ fn untrusted_plugins_are_refused_naming_the_plugin_and_the_key() {
     let flipped = format!(
         "{}{}",
         &signature[..10],
-        &signature[10..].replacen(
+        signature[10..].replacen(
             &signature[10..11],
             if &signature[10..11] == "A" { "B" } else { "A" },
             1,

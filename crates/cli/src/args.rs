@@ -450,7 +450,7 @@ pub struct InspectArgs {
     pub json: bool,
 }
 
-/// Compile a composite with wasmtime 48 and say what a host must provide.
+/// Compile a composite with wasmtime 50 and say what a host must provide.
 ///
 /// Checks the component against the import sets of `wasmtime serve` and
 /// `wasmtime serve -Scli` and names the smallest that runs it. Exits 3 when

@@ -26,7 +26,7 @@ pub use validate::{Validation, validate};
 use std::path::Path;
 
 /// The wasmtime this host embeds.
-pub const WASMTIME_VERSION: &str = "48.0.8";
+pub const WASMTIME_VERSION: &str = "50.0.1";
 
 /// An engine configured for p3 `wasi:http` services; see `config`.
 pub fn engine(compiled: Option<&Path>) -> anyhow::Result<wasmtime::Engine> {

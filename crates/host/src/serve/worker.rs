@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::time::Sleep;
-use wasmtime::component::{Component, GuestTaskId};
+use wasmtime::component::{Component, TaskGroupId};
 use wasmtime::{Engine, Store, StoreContextMut, StoreLimitsBuilder};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi_http::handler::{
@@ -191,7 +191,7 @@ impl WorkerState for Worker {
         &self,
         _store: StoreContextMut<'_, Host>,
         (): (),
-        _task: GuestTaskId,
+        _task: TaskGroupId,
     ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync>> {
         if self.served.fetch_add(1, Ordering::Relaxed) > 0 {
             self.metrics.instance_reused();
