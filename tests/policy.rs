@@ -122,25 +122,26 @@ fn allow_imports_names_the_plugin_and_the_import() {
             "[chain]\nallow-imports = [{allowed}]\n\n[[plugin]]\nname = \"audit\"\npath = \"{{plugins}}/audit.wasm\"\n\n[origin]\npath = \"{{plugins}}/echo.wasm\"\n"
         )
     };
-    // Everything the Rust plugins use: wasi:http, and wasi:cli/io 0.2 (std).
+    // Everything the Rust plugins use: wasi:http, and wasi:cli/io/clocks 0.2
+    // (std; since rustc 1.97 it imports the monotonic clock).
     let ws = Workspace::new();
     ws.compose(&chain(
-        "\"wasi:http/*@0.3.*\", \"wasi:cli/*\", \"wasi:io/*\"",
+        "\"wasi:http/*@0.3.*\", \"wasi:cli/*\", \"wasi:io/*\", \"wasi:clocks/*\"",
     ));
     refused(
-        &chain("\"wasi:http/types\", \"wasi:cli/*\", \"wasi:io/*\""),
+        &chain("\"wasi:http/types\", \"wasi:cli/*\", \"wasi:io/*\", \"wasi:clocks/*\""),
         &[
             "chain.toml:2:17",
             "plugin `audit`",
             "wasi:http/client@0.3.2",
-            "wasi:http/types, wasi:cli/*, wasi:io/*",
+            "wasi:http/types, wasi:cli/*, wasi:io/*, wasi:clocks/*",
             "help",
         ],
     );
     // Denying the side calls removes the import: now the same list holds.
     let ws = Workspace::new();
     ws.compose(
-        &chain("\"wasi:http/types\", \"wasi:cli/*\", \"wasi:io/*\"")
+        &chain("\"wasi:http/types\", \"wasi:cli/*\", \"wasi:io/*\", \"wasi:clocks/*\"")
             .replace("audit.wasm\"\n", "audit.wasm\"\nside-calls = \"deny\"\n"),
     );
     refused(
