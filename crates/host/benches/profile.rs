@@ -54,6 +54,7 @@ const CATEGORIES: [&str; 6] = [
 ];
 
 fn category(object: &str, function: &str) -> usize {
+    let function = own_path(function);
     let any = |parts: &[&str]| parts.iter().any(|p| function.contains(p));
     if function.starts_with("0x") || object == "???" {
         0
@@ -86,6 +87,29 @@ fn category(object: &str, function: &str) -> usize {
     } else {
         5
     }
+}
+
+/// A function's name without its generic arguments: wasmtime 50's symbols
+/// spell them out, so that `HostResource<…wasmtime_wasi_http::…>::lift_from_index`
+/// would count as wasi-http where its code is the canonical ABI's. A `<`
+/// after a name or `::` opens arguments; one that starts a qualified path
+/// (`<Type as Trait>::f`) stays.
+fn own_path(function: &str) -> String {
+    let mut out = String::with_capacity(function.len());
+    let mut depth = 0usize;
+    let mut previous = ' ';
+    for c in function.chars() {
+        match c {
+            '<' if depth > 0 || previous.is_alphanumeric() || matches!(previous, '_' | ':') => {
+                depth += 1
+            }
+            '>' if depth > 0 && previous != '-' => depth -= 1,
+            _ if depth > 0 => {}
+            _ => out.push(c),
+        }
+        previous = c;
+    }
+    out
 }
 
 fn main() {
