@@ -475,6 +475,17 @@ fn digest_pins_are_checked() {
     );
 }
 
+/// `pwchain compose MANIFEST --emit-wac -o WAC`.
+pub(crate) fn emit_wac(manifest: &std::path::Path, wac: &std::path::Path) -> std::process::Output {
+    run(&[
+        "compose",
+        manifest.to_str().unwrap(),
+        "--emit-wac",
+        "-o",
+        wac.to_str().unwrap(),
+    ])
+}
+
 /// Composes the WAC document at `wac` into `out` with the flags its first
 /// comment gives for `wac compose` (`--deps-dir` is pwchain's `--deps`).
 pub(crate) fn compose_as_commented(
@@ -513,13 +524,7 @@ fn emitted_wac_carries_generated_and_wrapped_components() {
     assert!(stderr(&printed).contains("write the WAC to a file with `-o`"));
 
     let wac = ws.path("cfg.wac");
-    let emitted = run(&[
-        "compose",
-        manifest.to_str().unwrap(),
-        "--emit-wac",
-        "-o",
-        wac.to_str().unwrap(),
-    ]);
+    let emitted = emit_wac(&manifest, &wac);
     assert!(emitted.status.success(), "{}", stderr(&emitted));
     for generated in [
         "tag-config",

@@ -218,13 +218,7 @@ fn a_run_goes_out_as_wac_and_composes_back() {
         "[[plugin]]\nname = \"a\"\npath = \"{plugins}/header-gate.wasm\"\nconfig = { name = \"a\" }\n\n[[plugin]]\nname = \"f\"\npath = \"{plugins}/add-header-filter.wasm\"\n\n[origin]\nname = \"echo\"\npath = \"{plugins}/echo.wasm\"\n",
     );
     let wac = ws.path("chain.wac");
-    let output = run(&[
-        "compose",
-        manifest.to_str().unwrap(),
-        "--emit-wac",
-        "-o",
-        wac.to_str().unwrap(),
-    ]);
+    let output = crate::compose::emit_wac(&manifest, &wac);
     assert!(
         output.status.success(),
         "{}",

@@ -19,6 +19,7 @@ mod policy;
 mod python;
 mod registry;
 mod reload;
+mod routes;
 mod sdks;
 mod serve;
 mod signing;

@@ -13,19 +13,19 @@ use std::time::{Duration, Instant};
 
 /// A host a composite runs in.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Host {
+pub(crate) enum Host {
     Pwchain,
     /// `wasmtime serve -Scli`: Rust plugins built with std import wasi:cli 0.2.
     Wasmtime,
     Node,
 }
 
-const HOSTS: [Host; 3] = [Host::Pwchain, Host::Wasmtime, Host::Node];
+pub(crate) const HOSTS: [Host; 3] = [Host::Pwchain, Host::Wasmtime, Host::Node];
 
 impl Host {
     /// Serves `chain` with `env` as its environment; `None` only for Node
     /// when npm cannot be reached (the reason is printed).
-    fn serve(self, chain: &Path, env: &[(&str, &str)]) -> Option<Served> {
+    pub(crate) fn serve(self, chain: &Path, env: &[(&str, &str)]) -> Option<Served> {
         let flags: Vec<String> = env
             .iter()
             .flat_map(|(k, v)| ["--env".to_string(), format!("{k}={v}")])

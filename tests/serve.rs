@@ -221,6 +221,7 @@ fn built_ins_match_their_sources() {
         "legacy-shared",
         "header-run",
         "header-seq",
+        "route-match",
     ] {
         let committed =
             std::fs::read(repo().join(format!("crates/compose/builtins/{name}.wasm"))).unwrap();

@@ -446,8 +446,38 @@ pub struct InspectArgs {
     pub file: PathBuf,
 
     /// Print JSON instead of text.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "graph")]
     pub json: bool,
+
+    /// Draw the chain a composite was built from: its stages in request
+    /// order, each `match` as a decision with its way around the plugin,
+    /// fused runs, the terminator, and side-call policies other than
+    /// `allow`.
+    #[arg(long)]
+    pub graph: bool,
+
+    /// How `--graph` draws: `text` for a terminal, `dot` for Graphviz,
+    /// `mermaid` for a README or a browser.
+    #[arg(long, value_enum, default_value_t = GraphFormat::Text, requires = "graph")]
+    pub format: GraphFormat,
+}
+
+/// `inspect --graph --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GraphFormat {
+    Text,
+    Dot,
+    Mermaid,
+}
+
+impl From<GraphFormat> for pwchain_compose::inspect::graph::GraphFormat {
+    fn from(format: GraphFormat) -> Self {
+        match format {
+            GraphFormat::Text => Self::Text,
+            GraphFormat::Dot => Self::Dot,
+            GraphFormat::Mermaid => Self::Mermaid,
+        }
+    }
 }
 
 /// Compile a composite with wasmtime 50 and say what a host must provide.

@@ -5,6 +5,7 @@ use crate::args::InspectArgs;
 use crate::print_report;
 use crate::read_component;
 use crate::render;
+use miette::IntoDiagnostic;
 use std::process::ExitCode;
 
 pub(crate) fn inspect(args: InspectArgs) -> miette::Result<ExitCode> {
@@ -16,6 +17,18 @@ pub(crate) fn inspect(args: InspectArgs) -> miette::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let (bytes, info) = read_component(&args.file)?;
+    if args.graph {
+        let Some(chain) = &info.chain else {
+            return Err(miette::miette!(
+                help = "`--graph` draws composites that `pwchain compose` wrote; `pwchain inspect` without it shows what this component is",
+                "`{}` carries no chain record",
+                args.file.display()
+            ));
+        };
+        let drawn = pwchain_compose::inspect::graph::draw(chain, args.format.into());
+        outln!("{}", drawn.trim_end());
+        return Ok(ExitCode::SUCCESS);
+    }
     let report = render::InspectReport {
         file: args.file.display().to_string(),
         bytes: bytes.len(),

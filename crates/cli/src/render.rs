@@ -166,6 +166,13 @@ impl fmt::Display for InspectReport {
                     };
                     writeln!(f, "             {:<14} {fused}", "")?;
                 }
+                if let Some(route) = &stage.route {
+                    writeln!(
+                        f,
+                        "             {:<14} runs only for: {route} (other requests skip it)",
+                        ""
+                    )?;
+                }
                 if let Some(verified) = &stage.verified {
                     writeln!(
                         f,

@@ -38,6 +38,7 @@ pub mod pipeline;
 pub mod policy;
 pub mod proxy_wasm;
 pub mod resolve;
+pub mod route;
 
 pub use digest::digest;
 pub use error::{Error, PluginProblem};
@@ -52,7 +53,7 @@ pub use resolve::{Fetched, Step};
 /// The modules from the bottom up: a module uses only modules in the rows
 /// above its own.
 pub const LAYERS: &[&[&str]] = &[
-    &["digest", "error", "policy"],
+    &["digest", "error", "policy", "route"],
     &["output"],
     &["inspect"],
     &["model"],

@@ -1,6 +1,8 @@
 //! What a chain costs in `pwchain serve`: the bare `echo` service (chain0)
 //! against the same service behind 10 pass-through plugins (chain10) and 10
 //! header-rewriting ones, lifted async and sync (headers10, headers10sync),
+//! and 10 header-rewriting ones with a `match` that every request meets
+//! (matched10) or none does (skipped10),
 //! composed by pwchain and served in-process, loaded over loopback by
 //! keep-alive HTTP/1.1 clients. Prints requests/s, p50 and p99 for each and
 //! the ratios, all measured in this one run. A second part skips the
@@ -15,6 +17,7 @@ mod load;
 
 use common::{built, compose, in_process};
 use load::{Figures, load};
+use pwchain_compose::route::RouteMatch;
 use pwchain_compose::{Stage, link::providers};
 use pwchain_host::{ServeOptions, Server};
 use std::path::Path;
@@ -145,6 +148,12 @@ enum Pass {
     Headers,
     /// `plugins/examples/add-header-sync`: the same, lifted and lowered sync.
     HeadersSync,
+    /// `add-header` with a `match` every request meets: the plugin's cost
+    /// and the route match's.
+    HeadersMatched,
+    /// `add-header` with a `match` no request meets: what a plugin that
+    /// does not apply costs.
+    HeadersSkipped,
 }
 
 fn chain(dir: &Path, passes: usize, pass: Pass) -> Vec<u8> {
@@ -159,6 +168,18 @@ fn chain(dir: &Path, passes: usize, pass: Pass) -> Vec<u8> {
                 Pass::Headers => return stage(format!("headers{i}"), "add-header.wasm"),
                 Pass::HeadersSync => {
                     return stage(format!("headers{i}"), "add-header-sync.wasm");
+                }
+                Pass::HeadersMatched | Pass::HeadersSkipped => {
+                    let mut routed = stage(format!("headers{i}"), "add-header.wasm");
+                    let prefix = match pass {
+                        Pass::HeadersMatched => "/bench",
+                        _ => "/elsewhere",
+                    };
+                    routed.route = Some(RouteMatch {
+                        path_prefix: vec![prefix.into()],
+                        ..RouteMatch::default()
+                    });
+                    return routed;
                 }
                 Pass::MinimalAsync => async_pass(),
                 Pass::Sync => sync_pass(),
@@ -195,6 +216,8 @@ fn main() {
             ("chain10sync", 10, Pass::Sync),
             ("headers10", 10, Pass::Headers),
             ("headers10sync", 10, Pass::HeadersSync),
+            ("matched10", 10, Pass::HeadersMatched),
+            ("skipped10", 10, Pass::HeadersSkipped),
         ] {
             let component = chain(&dir, passes, pass);
             let server = Server::new(&component, ServeOptions::default()).expect("server");
@@ -258,6 +281,13 @@ fn main() {
             hop(4),
             hop(5),
             hop(4) / hop(5)
+        );
+        println!(
+            "in-process: with `match`, a header-rewriting plugin costs {:.2} µs where it applies (the route match adds {:.2} µs) and {:.2} µs where it does not: {:.0} % of the plugin",
+            hop(6),
+            hop(6) - hop(4),
+            hop(7),
+            100.0 * hop(7) / hop(4)
         );
     });
     let chain0 = &best[0].1;

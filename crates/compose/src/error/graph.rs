@@ -93,6 +93,20 @@ pub enum GraphError {
     )]
     #[diagnostic(help("write the WAC to a file with `-o`, and they are written beside it"))]
     NeedsDepsDir,
+
+    /// `--emit-wac` for a chain whose last plugin has `match` and whose
+    /// origin is the host: both ways on would be one import of the
+    /// composite, which the document cannot say.
+    #[error(
+        "plugin `{plugin}` has `match` and is last before `[origin] host = true`: a WAC document cannot give its route match and the plugin one import"
+    )]
+    #[diagnostic(help(
+        "compose the chain with `pwchain compose` (without `--emit-wac`), or move `match` to another plugin"
+    ))]
+    MatchBeforeHost {
+        /// The plugin.
+        plugin: String,
+    },
 }
 
 impl GraphError {

@@ -417,6 +417,12 @@ pub enum PluginProblem {
         "it has `config`, but it does not import `wasi:config/store`, so the configuration would be ignored"
     )]
     ConfigWithoutStore,
+
+    /// `match` on a service, which has no stage after it to skip to.
+    #[error(
+        "it has `match`, but it is a service (no next-hop import): a request it does not match would have nothing to go to"
+    )]
+    MatchOnService,
 }
 
 impl PluginProblem {
@@ -459,6 +465,9 @@ impl PluginProblem {
                 "add a pattern that matches it to `[chain] allow-imports` (e.g. `{}`), or remove the plugin",
                 import.split('@').next().unwrap_or(import)
             ),
+            PluginProblem::MatchOnService => {
+                "remove `match`, or put a middleware in front of the service and give it the `match`".into()
+            }
             PluginProblem::ConfigWithoutStore => {
                 "remove `config`, or build the plugin against a world that imports `wasi:config/store` (e.g. `pwchain:proxy/configured-middleware`)".into()
             }

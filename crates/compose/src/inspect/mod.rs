@@ -2,6 +2,7 @@
 //! its role in a chain, its entry, its next hop, its side calls and the
 //! rest it leaves to the host.
 
+pub mod graph;
 pub mod lift;
 pub mod record;
 

@@ -55,6 +55,9 @@ pub struct StageRecord {
     /// The trusted key whose signature it carried, when the chain asked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verified: Option<crate::inspect::record::Verified>,
+    /// `match`: the requests it applies to; the others skip it.
+    #[serde(rename = "match", default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<crate::route::RouteMatch>,
 }
 
 impl ChainRecord {
@@ -171,6 +174,11 @@ mod tests {
                     key: "sha256:11".into(),
                     key_file: "keys/acme.pub".into(),
                     signature: "sha256:22".into(),
+                }),
+                route: Some(crate::route::RouteMatch {
+                    path_prefix: vec!["/api".into()],
+                    headers: vec![("x-tenant".into(), None)],
+                    ..Default::default()
                 }),
             }],
             origin: "upstream".into(),

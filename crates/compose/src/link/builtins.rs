@@ -68,3 +68,14 @@ pub const HEADER_FILTER_INTERFACE: &str = "pwchain:proxy/header-filter@0.1.0";
 pub const HEADER_SEQ_EXPORT: &str = HEADER_FILTER_INTERFACE;
 /// What a header pair imports as the rest of its run.
 pub const HEADER_SEQ_REST: &str = "rest";
+
+/// The route match (`plugins/builtins/route-match`) that `match = { … }`
+/// puts in front of a plugin: the plugin for a request that matches, the
+/// stage after it for one that does not.
+pub const ROUTE_MATCH: &[u8] = include_bytes!("../../builtins/route-match.wasm");
+
+/// Name of the route match's package in graphs and WAC documents.
+pub const ROUTE_MATCH_PACKAGE: &str = "pwchain:route-match";
+
+/// What a route match imports as the way around the plugin.
+pub const ROUTE_MATCH_SKIP: &str = "skip";

@@ -13,6 +13,7 @@ use crate::error::{Cause, Error, GraphError, PluginProblem};
 use crate::inspect::{Inspection, Role};
 use crate::model::{Chain, FilterMetrics, Forward, Origin, Stage};
 use crate::policy::SideCalls;
+use crate::route::RouteMatch;
 
 use crate::inspect::record::{self, ChainRecord, StageRecord};
 use std::collections::HashMap;
@@ -155,6 +156,17 @@ impl Chain {
                     add(&who, &hop.import);
                 }
             }
+            if stage.route.is_some() {
+                let matcher = builtin_info(builtins::ROUTE_MATCH, "route-match")?;
+                let who = format!("{} (its built-in route match)", stage.name);
+                for import in &matcher.host_imports {
+                    if config_import(&matcher) != Some(import)
+                        && import != builtins::ROUTE_MATCH_SKIP
+                    {
+                        add(&who, import);
+                    }
+                }
+            }
             let filtered = stage.info.side_calls.iter().any(|i| is_client(i));
             if filtered && matches!(stage.settings.side_calls, SideCalls::AllowList(_)) {
                 let filter = allow_calls_info()?;
@@ -228,38 +240,70 @@ impl Chain {
             let instance = graph.instance(&package_name(stage), &stage.name, &stage.bytes)?;
             instances.push(instance);
         }
-        // Each hop's node, name, entry and next-hop import.
         let handler = format!("wasi:http/handler@{}", providers::http_version());
-        let mut linked: Vec<(NodeId, String, Option<String>, Option<String>)> = Vec::new();
+        let mut linked: Vec<Linked> = Vec::new();
         for hop in runs::hops(&stages, self.fuse) {
-            linked.push(match hop {
+            let (first, hop) = match hop {
                 runs::Hop::Stage(i) => {
                     let info = &stages[i].info;
-                    let import = info.next_hop.as_ref().map(|hop| hop.import.clone());
-                    let name = stages[i].name.clone();
-                    (instances[i], name, info.entry.clone(), import)
+                    let hop = Linked {
+                        name: stages[i].name.clone(),
+                        entry: info.entry.clone().map(|e| (instances[i], e)),
+                        onward: info
+                            .next_hop
+                            .iter()
+                            .map(|hop| (instances[i], hop.import.clone()))
+                            .collect(),
+                    };
+                    (i, hop)
                 }
                 runs::Hop::Run(range) => {
                     let filters = &stages[range.clone()];
-                    let driver = runs::link(&mut graph, filters, &instances[range])?;
-                    let name = runs::run_node(&filters[0]);
-                    (driver, name, Some(handler.clone()), Some(handler.clone()))
+                    let driver = runs::link(&mut graph, filters, &instances[range.clone()])?;
+                    let hop = Linked {
+                        name: runs::run_node(&filters[0]),
+                        entry: Some((driver, handler.clone())),
+                        onward: vec![(driver, handler.clone())],
+                    };
+                    (range.start, hop)
                 }
+            };
+            linked.push(match &stages[first].route {
+                Some(route) => route_match(&mut graph, route, hop, &handler)?,
+                None => hop,
             });
         }
         for pair in linked.windows(2) {
-            let ((node, name, _, hop), (next, next_name, entry, _)) = (&pair[0], &pair[1]);
-            let (Some(hop), Some(entry)) = (hop, entry) else {
+            let (hop, next) = (&pair[0], &pair[1]);
+            let Some((entry_node, entry)) = &next.entry else {
                 continue;
             };
+            for (node, import) in &hop.onward {
+                graph
+                    .wire(*node, import, *entry_node, entry)
+                    .map_err(|e| Error::Link {
+                        from: hop.name.clone(),
+                        to: next.name.clone(),
+                        import: import.clone(),
+                        export: entry.clone(),
+                        source: e,
+                    })?;
+            }
+        }
+        // A last hop with a route match leaves its next hop to the host
+        // twice (the plugin's and the route match's way around it): one
+        // import of the composite serves both.
+        if let Some(last) = linked.last()
+            && last.onward.len() > 1
+        {
             graph
-                .wire(*node, hop, *next, entry)
-                .map_err(|e| Error::Link {
-                    from: name.clone(),
-                    to: next_name.clone(),
-                    import: hop.clone(),
-                    export: entry.clone(),
-                    source: e,
+                .import_for(&last.onward)
+                .map_err(|source| Error::Link {
+                    from: last.name.clone(),
+                    to: "the host".into(),
+                    import: last.onward[0].1.clone(),
+                    export: last.onward[0].1.clone(),
+                    source,
                 })?;
         }
         let mut nodes: HashMap<String, NodeId> = stages
@@ -297,10 +341,12 @@ impl Chain {
                 nodes.insert(provider.node, instance);
             }
         }
-        let (node, name, entry, _) = &linked[0];
-        let entry = entry.as_ref().ok_or_else(|| GraphError::NoEntry {
-            plugin: name.clone(),
-        })?;
+        let (node, entry) = linked[0]
+            .entry
+            .as_ref()
+            .ok_or_else(|| GraphError::NoEntry {
+                plugin: linked[0].name.clone(),
+            })?;
         let mut bytes = graph.encode(*node, entry)?;
         let record = self.record();
         record::append(&mut bytes, &record);
@@ -310,6 +356,66 @@ impl Chain {
             input_bytes: stages.iter().map(|s| s.bytes.len()).sum(),
         })
     }
+}
+
+/// A hop as linked: where requests enter it, and the imports (of its own
+/// nodes) that are given the next hop's entry.
+struct Linked {
+    name: String,
+    entry: Option<(NodeId, String)>,
+    onward: Vec<(NodeId, String)>,
+}
+
+/// Puts the built-in route match, with `route` in its store, in front of
+/// `hop`: requests enter at the route match, which passes those that match
+/// to `hop` and the rest on to the next hop (its `skip` import).
+fn route_match(
+    graph: &mut Graph,
+    route: &RouteMatch,
+    hop: Linked,
+    handler: &str,
+) -> Result<Linked, Error> {
+    let store = route_match_store()?;
+    let store = store.as_str();
+    let Some((entry_node, entry)) = &hop.entry else {
+        return Err(GraphError::NoEntry { plugin: hop.name }.into());
+    };
+    let node = format!("{}-match", hop.name);
+    let matcher = graph.instance(builtins::ROUTE_MATCH_PACKAGE, &node, builtins::ROUTE_MATCH)?;
+    let version = store.rsplit_once('@').map_or("", |(_, v)| v);
+    let config = graph.instance(
+        &format!("pwchain:{node}-config"),
+        &format!("{node}-config"),
+        &providers::config_store(version, &route.store_entries())?,
+    )?;
+    let link = |graph: &mut Graph, import: &str, from: NodeId, export: &str, to: &str| {
+        graph
+            .wire(matcher, import, from, export)
+            .map_err(|source| Error::Link {
+                from: node.clone(),
+                to: to.to_string(),
+                import: import.to_string(),
+                export: export.to_string(),
+                source,
+            })
+    };
+    link(graph, store, config, store, &format!("{node}-config"))?;
+    link(graph, handler, *entry_node, entry, &hop.name)?;
+    let mut onward = hop.onward;
+    onward.push((matcher, builtins::ROUTE_MATCH_SKIP.to_string()));
+    Ok(Linked {
+        name: hop.name,
+        entry: Some((matcher, handler.to_string())),
+        onward,
+    })
+}
+
+/// The built-in route match's `wasi:config/store` import.
+pub(crate) fn route_match_store() -> Result<String, Error> {
+    let info = builtin_info(builtins::ROUTE_MATCH, "route-match")?;
+    config_import(&info).map(str::to_string).ok_or_else(|| {
+        GraphError::generated("the built-in route-match", "it lacks its store import").into()
+    })
 }
 
 /// The WAC/graph package name of a stage: `chain:<name>`, or the built-in's.
@@ -408,6 +514,26 @@ impl Graph {
                 }),
             })
             .map_err(|e| GraphError::Invalid(e.into()).into())
+    }
+
+    /// One import of the composite for all of `imports` (of instances in
+    /// the graph), named and typed as the first.
+    pub fn import_for(&mut self, imports: &[(NodeId, String)]) -> Result<(), Cause> {
+        let Some((first, name)) = imports.first() else {
+            return Ok(());
+        };
+        let kind = self.graph[*first]
+            .package()
+            .and_then(|package| {
+                let world = &self.graph.types()[self.graph[package].ty()];
+                world.imports.get(name).copied()
+            })
+            .ok_or_else(|| format!("no import `{name}` to share"))?;
+        let import = self.graph.import(name.clone(), kind)?;
+        for (node, name) in imports {
+            self.graph.set_instantiation_argument(*node, name, import)?;
+        }
+        Ok(())
     }
 
     /// Gives `import` of `to` the export `export` of `from`.
@@ -578,5 +704,6 @@ fn stage_record(stage: &Stage) -> StageRecord {
         lifted: stage.info.lifted,
         run: None,
         verified: stage.verified.clone(),
+        route: stage.route.clone(),
     }
 }

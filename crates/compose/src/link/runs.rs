@@ -21,8 +21,8 @@ pub(crate) enum Hop {
 }
 
 /// The hops of `stages` in request order: with `fuse`, each run of
-/// consecutive header filters is one hop; without, each filter has a
-/// driver of its own.
+/// consecutive header filters is one hop (a filter with `match` is a run
+/// of its own); without, each filter has a driver of its own.
 pub(crate) fn hops(stages: &[Stage], fuse: bool) -> Vec<Hop> {
     let mut hops: Vec<Hop> = Vec::new();
     for (i, stage) in stages.iter().enumerate() {
@@ -30,8 +30,13 @@ pub(crate) fn hops(stages: &[Stage], fuse: bool) -> Vec<Hop> {
             hops.push(Hop::Stage(i));
             continue;
         }
+        // A filter with `match` has a run of its own: the route match
+        // stands in front of the whole run.
+        let alone = |at: usize| stages[at].route.is_some();
         match hops.last_mut() {
-            Some(Hop::Run(run)) if fuse && run.end == i => run.end = i + 1,
+            Some(Hop::Run(run)) if fuse && run.end == i && !alone(run.start) && !alone(i) => {
+                run.end = i + 1
+            }
             _ => hops.push(Hop::Run(i..i + 1)),
         }
     }

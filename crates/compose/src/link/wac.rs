@@ -94,6 +94,11 @@ impl Chain {
         // The hop after the one being written: its node and entry.
         let mut next: Option<(String, String)> = None;
         for hop in runs::hops(&stages, self.fuse).into_iter().rev() {
+            let first = match &hop {
+                runs::Hop::Stage(i) => *i,
+                runs::Hop::Run(range) => range.start,
+            };
+            let onward = next.clone();
             match hop {
                 runs::Hop::Stage(i) => {
                     let stage = &stages[i];
@@ -158,6 +163,47 @@ impl Chain {
                     );
                     next = Some((driver, handler.clone()));
                 }
+            }
+            if let (Some(route), Some((node, entry))) = (&stages[first].route, next.clone()) {
+                let Some((after, after_entry)) = onward else {
+                    return Err(GraphError::MatchBeforeHost {
+                        plugin: stages[first].name.clone(),
+                    }
+                    .into());
+                };
+                let matcher = format!("{}-match", stages[first].name);
+                let store = crate::link::route_match_store()?;
+                let version = store.rsplit_once('@').map_or("", |(_, v)| v);
+                let config = format!("{matcher}-config");
+                generated.push((
+                    format!("pwchain:{config}"),
+                    providers::config_store(version, &route.store_entries())?,
+                ));
+                if !generated
+                    .iter()
+                    .any(|(name, _)| name == builtins::ROUTE_MATCH_PACKAGE)
+                {
+                    generated.push((
+                        builtins::ROUTE_MATCH_PACKAGE.to_string(),
+                        builtins::ROUTE_MATCH.to_vec(),
+                    ));
+                }
+                let _ = writeln!(
+                    body,
+                    "let {} = new pwchain:{config} {{ ... }};",
+                    id(&config)
+                );
+                let _ = writeln!(
+                    body,
+                    "let {} = new {} {{ \"{handler}\": {}[\"{entry}\"], \"{}\": {}[\"{after_entry}\"], \"{store}\": {}[\"{store}\"], ... }};",
+                    id(&matcher),
+                    builtins::ROUTE_MATCH_PACKAGE,
+                    id(&node),
+                    builtins::ROUTE_MATCH_SKIP,
+                    id(&after),
+                    id(&config),
+                );
+                next = Some((matcher, handler.clone()));
             }
         }
         if !generated.is_empty() && deps_dir.is_none() {
@@ -352,6 +398,9 @@ fn find_package(
     }
     if name == builtins::HEADER_SEQ_PACKAGE {
         return Ok(builtins::HEADER_SEQ.to_vec());
+    }
+    if name == builtins::ROUTE_MATCH_PACKAGE {
+        return Ok(builtins::ROUTE_MATCH.to_vec());
     }
     Err(format!("unknown package `{name}`"))
 }

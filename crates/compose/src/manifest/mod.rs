@@ -5,9 +5,12 @@
 //! checks what serde cannot (one source per plugin, unique names, a sane
 //! `[origin]`) and builds types in which those mistakes cannot be expressed.
 
+mod route;
+
 use crate::error::{Error, SourceFile};
 use crate::model::{FilterMetrics, Forward, Origin};
 use crate::policy::{AuthorityPattern, ImportPattern, Settings, SideCalls};
+use crate::route::RouteMatch;
 use pwchain_forwarding::Upstream;
 use serde::Deserialize;
 use std::ops::Range;
@@ -64,6 +67,8 @@ pub struct PluginSpec {
     pub trust: Vec<TrustKey>,
     /// Where the plugin set `trust` itself, if it did.
     pub own_trust_span: Option<Range<usize>>,
+    /// `match`: the requests it applies to, and where it is written.
+    pub route: Option<(RouteMatch, Range<usize>)>,
 }
 
 /// A public key named in a `trust` list.
@@ -216,6 +221,8 @@ struct RawPlugin {
     root_id: Option<Spanned<String>>,
     clusters: Option<RawClusters>,
     trust: Option<RawTrust>,
+    #[serde(rename = "match")]
+    route: Option<Spanned<route::RawMatch>>,
 }
 
 #[derive(Deserialize)]
@@ -237,6 +244,9 @@ struct RawOrigin {
     #[serde(rename = "side-calls")]
     side_calls: Option<Spanned<toml::Value>>,
     trust: Option<RawTrust>,
+    /// Refused with a hint: nothing stands after the origin to skip to.
+    #[serde(rename = "match")]
+    route: Option<Spanned<toml::Value>>,
 }
 
 impl Manifest {
@@ -369,6 +379,10 @@ impl Manifest {
                 },
             )?;
             let own_trust_span = plugin.trust.as_ref().map(|t| t.span());
+            let route = plugin
+                .route
+                .map(|raw| route::parse(&file, raw))
+                .transpose()?;
             plugins.push(PluginSpec {
                 name: plugin.name.into_inner(),
                 source,
@@ -380,6 +394,7 @@ impl Manifest {
                 legacy,
                 trust: parse_trust(&file, plugin.trust)?.unwrap_or_else(|| chain_trust.clone()),
                 own_trust_span,
+                route,
             });
         }
 
@@ -580,6 +595,13 @@ fn parse_origin(
 ) -> Result<Origin<PluginSpec>, Error> {
     let span = origin.span();
     let raw = origin.into_inner();
+    if let Some(route) = &raw.route {
+        return Err(file.error(
+            route.span(),
+            "the origin takes no `match`: every request that passes the plugins reaches it".into(),
+            Some("put `match` on the plugin it is for".into()),
+        ));
+    }
     let mut chosen = Vec::new();
     for (flag, what) in [(&raw.forward, "forward"), (&raw.host, "host")] {
         match flag {
@@ -721,6 +743,7 @@ fn parse_origin(
             span,
             legacy: None,
             own_trust_span: raw.trust.as_ref().map(|t| t.span()),
+            route: None,
             trust: parse_trust(file, raw.trust)?.unwrap_or_else(|| chain_trust.to_vec()),
         }))),
         None => Err(file.error(

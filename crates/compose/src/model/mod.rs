@@ -6,6 +6,7 @@
 use crate::inspect::Inspection;
 use crate::inspect::record::Verified;
 use crate::policy::{ImportPattern, Settings};
+use crate::route::RouteMatch;
 use pwchain_forwarding::Upstream;
 use std::time::Duration;
 
@@ -26,6 +27,8 @@ pub struct Stage {
     pub settings: Settings,
     /// The signature a trusted key made on it, if the chain asked for one.
     pub verified: Option<Verified>,
+    /// `match`: the requests it applies to (`None`: all).
+    pub route: Option<RouteMatch>,
 }
 
 /// What answers after the last plugin: the manifest's `[origin]` table.

@@ -336,7 +336,25 @@ fn settle(
             spec.name
         ));
     }
+    if let Some((route, span)) = &spec.route {
+        if stage.info.role == crate::inspect::Role::Service {
+            return Err(Error::Plugin {
+                plugin: spec.name.clone(),
+                problem: crate::error::PluginProblem::MatchOnService,
+            }
+            .at(&manifest.file, span.clone()));
+        }
+        if let Some(why) = route.never_matches() {
+            let (line, column) = manifest.file.line_col(span.start);
+            resolver.warnings.push(format!(
+                "{}:{line}:{column}: plugin `{}` never runs: no request can match its `match`: {why}",
+                manifest.file.path.display(),
+                spec.name
+            ));
+        }
+    }
     stage.settings = spec.settings.clone();
+    stage.route = spec.route.as_ref().map(|(route, _)| route.clone());
     Ok(stage)
 }
 
@@ -518,6 +536,7 @@ impl Stage {
             info,
             settings: Settings::default(),
             verified: None,
+            route: None,
         })
     }
 }
