@@ -74,6 +74,11 @@ struct Wasm {
     inline: bool,
     /// The configuration as a `BytesValue` instead of a `StringValue`.
     bytes_configuration: bool,
+    /// The HTTP filter's own name (routes' `typed_per_filter_config` key),
+    /// instead of `envoy.filters.http.wasm`.
+    filter_name: Option<&'static str>,
+    /// `disabled: true`: off unless a route enables it.
+    disabled: bool,
 }
 
 impl Wasm {
@@ -135,7 +140,13 @@ impl Wasm {
             false => format!("\"@type\": {wasm_type}\nconfig:\n{}", pad(&config, 2)),
         };
         format!(
-            "- name: envoy.filters.http.wasm\n  typed_config:\n{}",
+            "- name: {}\n{}  typed_config:\n{}",
+            self.filter_name.unwrap_or("envoy.filters.http.wasm"),
+            if self.disabled {
+                "  disabled: true\n"
+            } else {
+                ""
+            },
             pad(&typed, 4)
         )
     }
@@ -209,6 +220,20 @@ struct Seen {
     body: String,
     upstream: Option<Arrived>,
     side_calls: Vec<Arrived>,
+}
+
+impl Seen {
+    /// The `x-legacy-request` values the backend got (the header-filter
+    /// fixture's tags), sorted as the comparison sorts headers.
+    fn tags(&self) -> Vec<String> {
+        let upstream = self.upstream.as_ref().expect("the backend got the request");
+        upstream
+            .headers
+            .iter()
+            .filter(|(k, _)| k == "x-legacy-request")
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
 }
 
 /// What the project's `abi-probe` reports that differs by the proxies' own
@@ -325,6 +350,14 @@ impl Pair {
             ws,
             also: &[],
         })
+    }
+
+    /// Asserts that the `chain.toml` the import wrote has every piece.
+    fn imported_has(&self, pieces: &[&str]) {
+        let chain = std::fs::read_to_string(self.ws.path("chain.toml")).unwrap();
+        for piece in pieces {
+            assert!(chain.contains(piece), "no {piece:?} in:\n{chain}");
+        }
     }
 
     /// Sends `raw` to both and asserts that they answer alike.
@@ -672,28 +705,66 @@ fn envoy_bootstraps_imported_answer_as_in_envoy() {
     let Some(pair) = Pair::start(&[first, second, as_, cpp], direct, Reply::Text("yes")) else {
         return;
     };
-    let chain = std::fs::read_to_string(pair.ws.path("chain.toml")).unwrap();
-    for piece in [
+    pair.imported_has(&[
         "# The bootstrap's inline code, written beside this file.",
         "proxy-wasm = \"as-add-header.wasm\"",
         "configuration = \"two\"",
         "# Dropped the route {\"prefix\":\"/health\"}",
-    ] {
-        assert!(chain.contains(piece), "no {piece:?} in:\n{chain}");
-    }
+    ]);
     common_requests(&pair);
     let seen = pair.same("both tags", &get("/tags"));
-    let tags: Vec<&str> = seen
-        .upstream
-        .as_ref()
-        .unwrap()
-        .headers
-        .iter()
-        .filter(|(k, _)| k == "x-legacy-request")
-        .map(|(_, v)| v.as_str())
-        .collect();
-    assert_eq!(tags, ["one", "two"]);
+    assert_eq!(seen.tags(), ["one", "two"]);
     pair.same("a local reply", &get("/legacy-deny"));
+}
+
+/// Filters per route, as Envoy sets them: `tag_api` disabled but enabled
+/// on `/api/` and on `/login` exactly (by a `FilterConfig` holding an
+/// `Empty`, the form Envoy's docs give for "enable, no route config"), `tag_all` everywhere but disabled
+/// on `/static/` (which a chain cannot say: the import says so, and that
+/// route is left out of the comparison), `tag_never` disabled everywhere.
+#[test]
+fn filters_per_route_import_and_answer_as_in_envoy() {
+    let header_filter = legacy_plugins().join("header-filter.wasip1.wasm");
+    let tag = |name: &'static str, filter: &'static str, disabled: bool| {
+        let mut wasm = Wasm::new(name, header_filter.clone());
+        wasm.configuration = Some(name.into());
+        wasm.filter_name = Some(filter);
+        wasm.disabled = disabled;
+        wasm
+    };
+    let filters = [
+        tag("tag_api", "tag-api", true),
+        tag("tag_all", "tag-all", false),
+        tag("tag_never", "tag-never", true),
+    ];
+    let per_filter = |filter: &str, disabled: bool| {
+        format!(
+            "  typed_per_filter_config:\n    {filter}:\n      \"@type\": type.googleapis.com/envoy.config.route.v3.FilterConfig\n      config: {{ \"@type\": type.googleapis.com/google.protobuf.Empty }}\n      is_optional: true\n      disabled: {disabled}\n"
+        )
+    };
+    let routes = format!(
+        "- match: {{ prefix: \"/api/\" }}\n  route: {{ cluster: backend }}\n{}- match: {{ path: \"/login\" }}\n  route: {{ cluster: backend }}\n{}- match: {{ prefix: \"/static/\" }}\n  route: {{ cluster: backend }}\n{}",
+        per_filter("tag-api", false),
+        per_filter("tag-api", false),
+        per_filter("tag-all", true),
+    );
+    let Some(pair) = Pair::start(&filters, &routes, Reply::Text("yes")) else {
+        return;
+    };
+    pair.imported_has(&[
+        "match = { path-prefix = [\"/api/\"], path-exact = [\"/login\"] }",
+        "# Not mapped: Envoy skips `tag-all` on the route {\"prefix\":\"/static/\"}",
+        "# `tag-never` is `disabled` and no route enables it",
+        "# name = \"tag-never\"",
+    ]);
+    for path in ["/api/orders", "/api", "/apis", "/login", "/login/x", "/"] {
+        let tags = pair.same(path, &get(path)).tags();
+        let expected = match path {
+            "/api/orders" | "/login" => &["tag_all", "tag_api"][..],
+            _ => &["tag_all"],
+        };
+        assert_eq!(tags, expected, "{path}");
+    }
 }
 
 /// The project's `abi-probe` alone, its calls going to cluster `upstream`

@@ -579,7 +579,7 @@ fn istio_traffic_extensions_import_beside_wasm_plugins_and_lua_is_refused() {
         "# TrafficExtension istio-ingress/add-header",
         "phase EXECUTION_PHASE_AUTHZ, priority 1000",
         "root-id = \"add_header\"",
-        "# Not used in a chain: match = ",
+        "# Dropped match = [{\"mode\":\"CLIENT\",\"ports\":[{\"number\":8080}]}]: it selects traffic by direction",
         "# Not used in a chain: failStrategy = \"FAIL_OPEN\"",
         "# Not used in a chain: vmConfig = ",
         "# Not used in a chain: type = \"HTTP\"",

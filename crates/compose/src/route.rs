@@ -57,6 +57,43 @@ impl RouteMatch {
         .collect()
     }
 
+    /// The `match = { … }` inline table that reads back as this.
+    pub fn to_toml(&self) -> String {
+        let list = |values: &[String]| -> String {
+            let quoted: Vec<String> = values
+                .iter()
+                .map(|v| toml::Value::from(v.as_str()).to_string())
+                .collect();
+            format!("[{}]", quoted.join(", "))
+        };
+        let mut keys = Vec::new();
+        for (key, values) in [
+            ("path-prefix", &self.path_prefix),
+            ("path-exact", &self.path_exact),
+            ("methods", &self.methods),
+            ("hosts", &self.hosts),
+        ] {
+            if !values.is_empty() {
+                keys.push(format!("{key} = {}", list(values)));
+            }
+        }
+        if !self.headers.is_empty() {
+            let headers: Vec<String> = self
+                .headers
+                .iter()
+                .map(|(name, value)| {
+                    format!(
+                        "{} = {}",
+                        toml::Value::from(name.as_str()),
+                        toml::Value::from(value.as_deref().unwrap_or("*"))
+                    )
+                })
+                .collect();
+            keys.push(format!("headers = {{ {} }}", headers.join(", ")));
+        }
+        format!("{{ {} }}", keys.join(", "))
+    }
+
     /// Why no request can ever match, if none can: the plugin would never
     /// run, which is worth a warning.
     pub fn never_matches(&self) -> Option<String> {

@@ -7,6 +7,7 @@
 
 use crate::error::{Error, SourceFile};
 use crate::import::yaml::{Doc, kebab, list, toml_key, toml_string};
+use crate::route::RouteMatch;
 use marked_yaml::Node;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -174,7 +175,28 @@ pub fn import(path: &Path, text: String, options: &EnvoyOptions) -> Result<Impor
         };
         let (wasm, at) = wasm;
         let (text, inline) = doc.plugin((index, line), name, (wasm, &at), options, &mut names)?;
-        plugins.push_str(&text);
+        match doc.placement(manager, filter, name) {
+            Placement::Everywhere(notes) => {
+                plugins.push_str(&notes);
+                plugins.push_str(&text);
+            }
+            Placement::Routes(notes, route) => {
+                plugins.push_str(&notes);
+                plugins.push_str(&text);
+                let _ = writeln!(plugins, "match = {}", route.to_toml());
+            }
+            // Left in, commented out, so that enabling it is one edit.
+            Placement::Nowhere(notes) => {
+                plugins.push_str(&notes);
+                for line in text.lines() {
+                    match line.is_empty() || line.starts_with('#') {
+                        true => plugins.push_str(line),
+                        false => plugins.push_str(&format!("# {line}")),
+                    }
+                    plugins.push('\n');
+                }
+            }
+        }
         modules.extend(inline);
     }
     let Some((index, router_line)) = origin else {
@@ -236,6 +258,21 @@ pub fn import(path: &Path, text: String, options: &EnvoyOptions) -> Result<Impor
         modules,
     })
 }
+
+/// Where Envoy runs a filter, as far as a chain's `match` can say it; each
+/// with comments on what it could not say.
+enum Placement {
+    /// On every request (the filter is enabled, perhaps disabled on routes
+    /// a chain cannot leave out).
+    Everywhere(String),
+    /// Only on the routes that enable a filter `disabled` by default.
+    Routes(String, RouteMatch),
+    /// Nowhere: `disabled`, and no route enables it.
+    Nowhere(String),
+}
+
+/// The route-level type that enables or disables a filter.
+const FILTER_CONFIG_TYPE: &str = "type.googleapis.com/envoy.config.route.v3.FilterConfig";
 
 /// A cluster and where it is.
 struct Cluster {
@@ -506,6 +543,29 @@ impl Doc<'_> {
     /// A comment for each route Envoy answers itself (`direct_response`):
     /// a chain has no routes, so what they match goes to the upstream.
     fn direct_responses(&self, manager: &Node) -> Vec<String> {
+        self.routes(manager)
+            .into_iter()
+            .filter_map(|route| {
+                let direct = self.get(route, "direct_response")?;
+                let status = self.str_at(direct, "status").unwrap_or("?");
+                Some(format!(
+                    "# Dropped the route {} (line {}): Envoy answers it itself (direct_response {status}); a chain has no routes, so such requests go to the upstream.",
+                    self.route_match(route),
+                    self.line(route)
+                ))
+            })
+            .collect()
+    }
+
+    /// A route's `match`, as JSON on one line, for comments.
+    fn route_match(&self, route: &Node) -> String {
+        self.get(route, "match")
+            .map_or_else(String::new, |m| crate::import::yaml::json(m).to_string())
+    }
+
+    /// Every route of the connection manager, in the order Envoy tries
+    /// them (the first that matches a request takes it).
+    fn routes<'n>(&self, manager: &'n Node) -> Vec<&'n Node> {
         self.get(manager, "route_config")
             .and_then(|c| self.get(c, "virtual_hosts"))
             .and_then(Node::as_sequence)
@@ -513,18 +573,132 @@ impl Doc<'_> {
             .flat_map(|hosts| hosts.iter())
             .filter_map(|host| self.get(host, "routes").and_then(Node::as_sequence))
             .flat_map(|routes| routes.iter())
-            .filter_map(|route| {
-                let direct = self.get(route, "direct_response")?;
-                let status = self.str_at(direct, "status").unwrap_or("?");
-                let matched = self
-                    .get(route, "match")
-                    .map_or_else(String::new, |m| crate::import::yaml::json(m).to_string());
-                Some(format!(
-                    "# Dropped the route {matched} (line {}): Envoy answers it itself (direct_response {status}); a chain has no routes, so such requests go to the upstream.",
-                    self.line(route)
-                ))
-            })
             .collect()
+    }
+
+    /// Whether `node` (a route or a virtual host) enables (`Some(true)`) or
+    /// disables the HTTP filter `name` through `typed_per_filter_config`.
+    fn per_filter(&self, node: &Node, name: &str) -> Option<bool> {
+        let config = self.get(self.get(node, "typed_per_filter_config")?, name)?;
+        let disabled = self.str_at(config, "@type") == Some(FILTER_CONFIG_TYPE)
+            && self.str_at(config, "disabled") == Some("true");
+        Some(!disabled)
+    }
+
+    /// Where Envoy runs the HTTP filter `filter` (named `name`), from its
+    /// `disabled` and the routes' `typed_per_filter_config`, as a chain's
+    /// `match` can say it.
+    fn placement(&self, manager: &Node, filter: &Node, name: &str) -> Placement {
+        let mut notes = String::new();
+        let shown = |route: &Node| self.route_match(route);
+        let hosts = self
+            .get(manager, "route_config")
+            .and_then(|c| self.get(c, "virtual_hosts"))
+            .and_then(Node::as_sequence)
+            .into_iter()
+            .flat_map(|hosts| hosts.iter());
+        for host in hosts.filter(|host| self.per_filter(host, name).is_some()) {
+            let _ = writeln!(
+                notes,
+                "# Dropped the virtual host `{}`'s `typed_per_filter_config` for `{name}` (line {}): set it on its routes, which pwchain maps.",
+                self.str_at(host, "name").unwrap_or_default(),
+                self.line(host)
+            );
+        }
+        let routes = self.routes(manager);
+        if self.str_at(filter, "disabled") != Some("true") {
+            for route in routes
+                .iter()
+                .filter(|r| self.per_filter(r, name) == Some(false))
+            {
+                let _ = writeln!(
+                    notes,
+                    "# Not mapped: Envoy skips `{name}` on the route {} (line {}); a chain's `match` cannot leave routes out, so it runs there too.",
+                    shown(route),
+                    self.line(route)
+                );
+            }
+            return Placement::Everywhere(notes);
+        }
+        let enabling: Vec<&Node> = routes
+            .iter()
+            .copied()
+            .filter(|r| self.per_filter(r, name) == Some(true))
+            .collect();
+        if enabling.is_empty() {
+            let _ = writeln!(
+                notes,
+                "# `{name}` is `disabled` and no route enables it, so Envoy never runs it: left out, commented."
+            );
+            return Placement::Nowhere(notes);
+        }
+        let mut route_match = RouteMatch::default();
+        for (at, route) in routes.iter().enumerate() {
+            if self.per_filter(route, name) != Some(true) {
+                continue;
+            }
+            let Some(matched) = self.get(route, "match") else {
+                continue;
+            };
+            let line = self.line(route);
+            if let Some(prefix) = self.str_at(matched, "prefix") {
+                route_match.path_prefix.push(prefix.to_string());
+                if !prefix.ends_with('/') {
+                    let _ = writeln!(
+                        notes,
+                        "# Envoy's prefix `{prefix}` (line {line}) also takes paths that go on without a `/` (`{prefix}x`); `path-prefix` stops at a `/`."
+                    );
+                }
+                // An earlier route under this prefix takes its requests
+                // first, without the filter.
+                for earlier in &routes[..at] {
+                    let under = self
+                        .get(earlier, "match")
+                        .and_then(|m| self.str_at(m, "prefix").or(self.str_at(m, "path")))
+                        .is_some_and(|p| p.starts_with(prefix));
+                    if under && self.per_filter(earlier, name) != Some(true) {
+                        let _ = writeln!(
+                            notes,
+                            "# Not mapped: the route {} (line {}) comes first and does not enable `{name}`; Envoy skips it there, the chain does not.",
+                            shown(earlier),
+                            self.line(earlier)
+                        );
+                    }
+                }
+            } else if let Some(path) = self
+                .str_at(matched, "path_separated_prefix")
+                .map(|p| (p, true))
+                .or(self.str_at(matched, "path").map(|p| (p, false)))
+            {
+                match path {
+                    (prefix, true) => route_match.path_prefix.push(prefix.to_string()),
+                    (exact, false) => route_match.path_exact.push(exact.to_string()),
+                }
+            } else {
+                let _ = writeln!(
+                    notes,
+                    "# Not mapped: the route {} (line {line}) enables `{name}` by a path rule `match` cannot say; the chain does not run it there.",
+                    shown(route)
+                );
+            }
+            let conditions = ["headers", "query_parameters", "grpc", "runtime_fraction"];
+            if let Some(key) = conditions.iter().find(|k| self.get(matched, k).is_some()) {
+                let _ = writeln!(
+                    notes,
+                    "# Not mapped: the route {} (line {line}) also matches by `{key}`; the chain runs `{name}` on its paths whatever the {key}.",
+                    shown(route)
+                );
+            }
+        }
+        if route_match.path_prefix.is_empty() && route_match.path_exact.is_empty() {
+            return Placement::Nowhere(notes);
+        }
+        let _ = writeln!(
+            notes,
+            "# `{name}` is `disabled` and enabled by {} route(s) (`typed_per_filter_config`): `match` runs it on their paths only.",
+            enabling.len()
+        );
+        Placement::Routes(notes, route_match)
     }
 
     /// The cluster of the first route that names one.

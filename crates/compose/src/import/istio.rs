@@ -192,7 +192,6 @@ fn read(file: &SourceFile, document: &str) -> Result<Option<Plugin>, Error> {
         (spec, "selector"),
         (spec, "targetRef"),
         (spec, "targetRefs"),
-        (spec, "match"),
         (wasm, "imagePullPolicy"),
         (wasm, "imagePullSecret"),
         (wasm, "failStrategy"),
@@ -207,6 +206,13 @@ fn read(file: &SourceFile, document: &str) -> Result<Option<Plugin>, Error> {
                 json(node).to_string().replace('\n', " ")
             );
         }
+    }
+    if let Some(selectors) = doc.get(spec, "match") {
+        let _ = writeln!(
+            text,
+            "# Dropped match = {}: it selects traffic by direction (mode) and workload port, which a chain does not have (one server, one port, every request inbound), so the plugin runs on every request here; `match` in a chain selects by path, method, host and header instead.",
+            json(selectors).to_string().replace('\n', " ")
+        );
     }
     let _ = writeln!(text, "[[plugin]]\nname = {}", toml_string(&kebab(name)));
     let _ = writeln!(text, "proxy-wasm = {}", toml_string(&source));
