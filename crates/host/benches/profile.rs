@@ -2,7 +2,8 @@
 //! request through `echo` alone and through 10 copies of each kind of hop in
 //! front of it (a pass-through, `add-header` rebuilding the request and the
 //! response with `plugins/lib/guest`'s helpers, `add-header-filter` doing
-//! the same work as a header filter in one fused run, and the proxy-wasm
+//! the same work as a header filter in one fused run, `add-header` with a
+//! `match` no request meets (the route match skipping it), and the proxy-wasm
 //! `header-filter` wrapped by `pwchain wrap`), and splits the difference
 //! per hop by where the code lives: the guest (JIT-compiled wasm, which
 //! includes the fused adapters that lift and lower between two guests),
@@ -25,6 +26,7 @@ use http_body_util::{BodyExt, Full};
 use pwchain_compose::Stage;
 use pwchain_compose::policy::Settings;
 use pwchain_compose::proxy_wasm::{WrapOptions, wrap};
+use pwchain_compose::route::RouteMatch;
 use pwchain_host::{ServeOptions, Server};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -40,6 +42,9 @@ const WRAPPED_HOPS: usize = 2;
 /// its own memory, as many as valgrind's address space holds (the
 /// per-filter cost is then read from this run against a run of one).
 const FUSED_HOPS: usize = 4;
+/// Skipped plugins: each brings four instances (the plugin, its store, the
+/// route match and its store), as many as valgrind's address space holds.
+const SKIPPED_HOPS: usize = 3;
 /// Seconds of requests before collecting: instances made, caches filled.
 const WARM_UP: f64 = 2.0;
 
@@ -161,6 +166,13 @@ fn main() {
         plugins.push(echo.clone());
         plugins
     };
+    // `add-header` with a `match` no request meets: the route match's look
+    // at the request and its call past the plugin.
+    let mut skipped = add_header.clone();
+    skipped.route = Some(RouteMatch {
+        path_prefix: vec!["/elsewhere".into()],
+        ..RouteMatch::default()
+    });
     let chains: Vec<(&str, usize, Vec<Stage>)> = vec![
         ("echo", 0, vec![echo.clone()]),
         (
@@ -192,6 +204,15 @@ fn main() {
             hops(FUSED_HOPS, &|i| {
                 let mut s = filter.clone();
                 s.name = format!("filter{i}");
+                s
+            }),
+        ),
+        (
+            "skipped (match)",
+            SKIPPED_HOPS,
+            hops(SKIPPED_HOPS, &|i| {
+                let mut s = skipped.clone();
+                s.name = format!("skipped{i}");
                 s
             }),
         ),
@@ -252,7 +273,7 @@ fn main() {
     let (_, _, base, base_total) = counts[0];
     println!();
     println!(
-        "instructions per hop (N hops in front of echo, less echo alone, divided by N; N = {HOPS}, wrapped {WRAPPED_HOPS}, fused {FUSED_HOPS}, a run of one 1):"
+        "instructions per hop (N hops in front of echo, less echo alone, divided by N; N = {HOPS}, skipped {SKIPPED_HOPS}, wrapped {WRAPPED_HOPS}, fused {FUSED_HOPS}, a run of one 1):"
     );
     print!("{:<42}", "");
     for (label, _, _, _) in &counts[1..] {

@@ -85,6 +85,9 @@ impl Conditions {
                 return false;
             }
         }
+        if self.headers.is_empty() {
+            return true;
+        }
         let headers = request.get_headers();
         self.headers.iter().all(|(name, wanted)| {
             let values = headers.get(name);
