@@ -721,7 +721,8 @@ fn envoy_bootstraps_imported_answer_as_in_envoy() {
 /// on `/api/` and on `/login` exactly (by a `FilterConfig` holding an
 /// `Empty`, the form Envoy's docs give for "enable, no route config"), `tag_all` everywhere but disabled
 /// on `/static/` (which a chain cannot say: the import says so, and that
-/// route is left out of the comparison), `tag_never` disabled everywhere.
+/// route is left out of the comparison), `tag_never` disabled everywhere,
+/// `tag_admin` enabled on one route that also needs a POST and a header.
 #[test]
 fn filters_per_route_import_and_answer_as_in_envoy() {
     let header_filter = legacy_plugins().join("header-filter.wasip1.wasm");
@@ -736,6 +737,7 @@ fn filters_per_route_import_and_answer_as_in_envoy() {
         tag("tag_api", "tag-api", true),
         tag("tag_all", "tag-all", false),
         tag("tag_never", "tag-never", true),
+        tag("tag_admin", "tag-admin", true),
     ];
     let per_filter = |filter: &str, disabled: bool| {
         format!(
@@ -743,10 +745,11 @@ fn filters_per_route_import_and_answer_as_in_envoy() {
         )
     };
     let routes = format!(
-        "- match: {{ prefix: \"/api/\" }}\n  route: {{ cluster: backend }}\n{}- match: {{ path: \"/login\" }}\n  route: {{ cluster: backend }}\n{}- match: {{ prefix: \"/static/\" }}\n  route: {{ cluster: backend }}\n{}",
+        "- match: {{ prefix: \"/api/\" }}\n  route: {{ cluster: backend }}\n{}- match: {{ path: \"/login\" }}\n  route: {{ cluster: backend }}\n{}- match: {{ prefix: \"/static/\" }}\n  route: {{ cluster: backend }}\n{}- match: {{ prefix: \"/admin/\", headers: [{{ name: \":method\", string_match: {{ exact: POST }} }}, {{ name: x-tenant, present_match: true }}] }}\n  route: {{ cluster: backend }}\n{}",
         per_filter("tag-api", false),
         per_filter("tag-api", false),
         per_filter("tag-all", true),
+        per_filter("tag-admin", false),
     );
     let Some(pair) = Pair::start(&filters, &routes, Reply::Text("yes")) else {
         return;
@@ -756,6 +759,7 @@ fn filters_per_route_import_and_answer_as_in_envoy() {
         "# Not mapped: Envoy skips `tag-all` on the route {\"prefix\":\"/static/\"}",
         "# `tag-never` is `disabled` and no route enables it",
         "# name = \"tag-never\"",
+        "match = { path-prefix = [\"/admin/\"], methods = [\"POST\"], headers = { \"x-tenant\" = \"*\" } }",
     ]);
     for path in ["/api/orders", "/api", "/apis", "/login", "/login/x", "/"] {
         let tags = pair.same(path, &get(path)).tags();
@@ -764,6 +768,23 @@ fn filters_per_route_import_and_answer_as_in_envoy() {
             _ => &["tag_all"],
         };
         assert_eq!(tags, expected, "{path}");
+    }
+    // `tag_admin`: a POST with `x-tenant` under `/admin/`, nothing else.
+    for (method, tenant, runs) in [
+        ("POST", true, true),
+        ("GET", true, false),
+        ("POST", false, false),
+    ] {
+        let headers: &[(&str, &str)] = if tenant { &[("x-tenant", "t1")] } else { &[] };
+        let what = format!("{method} /admin/users tenant={tenant}");
+        let tags = pair
+            .same(&what, &raw(method, "/admin/users", headers, None, false))
+            .tags();
+        assert_eq!(
+            tags.contains(&"tag_admin".to_string()),
+            runs,
+            "{what}: {tags:?}"
+        );
     }
 }
 

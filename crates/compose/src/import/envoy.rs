@@ -271,6 +271,9 @@ enum Placement {
     Nowhere(String),
 }
 
+/// A route's methods and header conditions, as `match` keeps them.
+type HeaderConditions = (Vec<String>, Vec<(String, Option<String>)>);
+
 /// The route-level type that enables or disables a filter.
 const FILTER_CONFIG_TYPE: &str = "type.googleapis.com/envoy.config.route.v3.FilterConfig";
 
@@ -681,8 +684,22 @@ impl Doc<'_> {
                     shown(route)
                 );
             }
+            // One enabling route's header conditions are a chain's too
+            // (with several, `match` could not say which paths they go with).
+            let mapped = enabling.len() == 1
+                && self
+                    .header_conditions(matched)
+                    .map(|(methods, headers)| {
+                        route_match.methods.extend(methods);
+                        route_match.headers.extend(headers);
+                    })
+                    .is_some();
             let conditions = ["headers", "query_parameters", "grpc", "runtime_fraction"];
-            if let Some(key) = conditions.iter().find(|k| self.get(matched, k).is_some()) {
+            let unmapped = conditions
+                .iter()
+                .filter(|k| !(mapped && **k == "headers"))
+                .find(|k| self.get(matched, k).is_some());
+            if let Some(key) = unmapped {
                 let _ = writeln!(
                     notes,
                     "# Not mapped: the route {} (line {line}) also matches by `{key}`; the chain runs `{name}` on its paths whatever the {key}.",
@@ -699,6 +716,34 @@ impl Doc<'_> {
             enabling.len()
         );
         Placement::Routes(notes, route_match)
+    }
+
+    /// A route's `headers` matchers as a chain's `match` says them: `:method`
+    /// with an exact value as methods, other names with an exact value or
+    /// `present_match: true` as headers. `None` if one of them cannot be
+    /// said so (a prefix, a regex, an inverted match, another pseudo-header).
+    fn header_conditions(&self, matched: &Node) -> Option<HeaderConditions> {
+        let mut methods = Vec::new();
+        let mut headers = Vec::new();
+        for matcher in self.get(matched, "headers")?.as_sequence()?.iter() {
+            let name = self.str_at(matcher, "name")?.to_ascii_lowercase();
+            if self.str_at(matcher, "invert_match") == Some("true") {
+                return None;
+            }
+            let exact = self
+                .get(matcher, "string_match")
+                .and_then(|m| self.str_at(m, "exact"))
+                .or(self.str_at(matcher, "exact_match"));
+            let present = self.str_at(matcher, "present_match") == Some("true");
+            match (name.as_str(), exact, present) {
+                (":method", Some(method), _) => methods.push(method.to_string()),
+                (pseudo, _, _) if pseudo.starts_with(':') => return None,
+                (_, Some(value), _) => headers.push((name, Some(value.to_string()))),
+                (_, None, true) => headers.push((name, None)),
+                _ => return None,
+            }
+        }
+        Some((methods, headers))
     }
 
     /// The cluster of the first route that names one.
