@@ -36,6 +36,17 @@ pub struct RouteMatch {
 }
 
 impl RouteMatch {
+    /// The list conditions under the keys `match` and the store spell them
+    /// with.
+    fn lists(&self) -> [(&'static str, &[String]); 4] {
+        [
+            ("path-prefix", &self.path_prefix),
+            ("path-exact", &self.path_exact),
+            ("methods", &self.methods),
+            ("hosts", &self.hosts),
+        ]
+    }
+
     /// What the built-in `route-match` reads from its store: one value a
     /// line, headers as `name=value` or `name=*`.
     pub fn store_entries(&self) -> Vec<(String, String)> {
@@ -44,17 +55,12 @@ impl RouteMatch {
             .iter()
             .map(|(name, value)| format!("{name}={}", value.as_deref().unwrap_or("*")))
             .collect::<Vec<_>>();
-        [
-            ("path-prefix", self.path_prefix.clone()),
-            ("path-exact", self.path_exact.clone()),
-            ("methods", self.methods.clone()),
-            ("hosts", self.hosts.clone()),
-            ("headers", headers),
-        ]
-        .into_iter()
-        .filter(|(_, values)| !values.is_empty())
-        .map(|(key, values)| (key.to_string(), values.join("\n")))
-        .collect()
+        self.lists()
+            .into_iter()
+            .chain([("headers", headers.as_slice())])
+            .filter(|(_, values)| !values.is_empty())
+            .map(|(key, values)| (key.to_string(), values.join("\n")))
+            .collect()
     }
 
     /// The `match = { … }` inline table that reads back as this.
@@ -67,12 +73,7 @@ impl RouteMatch {
             format!("[{}]", quoted.join(", "))
         };
         let mut keys = Vec::new();
-        for (key, values) in [
-            ("path-prefix", &self.path_prefix),
-            ("path-exact", &self.path_exact),
-            ("methods", &self.methods),
-            ("hosts", &self.hosts),
-        ] {
+        for (key, values) in self.lists() {
             if !values.is_empty() {
                 keys.push(format!("{key} = {}", list(values)));
             }

@@ -375,18 +375,16 @@ fn route_match(
     hop: Linked,
     handler: &str,
 ) -> Result<Linked, Error> {
-    let store = route_match_store()?;
-    let store = store.as_str();
     let Some((entry_node, entry)) = &hop.entry else {
         return Err(GraphError::NoEntry { plugin: hop.name }.into());
     };
-    let node = format!("{}-match", hop.name);
-    let matcher = graph.instance(builtins::ROUTE_MATCH_PACKAGE, &node, builtins::ROUTE_MATCH)?;
-    let version = store.rsplit_once('@').map_or("", |(_, v)| v);
+    let parts = RouteMatchParts::new(&hop.name, route)?;
+    let (node, store) = (&parts.node, parts.store.as_str());
+    let matcher = graph.instance(builtins::ROUTE_MATCH_PACKAGE, node, builtins::ROUTE_MATCH)?;
     let config = graph.instance(
-        &format!("pwchain:{node}-config"),
-        &format!("{node}-config"),
-        &providers::config_store(version, &route.store_entries())?,
+        &format!("pwchain:{}", parts.config_node),
+        &parts.config_node,
+        &parts.config,
     )?;
     let link = |graph: &mut Graph, import: &str, from: NodeId, export: &str, to: &str| {
         graph
@@ -399,7 +397,7 @@ fn route_match(
                 source,
             })
     };
-    link(graph, store, config, store, &format!("{node}-config"))?;
+    link(graph, store, config, store, &parts.config_node)?;
     link(graph, handler, *entry_node, entry, &hop.name)?;
     let mut onward = hop.onward;
     onward.push((matcher, builtins::ROUTE_MATCH_SKIP.to_string()));
@@ -410,12 +408,34 @@ fn route_match(
     })
 }
 
-/// The built-in route match's `wasi:config/store` import.
-pub(crate) fn route_match_store() -> Result<String, Error> {
-    let info = builtin_info(builtins::ROUTE_MATCH, "route-match")?;
-    config_import(&info).map(str::to_string).ok_or_else(|| {
-        GraphError::generated("the built-in route-match", "it lacks its store import").into()
-    })
+/// What the route match in front of stage `name` is made of, as the graph
+/// and a WAC document name them.
+pub(crate) struct RouteMatchParts {
+    /// Its node: the stage's name, `-match` added.
+    pub node: String,
+    /// Its store's node.
+    pub config_node: String,
+    /// The `wasi:config/store` it imports (and its store exports).
+    pub store: String,
+    /// Its store, holding the conditions.
+    pub config: Vec<u8>,
+}
+
+impl RouteMatchParts {
+    pub(crate) fn new(name: &str, route: &RouteMatch) -> Result<RouteMatchParts, Error> {
+        let info = builtin_info(builtins::ROUTE_MATCH, "route-match")?;
+        let store = config_import(&info).map(str::to_string).ok_or_else(|| {
+            GraphError::generated("the built-in route-match", "it lacks its store import")
+        })?;
+        let version = store.rsplit_once('@').map_or("", |(_, v)| v);
+        let node = format!("{name}-match");
+        Ok(RouteMatchParts {
+            config_node: format!("{node}-config"),
+            config: providers::config_store(version, &route.store_entries())?,
+            node,
+            store,
+        })
+    }
 }
 
 /// The WAC/graph package name of a stage: `chain:<name>`, or the built-in's.

@@ -171,14 +171,13 @@ impl Chain {
                     }
                     .into());
                 };
-                let matcher = format!("{}-match", stages[first].name);
-                let store = crate::link::route_match_store()?;
-                let version = store.rsplit_once('@').map_or("", |(_, v)| v);
-                let config = format!("{matcher}-config");
-                generated.push((
-                    format!("pwchain:{config}"),
-                    providers::config_store(version, &route.store_entries())?,
-                ));
+                let crate::link::RouteMatchParts {
+                    node: matcher,
+                    config_node: config,
+                    store,
+                    config: config_bytes,
+                } = crate::link::RouteMatchParts::new(&stages[first].name, route)?;
+                generated.push((format!("pwchain:{config}"), config_bytes));
                 if !generated
                     .iter()
                     .any(|(name, _)| name == builtins::ROUTE_MATCH_PACKAGE)
