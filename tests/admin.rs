@@ -9,13 +9,13 @@ use std::process::Stdio;
 
 /// The value of the sample `name` (labels included, as written) in a
 /// Prometheus text exposition.
-fn sample(text: &str, name: &str) -> Option<f64> {
+pub(crate) fn sample(text: &str, name: &str) -> Option<f64> {
     text.lines()
         .filter(|line| !line.starts_with('#'))
         .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }
 
-fn address_after(line: &str, marker: &str) -> Option<SocketAddr> {
+pub(crate) fn address_after(line: &str, marker: &str) -> Option<SocketAddr> {
     let rest = line.split(marker).nth(1)?;
     rest.split('/').next()?.parse().ok()
 }

@@ -23,4 +23,5 @@ mod routes;
 mod sdks;
 mod serve;
 mod signing;
+mod timing;
 mod tls;

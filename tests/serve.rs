@@ -222,6 +222,8 @@ fn built_ins_match_their_sources() {
         "header-run",
         "header-seq",
         "route-match",
+        "stage-timer",
+        "stage-timing-sink",
     ] {
         let committed =
             std::fs::read(repo().join(format!("crates/compose/builtins/{name}.wasm"))).unwrap();

@@ -188,6 +188,14 @@ impl fmt::Display for InspectReport {
                     "upstream"
                 )?;
             }
+            if let Some(timed) = &chain.stage_timing {
+                writeln!(
+                    f,
+                    "             {:<14} {}; each request's times go to `pwchain serve`'s `pwchain_stage_seconds`, or to stderr in other hosts",
+                    "stage timing",
+                    timed.join(", ")
+                )?;
+            }
         }
         Ok(())
     }

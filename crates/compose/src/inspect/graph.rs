@@ -340,6 +340,7 @@ mod tests {
             ],
             origin: "upstream".into(),
             upstream: Some("http://127.0.0.1:9000".into()),
+            stage_timing: None,
         }
     }
 

@@ -24,6 +24,11 @@ pub struct ChainRecord {
     /// terminator's `PWCHAIN_UPSTREAM` may override it where it runs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream: Option<String>,
+    /// With `[chain] stage-timing = true`: the timed hops in request order
+    /// (a fused run under its filters' names joined by `+`), as the timing
+    /// lines and `pwchain_stage_seconds` name them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage_timing: Option<Vec<String>>,
 }
 
 /// One stage of a recorded chain.
@@ -183,6 +188,7 @@ mod tests {
             }],
             origin: "upstream".into(),
             upstream: Some("http://127.0.0.1:9000".into()),
+            stage_timing: None,
         };
         append(&mut component, &record);
         wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all())

@@ -6,6 +6,9 @@
 /// authority through the host's `wasi:http/client`.
 pub const FORWARD: &[u8] = include_bytes!("../../builtins/forward.wasm");
 
+/// The forward terminator's name as a stage of the chain.
+pub const FORWARD_NAME: &str = "forward";
+
 /// Name of the forward terminator's package in graphs and WAC documents.
 pub const FORWARD_PACKAGE: &str = "pwchain:forward";
 
@@ -79,3 +82,21 @@ pub const ROUTE_MATCH_PACKAGE: &str = "pwchain:route-match";
 
 /// What a route match imports as the way around the plugin.
 pub const ROUTE_MATCH_SKIP: &str = "skip";
+
+/// The stage timer (`plugins/builtins/stage-timer`) that `[chain]
+/// stage-timing = true` puts in front of every stage: it times the stage
+/// and everything after it, and reports to the chain's timing sink.
+pub const STAGE_TIMER: &[u8] = include_bytes!("../../builtins/stage-timer.wasm");
+
+/// Name of the stage timer's package in graphs and WAC documents.
+pub const STAGE_TIMER_PACKAGE: &str = "pwchain:stage-timer";
+
+/// The timing sink (`plugins/builtins/stage-timing-sink`): one per timed
+/// chain; writes each request's stage times to stderr as one line.
+pub const STAGE_TIMING_SINK: &[u8] = include_bytes!("../../builtins/stage-timing-sink.wasm");
+
+/// Name of the timing sink's package in graphs and WAC documents.
+pub const STAGE_TIMING_SINK_PACKAGE: &str = "pwchain:stage-timing-sink";
+
+/// The interface through which the timers report to the sink.
+pub const STAGE_TIMING_INTERFACE: &str = "pwchain:proxy/stage-timing@0.1.0";

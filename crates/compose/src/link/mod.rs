@@ -7,6 +7,7 @@
 pub mod builtins;
 pub mod providers;
 pub(crate) mod runs;
+pub(crate) mod timing;
 pub mod wac;
 
 use crate::error::{Cause, Error, GraphError, PluginProblem};
@@ -120,6 +121,10 @@ impl Chain {
                 runs::Hop::Stage(_) => None,
             })
             .collect();
+        let timer = match self.stage_timing {
+            true => Some(builtin_info(builtins::STAGE_TIMER, "stage-timer")?),
+            false => None,
+        };
         let mut found = Vec::new();
         for (i, stage) in stages.iter().enumerate() {
             let mut add =
@@ -167,6 +172,18 @@ impl Chain {
                     }
                 }
             }
+            if let Some(timer) = &timer {
+                let who = format!("{} (its built-in stage timer)", stage.name);
+                let handler = timer.next_hop.as_ref().map(|hop| hop.import.as_str());
+                for import in &timer.host_imports {
+                    if config_import(timer) != Some(import)
+                        && import != builtins::STAGE_TIMING_INTERFACE
+                        && Some(import.as_str()) != handler
+                    {
+                        add(&who, import);
+                    }
+                }
+            }
             let filtered = stage.info.side_calls.iter().any(|i| is_client(i));
             if filtered && matches!(stage.settings.side_calls, SideCalls::AllowList(_)) {
                 let filter = allow_calls_info()?;
@@ -175,6 +192,14 @@ impl Chain {
                     if config_import(&filter) != Some(import) {
                         add(&who, import);
                     }
+                }
+            }
+        }
+        if self.stage_timing {
+            let sink = builtin_info(builtins::STAGE_TIMING_SINK, "stage-timing-sink")?;
+            for import in &sink.host_imports {
+                if config_import(&sink) != Some(import) {
+                    found.push(("the chain's built-in timing sink".into(), import.clone()));
                 }
             }
         }
@@ -215,6 +240,7 @@ impl Chain {
             plugins,
             origin,
             upstream,
+            stage_timing: self.stage_timing.then(|| self.timing_labels()),
         }
     }
 
@@ -273,21 +299,17 @@ impl Chain {
                 None => hop,
             });
         }
+        if self.stage_timing {
+            let labels = self.timing_labels();
+            linked = timing::time(&mut graph, &self.name, &labels, linked, &handler)?;
+        }
         for pair in linked.windows(2) {
             let (hop, next) = (&pair[0], &pair[1]);
             let Some((entry_node, entry)) = &next.entry else {
                 continue;
             };
             for (node, import) in &hop.onward {
-                graph
-                    .wire(*node, import, *entry_node, entry)
-                    .map_err(|e| Error::Link {
-                        from: hop.name.clone(),
-                        to: next.name.clone(),
-                        import: import.clone(),
-                        export: entry.clone(),
-                        source: e,
-                    })?;
+                graph.link((*node, &hop.name), import, (*entry_node, &next.name), entry)?;
             }
         }
         // A last hop with a route match leaves its next hop to the host
@@ -386,19 +408,8 @@ fn route_match(
         &parts.config_node,
         &parts.config,
     )?;
-    let link = |graph: &mut Graph, import: &str, from: NodeId, export: &str, to: &str| {
-        graph
-            .wire(matcher, import, from, export)
-            .map_err(|source| Error::Link {
-                from: node.clone(),
-                to: to.to_string(),
-                import: import.to_string(),
-                export: export.to_string(),
-                source,
-            })
-    };
-    link(graph, store, config, store, &parts.config_node)?;
-    link(graph, handler, *entry_node, entry, &hop.name)?;
+    graph.link((matcher, node), store, (config, &parts.config_node), store)?;
+    graph.link((matcher, node), handler, (*entry_node, &hop.name), entry)?;
     let mut onward = hop.onward;
     onward.push((matcher, builtins::ROUTE_MATCH_SKIP.to_string()));
     Ok(Linked {
@@ -451,7 +462,7 @@ pub(crate) fn package_name(stage: &Stage) -> String {
 /// how long to wait (what `plugins/builtins/forward` reads).
 pub(crate) fn forward_stage(forward: &Forward) -> Result<Stage, Error> {
     let mut stage = Stage::from_bytes(
-        "forward",
+        builtins::FORWARD_NAME,
         builtins::FORWARD.to_vec(),
         builtins::FORWARD_PACKAGE.to_string(),
         Path::new("<built-in forward>"),
@@ -554,6 +565,25 @@ impl Graph {
             self.graph.set_instantiation_argument(*node, name, import)?;
         }
         Ok(())
+    }
+
+    /// [`Graph::wire`], its failure named by the nodes' names: `import` of
+    /// `to` gets `export` of `from`.
+    pub fn link(
+        &mut self,
+        (to, to_name): (NodeId, &str),
+        import: &str,
+        (from, from_name): (NodeId, &str),
+        export: &str,
+    ) -> Result<(), Error> {
+        self.wire(to, import, from, export)
+            .map_err(|source| Error::Link {
+                from: to_name.to_string(),
+                to: from_name.to_string(),
+                import: import.to_string(),
+                export: export.to_string(),
+                source,
+            })
     }
 
     /// Gives `import` of `to` the export `export` of `from`.

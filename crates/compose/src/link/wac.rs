@@ -5,7 +5,7 @@
 
 use crate::error::{Error, GraphError, SourceFile};
 use crate::link::builtins;
-use crate::link::{package_name, providers, runs};
+use crate::link::{package_name, providers, runs, timing};
 use crate::model::Chain;
 use indexmap::IndexMap;
 use std::collections::BTreeMap;
@@ -93,7 +93,12 @@ impl Chain {
         let handler = format!("wasi:http/handler@{}", providers::http_version());
         // The hop after the one being written: its node and entry.
         let mut next: Option<(String, String)> = None;
-        for hop in runs::hops(&stages, self.fuse).into_iter().rev() {
+        let hops = runs::hops(&stages, self.fuse);
+        let timing = match self.stage_timing {
+            true => Some(self.write_timing_sink(&stages, &hops, &mut body, &mut generated)?),
+            false => None,
+        };
+        for (index, hop) in hops.into_iter().enumerate().rev() {
             let first = match &hop {
                 runs::Hop::Stage(i) => *i,
                 runs::Hop::Run(range) => range.start,
@@ -177,7 +182,7 @@ impl Chain {
                     store,
                     config: config_bytes,
                 } = crate::link::RouteMatchParts::new(&stages[first].name, route)?;
-                generated.push((format!("pwchain:{config}"), config_bytes));
+                declare_store(&config, config_bytes, &mut body, &mut generated);
                 if !generated
                     .iter()
                     .any(|(name, _)| name == builtins::ROUTE_MATCH_PACKAGE)
@@ -189,11 +194,6 @@ impl Chain {
                 }
                 let _ = writeln!(
                     body,
-                    "let {} = new pwchain:{config} {{ ... }};",
-                    id(&config)
-                );
-                let _ = writeln!(
-                    body,
                     "let {} = new {} {{ \"{handler}\": {}[\"{entry}\"], \"{}\": {}[\"{after_entry}\"], \"{store}\": {}[\"{store}\"], ... }};",
                     id(&matcher),
                     builtins::ROUTE_MATCH_PACKAGE,
@@ -203,6 +203,23 @@ impl Chain {
                     id(&config),
                 );
                 next = Some((matcher, handler.clone()));
+            }
+            if let (Some(timing), Some((node, entry))) = (&timing, next.clone()) {
+                let (timer, config_bytes) = &timing.timers[index];
+                let config = format!("{timer}-config");
+                declare_store(&config, config_bytes.clone(), &mut body, &mut generated);
+                let store = &timing.store;
+                let _ = writeln!(
+                    body,
+                    "let {} = new {} {{ \"{handler}\": {}[\"{entry}\"], \"{interface}\": {}[\"{interface}\"], \"{store}\": {}[\"{store}\"], ... }};",
+                    id(timer),
+                    builtins::STAGE_TIMER_PACKAGE,
+                    id(&node),
+                    id(timing::SINK_NODE),
+                    id(&config),
+                    interface = builtins::STAGE_TIMING_INTERFACE,
+                );
+                next = Some((timer.clone(), handler.clone()));
             }
         }
         if !generated.is_empty() && deps_dir.is_none() {
@@ -243,6 +260,47 @@ impl Chain {
             text: wac,
             generated,
         })
+    }
+
+    /// Writes the `let` of the timing sink and its store, and lists the
+    /// built-ins a timed chain needs among the generated components; the
+    /// parts name each hop's timer and store.
+    fn write_timing_sink(
+        &self,
+        stages: &[crate::model::Stage],
+        hops: &[runs::Hop],
+        body: &mut String,
+        generated: &mut Vec<(String, Vec<u8>)>,
+    ) -> Result<timing::TimingParts, Error> {
+        let nodes: Vec<String> = hops
+            .iter()
+            .map(|hop| match hop {
+                runs::Hop::Stage(i) => stages[*i].name.clone(),
+                runs::Hop::Run(range) => runs::run_node(&stages[range.start]),
+            })
+            .collect();
+        let nodes: Vec<&str> = nodes.iter().map(String::as_str).collect();
+        let parts = timing::TimingParts::new(&self.name, &nodes, &self.timing_labels())?;
+        let config = format!("{}-config", timing::SINK_NODE);
+        declare_store(&config, parts.sink_config.clone(), body, generated);
+        for (package, bytes) in [
+            (builtins::STAGE_TIMER_PACKAGE, builtins::STAGE_TIMER),
+            (
+                builtins::STAGE_TIMING_SINK_PACKAGE,
+                builtins::STAGE_TIMING_SINK,
+            ),
+        ] {
+            generated.push((package.to_string(), bytes.to_vec()));
+        }
+        let store = &parts.store;
+        let _ = writeln!(
+            body,
+            "let {} = new {} {{ \"{store}\": {}[\"{store}\"], ... }};",
+            id(timing::SINK_NODE),
+            builtins::STAGE_TIMING_SINK_PACKAGE,
+            id(&config)
+        );
+        Ok(parts)
     }
 
     /// Writes the `let` of `stage` and of the providers it needs; `hop` is
@@ -402,4 +460,16 @@ fn find_package(
         return Ok(builtins::ROUTE_MATCH.to_vec());
     }
     Err(format!("unknown package `{name}`"))
+}
+
+/// Declares the generated store `node` (its package `pwchain:NODE`), which
+/// has no imports, and lists its bytes among the generated components.
+fn declare_store(
+    node: &str,
+    bytes: Vec<u8>,
+    body: &mut String,
+    generated: &mut Vec<(String, Vec<u8>)>,
+) {
+    generated.push((format!("pwchain:{node}"), bytes));
+    let _ = writeln!(body, "let {} = new pwchain:{node} {{ ... }};", id(node));
 }

@@ -37,6 +37,9 @@ pub struct Manifest {
     /// `[chain] fuse` (default true): consecutive header filters share one
     /// driver.
     pub fuse: bool,
+    /// `[chain] stage-timing` (default false): a timer in front of every
+    /// stage.
+    pub stage_timing: bool,
     /// The manifest's text, for errors found after parsing.
     pub file: Arc<SourceFile>,
 }
@@ -162,6 +165,8 @@ struct RawChain {
     #[serde(rename = "filter-metrics", default)]
     filter_metrics: FilterMetrics,
     fuse: Option<bool>,
+    #[serde(rename = "stage-timing", default)]
+    stage_timing: bool,
     trust: Option<RawTrust>,
 }
 
@@ -266,7 +271,7 @@ impl Manifest {
         let raw: RawManifest = toml::from_str(&file.text)
             .map_err(|e| file.error(e.span().unwrap_or(0..0), e.message().to_string(), None))?;
 
-        let (name, allow_imports, chain_clusters, filter_metrics, fuse, chain_trust) =
+        let (name, allow_imports, chain_clusters, filter_metrics, fuse, stage_timing, chain_trust) =
             match raw.chain {
                 Some(chain) => (
                     chain.name,
@@ -274,9 +279,18 @@ impl Manifest {
                     chain.clusters,
                     chain.filter_metrics,
                     chain.fuse,
+                    chain.stage_timing,
                     chain.trust,
                 ),
-                None => (None, None, None, FilterMetrics::default(), None, None),
+                None => (
+                    None,
+                    None,
+                    None,
+                    FilterMetrics::default(),
+                    None,
+                    false,
+                    None,
+                ),
             };
         let chain_trust = parse_trust(&file, chain_trust)?.unwrap_or_default();
         let chain_clusters = chain_clusters
@@ -418,6 +432,7 @@ impl Manifest {
             allow_imports,
             filter_metrics,
             fuse: fuse.unwrap_or(true),
+            stage_timing,
             file,
         })
     }

@@ -63,6 +63,9 @@ pub struct Chain {
     /// `[chain] fuse`: whether a run of consecutive header filters shares
     /// one driver (one rebuild of each message) or each filter has its own.
     pub fuse: bool,
+    /// `[chain] stage-timing`: whether a built-in timer stands in front of
+    /// every stage and reports each stage's time (see `link::timing`).
+    pub stage_timing: bool,
 }
 
 /// Where the metrics that wrapped proxy-wasm filters define are kept,

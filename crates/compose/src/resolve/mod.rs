@@ -293,6 +293,7 @@ pub fn load(manifest: &Manifest, resolver: &mut Resolver) -> Result<Chain, Error
             .map(|(list, _)| list.clone()),
         filter_metrics: manifest.filter_metrics,
         fuse: manifest.fuse,
+        stage_timing: manifest.stage_timing,
     };
     if let Some((_, span)) = &manifest.allow_imports {
         chain

@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 mod built;
 pub use built::built;
 
-/// `plugins` composed as a chain named `name`, the last one answering.
-pub fn compose(name: &str, plugins: Vec<pwchain_compose::Stage>) -> Vec<u8> {
+/// `plugins` as a chain named `name`, the last one answering, with the
+/// manifest's defaults.
+pub fn chain_of(name: &str, plugins: Vec<pwchain_compose::Stage>) -> pwchain_compose::Chain {
     pwchain_compose::Chain {
         name: name.into(),
         plugins,
@@ -18,10 +19,13 @@ pub fn compose(name: &str, plugins: Vec<pwchain_compose::Stage>) -> Vec<u8> {
         allow_imports: None,
         filter_metrics: Default::default(),
         fuse: true,
+        stage_timing: false,
     }
-    .compose()
-    .expect("compose")
-    .bytes
+}
+
+/// `plugins` composed as a chain named `name`, the last one answering.
+pub fn compose(name: &str, plugins: Vec<pwchain_compose::Stage>) -> Vec<u8> {
+    chain_of(name, plugins).compose().expect("compose").bytes
 }
 
 /// Calls `server` in-process from `tasks` concurrent loops for `seconds`;

@@ -1,7 +1,8 @@
 //! The admin endpoint, on a listener of its own so that it never competes
 //! with (or is exposed like) the chain's traffic: `/metrics` (Prometheus
 //! text format), `/healthz` (the process answers), `/readyz` (a chain is
-//! compiled and serving), `/chain` (the served chain's record, as JSON).
+//! compiled and serving), `/chain` (the served chain's record, as JSON, and
+//! for a chain composed with stage timing a table of its stages' latency).
 
 use crate::observe::metrics::Metrics;
 use bytes::Bytes;
@@ -64,6 +65,7 @@ fn answer(metrics: &Metrics, path: &str) -> hyper::Response<Full<Bytes>> {
                     "name": chain.name,
                     "digest": chain.digest,
                     "record": chain.record,
+                    "stages": chain.stages.map(|times| times.table()),
                 })
                 .to_string(),
             ),

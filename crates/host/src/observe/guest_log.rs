@@ -1,6 +1,8 @@
 //! Guest stdout and stderr, each line prefixed with the chain's name so that
-//! plugin output can be told from the host's own log.
+//! plugin output can be told from the host's own log; on stderr, the lines
+//! of a timed chain's timing sink go to its stage series instead.
 
+use crate::observe::stage_timing::{LINE_START, StageTimes};
 use std::io::Write;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -12,6 +14,7 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 #[derive(Clone)]
 pub struct GuestLog {
     prefix: Arc<str>,
+    timing: Option<Arc<StageTimes>>,
 }
 
 impl GuestLog {
@@ -19,7 +22,14 @@ impl GuestLog {
     pub fn new(name: &str, stream: &str) -> GuestLog {
         GuestLog {
             prefix: format!("[{name} {stream}] ").into(),
+            timing: None,
         }
+    }
+
+    /// Hands the timing sink's lines to `timing`, if given, instead of
+    /// writing them.
+    pub fn timing(self, timing: Option<Arc<StageTimes>>) -> GuestLog {
+        GuestLog { timing, ..self }
     }
 }
 
@@ -33,6 +43,7 @@ impl StdoutStream for GuestLog {
     fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
         Box::new(Lines {
             prefix: self.prefix.clone(),
+            timing: self.timing.clone(),
             at_line_start: true,
         })
     }
@@ -41,6 +52,7 @@ impl StdoutStream for GuestLog {
 /// Writes to the host's stderr, starting each line with the prefix.
 struct Lines {
     prefix: Arc<str>,
+    timing: Option<Arc<StageTimes>>,
     at_line_start: bool,
 }
 
@@ -52,6 +64,15 @@ impl AsyncWrite for Lines {
     ) -> Poll<std::io::Result<usize>> {
         let mut out = Vec::with_capacity(buf.len() + self.prefix.len());
         for line in buf.split_inclusive(|b| *b == b'\n') {
+            // The sink writes each line whole, in one write.
+            if let Some(timing) = &self.timing
+                && self.at_line_start
+                && line.starts_with(LINE_START)
+                && let Some(line) = line.strip_suffix(b"\n")
+            {
+                timing.read_line(line);
+                continue;
+            }
             if self.at_line_start {
                 out.extend_from_slice(self.prefix.as_bytes());
             }

@@ -3,6 +3,7 @@
 //! the chain being served.
 
 use crate::observe::filter_metrics::FilterMetrics;
+use crate::observe::stage_timing::StageTimes;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -25,6 +26,13 @@ struct OfChain {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OfStage {
+    chain: String,
+    /// The stage's name, or a fused run's (`a+b`).
+    stage: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Served {
     chain: String,
     digest: String,
@@ -41,6 +49,8 @@ pub struct ChainInfo {
     /// The chain's record (plugins, digests, settings), as JSON, if the
     /// composite carries one.
     pub record: Option<serde_json::Value>,
+    /// Each stage's latency, when the chain was composed with stage timing.
+    pub stages: Option<Arc<StageTimes>>,
 }
 
 /// The server's counters; cheap to clone (every clone counts into the
@@ -52,6 +62,7 @@ struct Inner {
     registry: Registry,
     requests: Family<Answered, Counter>,
     latency: Family<OfChain, Histogram, fn() -> Histogram>,
+    stage_seconds: Family<OfStage, Histogram, fn() -> Histogram>,
     in_flight: Gauge,
     instances_created: Counter,
     instances_reused: Counter,
@@ -79,9 +90,14 @@ impl Default for Metrics {
             // 50 µs to about 13 s.
             Histogram::new(exponential_buckets(50e-6, 2.0, 19))
         }
+        fn stage_seconds() -> Histogram {
+            // 1 µs to about 4 s: a stage's own share can be a few µs.
+            Histogram::new(exponential_buckets(1e-6, 2.0, 23))
+        }
         let mut inner = Inner {
             requests: Family::default(),
             latency: Family::new_with_constructor(latency),
+            stage_seconds: Family::new_with_constructor(stage_seconds),
             in_flight: Gauge::default(),
             instances_created: Counter::default(),
             instances_reused: Counter::default(),
@@ -109,6 +125,11 @@ impl Default for Metrics {
             "request_duration_seconds",
             "Time from a request's arrival to its response's head",
             inner.latency.clone(),
+        );
+        registry.register(
+            "stage_seconds",
+            "Time from a request's arrival at a stage to the response's head leaving it: the stage and every stage after it (chains composed with stage timing)",
+            inner.stage_seconds.clone(),
         );
         registry.register(
             "requests_in_flight",
@@ -215,6 +236,19 @@ impl Metrics {
                 })
                 .clone(),
         }
+    }
+
+    /// The per-stage series of `chain`, whose timed stages are `stages`.
+    pub(crate) fn stage_times(&self, chain: &str, stages: &[String]) -> Arc<StageTimes> {
+        Arc::new(StageTimes::new(stages, |stage| {
+            self.0
+                .stage_seconds
+                .get_or_create(&OfStage {
+                    chain: chain.to_string(),
+                    stage: stage.to_string(),
+                })
+                .clone()
+        }))
     }
 
     pub(crate) fn filters(&self) -> Arc<FilterMetrics> {

@@ -125,6 +125,12 @@ impl Server {
         self.generation().digest.clone()
     }
 
+    /// Each stage's latency, if the chain being served was composed with
+    /// stage timing.
+    pub fn stage_times(&self) -> Option<Arc<crate::observe::stage_timing::StageTimes>> {
+        self.generation().chain.timing.clone()
+    }
+
     /// How many lanes this server's chains have handlers for.
     pub(crate) fn lanes(&self) -> usize {
         self.generation().lanes.len()
@@ -365,12 +371,16 @@ impl Generation {
             None => None,
         };
         let ticker = EpochTicker::start(engines.all());
+        let timing = pwchain_compose::inspect::record::read(bytes)
+            .and_then(|record| record.stage_timing)
+            .map(|stages| options.metrics.stage_times(&options.name, &stages));
         let chain = Arc::new(Instances {
             pooled,
             on_demand: pre,
             overflow: std::sync::Mutex::new(RateLimited::new(Duration::from_secs(5))),
             options: options.clone(),
             max_concurrency,
+            timing,
             _ticker: ticker,
         });
         Ok(Generation {

@@ -20,6 +20,7 @@ pub fn chain_info(name: &str, server: &Server, bytes: &[u8]) -> ChainInfo {
         digest: server.digest(),
         record: pwchain_compose::inspect::record::read(bytes)
             .and_then(|r| serde_json::to_value(r).ok()),
+        stages: server.stage_times(),
     }
 }
 

@@ -5,6 +5,7 @@
 use super::{EpochTicker, RateLimited, ServeOptions};
 use crate::observe::guest_log::GuestLog;
 use crate::observe::metrics::Metrics;
+use crate::observe::stage_timing::StageTimes;
 use crate::state::{Host, http_view};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -33,6 +34,9 @@ pub(super) struct Instances {
     pub(super) options: Arc<ServeOptions>,
     /// Requests one instance serves at once; see [`instance_concurrency`].
     pub(super) max_concurrency: usize,
+    /// Where the chain's stage timing lines go, if it was composed with
+    /// stage timing.
+    pub(super) timing: Option<Arc<StageTimes>>,
     pub(super) _ticker: EpochTicker,
 }
 
@@ -75,7 +79,7 @@ impl Instances {
     pub(super) fn store(&self, engine: &Engine) -> Store<Host> {
         let mut wasi = WasiCtxBuilder::new();
         wasi.stdout(GuestLog::new(&self.options.name, "stdout"))
-            .stderr(GuestLog::new(&self.options.name, "stderr"));
+            .stderr(GuestLog::new(&self.options.name, "stderr").timing(self.timing.clone()));
         for (key, value) in &self.options.env {
             wasi.env(key, value);
         }
