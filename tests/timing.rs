@@ -94,6 +94,14 @@ fn pwchain_serve_shows_each_stage_s_latency_under_load() {
         String::from_utf8_lossy(&text.stdout)
     );
 
+    let graph = run(&["inspect", "--graph", composite.to_str().unwrap()]);
+    assert!(
+        String::from_utf8_lossy(&graph.stdout)
+            .contains("each of first, slow, api, f1+f2, origin timed by a built-in timer"),
+        "{}",
+        String::from_utf8_lossy(&graph.stdout)
+    );
+
     let served = Served::with_args(&composite, &["--admin", "127.0.0.1:0"]);
     let admin: SocketAddr = served
         .log_line("admin endpoint at http://")

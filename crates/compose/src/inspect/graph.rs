@@ -1,6 +1,7 @@
 //! A composite's chain drawn for an operator (`pwchain inspect --graph`):
 //! stages in request order, each stage's route match as a decision, fused
-//! runs grouped, the terminator last, and each stage's side-call policy.
+//! runs grouped, the terminator last, each stage's side-call policy, and
+//! (in text) which stages are timed.
 //! Drawn from the chain record alone, so it works on any composite
 //! pwchain wrote, as text, Graphviz `dot` or Mermaid.
 
@@ -187,6 +188,13 @@ fn text(record: &ChainRecord, nodes: &[Node], edges: &[Edge]) -> String {
     }
     if run.is_some() {
         let _ = writeln!(out, "  └─");
+    }
+    if let Some(timed) = &record.stage_timing {
+        let _ = writeln!(
+            out,
+            "each of {} timed by a built-in timer in front of it ([chain] stage-timing)",
+            timed.join(", ")
+        );
     }
     out
 }
@@ -395,5 +403,16 @@ chain `edge` (composed by pwchain 0.1.0), in request order; responses go back th
   upstream http://127.0.0.1:9000 (built-in)
 ";
         assert_eq!(text, expected);
+        let timed = ChainRecord {
+            stage_timing: Some(vec!["auth".into(), "b+c".into()]),
+            ..record()
+        };
+        assert!(
+            draw(&timed, GraphFormat::Text).ends_with(
+                "each of auth, b+c timed by a built-in timer in front of it ([chain] stage-timing)\n"
+            ),
+            "{}",
+            draw(&timed, GraphFormat::Text)
+        );
     }
 }
