@@ -3,8 +3,9 @@
 //! front of it (a pass-through, `add-header` rebuilding the request and the
 //! response with `plugins/lib/guest`'s helpers, `add-header-filter` doing
 //! the same work as a header filter in one fused run, `add-header` with a
-//! `match` no request meets (the route match skipping it), and the proxy-wasm
-//! `header-filter` wrapped by `pwchain wrap`), and splits the difference
+//! `match` no request meets (the route match skipping it), pass-throughs
+//! composed with `[chain] stage-timing` (what a timed stage adds), and the
+//! proxy-wasm `header-filter` wrapped by `pwchain wrap`), and splits the difference
 //! per hop by where the code lives: the guest (JIT-compiled wasm, which
 //! includes the fused adapters that lift and lower between two guests),
 //! wasmtime's canonical ABI on the host side, wasmtime-wasi-http's resources,
@@ -21,7 +22,7 @@
 mod common;
 
 use bytes::Bytes;
-use common::{built, compose, in_process};
+use common::{built, chain_of, compose, in_process};
 use http_body_util::{BodyExt, Full};
 use pwchain_compose::Stage;
 use pwchain_compose::policy::Settings;
@@ -45,6 +46,12 @@ const FUSED_HOPS: usize = 4;
 /// Skipped plugins: each brings four instances (the plugin, its store, the
 /// route match and its store), as many as valgrind's address space holds.
 const SKIPPED_HOPS: usize = 3;
+/// Pass-through hops of the timed chain (`[chain] stage-timing`): each
+/// stage, `echo` included, brings a timer and its store, and the chain a
+/// sink and its store.
+const TIMED_HOPS: usize = 3;
+/// The timed chain's label; the one chain composed with stage timing.
+const TIMED: &str = "pass-through, timed";
 /// Seconds of requests before collecting: instances made, caches filled.
 const WARM_UP: f64 = 2.0;
 
@@ -217,6 +224,11 @@ fn main() {
             }),
         ),
         (
+            TIMED,
+            TIMED_HOPS,
+            hops(TIMED_HOPS, &|i| stage(format!("pass{i}"), pass.clone())),
+        ),
+        (
             "wrapped header-filter",
             WRAPPED_HOPS,
             hops(WRAPPED_HOPS, &|i| {
@@ -231,7 +243,15 @@ fn main() {
     let mut counts: Vec<(&str, usize, [f64; 6], f64)> = Vec::new();
     for (label, hops, plugins) in chains {
         let component = dir.path().join(format!("{}.wasm", label.replace(' ', "-")));
-        std::fs::write(&component, compose(label, plugins)).expect("write the composite");
+        let bytes = match label {
+            TIMED => {
+                let mut chain = chain_of(label, plugins);
+                chain.stage_timing = true;
+                chain.compose().expect("compose").bytes
+            }
+            _ => compose(label, plugins),
+        };
+        std::fs::write(&component, bytes).expect("write the composite");
         // Compiled here, natively, so that the child only loads it.
         let bytes = std::fs::read(&component).expect("the composite");
         runtime.block_on(async { Server::new(&bytes, options(&cache)).expect("compile") });
@@ -292,6 +312,25 @@ fn main() {
         print!("{:>24.0}", (total - base_total) / *hops as f64);
     }
     println!();
+    // The timed chain less as many untimed pass-through hops, over its
+    // timed stages (the hops and echo).
+    let (_, _, pass, pass_total) = counts[1];
+    if let Some((_, hops, timed, timed_total)) = counts.iter().find(|c| c.0 == TIMED) {
+        let stages = (*hops + 1) as f64;
+        let per_stage = |timed: f64, base: f64, pass: f64| {
+            (timed - base - *hops as f64 * (pass - base) / HOPS as f64) / stages
+        };
+        println!();
+        println!("a timed stage ([chain] stage-timing) adds, per request:");
+        for (i, name) in CATEGORIES.iter().enumerate() {
+            println!("{name:<42}{:>12.0}", per_stage(timed[i], base[i], pass[i]));
+        }
+        println!(
+            "{:<42}{:>12.0}",
+            "total",
+            per_stage(*timed_total, base_total, pass_total)
+        );
+    }
 }
 
 fn options(cache: &Path) -> ServeOptions {
