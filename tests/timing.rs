@@ -236,11 +236,28 @@ fn emitted_wac_keeps_the_timers() {
 }
 
 #[test]
-fn stage_timing_that_is_not_a_boolean_is_refused_with_its_place() {
+fn stage_timing_that_is_not_a_boolean_or_a_clashing_name_is_refused() {
     let ws = Workspace::new();
     compose_fails(
         &ws,
         "[chain]\nstage-timing = \"yes\"\n\n[[plugin]]\nname = \"echo\"\npath = \"{plugins}/echo.wasm\"\n",
         &["chain.toml:2:16", "invalid type", "a boolean"],
     );
+    // A plugin named like the timer pwchain adds for another plugin.
+    let clash = "[chain]\nstage-timing = true\n\n\
+        [[plugin]]\nname = \"a\"\npath = \"{plugins}/add-header.wasm\"\n\n\
+        [[plugin]]\nname = \"a-timer\"\npath = \"{plugins}/add-header.wasm\"\n\n\
+        [origin]\npath = \"{plugins}/echo.wasm\"\n";
+    let expected = [
+        "two parts of the chain would both be named `a-timer",
+        "rename the plugin",
+    ];
+    compose_fails(&ws, clash, &expected);
+    let wac = ws.path("clash.wac");
+    let emitted = crate::compose::emit_wac(&ws.manifest(clash), &wac);
+    assert_eq!(emitted.status.code(), Some(1), "{}", stderr(&emitted));
+    for piece in expected {
+        assert!(stderr(&emitted).contains(piece), "{}", stderr(&emitted));
+    }
+    assert!(!wac.exists());
 }

@@ -107,6 +107,17 @@ pub enum GraphError {
         /// The plugin.
         plugin: String,
     },
+
+    /// A plugin named like a part pwchain adds for another plugin (its
+    /// store, route match, timer, run driver): both would be one node.
+    #[error("two parts of the chain would both be named `{node}`")]
+    #[diagnostic(help(
+        "rename the plugin: pwchain names the parts it adds after their plugin (`NAME-config`, `NAME-match`, `NAME-timer`, `NAME-run`, `NAME-pair`, `NAME-allow-calls`) and the timing sink `stage-timing`"
+    ))]
+    NodeNameTaken {
+        /// The name both would have.
+        node: String,
+    },
 }
 
 impl GraphError {

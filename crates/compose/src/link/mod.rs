@@ -491,12 +491,20 @@ pub(crate) struct Graph {
     graph: CompositionGraph,
     /// Registered packages by the sha256 of their bytes.
     packages: HashMap<String, PackageId>,
+    /// The names of the instances so far: each is one node's.
+    names: std::collections::HashSet<String>,
 }
 
 impl Graph {
     /// An instance named `node` of the component `bytes` (package `package`
     /// unless the same bytes are registered already).
     pub fn instance(&mut self, package: &str, node: &str, bytes: &[u8]) -> Result<NodeId, Error> {
+        if !self.names.insert(node.to_string()) {
+            return Err(GraphError::NodeNameTaken {
+                node: node.to_string(),
+            }
+            .into());
+        }
         let digest = crate::digest::digest(bytes);
         let id = match self.packages.get(&digest) {
             Some(id) => *id,

@@ -222,6 +222,17 @@ impl Chain {
                 next = Some((timer.clone(), handler.clone()));
             }
         }
+        let mut lets = std::collections::HashSet::new();
+        for line in body.lines() {
+            if let Some(name) = line.strip_prefix("let ").and_then(|l| l.split(' ').next())
+                && !lets.insert(name)
+            {
+                return Err(GraphError::NodeNameTaken {
+                    node: name.trim_start_matches('%').to_string(),
+                }
+                .into());
+            }
+        }
         if !generated.is_empty() && deps_dir.is_none() {
             return Err(GraphError::NeedsDepsDir.into());
         }
