@@ -6,7 +6,9 @@
 
 use crate::admin::{address_after, sample};
 use crate::other_hosts::Host;
-use crate::support::{Served, Workspace, compose_fails, plugins, request, run, stderr};
+use crate::support::{
+    Served, Workspace, compose_fails, legacy_plugins, plugins, request, run, stderr,
+};
 use std::net::SocketAddr;
 
 /// Five plugins in front of echo: a middleware, `slow` (which waits 30 ms
@@ -260,4 +262,13 @@ fn stage_timing_that_is_not_a_boolean_or_a_clashing_name_is_refused() {
         assert!(stderr(&emitted).contains(piece), "{}", stderr(&emitted));
     }
     assert!(!wac.exists());
+    // A plugin named like the wrapped filters' shared data.
+    legacy_plugins();
+    compose_fails(
+        &ws,
+        "[[plugin]]\nname = \"legacy-shared\"\npath = \"{plugins}/add-header.wasm\"\n\n\
+         [[plugin]]\nname = \"f\"\nproxy-wasm = \"{legacy}/header-filter.unknown.wasm\"\n\n\
+         [origin]\npath = \"{plugins}/echo.wasm\"\n",
+        &["two parts of the chain would both be named `legacy-shared`"],
+    );
 }

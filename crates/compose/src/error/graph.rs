@@ -112,7 +112,7 @@ pub enum GraphError {
     /// store, route match, timer, run driver): both would be one node.
     #[error("two parts of the chain would both be named `{node}`")]
     #[diagnostic(help(
-        "rename the plugin: pwchain names the parts it adds after their plugin (`NAME-config`, `NAME-match`, `NAME-timer`, `NAME-run`, `NAME-pair`, `NAME-allow-calls`) and the timing sink `stage-timing`"
+        "rename the plugin: pwchain names the parts it adds after their plugin (`NAME-config`, `NAME-match`, `NAME-timer`, `NAME-run`, `NAME-pair`, `NAME-allow-calls`, `NAME-deny-calls`) and takes `stage-timing` (the timing sink) and `legacy-shared` (wrapped filters' shared data)"
     ))]
     NodeNameTaken {
         /// The name both would have.

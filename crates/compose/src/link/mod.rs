@@ -333,6 +333,10 @@ impl Chain {
             .map(|s| s.name.clone())
             .zip(instances.iter().copied())
             .collect();
+        // Providers made so far, by node: one several stages name is
+        // instantiated once (a stage of that name is a clash, which
+        // `Graph::instance` refuses).
+        let mut provided: HashMap<String, NodeId> = HashMap::new();
         for stage in &stages {
             // Consumers are instantiated first: the stage, then each
             // provider before the one that feeds it.
@@ -340,11 +344,11 @@ impl Chain {
                 .into_iter()
                 .rev()
             {
-                // A provider several stages name is instantiated once.
-                let instance = match nodes.get(&provider.node) {
+                let instance = match provided.get(&provider.node) {
                     Some(shared) => *shared,
                     None => graph.instance(&provider.package, &provider.node, &provider.bytes)?,
                 };
+                provided.insert(provider.node.clone(), instance);
                 let consumer =
                     *nodes
                         .get(&provider.consumer)
