@@ -27,9 +27,15 @@ pub const ECHO: &[u8] = include_bytes!("../../builtins/echo.wasm");
 /// the handler that calls the module's callbacks and does the awaiting.
 pub const LEGACY_DRIVER: &[u8] = include_bytes!("../../builtins/legacy-driver.wasm");
 
+/// The package name of [`LEGACY_DRIVER`] in a composition.
+pub const LEGACY_DRIVER_PACKAGE: &str = "pwchain:legacy-driver";
+
 /// The state of wrapped proxy-wasm modules (`plugins/builtins/legacy-state`): what
 /// their hostcalls read and write.
 pub const LEGACY_STATE: &[u8] = include_bytes!("../../builtins/legacy-state.wasm");
+
+/// The package name of [`LEGACY_STATE`] in a composition.
+pub const LEGACY_STATE_PACKAGE: &str = "pwchain:legacy-state";
 
 /// The shared data and queues of wrapped proxy-wasm modules
 /// (`plugins/builtins/legacy-shared`): one instance for all of a chain's.

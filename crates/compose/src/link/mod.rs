@@ -5,6 +5,7 @@
 //! across plugins.
 
 pub mod builtins;
+pub(crate) mod legacy;
 pub mod providers;
 pub(crate) mod runs;
 pub(crate) mod timing;
@@ -114,11 +115,11 @@ impl Chain {
     /// (or the built-in) that needs it.
     pub fn host_imports(&self) -> Result<Vec<(String, String)>, Error> {
         let stages = self.stages()?;
-        let runs: Vec<_> = runs::hops(&stages, self.fuse)
+        let runs: Vec<_> = runs::hops(&stages, self.fuse, true)
             .into_iter()
             .filter_map(|hop| match hop {
                 runs::Hop::Run(range) => Some(range),
-                runs::Hop::Stage(_) => None,
+                runs::Hop::Stage(_) | runs::Hop::Legacy(_) => None,
             })
             .collect();
         let timer = match self.stage_timing {
@@ -209,8 +210,8 @@ impl Chain {
     /// The record stored in the composite.
     pub fn record(&self) -> ChainRecord {
         let mut plugins: Vec<StageRecord> = self.plugins.iter().map(stage_record).collect();
-        for hop in runs::hops(&self.plugins, self.fuse) {
-            if let runs::Hop::Run(range) = hop {
+        for hop in runs::hops(&self.plugins, self.fuse, true) {
+            if let runs::Hop::Run(range) | runs::Hop::Legacy(range) = hop {
                 let run = runs::run_name(&self.plugins[range.clone()]);
                 for stage in &mut plugins[range] {
                     stage.run = Some(run.clone());
@@ -261,14 +262,47 @@ impl Chain {
         self.check_imports()?;
         let stages = self.stages()?;
         let mut graph = Graph::default();
+        let hops = runs::hops(&stages, self.fuse, true);
+        // Each stage's node: its instance, or for a wrapped module in a run
+        // its state (which imports what the chain shares with it); and each
+        // run's driver.
         let mut instances: Vec<NodeId> = Vec::with_capacity(stages.len());
-        for stage in &stages {
-            let instance = graph.instance(&package_name(stage), &stage.name, &stage.bytes)?;
-            instances.push(instance);
+        let mut drivers: HashMap<usize, NodeId> = HashMap::new();
+        for hop in &hops {
+            let range = hop.range();
+            match hop {
+                runs::Hop::Legacy(_) => {
+                    let run = &stages[range.clone()];
+                    let plugins = run
+                        .iter()
+                        .map(|stage| {
+                            let parts = stage.legacy.as_ref().ok_or_else(|| {
+                                GraphError::generated(
+                                    "a run of wrapped modules",
+                                    format!("`{}` has no parts", stage.name),
+                                )
+                            })?;
+                            Ok((stage.name.as_str(), parts))
+                        })
+                        .collect::<Result<Vec<_>, Error>>()?;
+                    let nodes = legacy::link(&mut graph, &runs::run_node(&run[0]), &plugins)?;
+                    drivers.insert(range.start, nodes.driver);
+                    instances.extend(nodes.states);
+                }
+                runs::Hop::Stage(_) | runs::Hop::Run(_) => {
+                    for stage in &stages[range] {
+                        instances.push(graph.instance(
+                            &package_name(stage),
+                            &stage.name,
+                            &stage.bytes,
+                        )?);
+                    }
+                }
+            }
         }
         let handler = format!("wasi:http/handler@{}", providers::http_version());
         let mut linked: Vec<Linked> = Vec::new();
-        for hop in runs::hops(&stages, self.fuse) {
+        for hop in hops {
             let (first, hop) = match hop {
                 runs::Hop::Stage(i) => {
                     let info = &stages[i].info;
@@ -288,6 +322,17 @@ impl Chain {
                     let driver = runs::link(&mut graph, filters, &instances[range.clone()])?;
                     let hop = Linked {
                         name: runs::run_node(&filters[0]),
+                        entry: Some((driver, handler.clone())),
+                        onward: vec![(driver, handler.clone())],
+                    };
+                    (range.start, hop)
+                }
+                runs::Hop::Legacy(range) => {
+                    let driver = drivers.get(&range.start).copied().ok_or_else(|| {
+                        GraphError::generated("a run of wrapped modules", "it has no driver")
+                    })?;
+                    let hop = Linked {
+                        name: runs::run_node(&stages[range.start]),
                         entry: Some((driver, handler.clone())),
                         onward: vec![(driver, handler.clone())],
                     };

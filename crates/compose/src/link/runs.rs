@@ -1,10 +1,14 @@
-//! Runs of header filters (`wit/filter.wit`): consecutive stages that
-//! export `pwchain:proxy/header-filter` are linked behind one built-in
-//! driver, which takes each message's head once and rebuilds it once, so a
-//! filter costs a call between components, not a rebuilt request and
-//! response. Filters of a run are paired by the built-in `header-seq`.
+//! Runs: consecutive stages linked behind one built-in driver, which takes
+//! each message apart once and rebuilds it once, so a stage costs calls
+//! between components, not a rebuilt request and response.
+//!
+//! - Header filters (`wit/filter.wit`): stages that export
+//!   `pwchain:proxy/header-filter`, paired by the built-in `header-seq`
+//!   behind `header-run` ([`link`]).
+//! - Wrapped proxy-wasm modules (`wit/legacy.wit`): up to eight behind one
+//!   `legacy-driver` ([`super::legacy`]).
 
-use super::{Graph, builtins};
+use super::{Graph, builtins, legacy};
 use crate::error::{Error, GraphError};
 use crate::inspect::Role;
 use crate::model::Stage;
@@ -18,14 +22,41 @@ pub(crate) enum Hop {
     Stage(usize),
     /// Header filters `stages[range]`, behind one driver.
     Run(Range<usize>),
+    /// Two or more wrapped proxy-wasm modules `stages[range]`, behind one
+    /// driver.
+    Legacy(Range<usize>),
+}
+
+impl Hop {
+    /// The stages of the hop.
+    pub(crate) fn range(&self) -> Range<usize> {
+        match self {
+            Hop::Stage(i) => *i..*i + 1,
+            Hop::Run(range) | Hop::Legacy(range) => range.clone(),
+        }
+    }
 }
 
 /// The hops of `stages` in request order: with `fuse`, each run of
 /// consecutive header filters is one hop (a filter with `match` is a run
-/// of its own); without, each filter has a driver of its own.
-pub(crate) fn hops(stages: &[Stage], fuse: bool) -> Vec<Hop> {
+/// of its own), and so is each run of consecutive wrapped modules that can
+/// share a driver, when `wrapped` too (up to eight a driver; a module
+/// alone is a stage); without, each filter has a driver of its own.
+pub(crate) fn hops(stages: &[Stage], fuse: bool, wrapped: bool) -> Vec<Hop> {
     let mut hops: Vec<Hop> = Vec::new();
     for (i, stage) in stages.iter().enumerate() {
+        if fuse && wrapped && legacy::fusable(stage) {
+            let joins = match hops.last() {
+                Some(Hop::Legacy(run)) => run.end == i && run.len() < legacy::SLOTS,
+                Some(Hop::Stage(last)) => last + 1 == i && legacy::fusable(&stages[*last]),
+                _ => false,
+            };
+            match hops.pop() {
+                Some(hop) if joins => hops.push(Hop::Legacy(hop.range().start..i + 1)),
+                last => hops.extend(last.into_iter().chain([Hop::Stage(i)])),
+            }
+            continue;
+        }
         if stage.info.role != Role::HeaderFilter {
             hops.push(Hop::Stage(i));
             continue;

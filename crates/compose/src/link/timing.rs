@@ -10,18 +10,25 @@ use crate::model::{Chain, Origin};
 
 impl Chain {
     /// The name each hop is timed under, in request order: a stage's name
-    /// (the built-in terminator's is `forward`), or a fused run's filters'
+    /// (the built-in terminator's is `forward`), or a fused run's stages'
     /// names joined by `+`.
     pub fn timing_labels(&self) -> Vec<String> {
+        self.hop_labels(&runs::hops(&self.plugins, self.fuse, true))
+    }
+
+    /// The labels of `hops`, the hops of the chain's plugins.
+    pub(crate) fn hop_labels(&self, hops: &[runs::Hop]) -> Vec<String> {
         let stages = &self.plugins;
-        let mut labels: Vec<String> = runs::hops(stages, self.fuse)
-            .into_iter()
+        let mut labels: Vec<String> = hops
+            .iter()
             .map(|hop| match hop {
-                runs::Hop::Stage(i) => stages[i].name.clone(),
-                runs::Hop::Run(range) => runs::run_name(&stages[range]),
+                runs::Hop::Stage(i) => stages[*i].name.clone(),
+                runs::Hop::Run(range) | runs::Hop::Legacy(range) => {
+                    runs::run_name(&stages[range.clone()])
+                }
             })
             .collect();
-        // The terminator is never a header filter: a hop of its own.
+        // The terminator is never in a run: a hop of its own.
         match &self.origin {
             Some(Origin::Service(service)) => labels.push(service.name.clone()),
             Some(Origin::Forward(_)) => labels.push(builtins::FORWARD_NAME.into()),

@@ -93,7 +93,9 @@ impl Chain {
         let handler = format!("wasi:http/handler@{}", providers::http_version());
         // The hop after the one being written: its node and entry.
         let mut next: Option<(String, String)> = None;
-        let hops = runs::hops(&stages, self.fuse);
+        // Wrapped modules stay whole components here, a hop each: a run of
+        // them would need its parts written as packages of their own.
+        let hops = runs::hops(&stages, self.fuse, false);
         let timing = match self.stage_timing {
             true => Some(self.write_timing_sink(&stages, &hops, &mut body, &mut generated)?),
             false => None,
@@ -101,7 +103,7 @@ impl Chain {
         for (index, hop) in hops.into_iter().enumerate().rev() {
             let first = match &hop {
                 runs::Hop::Stage(i) => *i,
-                runs::Hop::Run(range) => range.start,
+                runs::Hop::Run(range) | runs::Hop::Legacy(range) => range.start,
             };
             let onward = next.clone();
             match hop {
@@ -110,6 +112,13 @@ impl Chain {
                     let hop = stage.info.next_hop.as_ref().map(|h| h.import.as_str());
                     self.write_stage(stage, hop, &next, &mut body, &mut generated, &mut declared)?;
                     next = stage.info.entry.clone().map(|e| (stage.name.clone(), e));
+                }
+                runs::Hop::Legacy(_) => {
+                    return Err(GraphError::generated(
+                        "the WAC document",
+                        "it was given a run of wrapped modules",
+                    )
+                    .into());
                 }
                 runs::Hop::Run(range) => {
                     let filters = &stages[range];
@@ -287,11 +296,16 @@ impl Chain {
             .iter()
             .map(|hop| match hop {
                 runs::Hop::Stage(i) => stages[*i].name.clone(),
-                runs::Hop::Run(range) => runs::run_node(&stages[range.start]),
+                runs::Hop::Run(range) | runs::Hop::Legacy(range) => {
+                    runs::run_node(&stages[range.start])
+                }
             })
             .collect();
         let nodes: Vec<&str> = nodes.iter().map(String::as_str).collect();
-        let parts = timing::TimingParts::new(&self.name, &nodes, &self.timing_labels())?;
+        // The hops of the plugins: the terminator's label is added after.
+        let plugins = hops.len() - usize::from(stages.len() > self.plugins.len());
+        let labels = self.hop_labels(&hops[..plugins]);
+        let parts = timing::TimingParts::new(&self.name, &nodes, &labels)?;
         let config = format!("{}-config", timing::SINK_NODE);
         declare_store(&config, parts.sink_config.clone(), body, generated);
         for (package, bytes) in [

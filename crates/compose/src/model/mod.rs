@@ -29,6 +29,23 @@ pub struct Stage {
     pub verified: Option<Verified>,
     /// `match`: the requests it applies to (`None`: all).
     pub route: Option<RouteMatch>,
+    /// A proxy-wasm module compose wrapped: its parts, so that a run of
+    /// consecutive ones can share one driver (`bytes` is the module wrapped
+    /// alone).
+    pub legacy: Option<LegacyParts>,
+}
+
+/// A wrapped proxy-wasm module before its parts are linked.
+#[derive(Debug, Clone)]
+pub struct LegacyParts {
+    /// The module fused with its generated adapters (world
+    /// `pwchain:proxy/legacy-plugin`).
+    pub plugin: Vec<u8>,
+    /// What the driver's store holds for it (`name`, `configuration`, …).
+    pub settings: Vec<(String, String)>,
+    /// Whether it calls `proxy_http_call`, so that the driver needs the
+    /// host's `wasi:http/client`.
+    pub calls: bool,
 }
 
 /// What answers after the last plugin: the manifest's `[origin]` table.

@@ -43,7 +43,9 @@ pub fn rename(component: &[u8], name: &str) -> Result<Option<Vec<u8>>, Error> {
 }
 
 /// The store `nested` regenerated with `name`, if it is the driver's store
-/// (it holds `name` and `callbacks`).
+/// (it holds the plugin's `name` and `callbacks`: as `0.name` and
+/// `0.callbacks` for a run of one, or unprefixed, as a component wrapped
+/// before drivers took runs has them).
 fn renamed_store(nested: &[u8], name: &str) -> Result<Option<Vec<u8>>, Error> {
     let mut version = None;
     let mut entries = None;
@@ -70,12 +72,17 @@ fn renamed_store(nested: &[u8], name: &str) -> Result<Option<Vec<u8>>, Error> {
     let (Some(version), Some(mut entries)) = (version, entries) else {
         return Ok(None);
     };
-    let is_driver = |key: &str| entries.iter().any(|(k, _)| k == key);
-    if !is_driver("name") || !is_driver("callbacks") {
-        return Ok(None);
-    }
+    let has = |key: &str| entries.iter().any(|(k, _)| k == key);
+    let prefix = match (
+        has("0.name") && has("0.callbacks"),
+        has("name") && has("callbacks"),
+    ) {
+        (true, _) => "0.",
+        (false, true) => "",
+        (false, false) => return Ok(None),
+    };
     for (key, value) in &mut entries {
-        if key == "name" {
+        if key.strip_prefix(prefix) == Some("name") {
             *value = name.to_string();
         }
     }

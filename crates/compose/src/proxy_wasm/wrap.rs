@@ -9,9 +9,8 @@ use super::hostcalls::{self, UNIMPLEMENTED};
 use super::{LegacyModule, adapter, read};
 use crate::error::{Error, GraphError, ModuleError, WrapProblem};
 use crate::inspect::record::{self, WrapRecord};
-use crate::link::Graph;
-use crate::link::builtins;
-use crate::link::providers;
+use crate::link::{Graph, builtins, legacy, providers};
+use crate::model::LegacyParts;
 use wasmparser::Parser;
 
 /// How to wrap: what Envoy would pass the plugin.
@@ -63,7 +62,10 @@ impl Default for WrapOptions {
 /// A wrapped module.
 #[derive(Debug)]
 pub struct Wrapped {
+    /// The module wrapped alone: a middleware component.
     pub bytes: Vec<u8>,
+    /// Its parts, for a chain to link it in a run with its neighbours.
+    pub parts: LegacyParts,
     pub module: LegacyModule,
     /// Imported hostcalls that answer `Unimplemented`.
     pub unimplemented: Vec<String>,
@@ -134,8 +136,12 @@ pub fn wrap(module: &str, bytes: &[u8], options: &WrapOptions) -> Result<Wrapped
     }
     let module_named =
         named(bytes, &options.name).map_err(|e| refuse(ModuleError::from(e).into()))?;
-    let plugin = adapter::fuse(module, &module_named, &signatures, &allocator)?;
-    let mut wrapped = link(&plugin, &info, options)?;
+    let parts = LegacyParts {
+        plugin: adapter::fuse(module, &module_named, &signatures, &allocator)?,
+        settings: settings(&info, options),
+        calls: info.hostcalls.iter().any(|h| h == "proxy_http_call"),
+    };
+    let mut wrapped = link(&parts, options)?;
     let record = WrapRecord {
         pwchain: env!("CARGO_PKG_VERSION").into(),
         module: crate::digest::digest(bytes),
@@ -155,6 +161,7 @@ pub fn wrap(module: &str, bytes: &[u8], options: &WrapOptions) -> Result<Wrapped
     }
     Ok(Wrapped {
         bytes: wrapped,
+        parts,
         module: info,
         unimplemented,
         warnings,
@@ -218,15 +225,9 @@ fn data_holds(module: &[u8], needle: &[u8]) -> bool {
     })
 }
 
-const CONFIG: &str = "wasi:config/store@0.2.0-rc.1";
-const CALLBACKS: &str = "pwchain:proxy/legacy-callbacks@0.1.0";
-const CONTROL: &str = "pwchain:proxy/legacy-control@0.1.0";
-const HOST: &str = "pwchain:proxy/legacy-host@0.1.0";
-
-/// Links driver, fused module and state, with the driver's store and, if
-/// the module never calls `proxy_http_call`, a client that refuses.
-fn link(plugin: &[u8], info: &LegacyModule, options: &WrapOptions) -> Result<Vec<u8>, Error> {
-    let entries: Vec<(String, String)> = [
+/// What the driver's store holds for the module (see `wit/legacy.wit`).
+fn settings(info: &LegacyModule, options: &WrapOptions) -> Vec<(String, String)> {
+    [
         ("name", options.name.clone()),
         ("root-id", options.root_id.clone()),
         (
@@ -245,16 +246,14 @@ fn link(plugin: &[u8], info: &LegacyModule, options: &WrapOptions) -> Result<Vec
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
-    .collect();
+    .collect()
+}
+
+/// Links the module's parts as a run of one, with its own shared data,
+/// queues and metrics unless a chain gives them.
+fn link(parts: &LegacyParts, options: &WrapOptions) -> Result<Vec<u8>, Error> {
     let mut graph = Graph::default();
-    let wire = |graph: &mut Graph, to, import: &str, from, export: &str| {
-        graph
-            .wire(to, import, from, export)
-            .map_err(|e| GraphError::generated(format!("the wrapper's link of `{import}`"), e))
-    };
-    let driver = graph.instance("pwchain:legacy-driver", "driver", builtins::LEGACY_DRIVER)?;
-    let module = graph.instance("pwchain:legacy-plugin", "module", plugin)?;
-    let state = graph.instance("pwchain:legacy-state", "state", builtins::LEGACY_STATE)?;
+    let run = legacy::link(&mut graph, "driver", &[(options.name.as_str(), parts)])?;
     if !options.shared_by_chain {
         let shared = graph.instance(
             builtins::LEGACY_SHARED_PACKAGE,
@@ -265,47 +264,19 @@ fn link(plugin: &[u8], info: &LegacyModule, options: &WrapOptions) -> Result<Vec
             builtins::LEGACY_SHARED_INTERFACE,
             builtins::LEGACY_METRICS_INTERFACE,
         ] {
-            wire(&mut graph, state, interface, shared, interface)?;
-        }
-    }
-    let store = graph.instance(
-        "pwchain:legacy-config",
-        "config",
-        &providers::config_store("0.2.0-rc.1", &entries)?,
-    )?;
-    // A module that makes no hostcall at all leaves the state unused.
-    if imports(plugin).iter().any(|i| i == HOST) {
-        wire(&mut graph, module, HOST, state, HOST)?;
-    }
-    wire(&mut graph, driver, CALLBACKS, module, CALLBACKS)?;
-    wire(&mut graph, driver, CONTROL, state, CONTROL)?;
-    wire(&mut graph, driver, CONFIG, store, CONFIG)?;
-    let client = format!("wasi:http/client@{}", providers::http_version());
-    if !info.hostcalls.iter().any(|h| h == "proxy_http_call") {
-        let deny = graph.instance(
-            "pwchain:deny-calls",
-            "deny",
-            &providers::deny_calls(&client)?,
-        )?;
-        wire(&mut graph, driver, &client, deny, &client)?;
-    }
-    graph.encode(
-        driver,
-        &format!("wasi:http/handler@{}", providers::http_version()),
-    )
-}
-
-/// The names a component imports.
-fn imports(component: &[u8]) -> Vec<String> {
-    let mut names = Vec::new();
-    for payload in Parser::new(0).parse_all(component).flatten() {
-        if let wasmparser::Payload::ComponentImportSection(section) = payload {
-            for import in section.into_iter().flatten() {
-                names.push(import.name.name.to_string());
+            for &state in &run.states {
+                graph
+                    .wire(state, interface, shared, interface)
+                    .map_err(|e| {
+                        GraphError::generated(format!("the wrapper's link of `{interface}`"), e)
+                    })?;
             }
         }
     }
-    names
+    graph.encode(
+        run.driver,
+        &format!("wasi:http/handler@{}", providers::http_version()),
+    )
 }
 
 #[cfg(test)]

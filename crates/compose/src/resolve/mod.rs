@@ -410,7 +410,7 @@ fn load_stage(
     // A `digest` pin is on the bytes the user has: the module, not what
     // wrapping makes of it.
     check_pin(spec, manifest, &digest(&bytes))?;
-    let bytes = match &spec.legacy {
+    let (bytes, parts) = match &spec.legacy {
         Some(legacy) => {
             let options = WrapOptions {
                 name: spec.name.clone(),
@@ -432,20 +432,23 @@ fn load_stage(
                         spec.name
                     )
                 }));
-            wrapped.bytes
+            (wrapped.bytes, Some(wrapped.parts))
         }
         // A component `pwchain wrap` made logs under the plugin's name here.
-        None => match crate::inspect::record::read_section::<crate::inspect::record::WrapRecord>(
-            &bytes,
-            crate::inspect::record::WRAPPED_SECTION,
-        ) {
-            Some(record) if record.name != spec.name => {
-                crate::proxy_wasm::rename(&bytes, &spec.name)
-                    .map_err(at)?
-                    .unwrap_or(bytes)
-            }
-            _ => bytes,
-        },
+        None => {
+            let bytes = match crate::inspect::record::read_section::<
+                crate::inspect::record::WrapRecord,
+            >(&bytes, crate::inspect::record::WRAPPED_SECTION)
+            {
+                Some(record) if record.name != spec.name => {
+                    crate::proxy_wasm::rename(&bytes, &spec.name)
+                        .map_err(at)?
+                        .unwrap_or(bytes)
+                }
+                _ => bytes,
+            };
+            (bytes, None)
+        }
     };
     let source = match &spec.legacy {
         Some(_) => format!("{WRAPPED}{written}"),
@@ -453,6 +456,7 @@ fn load_stage(
     };
     let mut stage = Stage::from_bytes(&spec.name, bytes, source, &path).map_err(at)?;
     stage.verified = verified;
+    stage.legacy = parts;
     Ok(stage)
 }
 
@@ -538,6 +542,7 @@ impl Stage {
             settings: Settings::default(),
             verified: None,
             route: None,
+            legacy: None,
         })
     }
 }

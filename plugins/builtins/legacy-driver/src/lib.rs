@@ -1,20 +1,23 @@
 //! pwchain's built-in driver for wrapped proxy-wasm modules: the
-//! `wasi:http/handler` a wrapped plugin exports. It seeds the state
-//! component, calls the module's callbacks (plain sync calls), and does all
-//! the awaiting the ABI leaves to the host: the next hop, bodies, and
-//! `proxy_http_call`s. See `wit/legacy.wit` for how the parts fit.
+//! `wasi:http/handler` a run of wrapped plugins exports (one plugin, or up
+//! to eight consecutive ones of a chain). It seeds each plugin's state
+//! component, calls the modules' callbacks (plain sync calls) in filter
+//! order, and does all the awaiting the ABI leaves to the host: the next
+//! hop, bodies, and `proxy_http_call`s. A run takes the request and the
+//! response apart once and rebuilds them once, as Envoy's filters share one
+//! header map. See `wit/legacy.wit` for how the parts fit.
 //!
 //! Its settings come from its own `wasi:config/store`, which `pwchain wrap`
-//! fills: `name`, `root-id`, `configuration`, `vm-configuration`,
-//! `callbacks` (the module's `proxy_on_*` exports, one a line),
-//! `max-body-bytes` and `log-level`.
+//! and compose fill: `plugins`, and for each plugin N `N.name`,
+//! `N.root-id`, `N.configuration`, `N.vm-configuration`, `N.clusters`,
+//! `N.callbacks` (the module's `proxy_on_*` exports, one a line),
+//! `N.max-body-bytes` and `N.log-level`.
 //!
 //! Built from this source and embedded in the `pwchain` binary; a test checks
 //! that the committed `crates/compose/builtins/legacy-driver.wasm` matches it.
 
 use exports::wasi::http::handler::Guest;
-use pwchain::proxy::legacy_callbacks as callback;
-use pwchain::proxy::legacy_control::{self as state, LocalResponse, Pairs, Settings};
+use pwchain::proxy::legacy_control::{Call, LocalResponse, Outcome, Pairs, Settings};
 use pwchain_guest::wasi::http::client;
 use pwchain_guest::wasi::http::types::RequestOptions;
 use pwchain_guest::{
@@ -43,83 +46,183 @@ const RESPONSE_TRAILERS: u32 = 3;
 const REQUEST_BODY: u32 = 0;
 const RESPONSE_BODY: u32 = 1;
 
-/// What the driver learnt from its store and the module's start.
-struct Setup {
-    root: u32,
+/// The root context's id in every plugin's state (its name, `root-id`, is
+/// a string, as in Envoy).
+const ROOT: u32 = 1;
+
+/// A header: name and value, as the ABI has them.
+type Pair = (Vec<u8>, Vec<u8>);
+
+/// One slot of the run: a module's callbacks and its state's control, as
+/// the `pN-callbacks` and `pN-control` imports give them.
+trait Slot {
+    fn start(&self);
+    fn on_context_create(&self, context: u32, parent: u32);
+    fn on_vm_start(&self, root: u32, size: u32) -> u32;
+    fn on_configure(&self, root: u32, size: u32) -> u32;
+    fn on_request_headers(&self, context: u32, headers: u32, end: u32) -> u32;
+    fn on_request_body(&self, context: u32, size: u32, end: u32) -> u32;
+    fn on_request_trailers(&self, context: u32, trailers: u32) -> u32;
+    fn on_response_headers(&self, context: u32, headers: u32, end: u32) -> u32;
+    fn on_response_body(&self, context: u32, size: u32, end: u32) -> u32;
+    fn on_response_trailers(&self, context: u32, trailers: u32) -> u32;
+    fn on_http_call_response(&self, root: u32, token: u32, h: u32, b: u32, t: u32);
+    fn on_queue_ready(&self, root: u32, queue: u32);
+    fn on_tick(&self, root: u32);
+    fn on_stream_end(&self, context: u32);
+    fn setup(&self, settings: &Settings);
+    fn begin(&self, context: u32, headers: &[Pair]);
+    fn end(&self, context: u32);
+    fn enter(&self, context: u32);
+    fn set_map(&self, context: u32, map: u32, pairs: &[Pair]);
+    fn set_buffer(&self, context: u32, kind: u32, data: &[u8]);
+    fn get_buffer(&self, context: u32, kind: u32) -> Vec<u8>;
+    fn finish(&self, context: u32, map: u32) -> Outcome;
+    fn set_call_response(&self, status: u32, headers: &[Pair], body: &[u8], trailers: &[Pair]);
+    fn tick_due(&self) -> bool;
+}
+
+/// Implements [`Slot`] for each slot's imports and lists them in order.
+macro_rules! slots {
+    ($($slot:ident: $callbacks:ident, $control:ident;)*) => {
+        $(
+            struct $slot;
+            impl Slot for $slot {
+                fn start(&self) { $callbacks::start() }
+                fn on_context_create(&self, c: u32, p: u32) { $callbacks::on_context_create(c, p) }
+                fn on_vm_start(&self, r: u32, s: u32) -> u32 { $callbacks::on_vm_start(r, s) }
+                fn on_configure(&self, r: u32, s: u32) -> u32 { $callbacks::on_configure(r, s) }
+                fn on_request_headers(&self, c: u32, h: u32, e: u32) -> u32 { $callbacks::on_request_headers(c, h, e) }
+                fn on_request_body(&self, c: u32, s: u32, e: u32) -> u32 { $callbacks::on_request_body(c, s, e) }
+                fn on_request_trailers(&self, c: u32, t: u32) -> u32 { $callbacks::on_request_trailers(c, t) }
+                fn on_response_headers(&self, c: u32, h: u32, e: u32) -> u32 { $callbacks::on_response_headers(c, h, e) }
+                fn on_response_body(&self, c: u32, s: u32, e: u32) -> u32 { $callbacks::on_response_body(c, s, e) }
+                fn on_response_trailers(&self, c: u32, t: u32) -> u32 { $callbacks::on_response_trailers(c, t) }
+                fn on_http_call_response(&self, r: u32, k: u32, h: u32, b: u32, t: u32) { $callbacks::on_http_call_response(r, k, h, b, t) }
+                fn on_queue_ready(&self, r: u32, q: u32) { $callbacks::on_queue_ready(r, q) }
+                fn on_tick(&self, r: u32) { $callbacks::on_tick(r) }
+                fn on_stream_end(&self, c: u32) { $callbacks::on_stream_end(c) }
+                fn setup(&self, s: &Settings) { $control::setup(s) }
+                fn begin(&self, c: u32, h: &[Pair]) { $control::begin(c, h) }
+                fn end(&self, c: u32) { $control::end(c) }
+                fn enter(&self, c: u32) { $control::enter(c) }
+                fn set_map(&self, c: u32, m: u32, p: &[Pair]) { $control::set_map(c, m, p) }
+                fn set_buffer(&self, c: u32, k: u32, d: &[u8]) { $control::set_buffer(c, k, d) }
+                fn get_buffer(&self, c: u32, k: u32) -> Vec<u8> { $control::get_buffer(c, k) }
+                fn finish(&self, c: u32, m: u32) -> Outcome { $control::finish(c, m) }
+                fn set_call_response(&self, s: u32, h: &[Pair], b: &[u8], t: &[Pair]) { $control::set_call_response(s, h, b, t) }
+                fn tick_due(&self) -> bool { $control::tick_due() }
+            }
+        )*
+        /// The run's slots, in filter order.
+        const SLOTS: &[&dyn Slot] = &[$(&$slot),*];
+    };
+}
+
+slots! {
+    P0: p0_callbacks, p0_control;
+    P1: p1_callbacks, p1_control;
+    P2: p2_callbacks, p2_control;
+    P3: p3_callbacks, p3_control;
+    P4: p4_callbacks, p4_control;
+    P5: p5_callbacks, p5_control;
+    P6: p6_callbacks, p6_control;
+    P7: p7_callbacks, p7_control;
+}
+
+/// One plugin of the run, as its store and its module's start left it.
+struct Plugin {
+    slot: &'static dyn Slot,
+    name: String,
     max_body: usize,
     callbacks: Vec<String>,
 }
 
-impl Setup {
+impl Plugin {
     fn has(&self, callback: &str) -> bool {
         self.callbacks.iter().any(|c| c == callback)
     }
 }
 
+/// The run's plugins, in filter order.
+type Run = Rc<Vec<Plugin>>;
+
 thread_local! {
-    static SETUP: OnceCell<Result<Rc<Setup>, String>> = const { OnceCell::new() };
-    static NEXT_CONTEXT: Cell<u32> = const { Cell::new(0) };
+    static RUN: OnceCell<Result<Run, String>> = const { OnceCell::new() };
+    static NEXT_CONTEXT: Cell<u32> = const { Cell::new(ROOT) };
 }
 
 fn setting(key: &str) -> Option<String> {
     store::get(key).ok().flatten()
 }
 
-/// Starts the module once per instance: `main`, the root context,
-/// `on_vm_start` and `on_configure`, as Envoy does when it loads a plugin.
-fn start() -> Result<Rc<Setup>, String> {
-    // The root context's id; its name (`root-id`) is a string, as in Envoy.
-    let root = 1;
-    let configuration = setting("configuration").unwrap_or_default().into_bytes();
-    let vm_configuration = setting("vm-configuration").unwrap_or_default().into_bytes();
-    let setup = Setup {
-        root,
-        max_body: setting("max-body-bytes")
-            .and_then(|m| m.parse().ok())
-            .unwrap_or(1 << 20),
-        callbacks: setting("callbacks")
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string)
-            .collect(),
-    };
-    let (vm_size, size) = (vm_configuration.len() as u32, configuration.len() as u32);
-    state::setup(&Settings {
-        name: setting("name").unwrap_or_else(|| "proxy-wasm".into()),
-        root,
-        root_id: setting("root-id").unwrap_or_default(),
-        vm_configuration,
-        configuration,
-        log_level: setting("log-level")
-            .and_then(|l| l.parse().ok())
-            .unwrap_or(2),
-        clusters: setting("clusters")
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|line| line.split_once('='))
-            .map(|(name, url)| (name.to_string(), url.to_string()))
-            .collect(),
-    });
-    NEXT_CONTEXT.set(root);
-    state::enter(root);
-    callback::start();
-    callback::on_context_create(root, 0);
-    if callback::on_vm_start(root, vm_size) == 0 {
-        return Err("its on_vm_start returned false".into());
+/// Starts the run's modules once per instance, in filter order: for each,
+/// `main`, the root context, `on_vm_start` and `on_configure`, as Envoy
+/// does when it loads a plugin.
+fn start() -> Result<Run, String> {
+    let count: usize = setting("plugins").and_then(|n| n.parse().ok()).unwrap_or(1);
+    let slots = SLOTS
+        .get(..count)
+        .ok_or("the run has more plugins than slots")?;
+    let mut run = Vec::with_capacity(count);
+    for (i, &slot) in slots.iter().enumerate() {
+        let get = |key: &str| setting(&format!("{i}.{key}"));
+        let name = get("name").unwrap_or_else(|| "proxy-wasm".into());
+        let configuration = get("configuration").unwrap_or_default().into_bytes();
+        let vm_configuration = get("vm-configuration").unwrap_or_default().into_bytes();
+        let (vm_size, size) = (vm_configuration.len() as u32, configuration.len() as u32);
+        slot.setup(&Settings {
+            name: name.clone(),
+            root: ROOT,
+            root_id: get("root-id").unwrap_or_default(),
+            vm_configuration,
+            configuration,
+            log_level: get("log-level").and_then(|l| l.parse().ok()).unwrap_or(2),
+            clusters: get("clusters")
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|line| line.split_once('='))
+                .map(|(name, url)| (name.to_string(), url.to_string()))
+                .collect(),
+        });
+        slot.enter(ROOT);
+        slot.start();
+        slot.on_context_create(ROOT, 0);
+        let refused = |why: &str| {
+            if count == 1 {
+                why.to_string()
+            } else {
+                format!("{name}: {why}")
+            }
+        };
+        if slot.on_vm_start(ROOT, vm_size) == 0 {
+            return Err(refused("its on_vm_start returned false"));
+        }
+        if slot.on_configure(ROOT, size) == 0 {
+            return Err(refused("its on_configure rejected the configuration"));
+        }
+        run.push(Plugin {
+            slot,
+            name,
+            max_body: get("max-body-bytes")
+                .and_then(|m| m.parse().ok())
+                .unwrap_or(1 << 20),
+            callbacks: get("callbacks")
+                .unwrap_or_default()
+                .lines()
+                .map(str::to_string)
+                .collect(),
+        });
     }
-    if callback::on_configure(root, size) == 0 {
-        return Err("its on_configure rejected the configuration".into());
-    }
-    Ok(Rc::new(setup))
+    Ok(Rc::new(run))
 }
 
 struct Driver;
 
 impl Guest for Driver {
     async fn handle(request: Request) -> Result<Response, ErrorCode> {
-        let setup = SETUP.with(|s| s.get_or_init(start).clone());
-        let setup = match setup {
-            Ok(setup) => setup,
+        let run = match RUN.with(|r| r.get_or_init(start).clone()) {
+            Ok(run) => run,
             Err(why) => {
                 return text_response(
                     500,
@@ -128,15 +231,20 @@ impl Guest for Driver {
                 );
             }
         };
-        if setup.has("proxy_on_tick") && state::tick_due() {
-            state::enter(setup.root);
-            callback::on_tick(setup.root);
+        for plugin in run.iter() {
+            if plugin.has("proxy_on_tick") && plugin.slot.tick_due() {
+                plugin.slot.enter(ROOT);
+                plugin.slot.on_tick(ROOT);
+            }
         }
         let context = NEXT_CONTEXT.get() + 1;
         NEXT_CONTEXT.set(context);
         Stream {
-            setup,
-            context: Rc::new(Context(context)),
+            context: Rc::new(Context {
+                id: context,
+                run,
+                began: Cell::new(0),
+            }),
         }
         .run(request)
         .await
@@ -146,71 +254,74 @@ impl Guest for Driver {
 /// One request's context, shared with the tasks that stream its bodies.
 #[derive(Clone)]
 struct Stream {
-    setup: Rc<Setup>,
     context: Rc<Context>,
 }
 
-/// A stream context's id. The context ends (`on_log`, `on_done`,
-/// `on_delete`) when the last task that uses it lets go of it.
-struct Context(u32);
+/// A stream context: its id in every plugin's state, and how many of the
+/// run's plugins it reached. It ends (`on_log`, `on_done`, `on_delete`, in
+/// each of those plugins) when the last task that uses it lets go of it.
+struct Context {
+    id: u32,
+    run: Run,
+    began: Cell<usize>,
+}
 
 impl Drop for Context {
     fn drop(&mut self) {
-        state::enter(self.0);
-        callback::on_stream_end(self.0);
-        state::end(self.0);
+        for plugin in &self.run[..self.began.get()] {
+            plugin.slot.enter(self.id);
+            plugin.slot.on_stream_end(self.id);
+            plugin.slot.end(self.id);
+        }
     }
 }
 
-/// What a phase of the filter chain ended with: go on, or answer with a
-/// reply of the filter's (or the driver's: a body over the limit).
+/// What a phase of the run ended with: go on, or answer with a reply of
+/// plugin `from`'s (or the driver's on its behalf: a body over its limit).
 enum Next<T> {
     Go(T),
-    Answer(LocalResponse),
-}
-
-macro_rules! go {
-    ($next:expr) => {
-        match $next {
-            Next::Go(value) => value,
-            Next::Answer(local) => return Ok(local_response(local)),
-        }
-    };
+    Answer { from: usize, local: LocalResponse },
 }
 
 impl Stream {
     fn id(&self) -> u32 {
-        self.context.0
+        self.context.id
     }
 
-    /// The request through the filter, then the next hop's answer, or the
-    /// filter's local reply, back through it: as in Envoy, a local reply
-    /// passes the response callbacks of the filter that sent it.
+    fn plugin(&self, at: usize) -> &Plugin {
+        &self.context.run[at]
+    }
+
+    /// The request through the run, then the next hop's answer back through
+    /// it in reverse; or a plugin's local reply, which passes the response
+    /// callbacks of that plugin and those before it, as in Envoy.
     async fn run(&self, request: Request) -> Result<Response, ErrorCode> {
         let head = matches!(request.get_method(), Method::Head);
+        let all = self.context.run.len();
         match self.request(request).await? {
             Next::Go(outgoing) => {
                 let response = handler::handle(outgoing).await?;
                 let (status, headers) = response_head(&response);
                 let (body, body_trailers) = Response::consume_body(response, body_done());
-                self.response(status, headers, body, Some(body_trailers), head)
+                self.response(all, status, headers, body, Some(body_trailers), head)
                     .await
             }
             // Its parts, not a `Response`: a future made here cannot be
             // read here (the component model forbids it for non-numeric
             // payloads), and a local reply has no trailers anyway.
-            Next::Answer(local) => {
+            Next::Answer { from, local } => {
                 let (status, headers, body) = local_reply(local);
                 let mut pairs = vec![(b":status".to_vec(), status.to_string().into_bytes())];
                 pairs.extend(headers);
-                self.response(status, pairs, body_stream(body, None), None, head)
+                self.response(from + 1, status, pairs, body_stream(body, None), None, head)
                     .await
             }
         }
     }
 
-    /// The request phase: the headers, body and trailers callbacks; the
-    /// request to pass on, or the filter's local reply.
+    /// The request phase: each plugin's headers callback in turn, then the
+    /// body and trailers through them; the request to pass on, or a
+    /// plugin's local reply.
     async fn request(&self, request: Request) -> Result<Next<Request>, ErrorCode> {
         let method = method_name(&request.get_method()).to_string();
         let scheme = match request.get_scheme() {
@@ -238,15 +349,21 @@ impl Stream {
         let length = declared_length(&headers);
         let end_of_stream =
             length == Some(0) || (matches!(method.as_str(), "GET" | "HEAD") && length.is_none());
-        // The context exists, with its request, before the plugin hears of
-        // it: `on_context_create` may already read headers and properties.
-        state::begin(self.id(), &headers);
-        callback::on_context_create(self.id(), self.setup.root);
-
-        let count = headers.len() as u32;
-        callback::on_request_headers(self.id(), count, end_of_stream as u32);
-        if let Next::Answer(local) = self.settle(REQUEST_HEADERS, &mut headers).await {
-            return Ok(Next::Answer(local));
+        let mut map = Map::new(headers, REQUEST_HEADERS);
+        let order: Vec<usize> = (0..self.context.run.len()).collect();
+        for &at in &order {
+            let slot = self.plugin(at).slot;
+            // The context exists, with its request, before the plugin hears
+            // of it: `on_context_create` may already read headers and
+            // properties.
+            slot.begin(self.id(), &map.pairs);
+            map.seen(at);
+            self.context.began.set(at + 1);
+            slot.on_context_create(self.id(), ROOT);
+            slot.on_request_headers(self.id(), map.pairs.len() as u32, end_of_stream as u32);
+            if let Next::Answer { from, local } = self.settle(at, &mut map).await {
+                return Ok(Next::Answer { from, local });
+            }
         }
 
         let (body, body_trailers) = Request::consume_body(request, body_done());
@@ -255,13 +372,14 @@ impl Stream {
                 body,
                 Some(body_trailers),
                 Phase::Request,
-                &mut headers,
+                &order,
+                &mut map,
                 end_of_stream,
             )
             .await
         {
             Next::Go(body) => body,
-            Next::Answer(local) => return Ok(Next::Answer(local)),
+            Next::Answer { from, local } => return Ok(Next::Answer { from, local }),
         };
         let target = Target {
             method,
@@ -270,7 +388,7 @@ impl Stream {
             path,
         };
         build_request(
-            headers,
+            map.pairs,
             target,
             Some(body),
             body_trailers,
@@ -280,37 +398,53 @@ impl Stream {
         .map(Next::Go)
     }
 
-    /// The response phase: the headers, body and trailers callbacks on a
+    /// The response phase, through the first `reached` plugins from the
+    /// last of them back: the headers, body and trailers callbacks on a
     /// response (`headers` with `:status` first; the answer to a `HEAD`
     /// when `head`).
     async fn response(
         &self,
+        reached: usize,
         status: u16,
-        mut headers: Pairs,
+        headers: Pairs,
         body: StreamReader<u8>,
         body_trailers: Option<Trailers>,
         head: bool,
     ) -> Result<Response, ErrorCode> {
-        state::set_map(self.id(), RESPONSE_HEADERS, &headers);
-        let count = headers.len() as u32;
-        callback::on_response_headers(self.id(), count, 0);
-        go!(self.settle(RESPONSE_HEADERS, &mut headers).await);
+        let order: Vec<usize> = (0..reached).rev().collect();
+        let mut map = Map::new(headers, RESPONSE_HEADERS);
+        for &at in &order {
+            let slot = self.plugin(at).slot;
+            slot.set_map(self.id(), RESPONSE_HEADERS, &map.pairs);
+            map.seen(at);
+            slot.on_response_headers(self.id(), map.pairs.len() as u32, 0);
+            if let Next::Answer { local, .. } = self.settle(at, &mut map).await {
+                return Ok(local_response(local));
+            }
+        }
 
         // As Envoy, no body callbacks for a response that has no body.
         let declared_empty = head
             || matches!(status, 100..=199 | 204 | 304)
-            || headers
+            || map
+                .pairs
                 .iter()
                 .any(|(k, v)| k.eq_ignore_ascii_case(b"content-length") && v == b"0");
-        let (body, body_trailers) = go!(self
+        let (body, body_trailers) = match self
             .body(
                 body,
                 body_trailers,
                 Phase::Response,
-                &mut headers,
-                declared_empty
+                &order,
+                &mut map,
+                declared_empty,
             )
-            .await);
+            .await
+        {
+            Next::Go(body) => body,
+            Next::Answer { local, .. } => return Ok(local_response(local)),
+        };
+        let mut headers = map.pairs;
         let status = match headers.iter().position(|(k, _)| k == b":status") {
             Some(i) => String::from_utf8_lossy(&headers.remove(i).1)
                 .parse()
@@ -326,29 +460,31 @@ impl Stream {
         Ok(outgoing)
     }
 
-    /// Acts on what the last callback left: makes its `proxy_http_call`s
-    /// and delivers queue notifications (and what those callbacks cause in
-    /// turn), takes the header map `map` into `headers` if the plugin
-    /// changed it, and answers with the plugin's local response, if any.
-    async fn settle(&self, map: u32, headers: &mut Pairs) -> Next<()> {
+    /// Acts on what the last callbacks of plugin `at` left: makes its
+    /// `proxy_http_call`s and delivers its queue notifications (and what
+    /// those callbacks cause in turn), takes the header map `map` if the
+    /// plugin changed it, and answers with the plugin's local response, if
+    /// any.
+    async fn settle(&self, at: usize, map: &mut Map) -> Next<()> {
+        let plugin = self.plugin(at);
         loop {
-            let outcome = state::finish(self.id(), map);
+            let outcome = plugin.slot.finish(self.id(), map.kind);
             if let Some(changed) = outcome.changed {
-                *headers = changed;
+                map.changed(at, changed);
             }
             if let Some(local) = outcome.local_response {
-                return Next::Answer(local);
+                return Next::Answer { from: at, local };
             }
             if outcome.calls.is_empty() && outcome.ready_queues.is_empty() {
                 return Next::Go(());
             }
             for queue in outcome.ready_queues {
-                state::enter(self.setup.root);
-                callback::on_queue_ready(self.setup.root, queue);
+                plugin.slot.enter(ROOT);
+                plugin.slot.on_queue_ready(ROOT, queue);
             }
             for call in outcome.calls {
                 let (status, headers, body, trailers) =
-                    match side_call(&call, self.setup.max_body).await {
+                    match side_call(&call, plugin.max_body).await {
                         Ok(answer) => answer,
                         Err(e) => {
                             let line = format!(
@@ -364,216 +500,331 @@ impl Stream {
                     body.len() as u32,
                     trailers.len() as u32,
                 );
-                state::set_call_response(status, &headers, &body, &trailers);
-                state::enter(call.context);
-                callback::on_http_call_response(
-                    self.setup.root,
-                    call.token,
-                    counts.0,
-                    counts.1,
-                    counts.2,
-                );
-                state::set_call_response(0, &[], &[], &[]);
+                plugin
+                    .slot
+                    .set_call_response(status, &headers, &body, &trailers);
+                plugin.slot.enter(call.context);
+                plugin
+                    .slot
+                    .on_http_call_response(ROOT, call.token, counts.0, counts.1, counts.2);
+                plugin.slot.set_call_response(0, &[], &[], &[]);
             }
         }
     }
 
-    /// Passes a body through untouched if the module has no callback for
-    /// it, or the headers said there is none (`declared_empty`). Else the body is held while the body callback pauses on it (up
-    /// to `max-body-bytes`, then 413 for a request and 500 for a response,
-    /// as Envoy answers), so the headers wait too; once the callback lets
-    /// data through, the rest streams, each chunk through the callback, in
-    /// a task of its own. `headers` are the phase's, kept current.
+    /// Passes a body through untouched if no plugin of `order` has a
+    /// callback for it, or the headers said there is none
+    /// (`declared_empty`). Else the body goes through each plugin's body
+    /// callback in `order` ([`Flow`]); the headers wait while one pauses on
+    /// it (each holds up to its `max-body-bytes`, then 413 for a request and
+    /// 500 for a response, as Envoy answers); once it has passed them all,
+    /// the rest streams, each chunk through the callbacks, in a task of its
+    /// own. `map` holds the phase's headers, kept current.
     async fn body(
         &self,
         mut body: StreamReader<u8>,
         body_trailers: Option<Trailers>,
         phase: Phase,
-        headers: &mut Pairs,
+        order: &[usize],
+        map: &mut Map,
         declared_empty: bool,
     ) -> Next<(StreamReader<u8>, Trailers)> {
-        let (has_body, has_trailers) = (
-            self.setup.has(phase.body_callback()),
-            self.setup.has(phase.trailers_callback()),
-        );
-        if declared_empty || (!has_body && !has_trailers) {
+        let mut flow = Flow::new(self, phase, order);
+        let has_trailers = order
+            .iter()
+            .any(|&at| self.plugin(at).has(phase.trailers_callback()));
+        if declared_empty || (flow.stages.is_empty() && !has_trailers) {
             return Next::Go((body, body_trailers.unwrap_or_else(|| trailers(None))));
         }
-        let mut held = Vec::new();
+        let mut out = Vec::new();
         let mut end = false;
-        // As Envoy, the callback hears `end_of_stream` with the last data of
+        // As Envoy, a callback hears `end_of_stream` with the last data of
         // a body whose length was declared, not in a call of its own after.
-        let declared = declared_length(headers);
+        let declared = declared_length(&map.pairs);
+        let mut read = 0;
         let mut first = true;
-        while has_body && !end {
-            let (status, chunk) = body.read(Vec::with_capacity(CHUNK)).await;
+        while !flow.stages.is_empty() && !end {
+            let (status, mut chunk) = body.read(Vec::with_capacity(CHUNK)).await;
             end = !matches!(status, StreamResult::Complete(_));
-            held.extend(chunk);
-            if !end && declared == Some(held.len()) {
+            read += chunk.len();
+            if !end && declared == Some(read) {
                 let (status, rest) = body.read(Vec::with_capacity(1)).await;
                 end = !matches!(status, StreamResult::Complete(_));
-                held.extend(rest);
+                read += rest.len();
+                chunk.extend(rest);
             }
             // A body that ends before any data is none: Envoy then hears the
             // end with the headers, calls no body callback and sends
             // `content-length: 0`. (The host does not always keep the one
             // that said so.)
-            if std::mem::take(&mut first) && end && held.is_empty() {
+            if std::mem::take(&mut first) && end && chunk.is_empty() {
                 if declared.is_none() {
-                    headers.push((b"content-length".to_vec(), b"0".to_vec()));
+                    map.pairs.push((b"content-length".to_vec(), b"0".to_vec()));
                 }
                 break;
             }
-            if held.len() > self.setup.max_body {
-                let (code, reason) = phase.too_large();
-                // One write, so that the line reaches the log whole.
-                let line = format!(
-                    "{code} {reason}: the {} body passed the plugin's buffer limit ({} bytes)\n",
-                    phase.name(),
-                    self.setup.max_body
-                );
-                eprint!("{line}");
-                // Envoy's reply: the reason phrase alone.
-                return Next::Answer(LocalResponse {
-                    status: code.into(),
-                    headers: Vec::new(),
-                    body: reason.as_bytes().to_vec(),
-                });
-            }
-            let passes = self.feed(phase, &mut held, end);
-            if let Next::Answer(local) = self.settle(phase.headers(), headers).await {
-                return Next::Answer(local);
-            }
-            if passes {
-                break;
+            match flow.push(chunk, end, map).await {
+                Next::Go(Some(through)) => {
+                    out = through;
+                    break;
+                }
+                Next::Go(None) => {}
+                Next::Answer { from, local } => return Next::Answer { from, local },
             }
         }
-        // A body held whole goes with its length as the callback left it. One
-        // that streams keeps the `content-length` the headers have, as
+        // A body held whole goes with its length as the callbacks left it.
+        // One that streams keeps the `content-length` the headers have, as
         // Envoy forwards it: a backend that reads only that length would
         // otherwise see no body. (A filter that resizes a streamed body
         // removes the header itself, in Envoy too.)
-        let length = headers
+        let length = map
+            .pairs
             .iter()
             .position(|(k, _)| k.eq_ignore_ascii_case(b"content-length"));
         if let Some(at) = length
             && end
         {
-            headers[at].1 = held.len().to_string().into_bytes();
+            map.pairs[at].1 = out.len().to_string().into_bytes();
         }
         if end {
             // Held whole: the trailers too are seen before anything goes on.
-            return match self.trailers(phase, body_trailers).await {
-                Next::Go(Ok(fields)) => Next::Go((body_stream(held, None), trailers(fields))),
+            return match self.trailers(phase, order, body_trailers).await {
+                Next::Go(Ok(fields)) => Next::Go((body_stream(out, None), trailers(fields))),
                 Next::Go(Err(e)) => {
                     let (code, reason) = phase.failed();
-                    Next::Answer(plain(
-                        code,
-                        format!("{code} {reason}: the body failed: {e:?}\n"),
-                    ))
+                    Next::Answer {
+                        from: order.last().copied().unwrap_or(0),
+                        local: plain(code, format!("{code} {reason}: the body failed: {e:?}\n")),
+                    }
                 }
-                Next::Answer(local) => Next::Answer(local),
+                Next::Answer { from, local } => Next::Answer { from, local },
             };
         }
         let (to, streamed) = body_channel();
         let (trailers_to, trailers) = trailers_channel();
+        let order = order.to_vec();
+        let stages = flow.stages;
         let this = self.clone();
         spawn(async move {
-            this.pump(phase, (held, end), body, body_trailers, to, trailers_to)
+            let mut flow = Flow {
+                stream: &this,
+                phase,
+                stages,
+            };
+            flow.pump(out, body, &order, body_trailers, to, trailers_to)
                 .await;
         });
         Next::Go((streamed, trailers))
     }
 
-    /// Streams the rest of a body: `held` first, then each chunk through
-    /// the body callback (held again while it pauses), then the trailers
-    /// through their callback. The headers have gone, so a local response
-    /// or a body over the limit now can only cut the stream, with an error.
-    async fn pump(
-        self,
-        phase: Phase,
-        (mut held, mut end): (Vec<u8>, bool),
-        mut body: StreamReader<u8>,
-        body_trailers: Option<Trailers>,
-        mut to: StreamWriter<u8>,
-        trailers_to: TrailersWriter,
-    ) {
-        let has_body = self.setup.has(phase.body_callback());
-        let cut =
-            |why: &str| ErrorCode::InternalError(Some(format!("the proxy-wasm plugin {why}")));
-        let mut too_late = Vec::new();
-        let mut passes = true;
-        loop {
-            if passes
-                && !held.is_empty()
-                && !to.write_all(std::mem::take(&mut held)).await.is_empty()
-            {
-                return;
-            }
-            if end {
-                break;
-            }
-            let (status, chunk) = body.read(Vec::with_capacity(CHUNK)).await;
-            end = !matches!(status, StreamResult::Complete(_));
-            held.extend(chunk);
-            if !has_body {
-                passes = true;
-                continue;
-            }
-            if held.len() > self.setup.max_body {
-                let _ = trailers_to
-                    .write(Err(cut("held a body over its buffer limit")))
-                    .await;
-                return;
-            }
-            passes = self.feed(phase, &mut held, end);
-            if let Next::Answer(_) = self.settle(phase.headers(), &mut too_late).await {
-                let _ = trailers_to
-                    .write(Err(cut("answered after the headers had gone")))
-                    .await;
-                return;
-            }
-        }
-        drop(to);
-        let cut_short = match self.trailers(phase, body_trailers).await {
-            Next::Go(Ok(None)) => return,
-            Next::Go(Ok(fields)) => Ok(fields),
-            Next::Go(Err(e)) => Err(e),
-            Next::Answer(_) => Err(cut("answered after the headers had gone")),
-        };
-        let _ = trailers_to.write(cut_short).await;
-    }
-
     /// Awaits a body's trailers (if it can have any) and runs them through
-    /// their callback, if the module has one.
+    /// the trailers callback of each plugin of `order` that has one.
     async fn trailers(
         &self,
         phase: Phase,
+        order: &[usize],
         body_trailers: Option<Trailers>,
     ) -> Next<Result<Option<Fields>, ErrorCode>> {
         let Some(body_trailers) = body_trailers else {
             return Next::Go(Ok(None));
         };
+        let callback = phase.trailers_callback();
         let found = match body_trailers.await {
-            Ok(Some(found)) if self.setup.has(phase.trailers_callback()) => found,
+            Ok(Some(found)) if order.iter().any(|&at| self.plugin(at).has(callback)) => found,
             other => return Next::Go(other),
         };
-        let mut pairs = bytes_pairs(found.copy_all());
-        state::set_map(self.id(), phase.trailers(), &pairs);
-        phase.on_trailers(self.id(), pairs.len() as u32);
-        if let Next::Answer(local) = self.settle(phase.trailers(), &mut pairs).await {
-            return Next::Answer(local);
+        let mut map = Map::new(bytes_pairs(found.copy_all()), phase.trailers());
+        for &at in order.iter().filter(|&&at| self.plugin(at).has(callback)) {
+            let slot = self.plugin(at).slot;
+            slot.set_map(self.id(), phase.trailers(), &map.pairs);
+            phase.on_trailers(slot, self.id(), map.pairs.len() as u32);
+            if let Next::Answer { from, local } = self.settle(at, &mut map).await {
+                return Next::Answer { from, local };
+            }
         }
-        Next::Go(Ok(Fields::from_list(&string_pairs(pairs)).ok()))
+        Next::Go(Ok(Fields::from_list(&string_pairs(map.pairs)).ok()))
+    }
+}
+
+/// A header map of a stream as the run's plugins act on it in turn: each
+/// plugin's state holds its own copy, so a plugin whose copy is older than
+/// the map gets the map again before its next callback.
+struct Map {
+    pairs: Pairs,
+    /// The ABI's number of the map.
+    kind: u32,
+    /// How often the map changed, and how far each plugin has seen.
+    version: u32,
+    seen: Vec<(usize, u32)>,
+}
+
+impl Map {
+    fn new(pairs: Pairs, kind: u32) -> Map {
+        Map {
+            pairs,
+            kind,
+            version: 0,
+            seen: Vec::new(),
+        }
     }
 
-    /// Runs what is held through the body callback, which may change it;
-    /// whether it may pass (Continue, or the end of the body).
-    fn feed(&self, phase: Phase, held: &mut Vec<u8>, end: bool) -> bool {
-        state::set_buffer(self.id(), phase.buffer(), held);
-        let action = phase.on_body(self.id(), held.len() as u32, end);
-        *held = state::get_buffer(self.id(), phase.buffer());
-        action == CONTINUE || end
+    /// Plugin `at`'s state now holds the map as it is.
+    fn seen(&mut self, at: usize) {
+        let version = self.version;
+        match self.seen.iter_mut().find(|(p, _)| *p == at) {
+            Some(entry) => entry.1 = version,
+            None => self.seen.push((at, version)),
+        }
+    }
+
+    /// Plugin `at` changed the map to `pairs`.
+    fn changed(&mut self, at: usize, pairs: Pairs) {
+        self.pairs = pairs;
+        self.version += 1;
+        self.seen(at);
+    }
+
+    /// Gives plugin `at` the map if its copy is older.
+    fn refresh(&mut self, stream: &Stream, at: usize) {
+        let fresh = self.seen.iter().any(|&(p, v)| p == at && v == self.version);
+        if !fresh {
+            stream
+                .plugin(at)
+                .slot
+                .set_map(stream.id(), self.kind, &self.pairs);
+            self.seen(at);
+        }
+    }
+}
+
+/// A body on its way through the body callbacks of a run's plugins, in
+/// filter order. Each plugin holds what it has not let through yet (a
+/// callback that pauses holds the body, as in Envoy); data it lets through
+/// goes on to the next.
+struct Flow<'a> {
+    stream: &'a Stream,
+    phase: Phase,
+    /// The plugins with a body callback, in order, and what each holds.
+    stages: Vec<(usize, Vec<u8>)>,
+}
+
+impl<'a> Flow<'a> {
+    fn new(stream: &'a Stream, phase: Phase, order: &[usize]) -> Flow<'a> {
+        let stages = order
+            .iter()
+            .filter(|&&at| stream.plugin(at).has(phase.body_callback()))
+            .map(|&at| (at, Vec::new()))
+            .collect();
+        Flow {
+            stream,
+            phase,
+            stages,
+        }
+    }
+
+    /// Runs `data` (with the body's `end`) through the stages: what came
+    /// out of the last one (`Some`, possibly empty), or `None` while one
+    /// holds it. `map` holds the phase's headers, kept current.
+    async fn push(&mut self, mut data: Vec<u8>, end: bool, map: &mut Map) -> Next<Option<Vec<u8>>> {
+        let stream = self.stream;
+        for (at, held) in &mut self.stages {
+            let at = *at;
+            // No call for nothing: a stage before held it all.
+            if data.is_empty() && !end && held.is_empty() {
+                continue;
+            }
+            held.extend(std::mem::take(&mut data));
+            let plugin = stream.plugin(at);
+            if held.len() > plugin.max_body {
+                let (code, reason) = self.phase.too_large();
+                // One write, so that the line reaches the log whole.
+                let line = format!(
+                    "{code} {reason}: the {} body passed the plugin's buffer limit ({} bytes, {})\n",
+                    self.phase.name(),
+                    plugin.max_body,
+                    plugin.name
+                );
+                eprint!("{line}");
+                // Envoy's reply: the reason phrase alone.
+                return Next::Answer {
+                    from: at,
+                    local: LocalResponse {
+                        status: code.into(),
+                        headers: Vec::new(),
+                        body: reason.as_bytes().to_vec(),
+                    },
+                };
+            }
+            map.refresh(stream, at);
+            let slot = plugin.slot;
+            slot.set_buffer(stream.id(), self.phase.buffer(), held);
+            let action = self
+                .phase
+                .on_body(slot, stream.id(), held.len() as u32, end);
+            *held = slot.get_buffer(stream.id(), self.phase.buffer());
+            if let Next::Answer { from, local } = stream.settle(at, map).await {
+                return Next::Answer { from, local };
+            }
+            if action != CONTINUE && !end {
+                return Next::Go(None);
+            }
+            data = std::mem::take(held);
+        }
+        Next::Go(Some(data))
+    }
+
+    /// Streams the rest of a body: `out` first, then each chunk through
+    /// the stages, then the trailers through their callbacks. The headers
+    /// have gone, so a local response or a body over a limit now can only
+    /// cut the stream, with an error.
+    async fn pump(
+        &mut self,
+        mut out: Vec<u8>,
+        mut body: StreamReader<u8>,
+        order: &[usize],
+        body_trailers: Option<Trailers>,
+        mut to: StreamWriter<u8>,
+        trailers_to: TrailersWriter,
+    ) {
+        let cut =
+            |why: &str| ErrorCode::InternalError(Some(format!("the proxy-wasm plugin {why}")));
+        // Header changes now come too late to go anywhere; each plugin
+        // keeps its own copy unless another's change reaches it.
+        let mut too_late = Map::new(Vec::new(), self.phase.headers());
+        for (at, _) in &self.stages {
+            too_late.seen(*at);
+        }
+        loop {
+            if !out.is_empty() && !to.write_all(std::mem::take(&mut out)).await.is_empty() {
+                return;
+            }
+            let (status, chunk) = body.read(Vec::with_capacity(CHUNK)).await;
+            let end = !matches!(status, StreamResult::Complete(_));
+            match self.push(chunk, end, &mut too_late).await {
+                Next::Go(Some(through)) => out = through,
+                Next::Go(None) => {}
+                Next::Answer { .. } => {
+                    let _ = trailers_to
+                        .write(Err(cut("answered after the headers had gone")))
+                        .await;
+                    return;
+                }
+            }
+            if end {
+                break;
+            }
+        }
+        if !out.is_empty() && !to.write_all(out).await.is_empty() {
+            return;
+        }
+        drop(to);
+        let cut_short = match self.stream.trailers(self.phase, order, body_trailers).await {
+            Next::Go(Ok(None)) => return,
+            Next::Go(Ok(fields)) => Ok(fields),
+            Next::Go(Err(e)) => Err(e),
+            Next::Answer { .. } => Err(cut("answered after the headers had gone")),
+        };
+        let _ = trailers_to.write(cut_short).await;
     }
 }
 
@@ -644,17 +895,17 @@ impl Phase {
         }
     }
 
-    fn on_body(self, context: u32, size: u32, end: bool) -> u32 {
+    fn on_body(self, slot: &dyn Slot, context: u32, size: u32, end: bool) -> u32 {
         match self {
-            Phase::Request => callback::on_request_body(context, size, end as u32),
-            Phase::Response => callback::on_response_body(context, size, end as u32),
+            Phase::Request => slot.on_request_body(context, size, end as u32),
+            Phase::Response => slot.on_response_body(context, size, end as u32),
         }
     }
 
-    fn on_trailers(self, context: u32, count: u32) -> u32 {
+    fn on_trailers(self, slot: &dyn Slot, context: u32, count: u32) -> u32 {
         match self {
-            Phase::Request => callback::on_request_trailers(context, count),
-            Phase::Response => callback::on_response_trailers(context, count),
+            Phase::Request => slot.on_request_trailers(context, count),
+            Phase::Response => slot.on_response_trailers(context, count),
         }
     }
 }
@@ -664,7 +915,7 @@ impl Phase {
 /// of the cluster the filter named (the state component mapped it), whose
 /// scheme then replaces the call's.
 async fn side_call(
-    call: &state::Call,
+    call: &Call,
     max_body: usize,
 ) -> Result<(u32, Pairs, Vec<u8>, Pairs), ErrorCode> {
     let mut headers = call.headers.clone();
