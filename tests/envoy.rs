@@ -843,3 +843,44 @@ fn rust_sdk_abi_probe_answers_as_in_envoy() {
     assert!(pair.envoy.log().contains(said), "{}", pair.envoy.log());
     assert!(pair.pwchain.log_line(said).is_some());
 }
+
+#[test]
+fn a_fused_run_of_filters_answers_as_in_envoy() {
+    // Three filters pwchain runs behind one driver: the later probe hears
+    // each request's headers before Go holds the body, as in Envoy, where
+    // each event goes through every filter before the next event.
+    let probe = |name: &'static str| {
+        let mut probe = Wasm::new(name, legacy_plugins().join("abi-probe.wasip1.wasm"));
+        probe.configuration = Some(format!("upstream=httpbin\ntag={name}"));
+        probe
+    };
+    let go = Wasm::new("http_body", fixture("go-http-body.wasm"));
+    let Some(mut pair) = Pair::start(
+        &[probe("outer"), go, probe("inner")],
+        "",
+        Reply::Text("yes"),
+    ) else {
+        return;
+    };
+    pair.also = PROBE_COUNTS;
+    let chain = std::fs::read_to_string(pair.ws.path("chain.toml")).unwrap();
+    assert!(chain.matches("proxy-wasm = ").count() == 3, "{chain}");
+    pair.same(
+        "a body Go replaces between two probes",
+        &raw("POST", "/post", &[], Some(b"ping"), false),
+    );
+    let two_mib = vec![b'x'; 2 << 20];
+    pair.same(
+        "a body Go holds past its limit",
+        &raw("POST", "/big", &[], Some(&two_mib), false),
+    );
+    // The counters show which filters heard the request before.
+    pair.same(
+        "the next request",
+        &raw("POST", "/after", &[], Some(b"pong"), false),
+    );
+    pair.same(
+        "a local 400 from the middle of the run",
+        &raw("GET", "/x", &[], None, false),
+    );
+}

@@ -763,3 +763,182 @@ fn a_module_whose_initialize_traps_fails_its_request_and_names_itself() {
     let again = served.request("GET", "/", &[], b"");
     assert_eq!(again.status, 500);
 }
+
+/// Five wrapped filters of four SDKs in a row, in front of `echo`: one run
+/// behind one driver when fused, each behind a driver of its own with
+/// `fuse = false`.
+fn wrapped_run(ws: &Workspace, fuse: bool) -> std::path::PathBuf {
+    let text = format!(
+        r#"[chain]
+name = "wrapped"
+fuse = {fuse}
+
+[[plugin]]
+name = "outer"
+proxy-wasm = "{{legacy}}/abi-probe.unknown.wasm"
+configuration = "tag=outer"
+
+[[plugin]]
+name = "hf"
+proxy-wasm = "{{legacy}}/header-filter.wasip1.wasm"
+configuration = "tag-hf"
+
+[[plugin]]
+name = "go-body"
+proxy-wasm = "{go}"
+
+[[plugin]]
+name = "as-header"
+proxy-wasm = "{as_}"
+root-id = "add_header"
+configuration = "from-chain"
+
+[[plugin]]
+name = "inner"
+proxy-wasm = "{{legacy}}/abi-probe.wasip1.wasm"
+configuration = "tag=inner"
+
+[origin]
+path = "{{plugins}}/echo.wasm"
+"#,
+        go = crate::support::fixture("go-http-body.wasm").display(),
+        as_ = crate::support::fixture("as-add-header.wasm").display(),
+    );
+    let out = format!("wrapped-{fuse}.wasm");
+    let result = ws.compose_to(&text, &out);
+    assert!(
+        result.status.success(),
+        "{}",
+        crate::support::stderr(&result)
+    );
+    ws.path(&out)
+}
+
+#[test]
+fn a_fused_run_of_wrapped_filters_answers_as_the_same_filters_apart() {
+    let ws = Workspace::new();
+    let (fused, apart) = (wrapped_run(&ws, true), wrapped_run(&ws, false));
+    let info = run(&["inspect", "--json", fused.to_str().unwrap()]);
+    let info: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    for i in 0..5 {
+        assert_eq!(
+            info["chain"]["plugins"][i]["run"], "outer+hf+go-body+as-header+inner",
+            "{info}"
+        );
+    }
+    let info = run(&["inspect", "--json", apart.to_str().unwrap()]);
+    let info: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    assert!(info["chain"]["plugins"][0]["run"].is_null(), "{info}");
+
+    let (fused, apart) = (Served::start(&fused, &[]), Served::start(&apart, &[]));
+    let large = vec![b'x'; 2 << 20];
+    // Each case: method, path, headers, body; both servers get the same
+    // requests in the same order, so shared counters agree too.
+    let cases: Vec<(&str, &str, Vec<(&str, &str)>, &[u8])> = vec![
+        // Every filter on the request and, in reverse, on the response;
+        // Go replaces the held body in the middle of the run.
+        ("POST", "/x", vec![], b"hello"),
+        ("POST", "/x", vec![("buffer-operation", "append")], b"hello"),
+        (
+            "POST",
+            "/x",
+            vec![("buffer-operation", "prepend")],
+            b"hello",
+        ),
+        // A local reply from the second filter: the first sees it on its
+        // way out, the later ones never see the request.
+        ("POST", "/legacy-deny/x", vec![], b"no"),
+        // The first filter traps: its request fails, the next is served.
+        ("POST", "/trap", vec![], b"boom"),
+        ("POST", "/after-trap", vec![], b"fine"),
+        ("GET", "/y", vec![("content-length", "0")], b""),
+    ];
+    // All but the date and the probe's tick count (which the clock
+    // decides), and the echoed request less the server's address.
+    let seen = |answer: &crate::support::Response, served: &Served| {
+        let mut headers: Vec<(String, String)> = answer
+            .headers
+            .iter()
+            .filter(|(name, _)| name != "date" && name != "x-probe-ticks")
+            .cloned()
+            .collect();
+        headers.sort();
+        let body = answer.text().replace(&served.addr.to_string(), "ADDR");
+        (answer.status, headers, body)
+    };
+    for (method, path, headers, body) in &cases {
+        let one = fused.request(method, path, headers, body);
+        let other = apart.request(method, path, headers, body);
+        assert_eq!(
+            seen(&one, &fused),
+            seen(&other, &apart),
+            "{method} {path}: fused {} / apart {}",
+            one.text(),
+            other.text()
+        );
+        match *path {
+            "/x" => {
+                assert_eq!(one.status, 200, "{}", one.text());
+                assert!(
+                    one.text().to_lowercase().contains("body]"),
+                    "{}",
+                    one.text()
+                );
+                assert_eq!(one.header("x-legacy-response"), Some("tag-hf"));
+                assert_eq!(one.header("hello"), Some("from-chain"));
+            }
+            "/legacy-deny/x" => {
+                assert_eq!(one.status, 403, "{}", one.text());
+                assert_eq!(one.header("hello"), None, "as-header never saw it");
+            }
+            "/trap" => assert_eq!(one.status, 500, "{}", one.text()),
+            _ => assert_eq!(one.status, 200, "{path}: {}", one.text()),
+        }
+    }
+    // Where a run differs, as Envoy does (envoy::a_fused_run_of_filters_
+    // answers_as_in_envoy): every filter hears the headers before Go holds
+    // the body, so a 413 for a body over Go's limit passes back through the
+    // later filters too; apart, Go's driver holds the request first.
+    let (one, other) = (
+        fused.request("POST", "/large", &[], &large),
+        apart.request("POST", "/large", &[], &large),
+    );
+    assert_eq!((one.status, other.status), (413, 413));
+    assert!(one.text().contains("seen by inner"), "{}", one.text());
+    assert!(!other.text().contains("seen by inner"), "{}", other.text());
+}
+
+#[test]
+fn a_run_longer_than_a_driver_takes_is_split() {
+    let ws = Workspace::new();
+    let mut text = String::new();
+    for i in 1..=9 {
+        text.push_str(&format!(
+            "[[plugin]]\nname = \"f{i}\"\nproxy-wasm = \"{{legacy}}/header-filter.unknown.wasm\"\nconfiguration = \"tag-{i}\"\n\n"
+        ));
+    }
+    text.push_str("[origin]\npath = \"{plugins}/echo.wasm\"\n");
+    let composite = ws.compose(&text);
+    let info = run(&["inspect", "--json", composite.to_str().unwrap()]);
+    let info: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    let plugins = &info["chain"]["plugins"];
+    for i in 0..8 {
+        assert_eq!(plugins[i]["run"], "f1+f2+f3+f4+f5+f6+f7+f8", "{info}");
+    }
+    assert!(plugins[8]["run"].is_null(), "f9 alone: {info}");
+    let served = Served::start(&composite, &[]);
+    let answer = served.request("GET", "/", &[("content-length", "0")], b"");
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    // Each filter adds its tag to the request, in chain order; on the way
+    // back each sets the response header, the first one last.
+    let echoed = answer.text();
+    let tags: Vec<&str> = echoed
+        .lines()
+        .filter_map(|l| l.strip_prefix("x-legacy-request: "))
+        .collect();
+    assert_eq!(
+        tags,
+        (1..=9).map(|i| format!("tag-{i}")).collect::<Vec<_>>()
+    );
+    assert_eq!(answer.header("x-legacy-response"), Some("tag-1"));
+}

@@ -276,11 +276,11 @@ impl Drop for Context {
     }
 }
 
-/// What a phase of the run ended with: go on, or answer with a reply of
-/// plugin `from`'s (or the driver's on its behalf: a body over its limit).
+/// What a phase of the run ended with: go on, or answer with a plugin's
+/// reply (or the driver's on its behalf: a body over its limit).
 enum Next<T> {
     Go(T),
-    Answer { from: usize, local: LocalResponse },
+    Answer(LocalResponse),
 }
 
 impl Stream {
@@ -294,7 +294,9 @@ impl Stream {
 
     /// The request through the run, then the next hop's answer back through
     /// it in reverse; or a plugin's local reply, which passes the response
-    /// callbacks of that plugin and those before it, as in Envoy.
+    /// callbacks of every plugin that heard the request's headers, the
+    /// sender's included, as in Envoy (a reply from a body callback reaches
+    /// the later plugins too).
     async fn run(&self, request: Request) -> Result<Response, ErrorCode> {
         let head = matches!(request.get_method(), Method::Head);
         let all = self.context.run.len();
@@ -309,11 +311,12 @@ impl Stream {
             // Its parts, not a `Response`: a future made here cannot be
             // read here (the component model forbids it for non-numeric
             // payloads), and a local reply has no trailers anyway.
-            Next::Answer { from, local } => {
+            Next::Answer(local) => {
                 let (status, headers, body) = local_reply(local);
                 let mut pairs = vec![(b":status".to_vec(), status.to_string().into_bytes())];
                 pairs.extend(headers);
-                self.response(from + 1, status, pairs, body_stream(body, None), None, head)
+                let reached = self.context.began.get();
+                self.response(reached, status, pairs, body_stream(body, None), None, head)
                     .await
             }
         }
@@ -361,8 +364,8 @@ impl Stream {
             self.context.began.set(at + 1);
             slot.on_context_create(self.id(), ROOT);
             slot.on_request_headers(self.id(), map.pairs.len() as u32, end_of_stream as u32);
-            if let Next::Answer { from, local } = self.settle(at, &mut map).await {
-                return Ok(Next::Answer { from, local });
+            if let Next::Answer(local) = self.settle(at, &mut map).await {
+                return Ok(Next::Answer(local));
             }
         }
 
@@ -379,7 +382,7 @@ impl Stream {
             .await
         {
             Next::Go(body) => body,
-            Next::Answer { from, local } => return Ok(Next::Answer { from, local }),
+            Next::Answer(local) => return Ok(Next::Answer(local)),
         };
         let target = Target {
             method,
@@ -418,7 +421,7 @@ impl Stream {
             slot.set_map(self.id(), RESPONSE_HEADERS, &map.pairs);
             map.seen(at);
             slot.on_response_headers(self.id(), map.pairs.len() as u32, 0);
-            if let Next::Answer { local, .. } = self.settle(at, &mut map).await {
+            if let Next::Answer(local) = self.settle(at, &mut map).await {
                 return Ok(local_response(local));
             }
         }
@@ -442,7 +445,7 @@ impl Stream {
             .await
         {
             Next::Go(body) => body,
-            Next::Answer { local, .. } => return Ok(local_response(local)),
+            Next::Answer(local) => return Ok(local_response(local)),
         };
         let mut headers = map.pairs;
         let status = match headers.iter().position(|(k, _)| k == b":status") {
@@ -473,7 +476,7 @@ impl Stream {
                 map.changed(at, changed);
             }
             if let Some(local) = outcome.local_response {
-                return Next::Answer { from: at, local };
+                return Next::Answer(local);
             }
             if outcome.calls.is_empty() && outcome.ready_queues.is_empty() {
                 return Next::Go(());
@@ -569,7 +572,7 @@ impl Stream {
                     break;
                 }
                 Next::Go(None) => {}
-                Next::Answer { from, local } => return Next::Answer { from, local },
+                Next::Answer(local) => return Next::Answer(local),
             }
         }
         // A body held whole goes with its length as the callbacks left it.
@@ -592,12 +595,12 @@ impl Stream {
                 Next::Go(Ok(fields)) => Next::Go((body_stream(out, None), trailers(fields))),
                 Next::Go(Err(e)) => {
                     let (code, reason) = phase.failed();
-                    Next::Answer {
-                        from: order.last().copied().unwrap_or(0),
-                        local: plain(code, format!("{code} {reason}: the body failed: {e:?}\n")),
-                    }
+                    Next::Answer(plain(
+                        code,
+                        format!("{code} {reason}: the body failed: {e:?}\n"),
+                    ))
                 }
-                Next::Answer { from, local } => Next::Answer { from, local },
+                Next::Answer(local) => Next::Answer(local),
             };
         }
         let (to, streamed) = body_channel();
@@ -638,8 +641,8 @@ impl Stream {
             let slot = self.plugin(at).slot;
             slot.set_map(self.id(), phase.trailers(), &map.pairs);
             phase.on_trailers(slot, self.id(), map.pairs.len() as u32);
-            if let Next::Answer { from, local } = self.settle(at, &mut map).await {
-                return Next::Answer { from, local };
+            if let Next::Answer(local) = self.settle(at, &mut map).await {
+                return Next::Answer(local);
             }
         }
         Next::Go(Ok(Fields::from_list(&string_pairs(map.pairs)).ok()))
@@ -746,14 +749,11 @@ impl<'a> Flow<'a> {
                 );
                 eprint!("{line}");
                 // Envoy's reply: the reason phrase alone.
-                return Next::Answer {
-                    from: at,
-                    local: LocalResponse {
-                        status: code.into(),
-                        headers: Vec::new(),
-                        body: reason.as_bytes().to_vec(),
-                    },
-                };
+                return Next::Answer(LocalResponse {
+                    status: code.into(),
+                    headers: Vec::new(),
+                    body: reason.as_bytes().to_vec(),
+                });
             }
             map.refresh(stream, at);
             let slot = plugin.slot;
@@ -762,8 +762,8 @@ impl<'a> Flow<'a> {
                 .phase
                 .on_body(slot, stream.id(), held.len() as u32, end);
             *held = slot.get_buffer(stream.id(), self.phase.buffer());
-            if let Next::Answer { from, local } = stream.settle(at, map).await {
-                return Next::Answer { from, local };
+            if let Next::Answer(local) = stream.settle(at, map).await {
+                return Next::Answer(local);
             }
             if action != CONTINUE && !end {
                 return Next::Go(None);
@@ -803,7 +803,7 @@ impl<'a> Flow<'a> {
             match self.push(chunk, end, &mut too_late).await {
                 Next::Go(Some(through)) => out = through,
                 Next::Go(None) => {}
-                Next::Answer { .. } => {
+                Next::Answer(_) => {
                     let _ = trailers_to
                         .write(Err(cut("answered after the headers had gone")))
                         .await;
@@ -822,7 +822,7 @@ impl<'a> Flow<'a> {
             Next::Go(Ok(None)) => return,
             Next::Go(Ok(fields)) => Ok(fields),
             Next::Go(Err(e)) => Err(e),
-            Next::Answer { .. } => Err(cut("answered after the headers had gone")),
+            Next::Answer(_) => Err(cut("answered after the headers had gone")),
         };
         let _ = trailers_to.write(cut_short).await;
     }
