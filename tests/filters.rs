@@ -29,14 +29,7 @@ fn chain(ws: &Workspace, fuse: bool, replace_on: &str) -> PathBuf {
         gate("c"),
         gate("d"),
     );
-    let out = format!("gates-{fuse}-{replace_on}.wasm");
-    let result = ws.compose_to(&text, &out);
-    assert!(
-        result.status.success(),
-        "{}",
-        crate::support::stderr(&result)
-    );
-    ws.path(&out)
+    ws.compose_as(&text, &format!("gates-{fuse}-{replace_on}.wasm"))
 }
 
 /// What a comparison looks at: status, the headers the chain adds, body.

@@ -764,55 +764,44 @@ fn a_module_whose_initialize_traps_fails_its_request_and_names_itself() {
     assert_eq!(again.status, 500);
 }
 
-/// Five wrapped filters of four SDKs in a row, in front of `echo`: one run
-/// behind one driver when fused, each behind a driver of its own with
+/// Five wrapped filters of three SDKs in a row, in front of `echo`: one
+/// run behind one driver when fused, each behind a driver of its own with
 /// `fuse = false`.
 fn wrapped_run(ws: &Workspace, fuse: bool) -> std::path::PathBuf {
-    let text = format!(
-        r#"[chain]
-name = "wrapped"
-fuse = {fuse}
-
-[[plugin]]
-name = "outer"
-proxy-wasm = "{{legacy}}/abi-probe.unknown.wasm"
-configuration = "tag=outer"
-
-[[plugin]]
-name = "hf"
-proxy-wasm = "{{legacy}}/header-filter.wasip1.wasm"
-configuration = "tag-hf"
-
-[[plugin]]
-name = "go-body"
-proxy-wasm = "{go}"
-
-[[plugin]]
-name = "as-header"
-proxy-wasm = "{as_}"
-root-id = "add_header"
-configuration = "from-chain"
-
-[[plugin]]
-name = "inner"
-proxy-wasm = "{{legacy}}/abi-probe.wasip1.wasm"
-configuration = "tag=inner"
-
-[origin]
-path = "{{plugins}}/echo.wasm"
-"#,
-        go = crate::support::fixture("go-http-body.wasm").display(),
-        as_ = crate::support::fixture("as-add-header.wasm").display(),
-    );
-    let out = format!("wrapped-{fuse}.wasm");
-    let result = ws.compose_to(&text, &out);
-    assert!(
-        result.status.success(),
-        "{}",
-        crate::support::stderr(&result)
-    );
-    ws.path(&out)
+    let fixture = |name: &str| crate::support::fixture(name).display().to_string();
+    let filters = [
+        (
+            "outer",
+            "{legacy}/abi-probe.unknown.wasm".into(),
+            "configuration = \"tag=outer\"",
+        ),
+        (
+            "hf",
+            "{legacy}/header-filter.wasip1.wasm".into(),
+            "configuration = \"tag-hf\"",
+        ),
+        ("go-body", fixture("go-http-body.wasm"), ""),
+        (
+            "as-header",
+            fixture("as-add-header.wasm"),
+            "root-id = \"add_header\"\nconfiguration = \"from-chain\"",
+        ),
+        (
+            "inner",
+            "{legacy}/abi-probe.wasip1.wasm".into(),
+            "configuration = \"tag=inner\"",
+        ),
+    ];
+    let mut text = format!("[chain]\nname = \"wrapped\"\nfuse = {fuse}\n\n");
+    for (name, module, extra) in filters {
+        text += &format!("[[plugin]]\nname = \"{name}\"\nproxy-wasm = \"{module}\"\n{extra}\n\n");
+    }
+    text += "[origin]\npath = \"{plugins}/echo.wasm\"\n";
+    ws.compose_as(&text, &format!("wrapped-{fuse}.wasm"))
 }
+
+/// A request's headers, as a test gives them.
+type Headers<'a> = &'a [(&'a str, &'a str)];
 
 #[test]
 fn a_fused_run_of_wrapped_filters_answers_as_the_same_filters_apart() {
@@ -834,24 +823,19 @@ fn a_fused_run_of_wrapped_filters_answers_as_the_same_filters_apart() {
     let large = vec![b'x'; 2 << 20];
     // Each case: method, path, headers, body; both servers get the same
     // requests in the same order, so shared counters agree too.
-    let cases: Vec<(&str, &str, Vec<(&str, &str)>, &[u8])> = vec![
+    let cases: [(&str, &str, Headers, &[u8]); 7] = [
         // Every filter on the request and, in reverse, on the response;
         // Go replaces the held body in the middle of the run.
-        ("POST", "/x", vec![], b"hello"),
-        ("POST", "/x", vec![("buffer-operation", "append")], b"hello"),
-        (
-            "POST",
-            "/x",
-            vec![("buffer-operation", "prepend")],
-            b"hello",
-        ),
+        ("POST", "/x", &[], b"hello"),
+        ("POST", "/x", &[("buffer-operation", "append")], b"hello"),
+        ("POST", "/x", &[("buffer-operation", "prepend")], b"hello"),
         // A local reply from the second filter: the first sees it on its
         // way out, the later ones never see the request.
-        ("POST", "/legacy-deny/x", vec![], b"no"),
+        ("POST", "/legacy-deny/x", &[], b"no"),
         // The first filter traps: its request fails, the next is served.
-        ("POST", "/trap", vec![], b"boom"),
-        ("POST", "/after-trap", vec![], b"fine"),
-        ("GET", "/y", vec![("content-length", "0")], b""),
+        ("POST", "/trap", &[], b"boom"),
+        ("POST", "/after-trap", &[], b"fine"),
+        ("GET", "/y", &[("content-length", "0")], b""),
     ];
     // All but the date and the probe's tick count (which the clock
     // decides), and the echoed request less the server's address.

@@ -55,14 +55,7 @@ fn repo_chain(ws: &Workspace, name: &str, edits: &[(&str, &str)]) -> PathBuf {
         assert!(text.contains(from), "chains/{name}.toml has no {from:?}");
         text = text.replace(from, to);
     }
-    let out = format!("{name}.wasm");
-    let result = ws.compose_to(&text, &out);
-    assert!(
-        result.status.success(),
-        "{}",
-        crate::support::stderr(&result)
-    );
-    ws.path(&out)
+    ws.compose_as(&text, &format!("{name}.wasm"))
 }
 
 /// `pwchain validate --json`'s verdict: the `wasmtime serve` setup that

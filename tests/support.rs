@@ -350,13 +350,18 @@ impl Workspace {
 
     /// Composes `chain.toml` into `chain.wasm`, asserting success.
     pub fn compose(&self, toml: &str) -> PathBuf {
-        let result = self.compose_to(toml, "chain.wasm");
+        self.compose_as(toml, "chain.wasm")
+    }
+
+    /// Composes `toml` (as `chain.toml`) into `output`, asserting success.
+    pub fn compose_as(&self, toml: &str, output: &str) -> PathBuf {
+        let result = self.compose_to(toml, output);
         assert!(
             result.status.success(),
             "compose failed: {}",
             stderr(&result)
         );
-        self.path("chain.wasm")
+        self.path(output)
     }
 
     /// Names of the files in the directory.
