@@ -25,10 +25,11 @@ const HOST: &str = "pwchain:proxy/legacy-host@0.1.0";
 /// module compose wrapped, with no route match of its own (which stands in
 /// front of one hop) and no side-call policy (which filters one client).
 pub(crate) fn fusable(stage: &Stage) -> bool {
-    stage.legacy.is_some()
-        && stage.route.is_none()
-        && (stage.settings.side_calls == SideCalls::Allow
-            || stage.legacy.as_ref().is_some_and(|parts| !parts.calls))
+    stage.route.is_none()
+        && stage
+            .legacy
+            .as_ref()
+            .is_some_and(|parts| !parts.calls || stage.settings.side_calls == SideCalls::Allow)
 }
 
 /// The nodes of a linked run.
