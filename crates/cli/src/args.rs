@@ -528,6 +528,17 @@ pub struct ServeArgs {
     #[arg(long, value_name = "URL")]
     pub upstream: Option<pwchain_host::Upstream>,
 
+    /// Keep state that outlives a request in Redis, shared by every replica
+    /// that names the same server: wrapped filters' shared data and queues
+    /// (chains composed with `shared-data = "host"`) and plugins'
+    /// `wasi:keyvalue` buckets. `redis://[:PASSWORD@]HOST:PORT[/DB]`.
+    /// Without it they are kept in this server's memory, shared by its
+    /// instances. A server that does not answer at start stops `serve`
+    /// (exit 1); one that goes away later fails only the calls made while
+    /// it is gone, and is used again when it answers.
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+
     /// An environment variable for the plugins (repeatable).
     #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
     pub env: Vec<(String, String)>,

@@ -8,6 +8,7 @@ use miette::{IntoDiagnostic, WrapErr, miette};
 use pwchain_compose::pipeline;
 use pwchain_host::Server;
 use pwchain_host::serve::reload::{Hangup, Reloads, chain_info};
+use pwchain_host::store::{ConnectError, StateStore};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -89,6 +90,20 @@ pub fn serve(args: ServeArgs) -> miette::Result<ExitCode> {
                     let _ = admin_stopped.await;
                 },
             ));
+        }
+        if let Some(url) = &args.store {
+            options.state = StateStore::connect(url)
+                .await
+                .map_err(|e| {
+                    let help = match e {
+                        ConnectError::BadUrl { .. } => "write it as redis://HOST:PORT[/DB]",
+                        ConnectError::Unreachable { .. } => {
+                            "start Redis there, or leave out --store to keep state in this server's memory"
+                        }
+                    };
+                    miette!(help = help, "{e}")
+                })?;
+            eprintln!("pwchain: keeping shared state in {}", options.state.location());
         }
         let chain = args.chain.clone();
         let (loaded, server) = tokio::task::spawn_blocking(move || {

@@ -47,7 +47,7 @@ pub use inspect::record::ChainRecord;
 pub use inspect::{Inspection, Role, inspect};
 pub use link::Composite;
 pub use manifest::{Manifest, Source};
-pub use model::{Chain, FilterMetrics, Forward, Origin, Stage};
+pub use model::{Chain, Forward, KeptIn, Origin, Stage};
 pub use resolve::{Fetched, Step};
 
 /// The modules from the bottom up: a module uses only modules in the rows

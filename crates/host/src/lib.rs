@@ -1,8 +1,10 @@
 //! pwchain's wasmtime side: check a composite against what `wasmtime serve`
 //! provides ([`validate`](mod@validate), with the import sets of [`linker`]), serve it
 //! over HTTP ([`serve`]: the server, lanes, the host-provided upstream,
-//! TLS), and show an operator what it does ([`observe`]: metrics, the
-//! filters' own metrics, the admin endpoint, guest logs).
+//! TLS), keep state beyond a request for every instance and replica
+//! ([`store`]: proxy-wasm shared data and queues, `wasi:keyvalue`, in
+//! memory or Redis), and show an operator what it does ([`observe`]:
+//! metrics, the filters' own metrics, the admin endpoint, guest logs).
 //!
 //! The import sets are the ones `wasmtime serve` (48) links, so a composite
 //! that validates here runs there, and one that runs in `pwchain serve` runs
@@ -14,6 +16,7 @@ pub mod linker;
 pub mod observe;
 pub mod serve;
 mod state;
+pub mod store;
 pub mod validate;
 
 pub use linker::ImportSet;

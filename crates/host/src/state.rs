@@ -1,5 +1,6 @@
 //! What a store holds for one instance of a composite.
 
+use crate::store::StateStore;
 use wasmtime::StoreLimits;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -7,15 +8,18 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView, default_hoo
 
 pub struct Host {
     pub table: ResourceTable,
+    /// State kept beyond one request: `wasi:keyvalue` buckets.
+    pub state: StateStore,
     pub wasi: WasiCtx,
     pub http: WasiHttpCtx,
     pub limits: StoreLimits,
 }
 
 impl Host {
-    pub fn new(wasi: WasiCtx) -> Host {
+    pub fn new(wasi: WasiCtx, state: StateStore) -> Host {
         Host {
             table: ResourceTable::new(),
+            state,
             wasi,
             http: WasiHttpCtx::new(),
             limits: StoreLimits::default(),

@@ -13,7 +13,7 @@ pub mod wac;
 
 use crate::error::{Cause, Error, GraphError, PluginProblem};
 use crate::inspect::{Inspection, Role};
-use crate::model::{Chain, FilterMetrics, Forward, Origin, Stage};
+use crate::model::{Chain, Forward, KeptIn, Origin, Stage};
 use crate::policy::SideCalls;
 use crate::route::RouteMatch;
 
@@ -385,10 +385,7 @@ impl Chain {
         for stage in &stages {
             // Consumers are instantiated first: the stage, then each
             // provider before the one that feeds it.
-            for provider in planned_providers(stage, self.filter_metrics)?
-                .into_iter()
-                .rev()
-            {
+            for provider in planned_providers(stage, self)?.into_iter().rev() {
                 let instance = match provided.get(&provider.node) {
                     Some(shared) => *shared,
                     None => graph.instance(&provider.package, &provider.node, &provider.bytes)?,
@@ -672,15 +669,13 @@ pub(crate) struct Provider {
     pub export: String,
 }
 
-/// What `stage` needs pwchain to provide: its own `wasi:config/store`
-/// (empty without `config`), the shared data and queues of wrapped
-/// proxy-wasm modules (one instance, node `legacy-shared`, for all), and
-/// the side-call policy in front of its `wasi:http/client` import. Each provider is listed before the provider
-/// that consumes it.
-pub(crate) fn planned_providers(
-    stage: &Stage,
-    metrics: FilterMetrics,
-) -> Result<Vec<Provider>, Error> {
+/// What `stage` of `chain` needs pwchain to provide: its own
+/// `wasi:config/store` (empty without `config`), the shared data, queues
+/// and metrics of wrapped proxy-wasm modules that the chain keeps in the
+/// instance (one instance, node `legacy-shared`, for all), and the
+/// side-call policy in front of its `wasi:http/client` import. Each
+/// provider is listed before the provider that consumes it.
+pub(crate) fn planned_providers(stage: &Stage, chain: &Chain) -> Result<Vec<Provider>, Error> {
     let mut provided = Vec::new();
     if let Some(import) = config_import(&stage.info) {
         let version = import.rsplit_once('@').map_or("", |(_, v)| v);
@@ -696,16 +691,13 @@ pub(crate) fn planned_providers(
         });
     }
     // Wrapped proxy-wasm modules share one store of shared data and queues
-    // (and, unless the host keeps them, of metrics).
+    // and of metrics, unless the host keeps them.
     let shared = [
-        (builtins::LEGACY_SHARED_INTERFACE, true),
-        (
-            builtins::LEGACY_METRICS_INTERFACE,
-            metrics == FilterMetrics::Instance,
-        ),
+        (builtins::LEGACY_SHARED_INTERFACE, chain.shared_data),
+        (builtins::LEGACY_METRICS_INTERFACE, chain.filter_metrics),
     ];
-    for (interface, ours) in shared {
-        if ours && stage.info.host_imports.iter().any(|i| i == interface) {
+    for (interface, kept) in shared {
+        if kept == KeptIn::Instance && stage.info.host_imports.iter().any(|i| i == interface) {
             provided.push(Provider {
                 node: "legacy-shared".into(),
                 package: builtins::LEGACY_SHARED_PACKAGE.into(),

@@ -339,7 +339,7 @@ impl Chain {
         generated: &mut Vec<(String, Vec<u8>)>,
         declared: &mut std::collections::HashSet<String>,
     ) -> Result<(), Error> {
-        let providers = crate::link::planned_providers(stage, self.filter_metrics)?;
+        let providers = crate::link::planned_providers(stage, self)?;
         for provider in &providers {
             // A provider several stages name is declared once.
             if !declared.insert(provider.node.clone()) {

@@ -8,7 +8,7 @@
 mod route;
 
 use crate::error::{Error, SourceFile};
-use crate::model::{FilterMetrics, Forward, Origin};
+use crate::model::{Forward, KeptIn, Origin};
 use crate::policy::{AuthorityPattern, ImportPattern, Settings, SideCalls};
 use crate::route::RouteMatch;
 use pwchain_forwarding::Upstream;
@@ -33,7 +33,10 @@ pub struct Manifest {
     /// any), and where the list is written.
     pub allow_imports: Option<(Vec<ImportPattern>, Range<usize>)>,
     /// `[chain] filter-metrics`: where wrapped filters' metrics are kept.
-    pub filter_metrics: FilterMetrics,
+    pub filter_metrics: KeptIn,
+    /// `[chain] shared-data`: where wrapped filters' shared data and queues
+    /// are kept.
+    pub shared_data: KeptIn,
     /// `[chain] fuse` (default true): consecutive header filters share one
     /// driver.
     pub fuse: bool,
@@ -155,7 +158,7 @@ struct RawManifest {
     origin: Option<Spanned<RawOrigin>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawChain {
     name: Option<Spanned<String>>,
@@ -163,7 +166,9 @@ struct RawChain {
     allow_imports: Option<Spanned<Vec<Spanned<String>>>>,
     clusters: Option<RawClusters>,
     #[serde(rename = "filter-metrics", default)]
-    filter_metrics: FilterMetrics,
+    filter_metrics: KeptIn,
+    #[serde(rename = "shared-data", default)]
+    shared_data: KeptIn,
     fuse: Option<bool>,
     #[serde(rename = "stage-timing", default)]
     stage_timing: bool,
@@ -271,27 +276,16 @@ impl Manifest {
         let raw: RawManifest = toml::from_str(&file.text)
             .map_err(|e| file.error(e.span().unwrap_or(0..0), e.message().to_string(), None))?;
 
-        let (name, allow_imports, chain_clusters, filter_metrics, fuse, stage_timing, chain_trust) =
-            match raw.chain {
-                Some(chain) => (
-                    chain.name,
-                    chain.allow_imports,
-                    chain.clusters,
-                    chain.filter_metrics,
-                    chain.fuse,
-                    chain.stage_timing,
-                    chain.trust,
-                ),
-                None => (
-                    None,
-                    None,
-                    None,
-                    FilterMetrics::default(),
-                    None,
-                    false,
-                    None,
-                ),
-            };
+        let RawChain {
+            name,
+            allow_imports,
+            clusters: chain_clusters,
+            filter_metrics,
+            shared_data,
+            fuse,
+            stage_timing,
+            trust: chain_trust,
+        } = raw.chain.unwrap_or_default();
         let chain_trust = parse_trust(&file, chain_trust)?.unwrap_or_default();
         let chain_clusters = chain_clusters
             .map(|c| parse_clusters(&file, c))
@@ -431,6 +425,7 @@ impl Manifest {
             origin,
             allow_imports,
             filter_metrics,
+            shared_data,
             fuse: fuse.unwrap_or(true),
             stage_timing,
             file,

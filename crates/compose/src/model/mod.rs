@@ -76,7 +76,10 @@ pub struct Chain {
     pub allow_imports: Option<Vec<ImportPattern>>,
     /// `[chain] filter-metrics`: where wrapped proxy-wasm filters' metrics
     /// are kept.
-    pub filter_metrics: FilterMetrics,
+    pub filter_metrics: KeptIn,
+    /// `[chain] shared-data`: where wrapped proxy-wasm filters' shared data
+    /// and queues are kept.
+    pub shared_data: KeptIn,
     /// `[chain] fuse`: whether a run of consecutive header filters shares
     /// one driver (one rebuild of each message) or each filter has its own.
     pub fuse: bool,
@@ -85,18 +88,21 @@ pub struct Chain {
     pub stage_timing: bool,
 }
 
-/// Where the metrics that wrapped proxy-wasm filters define are kept,
-/// decided when the chain is composed.
+/// Where state that wrapped proxy-wasm filters keep beyond one request
+/// lives (their metrics, `filter-metrics`; their shared data and queues,
+/// `shared-data`), decided when the chain is composed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum FilterMetrics {
+pub enum KeptIn {
     /// Inside each composite instance (the built-in `legacy-shared`): the
-    /// composite runs in any wasi:http host, and nobody outside sees them.
+    /// composite runs in any wasi:http host, and nobody outside sees it.
     #[default]
     Instance,
-    /// Left to the host as the import `pwchain:proxy/legacy-metrics`:
-    /// `pwchain serve` sums them across instances and shows them on
-    /// `/metrics`; hosts that do not provide it cannot run the composite.
+    /// Left to the host as an import (`pwchain:proxy/legacy-metrics` or
+    /// `pwchain:proxy/legacy-shared`): `pwchain serve` keeps it for all its
+    /// instances (metrics on `/metrics`; shared data in its memory or, with
+    /// `--store redis://…`, in Redis for every replica); hosts that do not
+    /// provide it cannot run the composite.
     Host,
 }
 

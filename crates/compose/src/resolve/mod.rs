@@ -292,6 +292,7 @@ pub fn load(manifest: &Manifest, resolver: &mut Resolver) -> Result<Chain, Error
             .as_ref()
             .map(|(list, _)| list.clone()),
         filter_metrics: manifest.filter_metrics,
+        shared_data: manifest.shared_data,
         fuse: manifest.fuse,
         stage_timing: manifest.stage_timing,
     };

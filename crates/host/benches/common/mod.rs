@@ -18,6 +18,7 @@ pub fn chain_of(name: &str, plugins: Vec<pwchain_compose::Stage>) -> pwchain_com
         origin: None,
         allow_imports: None,
         filter_metrics: Default::default(),
+        shared_data: Default::default(),
         fuse: true,
         stage_timing: false,
     }

@@ -102,8 +102,9 @@ pub(super) fn pooled_pre(
 }
 
 /// What `serve` links: `wasmtime serve -Scli`'s imports, the next hop when
-/// an upstream is set, and the filters' metrics (for chains composed with
-/// `filter-metrics = "host"`).
+/// an upstream is set, the filters' metrics and shared data (for chains
+/// composed with `filter-metrics = "host"` or `shared-data = "host"`), and
+/// `wasi:keyvalue`.
 pub(super) fn serve_linker(
     engine: &Engine,
     options: &ServeOptions,
@@ -113,6 +114,8 @@ pub(super) fn serve_linker(
         upstream::add_to_linker(&mut linker, Arc::new(upstream.clone()))?;
     }
     crate::observe::filter_metrics::add_to_linker(&mut linker, options.metrics.filters())?;
+    crate::store::legacy::add_to_linker(&mut linker, &options.state)?;
+    crate::store::keyvalue::add_to_linker(&mut linker)?;
     Ok(linker)
 }
 

@@ -3,6 +3,7 @@
 
 use crate::observe::metrics::Metrics;
 use crate::serve::tls::Tls;
+use crate::store::StateStore;
 use pwchain_forwarding::Upstream;
 use std::time::Duration;
 
@@ -70,6 +71,10 @@ pub struct ServeOptions {
     pub queue_timeout: Duration,
     /// Where requests, instances, failures and reloads are counted.
     pub metrics: Metrics,
+    /// Where wrapped filters' shared data and queues (for chains composed
+    /// with `shared-data = "host"`) and plugins' `wasi:keyvalue` buckets
+    /// are kept: this server's memory, or Redis (`--store`).
+    pub state: StateStore,
     /// Serve HTTPS with this certificate (HTTP/2 and HTTP/1.1 by ALPN).
     pub tls: Option<Tls>,
     /// Lanes: threads that each run their own event loop and instances of
@@ -96,6 +101,7 @@ impl Default for ServeOptions {
             max_requests: defaults::MAX_REQUESTS as usize,
             queue_timeout: Duration::from_secs(defaults::QUEUE_TIMEOUT_SECS),
             metrics: Metrics::default(),
+            state: StateStore::memory(),
             tls: None,
             lanes: 1,
         }

@@ -83,7 +83,7 @@ impl Instances {
         for (key, value) in &self.options.env {
             wasi.env(key, value);
         }
-        let mut host = Host::new(wasi.build());
+        let mut host = Host::new(wasi.build(), self.options.state.clone());
         host.limits = StoreLimitsBuilder::new()
             .memory_size(self.options.max_memory)
             .trap_on_grow_failure(true)
