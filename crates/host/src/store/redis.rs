@@ -77,20 +77,20 @@ return 1",
     )
 });
 
-/// Pops from queue ARGV[1]: {2, item}, {1} when empty, {0} when there is
-/// no such queue.
+/// Pops from queue ARGV[1]: {2, item}, {1, nil} when empty, {0, nil} when
+/// there is no such queue (Lua's `false` is a nil reply).
 static QUEUE_POP: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return {0} end
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return {0, false} end
 local item = redis.call('LPOP', KEYS[2])
-if not item then return {1} end
+if not item then return {1, false} end
 return {2, item}",
     )
 });
 
 /// Sets KEYS[1] to ARGV[3] if it holds ARGV[2] (ARGV[1] = 1) or is unset
-/// (ARGV[1] = 0): {1}, else {0} or {0, current}.
+/// (ARGV[1] = 0): {1, nil}, else {0, current} ({0, nil}: it is unset).
 static KV_SWAP: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -98,9 +98,8 @@ local current = redis.call('GET', KEYS[1])
 local unset = current == false
 if (ARGV[1] == '0' and unset) or (ARGV[1] == '1' and current == ARGV[2]) then
   redis.call('SET', KEYS[1], ARGV[3])
-  return {1}
+  return {1, false}
 end
-if unset then return {0} end
 return {0, current}",
     )
 });
