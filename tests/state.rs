@@ -2,7 +2,7 @@
 //! `pwchain serve` (`shared-data = "host"`), in Redis with `--store`, seen
 //! by every replica that names the same server.
 
-use crate::support::{Served, TestRedis, Workspace, closed_port, fixture, run, stderr};
+use crate::support::{Served, TestRedis, Workspace, closed_port, run, stderr};
 
 /// `count` replicas of `composite` on one Redis.
 fn replicas(composite: &std::path::Path, redis: &TestRedis, count: usize) -> Vec<Served> {
