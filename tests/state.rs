@@ -184,3 +184,134 @@ path = "{plugins}/echo.wasm"
         assert!(stderr(&output).contains(said), "{}", stderr(&output));
     }
 }
+
+/// A chain with the global rate limit in front of the echo service.
+fn rate_limited(ws: &Workspace, name: &str, config: &str) -> std::path::PathBuf {
+    ws.compose_as(
+        &format!(
+            r#"
+[[plugin]]
+name = "rate-limit"
+path = "{{plugins}}/rate-limit.wasm"
+config = {{ limit = "100", window-seconds = "1000000000"{config} }}
+
+[origin]
+path = "{{plugins}}/echo.wasm"
+"#
+        ),
+        name,
+    )
+}
+
+/// The global rate limit holds across three replicas on one Redis: 300
+/// requests from one client, spread over the replicas at once, with a
+/// limit of 100: exactly 100 pass.
+#[test]
+fn a_global_rate_limit_holds_across_replicas() {
+    let redis = TestRedis::start();
+    let ws = Workspace::new();
+    let composite = rate_limited(&ws, "limited.wasm", "");
+    let served = replicas(&composite, &redis, 3);
+    let client = [("x-forwarded-for", "203.0.113.7")];
+    let statuses = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for replica in &served {
+            let statuses = &statuses;
+            scope.spawn(move || {
+                for _ in 0..100 {
+                    let answer = replica.request("GET", "/", &client, b"");
+                    match answer.status {
+                        200 => {
+                            let left = answer.header("x-ratelimit-remaining").unwrap();
+                            assert!(left.parse::<u32>().unwrap() < 100);
+                        }
+                        429 => {
+                            assert_eq!(answer.header("x-ratelimit-remaining"), Some("0"));
+                            let retry: u64 = answer.header("retry-after").unwrap().parse().unwrap();
+                            assert!(retry > 0, "{retry}");
+                        }
+                        other => panic!("{other}: {}", answer.text()),
+                    }
+                    statuses.lock().unwrap().push(answer.status);
+                }
+            });
+        }
+    });
+    let statuses = statuses.into_inner().unwrap();
+    let passed = statuses.iter().filter(|s| **s == 200).count();
+    assert_eq!((passed, statuses.len()), (100, 300));
+    // Another client has its own count.
+    let other = served[1].request("GET", "/", &[("x-forwarded-for", "198.51.100.1")], b"");
+    assert_eq!(other.status, 200);
+    assert_eq!(other.header("x-ratelimit-remaining"), Some("99"));
+}
+
+/// Redis goes away mid-run and comes back. Requests are answered in time
+/// meanwhile: the rate limit fails open (or, with `fail = "closed"`,
+/// answers 503), the Go SDK's shared-data filter sees the ABI's failure
+/// status and carries on. The log says so once, and the replicas use
+/// Redis again when it returns, without a restart.
+#[test]
+fn replicas_ride_out_a_redis_outage() {
+    let mut redis = TestRedis::start();
+    let ws = Workspace::new();
+    let open = ws.compose_as(
+        &format!(
+            r#"
+[chain]
+shared-data = "host"
+
+[[plugin]]
+name = "shared-data"
+proxy-wasm = "{}"
+
+[[plugin]]
+name = "rate-limit"
+path = "{{plugins}}/rate-limit.wasm"
+config = {{ limit = "1000" }}
+
+[origin]
+path = "{{plugins}}/echo.wasm"
+"#,
+            fixture_path("go-shared-data.wasm")
+        ),
+        "open.wasm",
+    );
+    let closed = rate_limited(&ws, "closed.wasm", r#", fail = "closed""#);
+    let url = redis.url();
+    let open = Served::with_args(&open, &["--store", &url]);
+    let closed = Served::with_args(&closed, &["--store", &url]);
+    let counted = |served: &Served| served.request("GET", "/", &[], b"");
+    assert!(counted(&open).header("x-ratelimit-remaining").is_some());
+    assert_eq!(counted(&closed).status, 200);
+
+    redis.stop();
+    for _ in 0..20 {
+        let started = std::time::Instant::now();
+        let answer = counted(&open);
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        // Not counted: the store did not answer.
+        assert_eq!(answer.header("x-ratelimit-remaining"), None);
+        assert_eq!(counted(&closed).status, 503);
+        assert!(started.elapsed() < std::time::Duration::from_secs(3));
+    }
+    assert!(open.log_line("error getting shared data").is_some());
+    // Forty failed calls in each server, one line each.
+    for served in [&open, &closed] {
+        assert!(served.log_line("store calls fail").is_some());
+        assert_eq!(served.log_count("store calls fail"), 1);
+    }
+
+    assert!(redis.start_again());
+    let waited = std::time::Instant::now();
+    while counted(&closed).status != 200 {
+        assert!(
+            waited.elapsed() < std::time::Duration::from_secs(10),
+            "Redis not used again"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(counted(&open).header("x-ratelimit-remaining").is_some());
+    assert!(open.log_line("store answers again").is_some());
+    assert!(open.log_line("shared value: 1").is_some());
+}
