@@ -2,7 +2,7 @@
 //! `pwchain serve` (`shared-data = "host"`), in Redis with `--store`, seen
 //! by every replica that names the same server.
 
-use crate::support::{Served, TestRedis, Workspace, closed_port, run, stderr};
+use crate::support::{Served, TestRedis, Workspace, closed_port, plugin, run, stderr};
 
 /// `count` replicas of `composite` on one Redis.
 fn replicas(composite: &std::path::Path, redis: &TestRedis, count: usize) -> Vec<Served> {
@@ -314,4 +314,107 @@ path = "{{plugins}}/echo.wasm"
     assert!(counted(&open).header("x-ratelimit-remaining").is_some());
     assert!(open.log_line("store answers again").is_some());
     assert!(open.log_line("shared value: 1").is_some());
+}
+
+/// `wasi:keyvalue` through `pwchain serve`, every call of store, atomics
+/// and batch, kept in memory and in Redis alike.
+#[test]
+fn keyvalue_calls_reach_the_store_in_memory_and_in_redis() {
+    let redis = TestRedis::start();
+    // A service on its own: `serve` takes any wasi:http component.
+    let probe = plugin("kv-probe");
+    let url = redis.url();
+    for args in [vec![], vec!["--store", url.as_str()]] {
+        let served = Served::with_args(&probe, &args);
+        let call = |method: &str, path: &str, body: &str| {
+            let answer = served.request(method, path, &[], body.as_bytes());
+            (answer.status, answer.text())
+        };
+        assert_eq!(call("PUT", "/kv/a", "one"), (204, "".into()));
+        assert_eq!(call("GET", "/kv/a", ""), (200, "one".into()));
+        assert_eq!(call("GET", "/kv/missing", ""), (404, "".into()));
+        assert_eq!(call("POST", "/incr/n", ""), (200, "1".into()));
+        assert_eq!(call("POST", "/add/n", ""), (200, "2".into()));
+        assert_eq!(call("PUT", "/batch", "b=two\nc=three"), (204, "".into()));
+        assert_eq!(
+            call("GET", "/batch?a,b,x", ""),
+            (200, "a=one\nb=two\nx".into())
+        );
+        assert_eq!(call("GET", "/kv", ""), (200, "a\nb\nc\nn".into()));
+        assert_eq!(call("DELETE", "/batch?b,c", ""), (204, "".into()));
+        assert_eq!(call("DELETE", "/kv/n", ""), (204, "".into()));
+        assert_eq!(call("GET", "/kv", ""), (200, "a".into()));
+        // `increment` on text is an error the plugin sees.
+        let (status, text) = call("POST", "/incr/a", "");
+        assert_eq!(status, 500);
+        assert!(text.contains("not a 64-bit integer"), "{text}");
+        // Buckets are apart.
+        let other = served.request("GET", "/kv/a", &[("x-bucket", "other")], b"");
+        assert_eq!(other.status, 404);
+    }
+    // In Redis, as `redis-cli` shows it.
+    let kept: String = redis.query(&[b"GET", b"pwchain:kv:probe:a"]);
+    assert_eq!(kept, "one");
+}
+
+/// Two replicas add to one number with `wasi:keyvalue` compare-and-swap,
+/// 1,000 times each: it ends at exactly 2,000.
+#[test]
+fn replicas_racing_with_keyvalue_compare_and_swap_lose_no_update() {
+    let redis = TestRedis::start();
+    // A service on its own: `serve` takes any wasi:http component.
+    let probe = plugin("kv-probe");
+    let served = replicas(&probe, &redis, 2);
+    let (numbers, retries) = (std::sync::Mutex::new(Vec::new()), std::sync::Mutex::new(0));
+    std::thread::scope(|scope| {
+        for replica in &served {
+            for _ in 0..4 {
+                let (numbers, retries) = (&numbers, &retries);
+                scope.spawn(move || {
+                    for _ in 0..250 {
+                        let answer = replica.request("POST", "/add/counter", &[], b"");
+                        assert_eq!(answer.status, 200, "{}", answer.text());
+                        numbers
+                            .lock()
+                            .unwrap()
+                            .push(answer.text().parse::<u64>().unwrap());
+                        let lost: u64 = answer.header("x-cas-retries").unwrap().parse().unwrap();
+                        *retries.lock().unwrap() += lost;
+                    }
+                });
+            }
+        }
+    });
+    let total: String = redis.query(&[b"GET", b"pwchain:kv:probe:counter"]);
+    assert_eq!(total, "2000");
+    let mut numbers = numbers.into_inner().unwrap();
+    numbers.sort_unstable();
+    assert_eq!(numbers, (1..=2000).collect::<Vec<_>>());
+    eprintln!(
+        "compare-and-swap retries: {}",
+        retries.into_inner().unwrap()
+    );
+}
+
+/// A value larger than the Redis server takes (`proto-max-bulk-len`,
+/// asked at start) fails that call with an error that says so, in a
+/// native plugin; the store goes on working.
+#[test]
+fn a_value_over_the_store_limit_is_refused_with_the_limit() {
+    let redis = TestRedis::with_args(&["--proto-max-bulk-len", "1mb"]);
+    // A service on its own: `serve` takes any wasi:http component.
+    let probe = plugin("kv-probe");
+    let served = Served::with_args(&probe, &["--store", &redis.url()]);
+    let big = vec![b'x'; 2 << 20];
+    let refused = served.request("PUT", "/kv/big", &[], &big);
+    assert_eq!(refused.status, 500);
+    assert!(
+        refused
+            .text()
+            .contains("a value of 2097152 bytes is over the store's limit of 1048576 bytes"),
+        "{}",
+        refused.text()
+    );
+    assert_eq!(served.request("PUT", "/kv/small", &[], b"fits").status, 204);
+    assert_eq!(served.request("GET", "/kv/big", &[], b"").status, 404);
 }
