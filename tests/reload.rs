@@ -237,3 +237,117 @@ fn signals_during_a_reload_are_folded_into_one_more() {
     );
     assert_eq!(served.request("GET", "/", &[], b"").status, 200);
 }
+
+/// A fleet: three replicas follow one registry tag (`--poll 1`), each with
+/// its own cache, as on three machines, behind a client that spreads its
+/// requests over them. A new build published to the tag is served by
+/// every replica within the poll interval and a compile, with no failed
+/// request; each replica's `/metrics` counts the reload. Prints how long
+/// the rollout took.
+#[test]
+fn a_fleet_follows_one_registry_tag() {
+    let registry = TestRegistry::start();
+    let ws = Workspace::new();
+    let reference = registry.reference("acme/fleet:1.0.0");
+    // Both builds composed first: the clock below starts at the push.
+    let builds = [1, 2].map(|v| ws.compose_as(&chain(v), &format!("v{v}.wasm")));
+    let publish = |version: usize| {
+        let mut args = vec!["publish", builds[version - 1].to_str().unwrap(), &reference];
+        if version > 1 {
+            args.push("--force");
+        }
+        let published = run_in(&ws.path("publisher"), &args);
+        assert!(published.status.success(), "{}", stderr(&published));
+    };
+    publish(1);
+    let replicas: Vec<(Served, std::net::SocketAddr)> = (0..3)
+        .map(|i| {
+            let mut command = pwchain();
+            command
+                .env("PWCHAIN_CACHE_DIR", ws.path(&format!("replica{i}")))
+                .args(["serve", &reference, "--addr", "127.0.0.1:0"])
+                .args(["--poll", "1", "--admin", "127.0.0.1:0"]);
+            let served = Served::spawn(command).expect("pwchain serve");
+            let admin = served
+                .log_line("admin endpoint at http://")
+                .and_then(|l| {
+                    l.split("at http://")
+                        .nth(1)?
+                        .split('/')
+                        .next()?
+                        .parse()
+                        .ok()
+                })
+                .expect("the admin address");
+            until_version(&served, 1);
+            (served, admin)
+        })
+        .collect();
+    let addrs: Vec<std::net::SocketAddr> = replicas.iter().map(|(s, _)| s.addr).collect();
+
+    // One client, many connections, spread over the replicas in turn.
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let clients: Vec<_> = (0..6)
+        .map(|c| {
+            let (stop, addrs) = (stop.clone(), addrs.clone());
+            std::thread::spawn(move || {
+                let mut seen = Vec::new();
+                let mut turn = c;
+                while !stop.load(Ordering::Relaxed) {
+                    let replica = turn % addrs.len();
+                    turn += 1;
+                    let answer = request(addrs[replica], "GET", "/", &[], b"");
+                    let version = answer.header("x-version").unwrap_or("").to_string();
+                    seen.push((replica, answer.status, version, started.elapsed()));
+                }
+                seen
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let published_at = started.elapsed();
+    publish(2);
+    for (served, _) in &replicas {
+        until_version(served, 2);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    let seen: Vec<_> = clients
+        .into_iter()
+        .flat_map(|c| c.join().expect("client"))
+        .collect();
+
+    let failed = seen.iter().filter(|(_, status, ..)| *status != 200).count();
+    assert_eq!(failed, 0, "{failed} of {} requests failed", seen.len());
+    let mut report = Vec::new();
+    for replica in 0..3 {
+        let first_new = seen
+            .iter()
+            .filter(|(r, _, version, _)| *r == replica && version == "2")
+            .map(|(.., at)| *at)
+            .min()
+            .expect("the replica served the new build under load");
+        report.push((first_new - published_at).as_secs_f64());
+    }
+    let slowest = report.iter().cloned().fold(0.0, f64::max);
+    eprintln!(
+        "fleet rollout: {} requests over 3 replicas, none failed; the new build served by each {} s after its push began (poll interval 1 s), all within {slowest:.2} s",
+        seen.len(),
+        report
+            .iter()
+            .map(|s| format!("{s:.2}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    // The poll interval, a pull and a compile, with room for a busy machine.
+    assert!(slowest < 20.0, "{report:?}");
+    for (served, admin) in &replicas {
+        let metrics = request(*admin, "GET", "/metrics", &[], b"").text();
+        assert!(
+            metrics.lines().any(|l| l == "pwchain_reloads_total 1"),
+            "{metrics}"
+        );
+        assert!(served.log_line("the registry tag moved").is_some());
+    }
+}
