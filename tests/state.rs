@@ -418,3 +418,22 @@ fn a_value_over_the_store_limit_is_refused_with_the_limit() {
     assert_eq!(served.request("PUT", "/kv/small", &[], b"fits").status, 204);
     assert_eq!(served.request("GET", "/kv/big", &[], b"").status, 404);
 }
+
+/// The repository's `chains/fleet.toml`, served by two replicas on one
+/// Redis: each client's remaining allowance counts down across both.
+#[test]
+fn the_fleet_chain_counts_one_allowance_over_two_replicas() {
+    let redis = TestRedis::start();
+    let ws = Workspace::new();
+    let composite = ws.compose(&crate::support::repo_chain_text("fleet"));
+    let served = replicas(&composite, &redis, 2);
+    let client = [("x-forwarded-for", "192.0.2.10")];
+    let remaining: Vec<String> = (0..4)
+        .map(|i| {
+            let answer = served[i % 2].request("GET", "/", &client, b"");
+            assert_eq!(answer.status, 200, "{}", answer.text());
+            answer.header("x-ratelimit-remaining").unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(remaining, ["99", "98", "97", "96"]);
+}
