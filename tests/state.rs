@@ -437,3 +437,37 @@ fn the_fleet_chain_counts_one_allowance_over_two_replicas() {
         .collect();
     assert_eq!(remaining, ["99", "98", "97", "96"]);
 }
+
+/// A queue in Redis is one queue for every replica: an item pushed where
+/// another replica pushes it (the queue's list and its count of pushes)
+/// reaches the filter that registered the queue, through
+/// `proxy_on_queue_ready`, on its next request.
+#[test]
+fn an_item_queued_elsewhere_reaches_the_filter_that_registered_the_queue() {
+    let redis = TestRedis::start();
+    let ws = Workspace::new();
+    let composite = ws.compose(
+        r#"
+[chain]
+shared-data = "host"
+
+[[plugin]]
+name = "probe"
+proxy-wasm = "{legacy}/abi-probe.unknown.wasm"
+
+[origin]
+path = "{plugins}/echo.wasm"
+"#,
+    );
+    let served = Served::with_args(&composite, &["--store", &redis.url()]);
+    assert_eq!(served.request("GET", "/first", &[], b"").status, 200);
+    // The probe registered `paths` at start, and dequeued its own item.
+    let id: String = redis.query(&[b"HGET", b"pwchain:queues", b"paths"]);
+    assert!(served.log_line("dequeued /first").is_some());
+    let list = format!("pwchain:queue:{id}");
+    let pushed = format!("pwchain:queue-pushed:{id}");
+    let _: () = redis.query(&[b"RPUSH", list.as_bytes(), b"from-another-replica"]);
+    let _: () = redis.query(&[b"INCR", pushed.as_bytes()]);
+    assert_eq!(served.request("GET", "/second", &[], b"").status, 200);
+    assert!(served.log_line("dequeued from-another-replica").is_some());
+}
