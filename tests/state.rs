@@ -436,6 +436,12 @@ fn the_fleet_chain_counts_one_allowance_over_two_replicas() {
         })
         .collect();
     assert_eq!(remaining, ["99", "98", "97", "96"]);
+    // `wasmtime serve` has no wasi:keyvalue; validate says who runs it.
+    let validated = run(&["validate", composite.to_str().unwrap()]);
+    assert_eq!(validated.status.code(), Some(3), "{}", stderr(&validated));
+    let said = String::from_utf8_lossy(&validated.stdout);
+    assert!(said.contains("runs in    `pwchain serve`"), "{said}");
+    assert!(said.contains("wasi:keyvalue/store@0.2.0-draft2"), "{said}");
 }
 
 /// A queue in Redis is one queue for every replica: an item pushed where

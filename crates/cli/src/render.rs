@@ -398,6 +398,13 @@ impl fmt::Display for ValidateReport {
                 "  runs in    neither `wasmtime serve` nor `wasmtime serve -Scli`"
             )?,
         }
+        if v.pwchain_serve {
+            let upstream = match v.unterminated {
+                Some(_) => " (with `--upstream`)",
+                None => "",
+            };
+            writeln!(f, "  runs in    `pwchain serve`{upstream}")?;
+        }
         for refusal in &v.refusals {
             writeln!(f, "  `{}` refuses it: {}", refusal.host, refusal.reason)?;
         }

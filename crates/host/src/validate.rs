@@ -18,8 +18,13 @@ pub struct Validation {
     pub unterminated: Option<String>,
     /// The smallest `wasmtime serve` setup that links it, if any.
     pub runs_in: Option<String>,
-    /// Why each setup refused it.
+    /// Why each setup refused it (`pwchain serve` among them).
     pub refusals: Vec<Refusal>,
+    /// Whether `pwchain serve` runs it (with `--upstream` when the chain
+    /// is not terminated): it provides more than `wasmtime serve`
+    /// (`wasi:keyvalue`, and wrapped filters' metrics and shared data for
+    /// chains that leave them to the host).
+    pub pwchain_serve: bool,
 }
 
 /// One host setup that cannot run the composite.
@@ -77,11 +82,41 @@ pub fn validate(bytes: &[u8], compiled: Option<&std::path::Path>) -> anyhow::Res
             }),
         }
     }
+    let pwchain_serve = match pwchain_serve(&engine, &component, unterminated.is_some()) {
+        Ok(()) => true,
+        Err(reason) => {
+            refusals.push(Refusal {
+                host: "pwchain serve".into(),
+                reason,
+            });
+            false
+        }
+    };
     Ok(Validation {
         imports,
         service,
         unterminated,
         runs_in,
         refusals,
+        pwchain_serve,
     })
+}
+
+/// Links `component` as `pwchain serve` would.
+fn pwchain_serve(
+    engine: &wasmtime::Engine,
+    component: &Component,
+    unterminated: bool,
+) -> Result<(), String> {
+    let mut options = crate::ServeOptions::default();
+    if unterminated {
+        // Any upstream: only the import's shape matters here.
+        options.upstream = "http://127.0.0.1:1".parse().ok();
+    }
+    let linker =
+        crate::serve::engine::serve_linker(engine, &options).map_err(|e| format!("{e:#}"))?;
+    let pre = linker
+        .instantiate_pre(component)
+        .map_err(|e| format!("{e:#}"))?;
+    ServicePre::new(pre).map(drop).map_err(|e| format!("{e:#}"))
 }

@@ -105,7 +105,7 @@ pub(super) fn pooled_pre(
 /// an upstream is set, the filters' metrics and shared data (for chains
 /// composed with `filter-metrics = "host"` or `shared-data = "host"`), and
 /// `wasi:keyvalue`.
-pub(super) fn serve_linker(
+pub(crate) fn serve_linker(
     engine: &Engine,
     options: &ServeOptions,
 ) -> anyhow::Result<wasmtime::component::Linker<Host>> {

@@ -3,7 +3,7 @@
 //! wasmtime-wasi-http's `ProxyHandler`, as `wasmtime serve` does; a trap or
 //! a timeout costs the instance, never the server.
 
-mod engine;
+pub(crate) mod engine;
 pub mod lanes;
 mod worker;
 

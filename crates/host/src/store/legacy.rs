@@ -165,3 +165,23 @@ pub(crate) fn add_to_linker(linker: &mut Linker<Host>, store: &StateStore) -> wa
     })?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_failures_become_the_abi_statuses() {
+        let large = StoreError::TooLarge {
+            what: "value",
+            len: 9,
+            limit: 8,
+        };
+        assert_eq!(status(&large), BAD_ARGUMENT);
+        let gone = StoreError::Unavailable {
+            url: "redis://127.0.0.1:1".into(),
+            reason: "refused".into(),
+        };
+        assert_eq!(status(&gone), INTERNAL_FAILURE);
+    }
+}

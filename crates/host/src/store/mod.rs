@@ -478,6 +478,19 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn items_over_the_limit_are_refused_before_they_are_sent() {
+        let memory = Backend::Memory(memory::Memory::default());
+        let store = StateStore::new(memory, "memory".into(), 4);
+        let refused = store.data_set(b"k", b"12345", 0).await.unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "a value of 5 bytes is over the store's limit of 4 bytes"
+        );
+        assert!(store.kv_get("b", "12345").await.is_err());
+        assert!(store.kv_set("b", "k", b"1234").await.is_ok());
+    }
+
+    #[tokio::test]
     async fn memory_queues_mark_what_was_pushed() {
         let store = StateStore::memory();
         let id = store.queue_register(b"q").await.unwrap();
