@@ -279,7 +279,7 @@ path = "{{plugins}}/echo.wasm"
     );
     let closed = rate_limited(&ws, "closed.wasm", r#", fail = "closed""#);
     let url = redis.url();
-    let open = Served::with_args(&open, &["--store", &url]);
+    let open = Served::with_args(&open, &["--store", &url, "--admin", "127.0.0.1:0"]);
     let closed = Served::with_args(&closed, &["--store", &url]);
     let counted = |served: &Served| served.request("GET", "/", &[], b"");
     assert!(counted(&open).header("x-ratelimit-remaining").is_some());
@@ -301,6 +301,28 @@ path = "{{plugins}}/echo.wasm"
         assert!(served.log_line("store calls fail").is_some());
         assert_eq!(served.log_count("store calls fail"), 1);
     }
+    // And counted, every one (the filter's and the plugin's calls).
+    let admin: std::net::SocketAddr = open
+        .log_line("admin endpoint at http://")
+        .and_then(|l| {
+            l.split("at http://")
+                .nth(1)?
+                .split('/')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .expect("the admin address");
+    let metrics = crate::support::request(admin, "GET", "/metrics", &[], b"").text();
+    let failures: f64 = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("pwchain_store_failures_total ")?
+                .parse()
+                .ok()
+        })
+        .expect("pwchain_store_failures_total");
+    assert!(failures >= 40.0, "{metrics}");
 
     assert!(redis.start_again());
     let waited = std::time::Instant::now();

@@ -92,7 +92,7 @@ pub fn serve(args: ServeArgs) -> miette::Result<ExitCode> {
             ));
         }
         if let Some(url) = &args.store {
-            options.state = StateStore::connect(url)
+            options.state = StateStore::connect(url, metrics.store_failures())
                 .await
                 .map_err(|e| {
                     let help = match e {

@@ -72,6 +72,7 @@ struct Inner {
     shed: Counter,
     reloads: Counter,
     reload_failures: Counter,
+    store_failures: Counter,
     info: Family<Served, Gauge>,
     serving: RwLock<Option<ChainInfo>>,
     /// What wrapped proxy-wasm filters define, under their own names.
@@ -107,6 +108,7 @@ impl Default for Metrics {
             shed: Counter::default(),
             reloads: Counter::default(),
             reload_failures: Counter::default(),
+            store_failures: Counter::default(),
             info: Family::default(),
             serving: RwLock::new(None),
             filters: Arc::default(),
@@ -172,6 +174,11 @@ impl Default for Metrics {
                 "reload_failures",
                 "New chains refused (did not compose, compile, link or start)",
                 &inner.reload_failures,
+            ),
+            (
+                "store_failures",
+                "Calls to the state store (--store) that failed: it did not answer in time",
+                &inner.store_failures,
             ),
         ];
         for (name, help, counter) in counters {
@@ -249,6 +256,11 @@ impl Metrics {
                 })
                 .clone()
         }))
+    }
+
+    /// The count of failed store calls, for [`StateStore`](crate::store::StateStore) to add to.
+    pub fn store_failures(&self) -> Counter {
+        self.0.store_failures.clone()
     }
 
     pub(crate) fn filters(&self) -> Arc<FilterMetrics> {

@@ -15,6 +15,7 @@ pub(crate) mod legacy;
 mod memory;
 mod redis;
 
+use prometheus_client::metrics::counter::Counter;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -120,6 +121,8 @@ struct Inner {
     /// The largest key or value it takes.
     max_item: u64,
     faults: Mutex<Faults>,
+    /// Failed calls, shown on `/metrics`.
+    failures: Counter,
 }
 
 /// Whether the store is failing, and when that was last logged.
@@ -143,24 +146,32 @@ impl StateStore {
             Backend::Memory(memory::Memory::default()),
             "memory".into(),
             MAX_ITEM_BYTES,
+            Counter::default(),
         )
     }
 
     /// Connects to `url` (`redis://[:PASSWORD@]HOST:PORT[/DB]`) and checks
-    /// that the server answers.
-    pub async fn connect(url: &str) -> Result<StateStore, ConnectError> {
+    /// that the server answers; failed calls are counted in `failures`
+    /// ([`Metrics::store_failures`](crate::Metrics::store_failures)).
+    pub async fn connect(url: &str, failures: Counter) -> Result<StateStore, ConnectError> {
         let (redis, max_item) = redis::Redis::connect(url).await?;
         let location = redis.location().to_string();
-        Ok(StateStore::new(Backend::Redis(redis), location, max_item))
+        Ok(StateStore::new(
+            Backend::Redis(redis),
+            location,
+            max_item,
+            failures,
+        ))
     }
 
-    fn new(backend: Backend, location: String, max_item: u64) -> StateStore {
+    fn new(backend: Backend, location: String, max_item: u64, failures: Counter) -> StateStore {
         StateStore {
             inner: Arc::new(Inner {
                 backend,
                 location,
                 max_item,
                 faults: Mutex::default(),
+                failures,
             }),
         }
     }
@@ -187,6 +198,9 @@ impl StateStore {
     /// after failures says the store is back.
     fn observe<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
         let unavailable = matches!(result, Err(StoreError::Unavailable { .. }));
+        if unavailable {
+            self.inner.failures.inc();
+        }
         let mut faults = self.inner.faults.lock().unwrap_or_else(|e| e.into_inner());
         match (&result, unavailable) {
             (Err(error), true) => {
@@ -480,7 +494,7 @@ mod tests {
     #[tokio::test]
     async fn items_over_the_limit_are_refused_before_they_are_sent() {
         let memory = Backend::Memory(memory::Memory::default());
-        let store = StateStore::new(memory, "memory".into(), 4);
+        let store = StateStore::new(memory, "memory".into(), 4, Counter::default());
         let refused = store.data_set(b"k", b"12345", 0).await.unwrap_err();
         assert_eq!(
             refused.to_string(),
