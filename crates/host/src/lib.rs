@@ -14,6 +14,7 @@
 
 pub mod linker;
 pub mod observe;
+pub mod outbound;
 pub mod serve;
 mod state;
 pub mod store;

@@ -1,25 +1,30 @@
 //! What a store holds for one instance of a composite.
 
+use crate::outbound::{Hooks, Outbound};
 use crate::store::StateStore;
+use std::sync::Arc;
 use wasmtime::StoreLimits;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView, default_hooks};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 pub struct Host {
     pub table: ResourceTable,
     /// State kept beyond one request: `wasi:keyvalue` buckets.
     pub state: StateStore,
+    /// Where the chain's outgoing requests go out: the server's pools.
+    pub hooks: Hooks,
     pub wasi: WasiCtx,
     pub http: WasiHttpCtx,
     pub limits: StoreLimits,
 }
 
 impl Host {
-    pub fn new(wasi: WasiCtx, state: StateStore) -> Host {
+    pub fn new(wasi: WasiCtx, state: StateStore, outbound: Arc<Outbound>) -> Host {
         Host {
             table: ResourceTable::new(),
             state,
+            hooks: Hooks::new(outbound),
             wasi,
             http: WasiHttpCtx::new(),
             limits: StoreLimits::default(),
@@ -41,7 +46,7 @@ impl WasiHttpView for Host {
         WasiHttpCtxView {
             ctx: &mut self.http,
             table: &mut self.table,
-            hooks: default_hooks(),
+            hooks: &mut self.hooks,
         }
     }
 }

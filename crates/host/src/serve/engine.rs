@@ -111,7 +111,11 @@ pub(crate) fn serve_linker(
 ) -> anyhow::Result<wasmtime::component::Linker<Host>> {
     let mut linker = linker(engine, ImportSet::ServeCli)?;
     if let Some(upstream) = &options.upstream {
-        upstream::add_to_linker(&mut linker, Arc::new(upstream.clone()))?;
+        upstream::add_to_linker(
+            &mut linker,
+            Arc::new(upstream.clone()),
+            options.outbound.clone(),
+        )?;
     }
     crate::observe::filter_metrics::add_to_linker(&mut linker, options.metrics.filters())?;
     crate::store::legacy::add_to_linker(&mut linker, &options.state)?;

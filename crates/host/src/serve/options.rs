@@ -2,9 +2,11 @@
 //! [`defaults`], the one place those are written.
 
 use crate::observe::metrics::Metrics;
+use crate::outbound::Outbound;
 use crate::serve::tls::Tls;
 use crate::store::StateStore;
 use pwchain_forwarding::Upstream;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The defaults of [`ServeOptions`], in the units `pwchain serve`'s flags
@@ -75,6 +77,9 @@ pub struct ServeOptions {
     /// with `shared-data = "host"`) and plugins' `wasi:keyvalue` buckets
     /// are kept: this server's memory, or Redis (`--store`).
     pub state: StateStore,
+    /// The pooled connections the chain's next hop and side calls go out
+    /// on (HTTP/1.1, h2c, and TLS with ALPN).
+    pub outbound: Arc<Outbound>,
     /// Serve HTTPS with this certificate (HTTP/2 and HTTP/1.1 by ALPN).
     pub tls: Option<Tls>,
     /// Lanes: threads that each run their own event loop and instances of
@@ -102,6 +107,7 @@ impl Default for ServeOptions {
             queue_timeout: Duration::from_secs(defaults::QUEUE_TIMEOUT_SECS),
             metrics: Metrics::default(),
             state: StateStore::memory(),
+            outbound: Arc::default(),
             tls: None,
             lanes: 1,
         }

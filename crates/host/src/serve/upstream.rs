@@ -3,6 +3,7 @@
 //! upstream, as a reverse proxy would. Side calls (`wasi:http/client`) are a
 //! different import and keep going to wherever the plugin sent them.
 
+use crate::outbound::Outbound;
 use crate::state::Host;
 use pwchain_forwarding::{Forwarded, Upstream, strip_hop_by_hop};
 use std::sync::Arc;
@@ -21,15 +22,22 @@ fn rewrite(upstream: &Upstream, uri: &http::Uri) -> Result<http::Uri, http::Erro
         .build()
 }
 
-/// Defines `wasi:http/handler@0.3.x` in `linker` as a proxy to `upstream`.
-pub fn add_to_linker(linker: &mut Linker<Host>, upstream: Arc<Upstream>) -> wasmtime::Result<()> {
+/// Defines `wasi:http/handler@0.3.x` in `linker` as a proxy to `upstream`,
+/// over `outbound`'s pooled connections.
+pub fn add_to_linker(
+    linker: &mut Linker<Host>,
+    upstream: Arc<Upstream>,
+    outbound: Arc<Outbound>,
+) -> wasmtime::Result<()> {
     linker
         .instance("wasi:http/handler@0.3.0")?
         .func_wrap_concurrent(
             "handle",
             move |accessor: &Accessor<Host>, (request,): (Resource<Request>,)| {
-                let upstream = upstream.clone();
-                Box::pin(async move { Ok((forward(accessor, request, &upstream).await,)) })
+                let (upstream, outbound) = (upstream.clone(), outbound.clone());
+                Box::pin(
+                    async move { Ok((forward(accessor, request, &upstream, &outbound).await,)) },
+                )
             },
         )
 }
@@ -38,8 +46,8 @@ async fn forward(
     accessor: &Accessor<Host>,
     request: Resource<Request>,
     upstream: &Upstream,
+    outbound: &Outbound,
 ) -> Result<Resource<Response>, ErrorCode> {
-    let (sent_tx, sent_rx) = tokio::sync::oneshot::channel::<Result<(), HttpError>>();
     let internal = |e: &dyn std::fmt::Debug| ErrorCode::InternalError(Some(format!("{e:?}")));
     let (mut request, options) = accessor.with(|mut store| {
         let request = store
@@ -48,7 +56,7 @@ async fn forward(
             .delete(request)
             .map_err(|e| internal(&e))?;
         request
-            .into_http(&mut store, async move { sent_rx.await.unwrap_or(Ok(())) })
+            .into_http(&mut store, async { Ok(()) })
             .map_err(|e| internal(&e))
     })?;
     // What the chain asked for, before the upstream's name replaces it (an
@@ -71,20 +79,13 @@ async fn forward(
     }
     tracing::debug!("next hop: {} {}", request.method(), request.uri());
 
-    let (response, io) =
-        wasmtime_wasi_http::default_send_request(request, options.as_deref().copied())
-            .await
-            .map_err(|e| {
-                tracing::warn!("upstream {upstream}: {e}");
-                to_error_code(&e)
-            })?;
-    tokio::spawn(async move {
-        let result = io.await;
-        if let Err(e) = &result {
-            tracing::debug!("upstream connection: {e}");
-        }
-        let _ = sent_tx.send(result);
-    });
+    let response = outbound
+        .send(request, options.as_deref().copied())
+        .await
+        .map_err(|e| {
+            tracing::warn!("upstream {upstream}: {e}");
+            to_error_code(&e)
+        })?;
     accessor.with(|mut store| {
         let host = store.data_mut();
         let view = host.http();

@@ -83,7 +83,11 @@ impl Instances {
         for (key, value) in &self.options.env {
             wasi.env(key, value);
         }
-        let mut host = Host::new(wasi.build(), self.options.state.clone());
+        let mut host = Host::new(
+            wasi.build(),
+            self.options.state.clone(),
+            self.options.outbound.clone(),
+        );
         host.limits = StoreLimitsBuilder::new()
             .memory_size(self.options.max_memory)
             .trap_on_grow_failure(true)

@@ -1,0 +1,174 @@
+//! What the host sends for a chain: the next hop of an unterminated chain
+//! (`--upstream`) and what plugins send through `wasi:http/client` (side
+//! calls, and the `forward` terminator's requests). Connections are pooled
+//! per authority and reused, not opened per request:
+//!
+//! - `http://`: HTTP/1.1 with keep-alive;
+//! - `h2c://`: HTTP/2 with prior knowledge (the operator's word that the
+//!   upstream speaks it, as gRPC servers do), one multiplexed connection;
+//! - `https://`: TLS with ALPN offering h2 and http/1.1, so an HTTP/2
+//!   server gets HTTP/2.
+
+use http_body_util::BodyExt;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use std::sync::Arc;
+use std::time::Duration;
+use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
+
+/// The scheme that asks for HTTP/2 with prior knowledge over plain TCP.
+pub const H2C: &str = "h2c";
+
+/// How long connecting and the response head may take when the request
+/// does not say (`wasmtime serve` waits 600 s for each).
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// How long an unused pooled connection is kept.
+const POOL_IDLE: Duration = Duration::from_secs(90);
+
+/// The pooled clients, one per way of speaking.
+pub struct Outbound {
+    http1: Client<HttpConnector, WasiBody>,
+    h2c: Client<HttpConnector, WasiBody>,
+    tls: Client<HttpsConnector<HttpConnector>, WasiBody>,
+}
+
+impl std::fmt::Debug for Outbound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Outbound")
+    }
+}
+
+impl Default for Outbound {
+    fn default() -> Self {
+        let mut tcp = HttpConnector::new();
+        tcp.set_nodelay(true);
+        // `https` goes through the TLS connector, `h2c` is rewritten.
+        tcp.enforce_http(false);
+        let roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.into(),
+        };
+        let ring = Arc::new(rustls::crypto::ring::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(ring)
+            .with_safe_default_protocol_versions()
+            .map(|config| config.with_root_certificates(roots).with_no_client_auth());
+        // ring supports the safe default versions: this cannot fail.
+        let Ok(tls) = tls else {
+            unreachable!("ring lacks the default TLS versions")
+        };
+        let tls = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_only()
+            .enable_all_versions()
+            .wrap_connector(tcp.clone());
+        let builder = || {
+            let mut builder = Client::builder(TokioExecutor::new());
+            builder.pool_idle_timeout(POOL_IDLE);
+            builder
+        };
+        Outbound {
+            http1: builder().build(tcp.clone()),
+            h2c: builder().http2_only(true).build(tcp),
+            tls: builder().build(tls),
+        }
+    }
+}
+
+impl Outbound {
+    /// Sends `request` to the authority its URI names, over the pooled
+    /// connection its scheme calls for.
+    pub async fn send(
+        &self,
+        mut request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+    ) -> Result<http::Response<WasiBody>, Error> {
+        let connect = options
+            .and_then(|o| o.connect_timeout)
+            .unwrap_or(DEFAULT_TIMEOUT);
+        let first_byte = options
+            .and_then(|o| o.first_byte_timeout)
+            .unwrap_or(DEFAULT_TIMEOUT);
+        let scheme = request.uri().scheme_str().unwrap_or("http").to_string();
+        let sent = match scheme.as_str() {
+            "https" => self.tls.request(request),
+            H2C => {
+                let mut parts = request.uri().clone().into_parts();
+                parts.scheme = Some(http::uri::Scheme::HTTP);
+                *request.uri_mut() =
+                    http::Uri::from_parts(parts).map_err(|_| Error::HttpRequestUriInvalid)?;
+                // HTTP/2 names the authority in `:authority`.
+                request.headers_mut().remove(http::header::HOST);
+                self.h2c.request(request)
+            }
+            _ => self.http1.request(request),
+        };
+        let response = tokio::time::timeout(connect + first_byte, sent)
+            .await
+            .map_err(|_| Error::ConnectionReadTimeout)?
+            .map_err(failed)?;
+        Ok(response.map(|body| body.map_err(Error::from).boxed_unsync()))
+    }
+}
+
+/// What a failed request becomes for the guest: a connection error that
+/// keeps the kind of the I/O error underneath (refused, reset, …).
+fn failed(error: hyper_util::client::legacy::Error) -> Error {
+    let mut kind = std::io::ErrorKind::Other;
+    let mut source = std::error::Error::source(&error);
+    let mut detail = error.to_string();
+    while let Some(cause) = source {
+        detail = format!("{detail}: {cause}");
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            kind = io.kind();
+        }
+        source = cause.source();
+    }
+    Error::Connect(std::io::Error::new(kind, detail))
+}
+
+/// The hooks every instance's `wasi:http` context uses: requests go out
+/// through the server's [`Outbound`], and `h2c` is a scheme a plugin may
+/// send to.
+pub struct Hooks {
+    outbound: Arc<Outbound>,
+}
+
+impl Hooks {
+    /// Hooks that send through `outbound`.
+    pub fn new(outbound: Arc<Outbound>) -> Hooks {
+        Hooks { outbound }
+    }
+}
+
+impl WasiHttpHooks for Hooks {
+    fn is_supported_scheme(&mut self, scheme: &http::uri::Scheme) -> bool {
+        matches!(scheme.as_str(), "http" | "https" | H2C)
+    }
+
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        _fut: Box<dyn Future<Output = Result<(), Error>> + Send>,
+    ) -> Box<
+        dyn Future<
+                Output = Result<
+                    (
+                        http::Response<WasiBody>,
+                        Box<dyn Future<Output = Result<(), Error>> + Send>,
+                    ),
+                    Error,
+                >,
+            > + Send,
+    > {
+        let outbound = self.outbound.clone();
+        Box::new(async move {
+            let response = outbound.send(request, options).await?;
+            let done: Box<dyn Future<Output = Result<(), Error>> + Send> =
+                Box::new(async { Ok(()) });
+            Ok((response, done))
+        })
+    }
+}
