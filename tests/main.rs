@@ -9,6 +9,7 @@ mod admin;
 mod compose;
 mod envoy;
 mod filters;
+mod grpc;
 mod host;
 mod import;
 mod js;

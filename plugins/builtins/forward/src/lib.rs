@@ -147,6 +147,9 @@ impl Guest for Forward {
                 let scheme = match up.scheme() {
                     pwchain_forwarding::Scheme::Http => Scheme::Http,
                     pwchain_forwarding::Scheme::Https => Scheme::Https,
+                    pwchain_forwarding::Scheme::H2c => {
+                        Scheme::Other(pwchain_forwarding::Scheme::H2c.as_str().into())
+                    }
                 };
                 (
                     scheme,

@@ -15,7 +15,8 @@
 
 use std::fmt;
 
-/// An upstream URL, `http(s)://host[:port][/base]`, checked.
+/// An upstream URL, `http(s)://host[:port][/base]` or `h2c://…` (HTTP/2
+/// with prior knowledge over plain TCP, as gRPC servers speak), checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upstream {
     scheme: Scheme,
@@ -28,6 +29,9 @@ pub struct Upstream {
 pub enum Scheme {
     Http,
     Https,
+    /// HTTP/2 with prior knowledge, without TLS: the host's client must
+    /// know the scheme (`pwchain serve` does; see the README for others).
+    H2c,
 }
 
 impl Scheme {
@@ -35,6 +39,7 @@ impl Scheme {
         match self {
             Scheme::Http => "http",
             Scheme::Https => "https",
+            Scheme::H2c => "h2c",
         }
     }
 }
@@ -62,7 +67,9 @@ impl fmt::Display for UpstreamError {
             UpstreamError::Scheme(found) if found.is_empty() => {
                 f.write_str("it is not an absolute URL")
             }
-            UpstreamError::Scheme(found) => write!(f, "scheme `{found}` is not http or https"),
+            UpstreamError::Scheme(found) => {
+                write!(f, "scheme `{found}` is not http, https or h2c")
+            }
             UpstreamError::NoHost => f.write_str("it names no host"),
             UpstreamError::UserInfo => f.write_str("it carries user information (`user@`)"),
             UpstreamError::Query => f.write_str("it has a query (`?…`)"),
@@ -86,7 +93,7 @@ impl UpstreamError {
                 "write `http://host:port[/base]`: every request keeps its own path and query, joined to the base"
             }
             _ => {
-                "write an absolute URL such as `http://127.0.0.1:9000` or `https://api.example.com/v1`"
+                "write an absolute URL such as `http://127.0.0.1:9000`, `https://api.example.com/v1` or `h2c://127.0.0.1:50051`"
             }
         }
     }
@@ -105,6 +112,7 @@ impl std::str::FromStr for Upstream {
         let scheme = match scheme.to_ascii_lowercase().as_str() {
             "http" => Scheme::Http,
             "https" => Scheme::Https,
+            "h2c" => Scheme::H2c,
             _ => return Err(UpstreamError::Scheme(scheme.to_string())),
         };
         if rest.contains('#') {
@@ -231,7 +239,13 @@ pub trait Headers {
 
 /// Drops the hop-by-hop headers, and those the `connection` header names.
 /// (`transfer-encoding` is left to the HTTP stack that reframes the body.)
+/// `te: trailers` is passed on, as Envoy does: gRPC requires it, and it
+/// is the one `te` HTTP/2 allows.
 pub fn strip_hop_by_hop(headers: &mut impl Headers) {
+    let trailers = headers.value("te").is_some_and(|te| {
+        te.split(',')
+            .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
+    });
     let named: Vec<String> = headers
         .value("connection")
         .map(|list| {
@@ -247,6 +261,9 @@ pub fn strip_hop_by_hop(headers: &mut impl Headers) {
         .chain(named.iter().map(String::as_str))
     {
         headers.remove_all(name);
+    }
+    if trailers {
+        headers.replace("te", "trailers".into());
     }
 }
 
@@ -379,11 +396,15 @@ mod tests {
         let mut headers: Vec<(String, Vec<u8>)> = vec![
             ("Connection".into(), b"close, X-Secret".into()),
             ("x-secret".into(), b"1".into()),
-            ("te".into(), b"trailers".into()),
+            ("te".into(), b"gzip".into()),
             ("accept".into(), b"*/*".into()),
         ];
         strip_hop_by_hop(&mut headers);
         assert_eq!(headers, vec![("accept".to_string(), b"*/*".to_vec())]);
+        // gRPC's `te: trailers` goes on, alone.
+        let mut grpc: Vec<(String, Vec<u8>)> = vec![("te".into(), b"trailers, gzip".into())];
+        strip_hop_by_hop(&mut grpc);
+        assert_eq!(grpc, vec![("te".to_string(), b"trailers".to_vec())]);
     }
 
     #[test]

@@ -1,0 +1,102 @@
+//! gRPC through a chain: a real server and client (Python's grpcio, the
+//! standard `grpc.health.v1.Health/Check`), with `pwchain serve` speaking
+//! HTTP/2 to the upstream. An unknown service's `NOT_FOUND` travels only in
+//! the response's trailers, so it shows trailers surviving the chain.
+
+use crate::support::{Served, Workspace, grpcio, plugin, repo};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+/// `tests/grpc/peer.py` as a server on a free port (h2c); killed when
+/// dropped.
+struct GrpcServer {
+    child: Child,
+    port: u16,
+}
+
+impl GrpcServer {
+    fn start(path: &std::path::Path) -> GrpcServer {
+        let mut child = Command::new("python3")
+            .arg(repo().join("tests/grpc/peer.py"))
+            .arg("serve")
+            .env("PYTHONPATH", path)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .strip_prefix("port ")
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| panic!("the gRPC server said {line:?}"));
+        GrpcServer { child, port }
+    }
+}
+
+impl Drop for GrpcServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `Health/Check` for `service` through `addr`: the status, or the error's
+/// code and details, as the grpcio client saw it.
+fn check(path: &std::path::Path, addr: &str, service: &str) -> String {
+    let output = Command::new("python3")
+        .arg(repo().join("tests/grpc/peer.py"))
+        .args(["check", addr, service])
+        .env("PYTHONPATH", path)
+        .output()
+        .expect("python3");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+/// Unary calls and a status carried only in trailers, through a native
+/// plugin and a wrapped proxy-wasm filter, over h2c to the upstream: once
+/// with the host's next hop (`--upstream h2c://`), once with the chain's
+/// own terminator (`[origin] upstream = "h2c://…"`). The answers are the
+/// ones the server gives directly.
+#[test]
+fn grpc_calls_pass_a_chain_over_h2c() {
+    let Some(path) = grpcio() else { return };
+    let server = GrpcServer::start(path);
+    let direct = format!("127.0.0.1:{}", server.port);
+    assert_eq!(check(path, &direct, ""), "SERVING");
+    assert_eq!(check(path, &direct, "unknown"), "NOT_FOUND");
+
+    let ws = Workspace::new();
+    let plugins = format!(
+        r#"
+[[plugin]]
+name = "add-header"
+path = "{}"
+
+[[plugin]]
+name = "legacy"
+proxy-wasm = "{{legacy}}/header-filter.unknown.wasm"
+"#,
+        plugin("add-header").display()
+    );
+    let host = ws.compose_as(&format!("{plugins}\n[origin]\nhost = true\n"), "host.wasm");
+    let upstream = format!("h2c://{direct}");
+    let terminated = ws.compose_as(
+        &format!("{plugins}\n[origin]\nupstream = \"{upstream}\"\n"),
+        "terminated.wasm",
+    );
+    for served in [
+        Served::with_args(&host, &["--upstream", &upstream]),
+        Served::with_args(&terminated, &[]),
+    ] {
+        let addr = served.addr.to_string();
+        assert_eq!(check(path, &addr, ""), "SERVING");
+        assert_eq!(check(path, &addr, "unknown"), "NOT_FOUND");
+    }
+}
