@@ -59,18 +59,56 @@ fn check(path: &std::path::Path, addr: &str, service: &str) -> String {
     String::from_utf8_lossy(&output.stdout).trim().to_string()
 }
 
-/// Unary calls and a status carried only in trailers, through a native
-/// plugin and a wrapped proxy-wasm filter, over h2c to the upstream: once
-/// with the host's next hop (`--upstream h2c://`), once with the chain's
-/// own terminator (`[origin] upstream = "h2c://…"`). The answers are the
-/// ones the server gives directly.
+/// `peer.py WHAT ADDR ARGS…`: a call of the probe service, as the grpcio
+/// client saw it.
+fn call(path: &std::path::Path, what: &str, addr: &str, args: &[&str]) -> String {
+    let output = Command::new("python3")
+        .arg(repo().join("tests/grpc/peer.py"))
+        .args([what, addr])
+        .args(args)
+        .env("PYTHONPATH", path)
+        .output()
+        .expect("python3");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+/// Every kind of call the tests make, and what the client saw of each.
+fn calls(path: &std::path::Path, addr: &str) -> Vec<String> {
+    vec![
+        check(path, addr, ""),
+        check(path, addr, "unknown"),
+        // Server streaming: 1,000 messages, counted and digested.
+        call(path, "count", addr, &["1000"]),
+        // Client streaming: 10 MiB in 64 KiB messages.
+        call(path, "upload", addr, &["10"]),
+        call(path, "slow", addr, &[]),
+        // An error status with a message, in a trailers-only answer.
+        call(path, "fail", addr, &[]),
+    ]
+}
+
+/// Unary and streaming calls, a deadline, and statuses carried only in
+/// trailers, through a native plugin and a wrapped proxy-wasm filter, over
+/// h2c to the upstream: once with the host's next hop (`--upstream
+/// h2c://`), once with the chain's own terminator (`[origin] upstream =
+/// "h2c://…"`). The answers are the ones the server gives directly,
+/// message for message.
 #[test]
-fn grpc_calls_pass_a_chain_over_h2c() {
+fn grpc_calls_pass_a_chain_over_h2c_as_they_do_directly() {
     let Some(path) = grpcio() else { return };
     let server = GrpcServer::start(path);
     let direct = format!("127.0.0.1:{}", server.port);
-    assert_eq!(check(path, &direct, ""), "SERVING");
-    assert_eq!(check(path, &direct, "unknown"), "NOT_FOUND");
+    let expected = calls(path, &direct);
+    assert_eq!(expected[..2], ["SERVING", "NOT_FOUND"]);
+    assert!(expected[2].starts_with("1000 "), "{expected:?}");
+    assert_eq!(expected[3], "10485760");
+    assert_eq!(expected[4], "DEADLINE_EXCEEDED Deadline Exceeded");
+    assert_eq!(expected[5], "INVALID_ARGUMENT the probe refuses this call");
 
     let ws = Workspace::new();
     let plugins = format!(
@@ -95,8 +133,6 @@ proxy-wasm = "{{legacy}}/header-filter.unknown.wasm"
         Served::with_args(&host, &["--upstream", &upstream]),
         Served::with_args(&terminated, &[]),
     ] {
-        let addr = served.addr.to_string();
-        assert_eq!(check(path, &addr, ""), "SERVING");
-        assert_eq!(check(path, &addr, "unknown"), "NOT_FOUND");
+        assert_eq!(calls(path, &served.addr.to_string()), expected);
     }
 }

@@ -21,7 +21,7 @@ pub use options::{ServeOptions, defaults};
 use crate::observe::metrics::{Answers, Metrics};
 use crate::serve::tls::Tls;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
+use http_body_util::{BodyExt, Empty, Full, combinators::UnsyncBoxBody};
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -330,6 +330,10 @@ impl Server {
             us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
             bytes,
         );
+        let response = match trailers_only(&response) {
+            true => response.map(|_| Empty::new().map_err(|never| match never {}).boxed_unsync()),
+            false => response,
+        };
         // The turn is the request's until its body has gone out.
         response.map(|body| {
             Turned {
@@ -519,6 +523,21 @@ impl RateLimited {
         self.suppressed = 0;
         self.last = Some(Instant::now());
     }
+}
+
+/// Whether `response` is a gRPC "trailers-only" answer (a status with no
+/// message: `grpc-status` already in its head). It has no body, and a gRPC
+/// client expects its one HEADERS frame to end the stream; a stage that
+/// rebuilt the body stream cannot say the stream is empty, so the server
+/// serves it without one (grpcio otherwise reports `UNKNOWN: Data frame
+/// with END_STREAM flag received`).
+fn trailers_only(response: &hyper::Response<Body>) -> bool {
+    let headers = response.headers();
+    let grpc = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|t| t.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/grpc"));
+    grpc && headers.contains_key("grpc-status")
 }
 
 fn text(status: u16, body: &'static str) -> hyper::Response<Body> {
