@@ -136,3 +136,36 @@ proxy-wasm = "{{legacy}}/header-filter.unknown.wasm"
         assert_eq!(calls(path, &served.addr.to_string()), expected);
     }
 }
+
+/// The `grpc-deny` example refuses the methods it is configured with as a
+/// gRPC client expects (`PERMISSION_DENIED` in a trailers-only answer),
+/// and lets the others through.
+#[test]
+fn a_plugin_refuses_grpc_methods_with_permission_denied() {
+    let Some(path) = grpcio() else { return };
+    let server = GrpcServer::start(path);
+    let ws = Workspace::new();
+    let composite = ws.compose(&format!(
+        r#"
+[[plugin]]
+name = "grpc-deny"
+path = "{}"
+config = {{ methods = "/pwchain.test.Probe/Fail, /pwchain.test.Probe/Slow" }}
+
+[origin]
+upstream = "h2c://127.0.0.1:{}"
+"#,
+        plugin("grpc-deny").display(),
+        server.port
+    ));
+    let served = Served::with_args(&composite, &[]);
+    let addr = served.addr.to_string();
+    for (what, refused) in [("fail", "Fail"), ("slow", "Slow")] {
+        assert_eq!(
+            call(path, what, &addr, &[]),
+            format!("PERMISSION_DENIED /pwchain.test.Probe/{refused} is not allowed here")
+        );
+    }
+    assert_eq!(check(path, &addr, ""), "SERVING");
+    assert_eq!(call(path, "upload", &addr, &["1"]), "1048576");
+}
