@@ -169,3 +169,84 @@ upstream = "h2c://127.0.0.1:{}"
     assert_eq!(check(path, &addr, ""), "SERVING");
     assert_eq!(call(path, "upload", &addr, &["1"]), "1048576");
 }
+
+/// A client that cancels a server-streaming call after ten of a million
+/// messages: the chain lets the call go (the in-flight gauge returns to
+/// zero, so its instance and connection are released) and goes on serving.
+#[test]
+fn a_stream_the_client_cancels_is_let_go() {
+    let Some(path) = grpcio() else { return };
+    let server = GrpcServer::start(path);
+    let ws = Workspace::new();
+    let composite = ws.compose(&format!(
+        r#"
+[[plugin]]
+name = "add-header"
+path = "{}"
+
+[[plugin]]
+name = "legacy"
+proxy-wasm = "{{legacy}}/header-filter.unknown.wasm"
+
+[origin]
+upstream = "h2c://127.0.0.1:{}"
+"#,
+        plugin("add-header").display(),
+        server.port
+    ));
+    let served = Served::with_args(&composite, &["--admin", "127.0.0.1:0"]);
+    let admin: std::net::SocketAddr = served
+        .log_line("admin endpoint at http://")
+        .and_then(|l| {
+            l.split("at http://")
+                .nth(1)?
+                .split('/')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .expect("the admin address");
+    let addr = served.addr.to_string();
+    let cancelled = call(path, "cancel", &addr, &[]);
+    assert!(cancelled.starts_with("CANCELLED"), "{cancelled}");
+    let in_flight = || {
+        let metrics = crate::support::request(admin, "GET", "/metrics", &[], b"").text();
+        metrics.lines().find_map(|l| {
+            l.strip_prefix("pwchain_requests_in_flight ")?
+                .parse::<f64>()
+                .ok()
+        })
+    };
+    let waited = std::time::Instant::now();
+    while in_flight() != Some(0.0) {
+        assert!(
+            waited.elapsed() < std::time::Duration::from_secs(10),
+            "still in flight: {:?}",
+            in_flight()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(check(path, &addr, ""), "SERVING");
+}
+
+/// An upstream that speaks only HTTP/1.1, named `h2c://`: the call fails
+/// as `UNAVAILABLE`, which a gRPC client retries or reports, within the
+/// request timeout, and the server goes on.
+#[test]
+fn an_http1_upstream_named_h2c_is_unavailable() {
+    let Some(path) = grpcio() else { return };
+    let http1 = crate::support::Peer::start("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+    let ws = Workspace::new();
+    let composite = ws.compose(&format!(
+        "[[plugin]]\nname = \"add-header\"\npath = \"{}\"\n\n[origin]\nhost = true\n",
+        plugin("add-header").display()
+    ));
+    let upstream = format!("h2c://{}", http1.addr);
+    let served = Served::with_args(&composite, &["--upstream", &upstream]);
+    let addr = served.addr.to_string();
+    let started = std::time::Instant::now();
+    let answer = check(path, &addr, "");
+    assert!(answer.starts_with("UNAVAILABLE"), "{answer}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert!(served.log_line(&format!("upstream {upstream}")).is_some());
+}

@@ -12,6 +12,8 @@
                             deadline of 0.5 s; prints the code
   peer.py fail ADDR         a call the server fails with INVALID_ARGUMENT
                             (trailers only); prints code and details
+  peer.py cancel ADDR       a server stream of a million messages that the
+                            client cancels after ten; prints the code
 
 The streaming and failing calls are `/pwchain.test.Probe/*`, handled as raw
 bytes (no generated code).
@@ -87,6 +89,12 @@ def probe(addr, what, arg):
                 chunk = b"x" * (64 << 10)
                 chunks = (chunk for _ in range(int(arg) * 16))
                 print(channel.stream_unary(method)(chunks, timeout=30).decode())
+            elif what == "cancel":
+                stream = channel.unary_stream(method.replace("Cancel", "Count"))(b"1000000", timeout=30)
+                for i, _ in enumerate(stream):
+                    if i == 9:
+                        stream.cancel()
+                print("OK")
             elif what == "slow":
                 channel.unary_unary(method)(b"", timeout=0.5)
                 print("OK")
