@@ -170,10 +170,7 @@ fn wrapped_filters_metrics_reach_the_operator() {
     for client in clients {
         assert!(client.join().unwrap().iter().all(|s| *s == 200));
     }
-    let admin: SocketAddr = served
-        .log_line("admin endpoint at http://")
-        .and_then(|line| address_after(&line, "admin endpoint at http://"))
-        .expect("the admin address");
+    let admin: SocketAddr = served.admin();
     let text = request(admin, "GET", "/metrics", &[], b"").text();
     // Both plugins count each of the 20 requests into `probe_requests`.
     assert_eq!(sample(&text, "probe_requests_total"), Some(40.0), "{text}");

@@ -77,6 +77,23 @@ fn call(path: &std::path::Path, what: &str, addr: &str, args: &[&str]) -> String
     String::from_utf8_lossy(&output.stdout).trim().to_string()
 }
 
+/// The chain's plugins in front of the upstream: a native one and a
+/// wrapped proxy-wasm filter.
+fn plugins() -> String {
+    format!(
+        r#"
+[[plugin]]
+name = "add-header"
+path = "{}"
+
+[[plugin]]
+name = "legacy"
+proxy-wasm = "{{legacy}}/header-filter.unknown.wasm"
+"#,
+        plugin("add-header").display()
+    )
+}
+
 /// Every kind of call the tests make, and what the client saw of each.
 fn calls(path: &std::path::Path, addr: &str) -> Vec<String> {
     vec![
@@ -111,18 +128,7 @@ fn grpc_calls_pass_a_chain_over_h2c_as_they_do_directly() {
     assert_eq!(expected[5], "INVALID_ARGUMENT the probe refuses this call");
 
     let ws = Workspace::new();
-    let plugins = format!(
-        r#"
-[[plugin]]
-name = "add-header"
-path = "{}"
-
-[[plugin]]
-name = "legacy"
-proxy-wasm = "{{legacy}}/header-filter.unknown.wasm"
-"#,
-        plugin("add-header").display()
-    );
+    let plugins = plugins();
     let host = ws.compose_as(&format!("{plugins}\n[origin]\nhost = true\n"), "host.wasm");
     let upstream = format!("h2c://{direct}");
     let terminated = ws.compose_as(
@@ -179,33 +185,12 @@ fn a_stream_the_client_cancels_is_let_go() {
     let server = GrpcServer::start(path);
     let ws = Workspace::new();
     let composite = ws.compose(&format!(
-        r#"
-[[plugin]]
-name = "add-header"
-path = "{}"
-
-[[plugin]]
-name = "legacy"
-proxy-wasm = "{{legacy}}/header-filter.unknown.wasm"
-
-[origin]
-upstream = "h2c://127.0.0.1:{}"
-"#,
-        plugin("add-header").display(),
+        "{}\n[origin]\nupstream = \"h2c://127.0.0.1:{}\"\n",
+        plugins(),
         server.port
     ));
     let served = Served::with_args(&composite, &["--admin", "127.0.0.1:0"]);
-    let admin: std::net::SocketAddr = served
-        .log_line("admin endpoint at http://")
-        .and_then(|l| {
-            l.split("at http://")
-                .nth(1)?
-                .split('/')
-                .next()?
-                .parse()
-                .ok()
-        })
-        .expect("the admin address");
+    let admin: std::net::SocketAddr = served.admin();
     let addr = served.addr.to_string();
     let cancelled = call(path, "cancel", &addr, &[]);
     assert!(cancelled.starts_with("CANCELLED"), "{cancelled}");

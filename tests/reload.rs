@@ -133,17 +133,7 @@ fn chains_swap_under_load_without_a_failed_request() {
     let line = served.log_line("reloaded").unwrap_or_default();
     assert_eq!(line.matches("sha256:").count(), 2, "{line}");
     // And is counted, as is the refused one.
-    let admin: std::net::SocketAddr = served
-        .log_line("admin endpoint at http://")
-        .and_then(|line| {
-            line.split("at http://")
-                .nth(1)?
-                .split('/')
-                .next()?
-                .parse()
-                .ok()
-        })
-        .expect("the admin address");
+    let admin: std::net::SocketAddr = served.admin();
     let metrics = request(admin, "GET", "/metrics", &[], b"").text();
     let count = |name: &str| {
         metrics
@@ -268,17 +258,7 @@ fn a_fleet_follows_one_registry_tag() {
                 .args(["serve", &reference, "--addr", "127.0.0.1:0"])
                 .args(["--poll", "1", "--admin", "127.0.0.1:0"]);
             let served = Served::spawn(command).expect("pwchain serve");
-            let admin = served
-                .log_line("admin endpoint at http://")
-                .and_then(|l| {
-                    l.split("at http://")
-                        .nth(1)?
-                        .split('/')
-                        .next()?
-                        .parse()
-                        .ok()
-                })
-                .expect("the admin address");
+            let admin = served.admin();
             until_version(&served, 1);
             (served, admin)
         })

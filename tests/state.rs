@@ -302,17 +302,7 @@ path = "{{plugins}}/echo.wasm"
         assert_eq!(served.log_count("store calls fail"), 1);
     }
     // And counted, every one (the filter's and the plugin's calls).
-    let admin: std::net::SocketAddr = open
-        .log_line("admin endpoint at http://")
-        .and_then(|l| {
-            l.split("at http://")
-                .nth(1)?
-                .split('/')
-                .next()?
-                .parse()
-                .ok()
-        })
-        .expect("the admin address");
+    let admin: std::net::SocketAddr = open.admin();
     let metrics = crate::support::request(admin, "GET", "/metrics", &[], b"").text();
     let failures: f64 = metrics
         .lines()

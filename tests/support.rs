@@ -488,6 +488,15 @@ impl Served {
         None
     }
 
+    /// The admin endpoint's address, from the line it said it on
+    /// (`--admin 127.0.0.1:0`).
+    pub fn admin(&self) -> SocketAddr {
+        let marker = "admin endpoint at http://";
+        self.log_line(marker)
+            .and_then(|line| line.split(marker).nth(1)?.split('/').next()?.parse().ok())
+            .expect("the admin address")
+    }
+
     /// Waits for the server to exit and for the last of its log.
     pub fn exited(&mut self) -> std::process::ExitStatus {
         let status = self.child.wait().expect("wait for the server");

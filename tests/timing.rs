@@ -4,7 +4,7 @@
 //! time was spent; the same composite answers unchanged in `wasmtime
 //! serve` and Node, where each request's times are a line on stderr.
 
-use crate::admin::{address_after, sample};
+use crate::admin::sample;
 use crate::other_hosts::Host;
 use crate::support::{
     Served, Workspace, compose_fails, legacy_plugins, plugins, request, run, stderr,
@@ -105,10 +105,7 @@ fn pwchain_serve_shows_each_stage_s_latency_under_load() {
     );
 
     let served = Served::with_args(&composite, &["--admin", "127.0.0.1:0"]);
-    let admin: SocketAddr = served
-        .log_line("admin endpoint at http://")
-        .and_then(|line| address_after(&line, "admin endpoint at http://"))
-        .expect("the admin address");
+    let admin: SocketAddr = served.admin();
     load(served.addr, "/", 8, 160);
     load(served.addr, "/api/x", 8, 40);
     let before = request(admin, "GET", "/metrics", &[], b"").text();
