@@ -16,9 +16,19 @@ struct GrpcServer {
 
 impl GrpcServer {
     fn start(path: &std::path::Path) -> GrpcServer {
+        GrpcServer::serving(path, &[])
+    }
+
+    /// Over TLS with this certificate and key (PEM files).
+    fn tls(path: &std::path::Path, cert: &std::path::Path, key: &std::path::Path) -> GrpcServer {
+        GrpcServer::serving(path, &[cert, key])
+    }
+
+    fn serving(path: &std::path::Path, args: &[&std::path::Path]) -> GrpcServer {
         let mut child = Command::new("python3")
             .arg(repo().join("tests/grpc/peer.py"))
             .arg("serve")
+            .args(args)
             .env("PYTHONPATH", path)
             .stdout(Stdio::piped())
             .spawn()
@@ -234,4 +244,37 @@ fn an_http1_upstream_named_h2c_is_unavailable() {
     assert!(answer.starts_with("UNAVAILABLE"), "{answer}");
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
     assert!(served.log_line(&format!("upstream {upstream}")).is_some());
+}
+
+/// The same calls to an upstream over TLS, where ALPN picks HTTP/2: the
+/// upstream's certificate is trusted through `--upstream-ca`, and the
+/// answers are the ones the server gives directly (as over h2c).
+#[test]
+fn grpc_calls_pass_a_chain_to_a_tls_upstream() {
+    let Some(path) = grpcio() else { return };
+    let ws = Workspace::new();
+    let (cert, key, _) = crate::tls::certificate(&ws, "upstream");
+    let server = GrpcServer::tls(path, &cert, &key);
+    let plain = GrpcServer::start(path);
+    let expected = calls(path, &format!("127.0.0.1:{}", plain.port));
+    let upstream = format!("https://localhost:{}", server.port);
+    let host = ws.compose_as(
+        &format!("{}\n[origin]\nhost = true\n", plugins()),
+        "host.wasm",
+    );
+    let terminated = ws.compose_as(
+        &format!("{}\n[origin]\nupstream = \"{upstream}\"\n", plugins()),
+        "terminated.wasm",
+    );
+    let ca = cert.to_str().unwrap();
+    for served in [
+        Served::with_args(&host, &["--upstream", &upstream, "--upstream-ca", ca]),
+        Served::with_args(&terminated, &["--upstream-ca", ca]),
+    ] {
+        assert_eq!(calls(path, &served.addr.to_string()), expected);
+    }
+    // Without the CA, the upstream is not trusted: UNAVAILABLE.
+    let untrusting = Served::with_args(&host, &["--upstream", &upstream]);
+    let refused = check(path, &untrusting.addr.to_string(), "");
+    assert!(refused.starts_with("UNAVAILABLE"), "{refused}");
 }

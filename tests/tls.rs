@@ -14,7 +14,10 @@ use std::time::{Duration, Instant};
 
 /// A self-signed certificate for `localhost`, written as `NAME.crt` and
 /// `NAME.key`; returns the paths and the certificate.
-fn certificate(ws: &Workspace, name: &str) -> (PathBuf, PathBuf, CertificateDer<'static>) {
+pub(crate) fn certificate(
+    ws: &Workspace,
+    name: &str,
+) -> (PathBuf, PathBuf, CertificateDer<'static>) {
     let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])
         .expect("make a certificate");
     let cert = ws.write(&format!("{name}.crt"), made.cert.pem());

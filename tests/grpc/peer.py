@@ -1,6 +1,7 @@
 """A real gRPC server and client (grpcio) for tests/grpc.rs.
 
   peer.py serve             a server on 127.0.0.1:0 (h2c); prints `port N`
+  peer.py serve CERT KEY    the same over TLS (ALPN h2) with this PEM pair
   peer.py check ADDR NAME   grpc.health.v1.Health/Check for service NAME
                             through ADDR; prints the status, or the error's
                             code and details
@@ -48,7 +49,7 @@ def fail(request, context):
     context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the probe refuses " + request.decode())
 
 
-def serve():
+def serve(tls=None):
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
     servicer = health.HealthServicer()
     servicer.set("", health_pb2.HealthCheckResponse.SERVING)
@@ -59,7 +60,12 @@ def serve():
         "Slow": grpc.unary_unary_rpc_method_handler(slow),
         "Fail": grpc.unary_unary_rpc_method_handler(fail),
     }),))
-    port = server.add_insecure_port("127.0.0.1:0")
+    if tls:
+        cert, key = (open(path, "rb").read() for path in tls)
+        credentials = grpc.ssl_server_credentials([(key, cert)])
+        port = server.add_secure_port("127.0.0.1:0", credentials)
+    else:
+        port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     print(f"port {port}", flush=True)
     server.wait_for_termination()
@@ -107,7 +113,7 @@ def probe(addr, what, arg):
 
 if __name__ == "__main__":
     if sys.argv[1] == "serve":
-        serve()
+        serve(sys.argv[2:4] if len(sys.argv) > 3 else None)
     elif sys.argv[1] == "check":
         check(sys.argv[2], sys.argv[3])
     else:

@@ -635,6 +635,12 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 
+    /// Trust the CA certificates in this PEM file, beside the public
+    /// (webpki) roots, for `https://` upstreams and side calls: for
+    /// upstreams behind a private CA.
+    #[arg(long, value_name = "FILE")]
+    pub upstream_ca: Option<PathBuf>,
+
     #[command(flatten)]
     pub resolve: ResolveArgs,
 }

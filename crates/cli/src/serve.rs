@@ -38,6 +38,15 @@ pub fn serve(args: ServeArgs) -> miette::Result<ExitCode> {
         })?),
         _ => None,
     };
+    let outbound = match &args.upstream_ca {
+        Some(path) => pwchain_host::outbound::Outbound::with_ca(path).map_err(|e| {
+            miette!(
+                help = "pass a PEM file of the CA certificates that sign the upstreams",
+                "{e}"
+            )
+        })?,
+        None => Default::default(),
+    };
     let lanes = args.lanes.map(|n| n as usize);
     let mut options = pwchain_host::ServeOptions {
         upstream: args.upstream,
@@ -53,6 +62,7 @@ pub fn serve(args: ServeArgs) -> miette::Result<ExitCode> {
         queue_timeout: Duration::from_secs(args.queue_timeout),
         compile_cache: Some(crate::compiled(&args.resolve)),
         metrics: metrics.clone(),
+        outbound: std::sync::Arc::new(outbound),
         tls: tls.clone(),
         lanes: lanes.unwrap_or(1),
         ..Default::default()

@@ -43,13 +43,33 @@ impl std::fmt::Debug for Outbound {
 
 impl Default for Outbound {
     fn default() -> Self {
+        Outbound::trusting(rustls::RootCertStore::empty())
+    }
+}
+
+impl Outbound {
+    /// A client that trusts, for `https://`, webpki's roots and the CA
+    /// certificates in `path` (PEM; `pwchain serve --upstream-ca`), as for
+    /// upstreams behind a private CA.
+    pub fn with_ca(path: &std::path::Path) -> Result<Outbound, crate::serve::tls::TlsError> {
+        let mut extra = rustls::RootCertStore::empty();
+        for certificate in crate::serve::tls::certificates(path)? {
+            extra
+                .add(certificate)
+                .map_err(|e| crate::serve::tls::TlsError::Certificate {
+                    path: path.to_path_buf(),
+                    reason: e.to_string(),
+                })?;
+        }
+        Ok(Outbound::trusting(extra))
+    }
+
+    fn trusting(mut roots: rustls::RootCertStore) -> Outbound {
         let mut tcp = HttpConnector::new();
         tcp.set_nodelay(true);
         // `https` goes through the TLS connector, `h2c` is rewritten.
         tcp.enforce_http(false);
-        let roots = rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.into(),
-        };
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
         let ring = Arc::new(rustls::crypto::ring::default_provider());
         let tls = rustls::ClientConfig::builder_with_provider(ring)
             .with_safe_default_protocol_versions()
@@ -74,9 +94,7 @@ impl Default for Outbound {
             tls: builder().build(tls),
         }
     }
-}
 
-impl Outbound {
     /// Sends `request` to the authority its URI names, over the pooled
     /// connection its scheme calls for.
     pub async fn send(

@@ -84,18 +84,24 @@ impl Tls {
     }
 }
 
-fn server_config(cert: &Path, key: &Path) -> Result<ServerConfig, TlsError> {
+/// The PEM certificates in `path`, at least one.
+pub(crate) fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let certificate = |reason: String| TlsError::Certificate {
-        path: cert.to_path_buf(),
+        path: path.to_path_buf(),
         reason,
     };
-    let chain = CertificateDer::pem_file_iter(cert)
+    let chain = CertificateDer::pem_file_iter(path)
         .map_err(|e| certificate(e.to_string()))?
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| certificate(e.to_string()))?;
     if chain.is_empty() {
         return Err(certificate("no PEM certificate in it".into()));
     }
+    Ok(chain)
+}
+
+fn server_config(cert: &Path, key: &Path) -> Result<ServerConfig, TlsError> {
+    let chain = certificates(cert)?;
     let private = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::Key {
         path: key.to_path_buf(),
         reason: e.to_string(),
