@@ -41,7 +41,7 @@ pub enum Command {
     Compose(ComposeArgs),
     Inspect(InspectArgs),
     Validate(ValidateArgs),
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     Publish(PublishArgs),
     Pull(PullArgs),
     #[command(subcommand)]

@@ -103,7 +103,7 @@ fn run(cli: Cli) -> miette::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Serve(args) => serve::serve(args),
+        Command::Serve(args) => serve::serve(*args),
         Command::Publish(args) => publish::publish(args),
         Command::Pull(args) => pull::pull(args),
         Command::Cache(command) => cache::cache(command),
