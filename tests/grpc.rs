@@ -145,6 +145,13 @@ fn grpc_calls_pass_a_chain_over_h2c_as_they_do_directly() {
         &format!("{plugins}\n[origin]\nupstream = \"{upstream}\"\n"),
         "terminated.wasm",
     );
+    // `inspect` says who speaks h2c.
+    let inspected = crate::support::run(&["inspect", terminated.to_str().unwrap()]);
+    let said = String::from_utf8_lossy(&inspected.stdout);
+    assert!(
+        said.contains("HTTP/2 with prior knowledge: `pwchain serve` speaks it"),
+        "{said}"
+    );
     for served in [
         Served::with_args(&host, &["--upstream", &upstream]),
         Served::with_args(&terminated, &[]),

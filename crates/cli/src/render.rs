@@ -187,6 +187,13 @@ impl fmt::Display for InspectReport {
                     "             {:<14} {url}; `PWCHAIN_UPSTREAM` in the host's environment overrides it",
                     "upstream"
                 )?;
+                if url.starts_with("h2c://") {
+                    writeln!(
+                        f,
+                        "             {:<14} HTTP/2 with prior knowledge: `pwchain serve` speaks it; `wasmtime serve` and Node do not know the scheme (502)",
+                        ""
+                    )?;
+                }
             }
             if let Some(timed) = &chain.stage_timing {
                 writeln!(
