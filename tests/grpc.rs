@@ -285,3 +285,41 @@ fn grpc_calls_pass_a_chain_to_a_tls_upstream() {
     let refused = check(path, &untrusting.addr.to_string(), "");
     assert!(refused.starts_with("UNAVAILABLE"), "{refused}");
 }
+
+/// An HTTP/2 upstream that resets every stream it is sent (RST_STREAM
+/// INTERNAL_ERROR): the call fails as `UNAVAILABLE` in time, and the
+/// server goes on serving.
+#[test]
+fn an_upstream_that_resets_the_stream_is_unavailable() {
+    let Some(path) = grpcio() else { return };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.spawn(async move {
+        let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+        while let Ok((socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(mut connection) = h2::server::handshake(socket).await else {
+                    return;
+                };
+                while let Some(Ok((_, mut respond))) = connection.accept().await {
+                    respond.send_reset(h2::Reason::INTERNAL_ERROR);
+                }
+            });
+        }
+    });
+    let ws = Workspace::new();
+    let composite = ws.compose_as(
+        &format!("{}\n[origin]\nhost = true\n", plugins()),
+        "host.wasm",
+    );
+    let upstream = format!("h2c://{addr}");
+    let served = Served::with_args(&composite, &["--upstream", &upstream]);
+    for _ in 0..3 {
+        let started = std::time::Instant::now();
+        let answer = check(path, &served.addr.to_string(), "");
+        assert!(answer.starts_with("UNAVAILABLE"), "{answer}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    }
+}
