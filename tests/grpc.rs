@@ -323,3 +323,23 @@ fn an_upstream_that_resets_the_stream_is_unavailable() {
         assert!(started.elapsed() < std::time::Duration::from_secs(10));
     }
 }
+
+/// The same calls through a JavaScript and a Python plugin (QuickJS and
+/// CPython inside their components): streams and trailers pass them too.
+#[test]
+fn grpc_calls_pass_javascript_and_python_plugins() {
+    let Some(path) = grpcio() else { return };
+    let js = crate::support::js_plugins();
+    let python = crate::support::python_plugins();
+    let server = GrpcServer::start(path);
+    let direct = format!("127.0.0.1:{}", server.port);
+    let expected = calls(path, &direct);
+    let ws = Workspace::new();
+    let composite = ws.compose(&format!(
+        "[[plugin]]\nname = \"js\"\npath = \"{}\"\n\n[[plugin]]\nname = \"py\"\npath = \"{}\"\n\n[origin]\nupstream = \"h2c://{direct}\"\n",
+        js.join("js-headers.wasm").display(),
+        python.join("py-gate.wasm").display(),
+    ));
+    let served = Served::with_args(&composite, &[]);
+    assert_eq!(calls(path, &served.addr.to_string()), expected);
+}
