@@ -55,22 +55,10 @@ impl Drop for GrpcServer {
 /// `Health/Check` for `service` through `addr`: the status, or the error's
 /// code and details, as the grpcio client saw it.
 fn check(path: &std::path::Path, addr: &str, service: &str) -> String {
-    let output = Command::new("python3")
-        .arg(repo().join("tests/grpc/peer.py"))
-        .args(["check", addr, service])
-        .env("PYTHONPATH", path)
-        .output()
-        .expect("python3");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_string()
+    call(path, "check", addr, &[service])
 }
 
-/// `peer.py WHAT ADDR ARGS…`: a call of the probe service, as the grpcio
-/// client saw it.
+/// `peer.py WHAT ADDR ARGS…`: a call, as the grpcio client saw it.
 fn call(path: &std::path::Path, what: &str, addr: &str, args: &[&str]) -> String {
     let output = Command::new("python3")
         .arg(repo().join("tests/grpc/peer.py"))

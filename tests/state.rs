@@ -4,6 +4,20 @@
 
 use crate::support::{Served, TestRedis, Workspace, closed_port, plugin, run, stderr};
 
+/// The `abi-probe` filter (shared data with CAS, a shared queue) in front
+/// of echo, its shared data left to the host.
+const PROBE_CHAIN: &str = r#"
+[chain]
+shared-data = "host"
+
+[[plugin]]
+name = "probe"
+proxy-wasm = "{legacy}/abi-probe.unknown.wasm"
+
+[origin]
+path = "{plugins}/echo.wasm"
+"#;
+
 /// `count` replicas of `composite` on one Redis.
 fn replicas(composite: &std::path::Path, redis: &TestRedis, count: usize) -> Vec<Served> {
     let url = redis.url();
@@ -88,19 +102,7 @@ fn fixture_path(name: &str) -> String {
 fn replicas_racing_with_compare_and_swap_lose_no_update() {
     let redis = TestRedis::start();
     let ws = Workspace::new();
-    let composite = ws.compose(
-        r#"
-[chain]
-shared-data = "host"
-
-[[plugin]]
-name = "probe"
-proxy-wasm = "{legacy}/abi-probe.unknown.wasm"
-
-[origin]
-path = "{plugins}/echo.wasm"
-"#,
-    );
+    let composite = ws.compose(PROBE_CHAIN);
     // The counter exists before the race: a set with version 0 (what a
     // filter that found nothing sends) is unconditional in proxy-wasm, so
     // first writers racing on a missing key overwrite each other, in
@@ -136,19 +138,7 @@ path = "{plugins}/echo.wasm"
 #[test]
 fn without_a_store_the_server_keeps_shared_data_in_memory() {
     let ws = Workspace::new();
-    let composite = ws.compose(
-        r#"
-[chain]
-shared-data = "host"
-
-[[plugin]]
-name = "probe"
-proxy-wasm = "{legacy}/abi-probe.unknown.wasm"
-
-[origin]
-path = "{plugins}/echo.wasm"
-"#,
-    );
+    let composite = ws.compose(PROBE_CHAIN);
     // One request per instance: each instance is replaced after one.
     let served = Served::with_args(&composite, &["--max-instance-reuse", "1"]);
     for n in 1..=3 {
@@ -464,19 +454,7 @@ fn the_fleet_chain_counts_one_allowance_over_two_replicas() {
 fn an_item_queued_elsewhere_reaches_the_filter_that_registered_the_queue() {
     let redis = TestRedis::start();
     let ws = Workspace::new();
-    let composite = ws.compose(
-        r#"
-[chain]
-shared-data = "host"
-
-[[plugin]]
-name = "probe"
-proxy-wasm = "{legacy}/abi-probe.unknown.wasm"
-
-[origin]
-path = "{plugins}/echo.wasm"
-"#,
-    );
+    let composite = ws.compose(PROBE_CHAIN);
     let served = Served::with_args(&composite, &["--store", &redis.url()]);
     assert_eq!(served.request("GET", "/first", &[], b"").status, 200);
     // The probe registered `paths` at start, and dequeued its own item.

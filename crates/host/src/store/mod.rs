@@ -16,6 +16,7 @@ mod memory;
 mod redis;
 
 use prometheus_client::metrics::counter::Counter;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -121,6 +122,8 @@ struct Inner {
     /// The largest key or value it takes.
     max_item: u64,
     faults: Mutex<Faults>,
+    /// `faults.failing`, readable without the lock.
+    failing: AtomicBool,
     /// Failed calls, shown on `/metrics`.
     failures: Counter,
 }
@@ -171,6 +174,7 @@ impl StateStore {
                 location,
                 max_item,
                 faults: Mutex::default(),
+                failing: AtomicBool::new(false),
                 failures,
             }),
         }
@@ -200,6 +204,10 @@ impl StateStore {
         let unavailable = matches!(result, Err(StoreError::Unavailable { .. }));
         if unavailable {
             self.inner.failures.inc();
+        } else if !self.inner.failing.load(Ordering::Relaxed) {
+            // The common case, a call that worked while all is well,
+            // takes no lock.
+            return result;
         }
         let mut faults = self.inner.faults.lock().unwrap_or_else(|e| e.into_inner());
         match (&result, unavailable) {
@@ -219,6 +227,7 @@ impl StateStore {
                     faults.unlogged += 1;
                 }
                 faults.failing = true;
+                self.inner.failing.store(true, Ordering::Relaxed);
             }
             (_, false) if faults.failing => {
                 tracing::info!(
@@ -227,6 +236,7 @@ impl StateStore {
                     faults.unlogged
                 );
                 *faults = Faults::default();
+                self.inner.failing.store(false, Ordering::Relaxed);
             }
             _ => {}
         }
