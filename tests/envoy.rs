@@ -884,3 +884,25 @@ fn a_fused_run_of_filters_answers_as_in_envoy() {
         &raw("GET", "/x", &[], None, false),
     );
 }
+
+/// `te` is hop-by-hop, and both proxies drop it, but for `trailers`, which
+/// gRPC requires end to end: the backend gets `te: trailers` from Envoy
+/// and from pwchain alike.
+#[test]
+fn te_trailers_reaches_the_backend_as_in_envoy() {
+    let legacy = legacy_plugins();
+    let filter = Wasm::new("header_filter", legacy.join("header-filter.unknown.wasm"));
+    let Some(pair) = Pair::start(&[filter], "", Reply::Text("yes")) else {
+        return;
+    };
+    let raw = b"GET /te HTTP/1.1\r\nhost: example\r\nte: gzip, trailers\r\nconnection: te\r\ncontent-length: 0\r\n\r\n";
+    let seen = pair.same("te: gzip, trailers", raw);
+    let upstream = seen.upstream.expect("the backend got the request");
+    let te: Vec<&str> = upstream
+        .headers
+        .iter()
+        .filter(|(name, _)| name == "te")
+        .map(|(_, value)| value.as_str())
+        .collect();
+    assert_eq!(te, ["trailers"]);
+}

@@ -239,8 +239,8 @@ pub trait Headers {
 
 /// Drops the hop-by-hop headers, and those the `connection` header names.
 /// (`transfer-encoding` is left to the HTTP stack that reframes the body.)
-/// `te: trailers` is passed on, as Envoy does: gRPC requires it, and it
-/// is the one `te` HTTP/2 allows.
+/// `te: trailers` is passed on, as Envoy does (`tests/envoy.rs`): gRPC
+/// requires it, and it is the one `te` HTTP/2 allows.
 pub fn strip_hop_by_hop(headers: &mut impl Headers) {
     let trailers = headers.value("te").is_some_and(|te| {
         te.split(',')
