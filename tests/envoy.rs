@@ -887,7 +887,9 @@ fn a_fused_run_of_filters_answers_as_in_envoy() {
 
 /// `te` is hop-by-hop, and both proxies drop it, but for `trailers`, which
 /// gRPC requires end to end: the backend gets `te: trailers` from Envoy
-/// and from pwchain alike.
+/// and from pwchain alike. `trailer`, which names the trailers to come,
+/// goes on too (HTTP/1.1 clients, hyper's among them, send only the
+/// trailers it names).
 #[test]
 fn te_trailers_reaches_the_backend_as_in_envoy() {
     let legacy = legacy_plugins();
@@ -895,7 +897,7 @@ fn te_trailers_reaches_the_backend_as_in_envoy() {
     let Some(pair) = Pair::start(&[filter], "", Reply::Text("yes")) else {
         return;
     };
-    let raw = b"GET /te HTTP/1.1\r\nhost: example\r\nte: gzip, trailers\r\nconnection: te\r\ncontent-length: 0\r\n\r\n";
+    let raw = b"GET /te HTTP/1.1\r\nhost: example\r\nte: gzip, trailers\r\nconnection: te\r\ntrailer: x-checksum\r\ncontent-length: 0\r\n\r\n";
     let seen = pair.same("te: gzip, trailers", raw);
     let upstream = seen.upstream.expect("the backend got the request");
     let te: Vec<&str> = upstream
@@ -905,4 +907,10 @@ fn te_trailers_reaches_the_backend_as_in_envoy() {
         .map(|(_, value)| value.as_str())
         .collect();
     assert_eq!(te, ["trailers"]);
+    assert!(
+        upstream
+            .headers
+            .contains(&("trailer".to_string(), "x-checksum".to_string())),
+        "{upstream:?}"
+    );
 }

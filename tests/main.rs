@@ -27,3 +27,4 @@ mod signing;
 mod state;
 mod timing;
 mod tls;
+mod trailers;

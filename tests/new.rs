@@ -1,7 +1,9 @@
 //! `pwchain new`: every template builds with its own instructions, composes
 //! with its example chain and answers over real HTTP.
 
-use crate::support::{Served, Workspace, js_plugins, pwchain, python_plugins, repo, stderr};
+use crate::support::{
+    Served, Workspace, first_value, js_plugins, pwchain, python_plugins, repo, send, stderr,
+};
 use std::path::Path;
 use std::process::Command;
 
@@ -16,7 +18,9 @@ fn scaffold(ws: &Workspace, name: &str, lang: &str, kind: &str) -> std::path::Pa
     dir
 }
 
-/// Composes the project's `chain.toml`, serves it and checks one answer.
+/// Composes the project's `chain.toml`, serves it and checks one answer;
+/// a middleware or header filter in front of `echo` also passes a
+/// request's trailers there and the answer's back (over HTTP/2).
 fn answers(project: &Path, header: &str, value: &str) {
     let composite = project.join("chain.wasm");
     let output = pwchain()
@@ -31,6 +35,12 @@ fn answers(project: &Path, header: &str, value: &str) {
     let answer = served.request("GET", "/from-test", &[], b"");
     assert_eq!(answer.status, 200, "{}", answer.text());
     assert_eq!(answer.header(header), Some(value));
+    if project.join("echo.wasm").exists() {
+        let trailed = send(served.addr, true, b"body", &[("x-sum", "42")]);
+        assert_eq!(first_value(&trailed.headers, header), Some(value));
+        assert!(trailed.body.ends_with(b"\n\nbody"), "{trailed:?}");
+        assert_eq!(trailed.trailers, [("x-sum".to_string(), "42".to_string())]);
+    }
     // A header filter tags the request too, and answers one path itself.
     if value == "response" {
         let text = answer.text();

@@ -950,3 +950,100 @@ impl Drop for TestRedis {
         self.stop();
     }
 }
+
+/// Header or trailer pairs, lower-case names, in order.
+pub type Pairs = Vec<(String, String)>;
+
+/// What came back: status, head, body and trailers.
+#[derive(Debug)]
+pub struct Trailed {
+    pub status: u16,
+    pub headers: Pairs,
+    pub body: Vec<u8>,
+    pub trailers: Pairs,
+}
+
+/// The first value of `name` in `pairs`.
+pub fn first_value<'a>(pairs: &'a Pairs, name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// A hyper header map as [`Pairs`].
+pub fn header_pairs(map: &hyper::HeaderMap) -> Pairs {
+    map.iter()
+        .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into()))
+        .collect()
+}
+
+fn header_map(pairs: &[(&str, &str)]) -> hyper::HeaderMap {
+    pairs
+        .iter()
+        .map(|(k, v)| {
+            (
+                hyper::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                hyper::header::HeaderValue::from_str(v).unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// A body of data followed by trailers.
+pub type TrailedBody = http_body_util::StreamBody<
+    futures_util::stream::Iter<
+        std::vec::IntoIter<Result<hyper::body::Frame<bytes::Bytes>, std::convert::Infallible>>,
+    >,
+>;
+
+/// A body of `data` followed by `trailers`.
+pub fn trailed_body(data: &[u8], trailers: hyper::HeaderMap) -> TrailedBody {
+    http_body_util::StreamBody::new(futures_util::stream::iter(vec![
+        Ok(hyper::body::Frame::data(bytes::Bytes::copy_from_slice(
+            data,
+        ))),
+        Ok(hyper::body::Frame::trailers(trailers)),
+    ]))
+}
+
+/// POSTs `body` then `trailers` to `addr`, over HTTP/2 with prior
+/// knowledge or over HTTP/1.1 (chunked, with `te: trailers` and the
+/// `trailer` header HTTP/1.1 asks for), and reads everything back.
+pub fn send(addr: SocketAddr, http2: bool, body: &[u8], trailers: &[(&str, &str)]) -> Trailed {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let io = hyper_util::rt::TokioIo::new(stream);
+        let names: Vec<&str> = trailers.iter().map(|(name, _)| *name).collect();
+        let request = hyper::Request::post(format!("http://{addr}/trailers"))
+            .header("te", "trailers")
+            .header("trailer", names.join(", "))
+            .body(trailed_body(body, header_map(trailers)))
+            .unwrap();
+        let response = if http2 {
+            let (mut sender, connection) =
+                hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+                    .await
+                    .unwrap();
+            tokio::spawn(connection);
+            sender.send_request(request).await.unwrap()
+        } else {
+            let (mut sender, connection) = hyper::client::conn::http1::handshake(io).await.unwrap();
+            tokio::spawn(connection);
+            sender.send_request(request).await.unwrap()
+        };
+        let status = response.status().as_u16();
+        let headers = header_pairs(response.headers());
+        let collected = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .unwrap();
+        let trailers = collected.trailers().map(header_pairs).unwrap_or_default();
+        Trailed {
+            status,
+            headers,
+            body: collected.to_bytes().to_vec(),
+            trailers,
+        }
+    })
+}

@@ -215,15 +215,16 @@ impl Upstream {
 }
 
 /// Headers that concern one connection only, never passed on (RFC 9110
-/// §7.6.1, and the non-standard ones proxies also drop).
-pub const HOP_BY_HOP: [&str; 8] = [
+/// §7.6.1, and the non-standard ones proxies also drop). `trailer` is not
+/// one: it names the trailers that follow the body, end to end, and Envoy
+/// passes it on (`tests/envoy.rs`).
+pub const HOP_BY_HOP: [&str; 7] = [
     "connection",
     "keep-alive",
     "proxy-connection",
     "proxy-authenticate",
     "proxy-authorization",
     "te",
-    "trailer",
     "upgrade",
 ];
 
@@ -401,10 +402,19 @@ mod tests {
         ];
         strip_hop_by_hop(&mut headers);
         assert_eq!(headers, vec![("accept".to_string(), b"*/*".to_vec())]);
-        // gRPC's `te: trailers` goes on, alone.
-        let mut grpc: Vec<(String, Vec<u8>)> = vec![("te".into(), b"trailers, gzip".into())];
+        // gRPC's `te: trailers` goes on, alone, and so does `trailer`.
+        let mut grpc: Vec<(String, Vec<u8>)> = vec![
+            ("te".into(), b"trailers, gzip".into()),
+            ("trailer".into(), b"grpc-status".into()),
+        ];
         strip_hop_by_hop(&mut grpc);
-        assert_eq!(grpc, vec![("te".to_string(), b"trailers".to_vec())]);
+        assert_eq!(
+            grpc,
+            vec![
+                ("trailer".to_string(), b"grpc-status".to_vec()),
+                ("te".to_string(), b"trailers".to_vec())
+            ]
+        );
     }
 
     #[test]

@@ -252,7 +252,9 @@ fn rebuild_response(
     let (mut body, trailers) = Response::consume_body(response, done);
     if let Some(edit) = edit_body {
         let (tx, rx) = wit_stream::new();
-        spawn(pipe(body, tx, edit));
+        spawn(async move {
+            pipe(body, tx, edit).await;
+        });
         body = rx;
     }
     let (rebuilt, _) = Response::new(headers.0, Some(body), trailers);
@@ -262,9 +264,15 @@ fn rebuild_response(
     Ok(rebuilt)
 }
 
-/// Copies `from` into `to` chunk by chunk, letting `edit` change each chunk;
-/// stops when either side is gone. Nothing is buffered beyond one chunk.
-pub async fn pipe(mut from: StreamReader<u8>, mut to: StreamWriter<u8>, edit: fn(&mut Vec<u8>)) {
+/// Copies `from` into `to` chunk by chunk, letting `edit` change (or look
+/// at) each chunk; stops when either side is gone. Nothing is buffered
+/// beyond one chunk. Says whether `from` was read to its end, as opposed
+/// to `to` going away first.
+pub async fn pipe(
+    mut from: StreamReader<u8>,
+    mut to: StreamWriter<u8>,
+    mut edit: impl FnMut(&mut Vec<u8>),
+) -> bool {
     const CHUNK: usize = 16 * 1024;
     let mut chunk = Vec::with_capacity(CHUNK);
     loop {
@@ -273,12 +281,12 @@ pub async fn pipe(mut from: StreamReader<u8>, mut to: StreamWriter<u8>, edit: fn
         if !chunk.is_empty() {
             edit(&mut chunk);
             if !to.write_all(std::mem::take(&mut chunk)).await.is_empty() {
-                return;
+                return false;
             }
             chunk.reserve(CHUNK);
         }
         if !matches!(status, StreamResult::Complete(_)) {
-            return;
+            return true;
         }
     }
 }
