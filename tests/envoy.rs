@@ -8,8 +8,8 @@
 //! Envoy" in docs/proxy-wasm.md says why each differs).
 
 use crate::support::{
-    Envoy, Peer, Received, Reply, Response, Served, Workspace, exchange, fixture, legacy_plugins,
-    plugins, run, stderr,
+    Envoy, Pairs, Peer, Received, Reply, Response, Served, TrailerPeer, Workspace, exchange,
+    fixture, legacy_plugins, plugins, run, send, stderr,
 };
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -913,4 +913,64 @@ fn te_trailers_reaches_the_backend_as_in_envoy() {
             .contains(&("trailer".to_string(), "x-checksum".to_string())),
         "{upstream:?}"
     );
+}
+
+/// The probe's trailer callbacks over HTTP/2 end to end, the backend
+/// cluster asking for it (which the import makes `h2c://`): it reads a
+/// request trailer into a response header, adds a request trailer, and
+/// rewrites the response's trailer map. What the client and the backend
+/// get, trailers included, is the same through Envoy and pwchain.
+#[test]
+fn trailers_through_a_filter_answer_as_in_envoy() {
+    let mut probe = Wasm::new("probe", legacy_plugins().join("abi-probe.wasip1.wasm"));
+    probe.configuration = Some("upstream=httpbin\ntag=probe".into());
+    let backend = TrailerPeer::start();
+    let httpbin = Peer::start("unused");
+    let plain = "  - name: backend\n    type: STATIC\n";
+    let yaml = bootstrap(&[probe], "", backend.addr, httpbin.addr).replace(
+        plain,
+        &format!(
+            "{plain}    typed_extension_protocol_options:\n      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:\n        \"@type\": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions\n        explicit_http_config: {{ http2_protocol_options: {{}} }}\n"
+        ),
+    );
+    let Some(envoy) = Envoy::start(&yaml) else {
+        return;
+    };
+    let envoy = envoy.unwrap_or_else(|log| panic!("Envoy refused:\n{yaml}\n{log}"));
+    let ws = Workspace::new();
+    let pwchain = serve_imported(&ws, &yaml);
+    let chain = std::fs::read_to_string(ws.path("chain.toml")).unwrap();
+    assert!(chain.contains("upstream = \"h2c://"), "{chain}");
+
+    let trailers = [("x-checksum", "abc123"), ("x-client", "1")];
+    let sorted = |pairs: &Pairs| {
+        let mut pairs = pairs.clone();
+        pairs.sort();
+        pairs
+    };
+    let seen = |addr: SocketAddr| {
+        let answer = send(addr, true, b"a body with trailers", &trailers);
+        let arrived = backend.next();
+        (
+            answer.status,
+            comparable(&answer.headers, "response", &answer.body, PROBE_COUNTS),
+            shown(&answer.body),
+            sorted(&answer.trailers),
+            comparable(&arrived.headers, "request", &arrived.body, PROBE_COUNTS),
+            shown(&arrived.body),
+            sorted(&arrived.trailers),
+        )
+    };
+    let through_envoy = seen(envoy.addr);
+    assert_eq!(
+        through_envoy,
+        seen(pwchain.addr),
+        "Envoy (left) and pwchain (right) differ\nEnvoy's log:\n{}",
+        envoy.log()
+    );
+    // What the comparison rests on: the callbacks ran in both.
+    let (_, headers, _, answer_trailers, _, _, backend_trailers) = through_envoy;
+    assert!(headers.contains(&("x-probe-request-trailer".into(), "abc123".into())));
+    assert!(backend_trailers.contains(&("x-checksum-seen".into(), "yes".into())));
+    assert!(answer_trailers.contains(&("x-probe-tag".into(), "probe".into())));
 }

@@ -1016,7 +1016,12 @@ pub fn send(addr: SocketAddr, http2: bool, body: &[u8], trailers: &[(&str, &str)
         let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
         let io = hyper_util::rt::TokioIo::new(stream);
         let names: Vec<&str> = trailers.iter().map(|(name, _)| *name).collect();
-        let request = hyper::Request::post(format!("http://{addr}/trailers"))
+        // One authority whatever the address, so that two proxies compare.
+        let mut request = hyper::Request::post("http://proxied.test/trailers");
+        if !http2 {
+            request = request.header("host", "proxied.test");
+        }
+        let request = request
             .header("te", "trailers")
             .header("trailer", names.join(", "))
             .body(trailed_body(body, header_map(trailers)))
@@ -1046,4 +1051,84 @@ pub fn send(addr: SocketAddr, http2: bool, body: &[u8], trailers: &[(&str, &str)
             trailers,
         }
     })
+}
+
+/// What the backend received: head, body and trailers.
+#[derive(Debug)]
+pub struct Delivered {
+    pub headers: Pairs,
+    pub body: Vec<u8>,
+    pub trailers: Pairs,
+}
+
+/// A loopback backend speaking HTTP/1.1 and HTTP/2 (prior knowledge) that
+/// answers every request with its body and, as trailers, the request's
+/// trailers plus `x-backend: done`.
+pub struct TrailerPeer {
+    pub addr: SocketAddr,
+    arrived: mpsc::Receiver<Delivered>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl TrailerPeer {
+    pub fn start() -> TrailerPeer {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, arrived) = mpsc::channel();
+        runtime.spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |request| {
+                        let tx = tx.clone();
+                        async move { Ok::<_, std::convert::Infallible>(answer(request, tx).await) }
+                    });
+                    let _ = hyper_util::server::conn::auto::Builder::new(
+                        hyper_util::rt::TokioExecutor::new(),
+                    )
+                    .serve_connection(hyper_util::rt::TokioIo::new(socket), service)
+                    .await;
+                });
+            }
+        });
+        TrailerPeer {
+            addr,
+            arrived,
+            _runtime: runtime,
+        }
+    }
+
+    /// The next request received, waiting a few seconds at most.
+    pub fn next(&self) -> Delivered {
+        self.arrived
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the backend got the request")
+    }
+}
+
+async fn answer(
+    request: hyper::Request<hyper::body::Incoming>,
+    tx: mpsc::Sender<Delivered>,
+) -> hyper::Response<TrailedBody> {
+    let headers = header_pairs(request.headers());
+    let collected = http_body_util::BodyExt::collect(request.into_body())
+        .await
+        .unwrap();
+    let mut trailers = collected.trailers().cloned().unwrap_or_default();
+    let body = collected.to_bytes().to_vec();
+    let _ = tx.send(Delivered {
+        headers,
+        body: body.clone(),
+        trailers: header_pairs(&trailers),
+    });
+    trailers.append("x-backend", "done".parse().unwrap());
+    let names: Vec<String> = trailers.keys().map(|name| name.to_string()).collect();
+    hyper::Response::builder()
+        .header("x-upstream", "yes")
+        .header("trailer", names.join(", "))
+        .body(trailed_body(&body, trailers))
+        .unwrap()
 }

@@ -817,9 +817,12 @@ impl Doc<'_> {
                 })?;
             let host = self.str_at(address, "address").unwrap_or("127.0.0.1");
             let port = self.str_at(address, "port_value").unwrap_or("80");
-            let scheme = match self.get(cluster, "transport_socket") {
-                Some(_) => "https",
-                None => "http",
+            // TLS lets ALPN choose HTTP/2; in plain text, Envoy speaks it
+            // only when the cluster says so, and so does `h2c://`.
+            let scheme = match (self.get(cluster, "transport_socket"), self.http2(cluster)) {
+                (Some(_), _) => "https",
+                (None, true) => "h2c",
+                (None, false) => "http",
             };
             clusters.push(Cluster {
                 name: name.into(),
@@ -841,7 +844,22 @@ impl Doc<'_> {
         }
         Ok(clusters)
     }
+
+    /// Whether `cluster` asks for HTTP/2 to its endpoints: the v3
+    /// `typed_extension_protocol_options` (`explicit_http_config`) or the
+    /// older `http2_protocol_options` on the cluster itself.
+    fn http2(&self, cluster: &Node) -> bool {
+        let explicit = self
+            .get(cluster, "typed_extension_protocol_options")
+            .and_then(|o| self.get(o, HTTP_PROTOCOL_OPTIONS))
+            .and_then(|o| self.get(o, "explicit_http_config"))
+            .and_then(|o| self.get(o, "http2_protocol_options"));
+        explicit.is_some() || self.get(cluster, "http2_protocol_options").is_some()
+    }
 }
+
+/// The key of a cluster's HTTP protocol options.
+const HTTP_PROTOCOL_OPTIONS: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
 
 /// `path` with the first matching `FROM` prefix replaced by its `TO`.
 fn map_path(path: &str, maps: &[(String, String)]) -> PathBuf {

@@ -526,7 +526,7 @@ impl Stream {
     async fn body(
         &self,
         mut body: StreamReader<u8>,
-        body_trailers: Option<Trailers>,
+        mut body_trailers: Option<Trailers>,
         phase: Phase,
         order: &[usize],
         map: &mut Map,
@@ -541,6 +541,8 @@ impl Stream {
         }
         let mut out = Vec::new();
         let mut end = false;
+        // The trailers, once the body has ended here.
+        let mut ended = None;
         // As Envoy, a callback hears `end_of_stream` with the last data of
         // a body whose length was declared, not in a call of its own after.
         let declared = declared_length(&map.pairs);
@@ -556,17 +558,31 @@ impl Stream {
                 read += rest.len();
                 chunk.extend(rest);
             }
-            // A body that ends before any data is none: Envoy then hears the
-            // end with the headers, calls no body callback and sends
-            // `content-length: 0`. (The host does not always keep the one
-            // that said so.)
-            if std::mem::take(&mut first) && end && chunk.is_empty() {
-                if declared.is_none() {
+            if end {
+                let found = arrived(body_trailers.take()).await;
+                // A body that ends before any data is none: Envoy then hears
+                // the end with the headers, calls no body callback and sends
+                // `content-length: 0`. (The host does not always keep the one
+                // that said so.)
+                let none = std::mem::take(&mut first) && chunk.is_empty();
+                if none && declared.is_none() {
                     map.pairs.push((b"content-length".to_vec(), b"0".to_vec()));
                 }
-                break;
+                if none && !matches!(found, Ok(Some(_))) {
+                    ended = Some(found);
+                    break;
+                }
+                match flow.last(chunk, order, map, found).await {
+                    Next::Go((through, found)) => {
+                        out = through;
+                        ended = Some(found);
+                        break;
+                    }
+                    Next::Answer(local) => return Next::Answer(local),
+                }
             }
-            match flow.push(chunk, end, map).await {
+            first = false;
+            match flow.push(chunk, false, map).await {
                 Next::Go(Some(through)) => {
                     out = through;
                     break;
@@ -589,18 +605,17 @@ impl Stream {
         {
             map.pairs[at].1 = out.len().to_string().into_bytes();
         }
-        if end {
-            // Held whole: the trailers too are seen before anything goes on.
-            return match self.trailers(phase, order, body_trailers).await {
-                Next::Go(Ok(fields)) => Next::Go((body_stream(out, None), trailers(fields))),
-                Next::Go(Err(e)) => {
+        if let Some(found) = ended {
+            // Held whole: the trailers too were seen before anything goes on.
+            return match found {
+                Ok(fields) => Next::Go((body_stream(out, None), trailers(fields))),
+                Err(e) => {
                     let (code, reason) = phase.failed();
                     Next::Answer(plain(
                         code,
                         format!("{code} {reason}: the body failed: {e:?}\n"),
                     ))
                 }
-                Next::Answer(local) => Next::Answer(local),
             };
         }
         let (to, streamed) = body_channel();
@@ -620,32 +635,24 @@ impl Stream {
         Next::Go((streamed, trailers))
     }
 
-    /// Awaits a body's trailers (if it can have any) and runs them through
-    /// the trailers callback of each plugin of `order` that has one.
-    async fn trailers(
-        &self,
-        phase: Phase,
-        order: &[usize],
-        body_trailers: Option<Trailers>,
-    ) -> Next<Result<Option<Fields>, ErrorCode>> {
-        let Some(body_trailers) = body_trailers else {
-            return Next::Go(Ok(None));
-        };
-        let callback = phase.trailers_callback();
-        let found = match body_trailers.await {
-            Ok(Some(found)) if order.iter().any(|&at| self.plugin(at).has(callback)) => found,
-            other => return Next::Go(other),
-        };
-        let mut map = Map::new(bytes_pairs(found.copy_all()), phase.trailers());
-        for &at in order.iter().filter(|&&at| self.plugin(at).has(callback)) {
-            let slot = self.plugin(at).slot;
-            slot.set_map(self.id(), phase.trailers(), &map.pairs);
-            phase.on_trailers(slot, self.id(), map.pairs.len() as u32);
-            if let Next::Answer(local) = self.settle(at, &mut map).await {
-                return Next::Answer(local);
-            }
+    /// Plugin `at`'s trailers callback, if it has one, on `map`.
+    async fn trailer_callback(&self, phase: Phase, at: usize, map: &mut Map) -> Next<()> {
+        let plugin = self.plugin(at);
+        if !plugin.has(phase.trailers_callback()) {
+            return Next::Go(());
         }
-        Next::Go(Ok(Fields::from_list(&string_pairs(map.pairs)).ok()))
+        plugin.slot.set_map(self.id(), phase.trailers(), &map.pairs);
+        phase.on_trailers(plugin.slot, self.id(), map.pairs.len() as u32);
+        self.settle(at, map).await
+    }
+}
+
+/// A body's trailers once its data has ended: none for a body that can
+/// have none.
+async fn arrived(body_trailers: Option<Trailers>) -> Result<Option<Fields>, ErrorCode> {
+    match body_trailers {
+        Some(body_trailers) => body_trailers.await,
+        None => Ok(None),
     }
 }
 
@@ -729,54 +736,130 @@ impl<'a> Flow<'a> {
     /// out of the last one (`Some`, possibly empty), or `None` while one
     /// holds it. `map` holds the phase's headers, kept current.
     async fn push(&mut self, mut data: Vec<u8>, end: bool, map: &mut Map) -> Next<Option<Vec<u8>>> {
-        let stream = self.stream;
-        for (at, held) in &mut self.stages {
-            let at = *at;
-            // No call for nothing: a stage before held it all.
-            if data.is_empty() && !end && held.is_empty() {
-                continue;
+        for index in 0..self.stages.len() {
+            match self.feed(index, data, end, map).await {
+                Next::Go(Some(through)) => data = through,
+                other => return other,
             }
-            held.extend(std::mem::take(&mut data));
-            let plugin = stream.plugin(at);
-            if held.len() > plugin.max_body {
-                let (code, reason) = self.phase.too_large();
-                // One write, so that the line reaches the log whole.
-                let line = format!(
-                    "{code} {reason}: the {} body passed the plugin's buffer limit ({} bytes, {})\n",
-                    self.phase.name(),
-                    plugin.max_body,
-                    plugin.name
-                );
-                eprint!("{line}");
-                // Envoy's reply: the reason phrase alone.
-                return Next::Answer(LocalResponse {
-                    status: code.into(),
-                    headers: Vec::new(),
-                    body: reason.as_bytes().to_vec(),
-                });
-            }
-            map.refresh(stream, at);
-            let slot = plugin.slot;
-            slot.set_buffer(stream.id(), self.phase.buffer(), held);
-            let action = self
-                .phase
-                .on_body(slot, stream.id(), held.len() as u32, end);
-            *held = slot.get_buffer(stream.id(), self.phase.buffer());
-            if let Next::Answer(local) = stream.settle(at, map).await {
-                return Next::Answer(local);
-            }
-            if action != CONTINUE && !end {
-                return Next::Go(None);
-            }
-            data = std::mem::take(held);
         }
         Next::Go(Some(data))
     }
 
+    /// Runs `data` through the body callback of stage `index`: what it
+    /// lets through (`Some`, possibly empty), or `None` while it holds it.
+    async fn feed(
+        &mut self,
+        index: usize,
+        data: Vec<u8>,
+        end: bool,
+        map: &mut Map,
+    ) -> Next<Option<Vec<u8>>> {
+        let stream = self.stream;
+        let (at, held) = &mut self.stages[index];
+        let at = *at;
+        // No call for nothing: a stage before held it all.
+        if data.is_empty() && !end && held.is_empty() {
+            return Next::Go(Some(data));
+        }
+        held.extend(data);
+        let plugin = stream.plugin(at);
+        if held.len() > plugin.max_body {
+            let (code, reason) = self.phase.too_large();
+            // One write, so that the line reaches the log whole.
+            let line = format!(
+                "{code} {reason}: the {} body passed the plugin's buffer limit ({} bytes, {})\n",
+                self.phase.name(),
+                plugin.max_body,
+                plugin.name
+            );
+            eprint!("{line}");
+            // Envoy's reply: the reason phrase alone.
+            return Next::Answer(LocalResponse {
+                status: code.into(),
+                headers: Vec::new(),
+                body: reason.as_bytes().to_vec(),
+            });
+        }
+        map.refresh(stream, at);
+        let slot = plugin.slot;
+        slot.set_buffer(stream.id(), self.phase.buffer(), held);
+        let action = self
+            .phase
+            .on_body(slot, stream.id(), held.len() as u32, end);
+        *held = slot.get_buffer(stream.id(), self.phase.buffer());
+        if let Next::Answer(local) = stream.settle(at, map).await {
+            return Next::Answer(local);
+        }
+        if action != CONTINUE && !end {
+            return Next::Go(None);
+        }
+        Next::Go(Some(std::mem::take(held)))
+    }
+
+    /// The body's last data, its trailers (`found`) having come: through
+    /// the stages with `end_of_stream` if there are none, else as
+    /// [`Flow::finish`] runs them. What comes out, and the trailers to pass
+    /// on.
+    async fn last(
+        &mut self,
+        data: Vec<u8>,
+        order: &[usize],
+        map: &mut Map,
+        found: Result<Option<Fields>, ErrorCode>,
+    ) -> Next<(Vec<u8>, Result<Option<Fields>, ErrorCode>)> {
+        let fields = match found {
+            Ok(Some(fields)) => fields,
+            other => {
+                return match self.push(data, true, map).await {
+                    Next::Go(out) => Next::Go((out.unwrap_or_default(), other)),
+                    Next::Answer(local) => Next::Answer(local),
+                };
+            }
+        };
+        let mut trailers = Map::new(bytes_pairs(fields.copy_all()), self.phase.trailers());
+        match self.finish(data, order, map, &mut trailers).await {
+            Next::Go(out) => Next::Go((
+                out,
+                Ok(Fields::from_list(&string_pairs(trailers.pairs)).ok()),
+            )),
+            Next::Answer(local) => Next::Answer(local),
+        }
+    }
+
+    /// The end of a body that trailers follow, as Envoy runs it: no body
+    /// callback hears `end_of_stream`. Each plugin of `order` hears what
+    /// reaches it of the body, then the trailers (`trailers`), and what it
+    /// held goes on after them.
+    async fn finish(
+        &mut self,
+        mut data: Vec<u8>,
+        order: &[usize],
+        map: &mut Map,
+        trailers: &mut Map,
+    ) -> Next<Vec<u8>> {
+        for &at in order {
+            let stage = self.stages.iter().position(|(p, _)| *p == at);
+            if let Some(index) = stage {
+                match self.feed(index, data, false, map).await {
+                    Next::Go(through) => data = through.unwrap_or_default(),
+                    Next::Answer(local) => return Next::Answer(local),
+                }
+            }
+            let callback = self.stream.trailer_callback(self.phase, at, trailers);
+            if let Next::Answer(local) = callback.await {
+                return Next::Answer(local);
+            }
+            if let Some(index) = stage {
+                data.extend(std::mem::take(&mut self.stages[index].1));
+            }
+        }
+        Next::Go(data)
+    }
+
     /// Streams the rest of a body: `out` first, then each chunk through
-    /// the stages, then the trailers through their callbacks. The headers
-    /// have gone, so a local response or a body over a limit now can only
-    /// cut the stream, with an error.
+    /// the stages, then the trailers with the last of it. The headers have
+    /// gone, so a local response or a body over a limit now can only cut
+    /// the stream, with an error.
     async fn pump(
         &mut self,
         mut out: Vec<u8>,
@@ -794,37 +877,34 @@ impl<'a> Flow<'a> {
         for (at, _) in &self.stages {
             too_late.seen(*at);
         }
-        loop {
+        let found = loop {
             if !out.is_empty() && !to.write_all(std::mem::take(&mut out)).await.is_empty() {
                 return;
             }
             let (status, chunk) = body.read(Vec::with_capacity(CHUNK)).await;
-            let end = !matches!(status, StreamResult::Complete(_));
-            match self.push(chunk, end, &mut too_late).await {
-                Next::Go(Some(through)) => out = through,
-                Next::Go(None) => {}
-                Next::Answer(_) => {
-                    let _ = trailers_to
-                        .write(Err(cut("answered after the headers had gone")))
-                        .await;
-                    return;
+            if !matches!(status, StreamResult::Complete(_)) {
+                let found = arrived(body_trailers).await;
+                match self.last(chunk, order, &mut too_late, found).await {
+                    Next::Go((through, found)) => {
+                        out = through;
+                        break found;
+                    }
+                    Next::Answer(_) => break Err(cut("answered after the headers had gone")),
                 }
             }
-            if end {
-                break;
+            match self.push(chunk, false, &mut too_late).await {
+                Next::Go(Some(through)) => out = through,
+                Next::Go(None) => {}
+                Next::Answer(_) => break Err(cut("answered after the headers had gone")),
             }
-        }
+        };
         if !out.is_empty() && !to.write_all(out).await.is_empty() {
             return;
         }
         drop(to);
-        let cut_short = match self.stream.trailers(self.phase, order, body_trailers).await {
-            Next::Go(Ok(None)) => return,
-            Next::Go(Ok(fields)) => Ok(fields),
-            Next::Go(Err(e)) => Err(e),
-            Next::Answer(_) => Err(cut("answered after the headers had gone")),
-        };
-        let _ = trailers_to.write(cut_short).await;
+        if !matches!(found, Ok(None)) {
+            let _ = trailers_to.write(found).await;
+        }
     }
 }
 
