@@ -242,6 +242,49 @@ fn the_upstream_is_overridden_at_deploy_time_and_its_failures_are_answered() {
     }
 }
 
+/// `between-bytes-timeout` reaches the host as a request option: an
+/// upstream whose body stalls after its first bytes is cut after it, in
+/// every host, and the next request is served.
+#[test]
+fn a_stalled_upstream_body_is_cut_after_the_between_bytes_timeout_in_every_host() {
+    plugins();
+    let text = "the first half";
+    let stalled = Peer::replying(Reply::Stalled(text));
+    let ws = Workspace::new();
+    let url = format!("http://{}", stalled.addr);
+    let chain = repo_chain(
+        &ws,
+        "upstream",
+        &[
+            ("http://127.0.0.1:9000", url.as_str()),
+            (
+                "first-byte-timeout = \"30s\"",
+                "first-byte-timeout = \"30s\"\nbetween-bytes-timeout = \"300ms\"",
+            ),
+        ],
+    );
+    for host in HOSTS {
+        let Some(served) = host.serve(&chain, &[]) else {
+            continue;
+        };
+        for _ in 0..2 {
+            let started = Instant::now();
+            let cut = served.request("GET", "/", &[], b"");
+            let took = started.elapsed();
+            assert_eq!(cut.status, 200, "{host:?}");
+            assert_eq!(
+                cut.text(),
+                text,
+                "{host:?}: only what came before the stall"
+            );
+            assert!(
+                took < Duration::from_secs(5),
+                "{host:?}: cut after {took:?}"
+            );
+        }
+    }
+}
+
 #[test]
 fn the_forward_chain_takes_absolute_form_requests_in_wasmtime_serve() {
     plugins();

@@ -696,6 +696,9 @@ pub enum Reply {
     Slow(Duration, &'static str),
     /// This status with this body.
     Status(u16, &'static str),
+    /// 200 declaring twice this body's length: sends the body, then holds
+    /// the connection for 10 s without another byte.
+    Stalled(&'static str),
 }
 
 /// A loopback HTTP server that records each request and answers 200: the
@@ -734,6 +737,11 @@ impl Peer {
                             (200, text.as_bytes().to_vec())
                         }
                         Reply::Status(status, text) => (status, text.as_bytes().to_vec()),
+                        Reply::Stalled(text) => (200, text.as_bytes().to_vec()),
+                    };
+                    let declared = match reply {
+                        Reply::Stalled(_) => 2 * answer.len(),
+                        _ => answer.len(),
                     };
                     // Recorded before the answer, so whoever got the
                     // answer finds the request already here.
@@ -747,9 +755,12 @@ impl Peer {
                         stream,
                         "HTTP/1.1 {status} {}\r\ncontent-type: text/plain\r\nx-upstream: yes\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
                         if status == 200 { "OK" } else { "Not OK" },
-                        answer.len()
+                        declared
                     );
                     let _ = stream.write_all(&answer);
+                    if declared > answer.len() {
+                        std::thread::sleep(Duration::from_secs(10));
+                    }
                 });
             }
         });

@@ -21,8 +21,9 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 /// The scheme that asks for HTTP/2 with prior knowledge over plain TCP.
 pub const H2C: &str = "h2c";
 
-/// How long connecting and the response head may take when the request
-/// does not say (`wasmtime serve` waits 600 s for each).
+/// How long connecting, the response head and each wait for more of the
+/// body may take when the request does not say (`wasmtime serve` waits
+/// 600 s for each).
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// How long an unused pooled connection is kept.
@@ -108,6 +109,9 @@ impl Outbound {
         let first_byte = options
             .and_then(|o| o.first_byte_timeout)
             .unwrap_or(DEFAULT_TIMEOUT);
+        let between_bytes = options
+            .and_then(|o| o.between_bytes_timeout)
+            .unwrap_or(DEFAULT_TIMEOUT);
         let scheme = request.uri().scheme_str().unwrap_or("http").to_string();
         let sent = match scheme.as_str() {
             "https" => self.tls.request(request),
@@ -126,7 +130,61 @@ impl Outbound {
             .await
             .map_err(|_| Error::ConnectionReadTimeout)?
             .map_err(failed)?;
-        Ok(response.map(|body| body.map_err(Error::from).boxed_unsync()))
+        Ok(response
+            .map(|body| BetweenBytes::new(body.map_err(Error::from), between_bytes).boxed_unsync()))
+    }
+}
+
+/// A response body that fails with `ConnectionReadTimeout` when no frame
+/// arrives for its timeout (the request's `between-bytes-timeout`), as
+/// wasmtime's own client does.
+struct BetweenBytes<B> {
+    body: B,
+    timeout: Duration,
+    timer: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl<B> BetweenBytes<B> {
+    fn new(body: B, timeout: Duration) -> Self {
+        BetweenBytes {
+            body,
+            timeout,
+            timer: Box::pin(tokio::time::sleep(timeout)),
+        }
+    }
+}
+
+impl<B> http_body::Body for BetweenBytes<B>
+where
+    B: http_body::Body<Error = Error> + Unpin,
+{
+    type Data = B::Data;
+    type Error = Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<B::Data>, Error>>> {
+        use std::task::Poll;
+        match std::pin::Pin::new(&mut self.body).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                let next = tokio::time::Instant::now() + self.timeout;
+                self.timer.as_mut().reset(next);
+                Poll::Ready(frame)
+            }
+            Poll::Pending => match self.timer.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Some(Err(Error::ConnectionReadTimeout))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
     }
 }
 

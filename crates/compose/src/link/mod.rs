@@ -524,6 +524,9 @@ pub(crate) fn forward_stage(forward: &Forward) -> Result<Stage, Error> {
             millis(forward.first_byte_timeout),
         ),
     ];
+    if let Some(between) = forward.between_bytes_timeout {
+        config.push(("between-bytes-timeout-ms".to_string(), millis(between)));
+    }
     if let Some(upstream) = &forward.upstream {
         config.push(("upstream".to_string(), upstream.to_string()));
     }

@@ -246,6 +246,8 @@ struct RawOrigin {
     connect_timeout: Option<Spanned<String>>,
     #[serde(rename = "first-byte-timeout")]
     first_byte_timeout: Option<Spanned<String>>,
+    #[serde(rename = "between-bytes-timeout")]
+    between_bytes_timeout: Option<Spanned<String>>,
     path: Option<Spanned<String>>,
     source: Option<Spanned<String>>,
     package: Option<Spanned<String>>,
@@ -707,11 +709,16 @@ fn parse_origin(
         "first-byte-timeout",
         Forward::DEFAULT_FIRST_BYTE_TIMEOUT,
     )?;
+    let between_bytes_timeout = raw
+        .between_bytes_timeout
+        .map(|text| timeout(Some(text), "between-bytes-timeout", Duration::ZERO))
+        .transpose()?;
     let forward = |upstream| {
         Origin::Forward(Forward {
             upstream,
             connect_timeout,
             first_byte_timeout,
+            between_bytes_timeout,
         })
     };
     if let (Some(trust), Some((_, what))) = (&raw.trust, chosen.first())
@@ -910,6 +917,7 @@ mod tests {
                 upstream: None,
                 connect_timeout: Forward::DEFAULT_CONNECT_TIMEOUT,
                 first_byte_timeout: Forward::DEFAULT_FIRST_BYTE_TIMEOUT,
+                between_bytes_timeout: None,
             })
         );
     }
@@ -935,7 +943,7 @@ mod tests {
 
     #[test]
     fn upstream_origin() {
-        let m = origin("upstream = \"http://127.0.0.1:9000/api/\"\nconnect-timeout = \"250ms\"\nfirst-byte-timeout = \"2m\"\n").unwrap();
+        let m = origin("upstream = \"http://127.0.0.1:9000/api/\"\nconnect-timeout = \"250ms\"\nfirst-byte-timeout = \"2m\"\nbetween-bytes-timeout = \"30s\"\n").unwrap();
         let Some(Origin::Forward(forward)) = m.origin else {
             panic!("expected a `forward` or `upstream` origin");
         };
@@ -945,6 +953,7 @@ mod tests {
         );
         assert_eq!(forward.connect_timeout, Duration::from_millis(250));
         assert_eq!(forward.first_byte_timeout, Duration::from_secs(120));
+        assert_eq!(forward.between_bytes_timeout, Some(Duration::from_secs(30)));
         let Some(Origin::Forward(forward)) = origin("forward = true\nconnect-timeout = \"1s\"\n")
             .unwrap()
             .origin
@@ -957,6 +966,7 @@ mod tests {
             forward.first_byte_timeout,
             Forward::DEFAULT_FIRST_BYTE_TIMEOUT
         );
+        assert_eq!(forward.between_bytes_timeout, None);
     }
 
     #[test]

@@ -116,6 +116,10 @@ pub struct Forward {
     pub connect_timeout: Duration,
     /// `first-byte-timeout`: from sending to the response's first byte.
     pub first_byte_timeout: Duration,
+    /// `between-bytes-timeout`: the longest wait for more of the response
+    /// body; `None` leaves it to the host (wasmtime's and `pwchain
+    /// serve`'s: 600 s), as a stream that may idle wants.
+    pub between_bytes_timeout: Option<Duration>,
 }
 
 impl Forward {

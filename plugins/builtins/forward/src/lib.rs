@@ -45,6 +45,7 @@ struct Settings {
     upstream: Option<Upstream>,
     connect_timeout_ns: Option<u64>,
     first_byte_timeout_ns: Option<u64>,
+    between_bytes_timeout_ns: Option<u64>,
 }
 
 impl Settings {
@@ -86,6 +87,7 @@ impl Settings {
             upstream,
             connect_timeout_ns: millis("connect-timeout-ms")?,
             first_byte_timeout_ns: millis("first-byte-timeout-ms")?,
+            between_bytes_timeout_ns: millis("between-bytes-timeout-ms")?,
         })
     }
 
@@ -98,6 +100,9 @@ impl Settings {
         options
             .set_first_byte_timeout(self.first_byte_timeout_ns)
             .map_err(|_| refused("the first-byte timeout"))?;
+        options
+            .set_between_bytes_timeout(self.between_bytes_timeout_ns)
+            .map_err(|_| refused("the between-bytes timeout"))?;
         Ok(options)
     }
 }
