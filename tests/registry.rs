@@ -154,6 +154,56 @@ fn chain_from_the_registry_runs_and_recomposes_offline() {
     assert!(!ws.path("x.wasm").exists());
 }
 
+/// `publish --tag stable` points a channel at each version as it is
+/// published; versions stay where they were.
+#[test]
+fn a_channel_tag_follows_each_publish() {
+    let registry = TestRegistry::start();
+    let ws = Workspace::new();
+    let cache = ws.path("cache");
+    let digest_at = |tag: &str| {
+        let output = run_in(
+            &cache,
+            &[
+                "pull",
+                &registry.reference(&format!("acme/edge:{tag}")),
+                "-o",
+                ws.path(&format!("{tag}.wasm")).to_str().unwrap(),
+                "--json",
+            ],
+        );
+        assert!(output.status.success(), "{}", stderr(&output));
+        let pulled: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        pulled["manifest_digest"].as_str().unwrap().to_string()
+    };
+    let publish_tagged = |file: &str, version: &str| {
+        let output = run_in(
+            &cache,
+            &[
+                "publish",
+                plugin(file).to_str().unwrap(),
+                &registry.reference(&format!("acme/edge:{version}")),
+                "--tag",
+                "stable",
+                "--tag",
+                "canary",
+                "--json",
+            ],
+        );
+        assert!(output.status.success(), "{}", stderr(&output));
+        let published: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(published["tags"], serde_json::json!(["stable", "canary"]));
+        published["manifest_digest"].as_str().unwrap().to_string()
+    };
+    let first = publish_tagged("add-header", "1.0.0");
+    assert_eq!(digest_at("stable"), first);
+    let second = publish_tagged("auth", "1.1.0");
+    assert_ne!(first, second);
+    assert_eq!(digest_at("stable"), second);
+    assert_eq!(digest_at("canary"), second);
+    assert_eq!(digest_at("1.0.0"), first);
+}
+
 #[test]
 fn publish_and_pull_faults() {
     let registry = TestRegistry::start();
@@ -201,8 +251,27 @@ fn publish_and_pull_faults() {
                 &registry.reference("acme/auth:latest"),
             ],
         ),
-        &["must be a semver version", "latest"],
+        &["must be a semver version", "latest", "--tag latest"],
     );
+    // A channel is not a version, and a tag has a grammar.
+    for (tag, expected) in [
+        ("2.0.0", "is a version, and a version is not moved"),
+        ("-edge", "is not a valid tag"),
+        ("a/b", "is not a valid tag"),
+    ] {
+        fails(
+            &run_in(
+                &cache,
+                &[
+                    "publish",
+                    plugin("auth").to_str().unwrap(),
+                    &registry.reference("acme/auth:1.0.0"),
+                    &format!("--tag={tag}"),
+                ],
+            ),
+            &[expected],
+        );
+    }
     fails(
         &run_in(&cache, &["pull", "registry.example/acme/auth:1.0.0"]),
         &["must start with `oci://`"],

@@ -228,24 +228,23 @@ fn signals_during_a_reload_are_folded_into_one_more() {
     assert_eq!(served.request("GET", "/", &[], b"").status, 200);
 }
 
-/// A fleet: three replicas follow one registry tag (`--poll 1`), each with
-/// its own cache, as on three machines, behind a client that spreads its
-/// requests over them. A new build published to the tag is served by
-/// every replica within the poll interval and a compile, with no failed
-/// request; each replica's `/metrics` counts the reload. Prints how long
-/// the rollout took.
+/// A fleet: three replicas follow one channel tag (`:stable`, `--poll
+/// 1`), each with its own cache, as on three machines, behind a client
+/// that spreads its requests over them. A new version published with
+/// `--tag stable` is served by every replica within the poll interval and
+/// a compile, with no failed request; each replica's `/metrics` counts the
+/// reload. Prints how long the rollout took.
 #[test]
 fn a_fleet_follows_one_registry_tag() {
     let registry = TestRegistry::start();
     let ws = Workspace::new();
-    let reference = registry.reference("acme/fleet:1.0.0");
+    let reference = registry.reference("acme/fleet:stable");
     // Both builds composed first: the clock below starts at the push.
     let builds = [1, 2].map(|v| ws.compose_as(&chain(v), &format!("v{v}.wasm")));
     let publish = |version: usize| {
-        let mut args = vec!["publish", builds[version - 1].to_str().unwrap(), &reference];
-        if version > 1 {
-            args.push("--force");
-        }
+        let at = registry.reference(&format!("acme/fleet:1.0.{version}"));
+        let build = builds[version - 1].to_str().unwrap();
+        let args = ["publish", build, &at, "--tag", "stable"];
         let published = run_in(&ws.path("publisher"), &args);
         assert!(published.status.success(), "{}", stderr(&published));
     };

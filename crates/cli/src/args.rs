@@ -340,6 +340,12 @@ pub struct PublishArgs {
     #[arg(long)]
     pub force: bool,
 
+    /// Also point this tag (a channel such as `stable`, not a version) at
+    /// what is published, wherever it pointed before: replicas serving
+    /// `oci://…:stable --poll S` then roll to it. Repeatable.
+    #[arg(long = "tag", value_name = "CHANNEL")]
+    pub tags: Vec<String>,
+
     /// The registry (`host[:port]`) for a `NAMESPACE:NAME@VERSION` REF.
     #[arg(long, value_name = "HOST", env = "PWCHAIN_REGISTRY")]
     pub registry: Option<String>,

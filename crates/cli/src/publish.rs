@@ -38,15 +38,42 @@ fn publish_reference(text: &str, registry: Option<String>) -> miette::Result<Oci
         .map_err(pwchain_compose::Error::from)?)
 }
 
+/// The OCI distribution spec's tag grammar:
+/// `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`.
+fn is_tag(text: &str) -> bool {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        && text.len() <= 128
+}
+
 pub(crate) fn publish(args: PublishArgs) -> miette::Result<ExitCode> {
     let reference = publish_reference(&args.reference, args.registry.clone())?;
     let version = reference.tag().unwrap_or_default().to_string();
     if semver::Version::parse(&version).is_err() {
         return Err(miette!(
-            help = "publish as oci://HOST/NAMESPACE/NAME:1.2.0",
+            help = format!(
+                "publish as oci://HOST/NAMESPACE/NAME:1.2.0, and add `--tag {version}` to point a channel at it"
+            ),
             "`{}`: the tag must be a semver version, found `{version}`",
             args.reference
         ));
+    }
+    for channel in &args.tags {
+        if semver::Version::parse(channel).is_ok() {
+            return Err(miette!(
+                help = "publish each version as the reference itself; `--tag` names a channel such as `stable`",
+                "`--tag {channel}` is a version, and a version is not moved"
+            ));
+        }
+        if !is_tag(channel) {
+            return Err(miette!(
+                help = "a tag is letters, digits, `_`, `.` and `-`, starting with a letter, digit or `_`, at most 128 characters",
+                "`--tag {channel}` is not a valid tag"
+            ));
+        }
     }
     let bytes = std::fs::read(&args.file)
         .into_diagnostic()
@@ -98,7 +125,14 @@ pub(crate) fn publish(args: PublishArgs) -> miette::Result<ExitCode> {
         .map(|path| crate::sign::open_key(path, &reference))
         .transpose()?;
     let published = registry
-        .publish(&reference, &bytes, contents, annotations, args.force)
+        .publish(
+            &reference,
+            &bytes,
+            contents,
+            annotations,
+            args.force,
+            &args.tags,
+        )
         .map_err(pwchain_compose::Error::from)?;
     let signed = key
         .map(|key| {
@@ -127,6 +161,9 @@ pub(crate) fn publish(args: PublishArgs) -> miette::Result<ExitCode> {
             render::kib(published.size),
             published.layer_digest
         );
+        if !published.tags.is_empty() {
+            eprintln!("tagged it {} too", published.tags.join(", "));
+        }
         if let Some(signed) = &signed {
             eprintln!(
                 "signed it with key {} (signature {} at {})",

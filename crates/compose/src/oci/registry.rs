@@ -129,6 +129,8 @@ pub struct Published {
     pub layer_digest: String,
     /// The component's size in bytes.
     pub size: usize,
+    /// The channel tags (`stable`, …) now pointing at it too.
+    pub tags: Vec<String>,
 }
 
 /// Reports a transfer's progress: what, bytes done, bytes in all.
@@ -219,7 +221,9 @@ impl Registry {
         })
     }
 
-    /// Publishes `component` at `reference` (which must carry a tag).
+    /// Publishes `component` at `reference` (which must carry a tag), then
+    /// points each of `channels` (other tags of the repository) at the same
+    /// manifest, wherever they pointed before.
     pub fn publish(
         &self,
         reference: &OciRef,
@@ -227,6 +231,7 @@ impl Registry {
         contents: Contents<'_>,
         annotations: BTreeMap<String, String>,
         force: bool,
+        channels: &[String],
     ) -> Result<Published, RegistryError> {
         let remote = remote_error(reference);
         let auth = credentials(reference.registry());
@@ -294,19 +299,24 @@ impl Registry {
                 .push_blob(&reference.0, config, &config_digest)
                 .await
                 .map_err(&remote)?;
-            client
-                .push_manifest_raw(
-                    &reference.0,
-                    manifest_bytes.clone(),
-                    http::HeaderValue::from_static(MANIFEST_MEDIA_TYPE),
-                )
-                .await
-                .map_err(&remote)?;
+            for at in std::iter::once(reference.clone())
+                .chain(channels.iter().map(|channel| reference.at_tag(channel)))
+            {
+                client
+                    .push_manifest_raw(
+                        &at.0,
+                        manifest_bytes.clone(),
+                        http::HeaderValue::from_static(MANIFEST_MEDIA_TYPE),
+                    )
+                    .await
+                    .map_err(remote_error(&at))?;
+            }
             Ok(Published {
                 reference: reference.to_string(),
                 manifest_digest: digest(&manifest_bytes),
                 layer_digest,
                 size: component.len(),
+                tags: channels.to_vec(),
             })
         })
     }
