@@ -6,7 +6,7 @@
 
 use crate::support::{
     Peer, Reply, Served, Workspace, closed_port, legacy_plugins, node_host, node_serve, plugins,
-    python_plugins, run, wasmtime_serve,
+    python_plugins, run, try_send, wasmtime_serve,
 };
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -281,6 +281,28 @@ fn a_stalled_upstream_body_is_cut_after_the_between_bytes_timeout_in_every_host(
                 took < Duration::from_secs(5),
                 "{host:?}: cut after {took:?}"
             );
+        }
+    }
+}
+
+/// What the README's gRPC table says of clients: `pwchain serve` takes
+/// HTTP/2 with prior knowledge (what gRPC clients send in plain text);
+/// `wasmtime serve` and Node answer HTTP/1.1 only.
+#[test]
+fn only_pwchain_serve_takes_http2_from_clients() {
+    plugins();
+    let ws = Workspace::new();
+    let demo = repo_chain(&ws, "demo", &[]);
+    for host in HOSTS {
+        let Some(served) = host.serve(&demo, &[]) else {
+            continue;
+        };
+        let http1 = try_send(served.addr, false, b"", &[]);
+        assert_eq!(http1.map(|a| a.status), Ok(401), "{host:?} over HTTP/1.1");
+        let http2 = try_send(served.addr, true, b"", &[]);
+        match host {
+            Host::Pwchain => assert_eq!(http2.map(|a| a.status), Ok(401)),
+            _ => assert!(http2.is_err(), "{host:?} answered h2c: {http2:?}"),
         }
     }
 }

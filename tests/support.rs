@@ -1022,45 +1022,65 @@ pub fn trailed_body(data: &[u8], trailers: hyper::HeaderMap) -> TrailedBody {
 /// knowledge or over HTTP/1.1 (chunked, with `te: trailers` and the
 /// `trailer` header HTTP/1.1 asks for), and reads everything back.
 pub fn send(addr: SocketAddr, http2: bool, body: &[u8], trailers: &[(&str, &str)]) -> Trailed {
+    try_send(addr, http2, body, trailers).unwrap_or_else(|e| panic!("{addr}: {e}"))
+}
+
+/// [`send`], or why the exchange failed (within 10 s).
+pub fn try_send(
+    addr: SocketAddr,
+    http2: bool,
+    body: &[u8],
+    trailers: &[(&str, &str)],
+) -> Result<Trailed, String> {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(async {
-        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let names: Vec<&str> = trailers.iter().map(|(name, _)| *name).collect();
+    // One authority whatever the address, so that two proxies compare.
+    let mut request = hyper::Request::post("http://proxied.test/trailers");
+    if !http2 {
+        request = request.header("host", "proxied.test");
+    }
+    let request = request
+        .header("te", "trailers")
+        .header("trailer", names.join(", "))
+        .body(trailed_body(body, header_map(trailers)))
+        .unwrap();
+    let exchange = async {
+        let stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| e.to_string())?;
         let io = hyper_util::rt::TokioIo::new(stream);
-        let names: Vec<&str> = trailers.iter().map(|(name, _)| *name).collect();
-        // One authority whatever the address, so that two proxies compare.
-        let mut request = hyper::Request::post("http://proxied.test/trailers");
-        if !http2 {
-            request = request.header("host", "proxied.test");
-        }
-        let request = request
-            .header("te", "trailers")
-            .header("trailer", names.join(", "))
-            .body(trailed_body(body, header_map(trailers)))
-            .unwrap();
         let response = if http2 {
             let (mut sender, connection) =
                 hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
                     .await
-                    .unwrap();
+                    .map_err(|e| e.to_string())?;
             tokio::spawn(connection);
-            sender.send_request(request).await.unwrap()
+            sender.send_request(request).await
         } else {
-            let (mut sender, connection) = hyper::client::conn::http1::handshake(io).await.unwrap();
+            let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
+                .await
+                .map_err(|e| e.to_string())?;
             tokio::spawn(connection);
-            sender.send_request(request).await.unwrap()
-        };
+            sender.send_request(request).await
+        }
+        .map_err(|e| e.to_string())?;
         let status = response.status().as_u16();
         let headers = header_pairs(response.headers());
         let collected = http_body_util::BodyExt::collect(response.into_body())
             .await
-            .unwrap();
+            .map_err(|e| e.to_string())?;
         let trailers = collected.trailers().map(header_pairs).unwrap_or_default();
-        Trailed {
+        Ok(Trailed {
             status,
             headers,
             body: collected.to_bytes().to_vec(),
             trailers,
-        }
+        })
+    };
+    runtime.block_on(async {
+        tokio::time::timeout(Duration::from_secs(10), exchange)
+            .await
+            .unwrap_or_else(|_| Err("no answer in 10 s".into()))
     })
 }
 
